@@ -1,0 +1,66 @@
+// Applies migrations/NNNN_name.sql in order, each in its own transaction, under a
+// transaction-scoped advisory lock: running twice, or two processes at once, is harmless
+// (the second waits, then finds nothing to do).
+import { readdir, readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import type pg from 'pg';
+
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
+// Arbitrary but fixed: the advisory lock key shared by every ADMP process.
+const LOCK_KEY = 0x41444d50; // 'ADMP'
+
+export interface Migration { readonly version: number; readonly name: string; readonly sql: string; readonly checksum: string }
+
+export async function loadMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]> {
+  const files = (await readdir(dir)).filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f)).sort();
+  return Promise.all(files.map(async (f) => {
+    const sql = await readFile(dir + f, 'utf8');
+    return { version: Number(f.slice(0, 4)), name: f.replace(/\.sql$/, ''), sql, checksum: createHash('sha256').update(sql).digest('hex') };
+  }));
+}
+
+const BOOKKEEPING = `CREATE TABLE IF NOT EXISTS schema_migration (
+  version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
+
+/** Returns the names of the migrations this call applied. */
+export async function migrate(pool: pg.Pool, dir = MIGRATIONS_DIR): Promise<string[]> {
+  const migrations = await loadMigrations(dir);
+  const applied: string[] = [];
+  for (const m of migrations) {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+      await client.query(BOOKKEEPING);
+      const done = await client.query<{ checksum: string }>('SELECT checksum FROM schema_migration WHERE version = $1', [m.version]);
+      if (done.rows[0]) {
+        if (done.rows[0].checksum !== m.checksum) {
+          throw new Error(`migration ${m.name} was changed after it was applied (checksum mismatch); add a new migration instead`);
+        }
+        await client.query('COMMIT');
+        continue;
+      }
+      await client.query(m.sql);
+      await client.query('INSERT INTO schema_migration (version, name, checksum) VALUES ($1, $2, $3)', [m.version, m.name, m.checksum]);
+      await client.query('COMMIT');
+      applied.push(m.name);
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+  return applied;
+}
+
+/** Versions known on disk but not applied: empty when the schema is current (used by /readyz). */
+export async function pendingMigrations(pool: pg.Pool, dir = MIGRATIONS_DIR): Promise<string[]> {
+  const migrations = await loadMigrations(dir);
+  const exists = await pool.query<{ t: string | null }>("SELECT to_regclass('schema_migration')::text AS t");
+  if (!exists.rows[0]?.t) return migrations.map((m) => m.name);
+  const { rows } = await pool.query<{ version: number }>('SELECT version FROM schema_migration');
+  const have = new Set(rows.map((r) => r.version));
+  return migrations.filter((m) => !have.has(m.version)).map((m) => m.name);
+}

@@ -1,0 +1,108 @@
+// Typed errors. Each error code is mapped ONCE to an HTTP status and ONCE to an
+// SMTP/LMTP reply (RFC 5321 §4.2 reply codes, RFC 3463 enhanced status codes).
+// A fault of ours (storage, key server) is always temporary: 503 / 4xx, never 5xx SMTP.
+
+export interface SmtpReply {
+  readonly code: number;
+  /** RFC 3463 enhanced status code. */
+  readonly enhanced: string;
+}
+
+interface ErrorKind {
+  readonly http: number;
+  readonly smtp: SmtpReply;
+}
+
+const perm = (enhanced: string, code = 550): SmtpReply => ({ code, enhanced });
+const temp = (enhanced: string, code = 451): SmtpReply => ({ code, enhanced });
+
+/** The closed list of error codes. Adding one means choosing both mappings here. */
+export const ERROR_KINDS = {
+  bad_request: { http: 400, smtp: perm('5.6.0', 554) }, // RFC 3463 5.6.0: other media error
+  invalid_json: { http: 400, smtp: perm('5.6.0', 554) },
+  invalid_envelope: { http: 400, smtp: perm('5.6.0', 554) },
+  unauthorized: { http: 401, smtp: perm('5.7.0', 530) },
+  forbidden: { http: 403, smtp: perm('5.7.1') },
+  not_found: { http: 404, smtp: perm('5.1.1') },
+  unknown_recipient: { http: 404, smtp: perm('5.1.1') }, // 5.1.1 bad destination mailbox address
+  lease_conflict: { http: 409, smtp: perm('5.7.0') },
+  idempotency_conflict: { http: 409, smtp: perm('5.7.0') },
+  payload_too_large: { http: 413, smtp: perm('5.3.4', 552) }, // 5.3.4 message too big for system
+  unsupported_media_type: { http: 415, smtp: perm('5.6.0', 554) },
+  signature_invalid: { http: 422, smtp: perm('5.7.7') }, // 5.7.7 message integrity failure
+  signature_missing: { http: 422, smtp: perm('5.7.7') },
+  signature_expired: { http: 422, smtp: perm('5.7.7') },
+  unknown_key: { http: 422, smtp: perm('5.7.7') },
+  domain_auth_failed: { http: 422, smtp: perm('5.7.26') }, // RFC 7372 5.7.26: multiple authentication checks failed
+  policy_denied: { http: 422, smtp: perm('5.7.1') }, // 5.7.1 delivery not authorized
+  quota_exceeded: { http: 429, smtp: temp('4.2.2', 452) }, // 4.2.2 mailbox full
+  key_unavailable: { http: 503, smtp: temp('4.7.5') }, // key server unreachable: retry later
+  storage_unavailable: { http: 503, smtp: temp('4.3.0') },
+  timeout: { http: 503, smtp: temp('4.4.7') },
+  shutting_down: { http: 503, smtp: temp('4.3.2', 421) },
+  internal: { http: 500, smtp: temp('4.3.0') },
+} as const satisfies Record<string, ErrorKind>;
+
+export type ErrorCode = keyof typeof ERROR_KINDS;
+
+export class AdmpError extends Error {
+  override readonly name = 'AdmpError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+  get httpStatus(): number {
+    return ERROR_KINDS[this.code].http;
+  }
+  get smtp(): SmtpReply {
+    return ERROR_KINDS[this.code].smtp;
+  }
+  /** True when the sender should retry (4xx SMTP, 503 HTTP). */
+  get temporary(): boolean {
+    return ERROR_KINDS[this.code].smtp.code < 500;
+  }
+}
+
+/** Invalid configuration: names the offending key. Thrown only at start. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly key: string, problem: string) {
+    super(`configuration ${key}: ${problem}`);
+  }
+}
+
+// PostgreSQL SQLSTATE classes that mean "the database is not there right now"
+// (08 connection exception, 53 insufficient resources, 57P admin shutdown/crash,
+// 40001/40P01 serialization failure/deadlock) as opposed to a bug in our SQL.
+const TRANSIENT_SQLSTATE = /^(08|53|57P|58|40001|40P01)/;
+const TRANSIENT_NODE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH']);
+
+/**
+ * Normalises anything thrown into an AdmpError. Unknown errors become `internal`
+ * (never echoed to the client) unless they look like a lost database, which is
+ * `storage_unavailable` so that senders retry.
+ */
+export function toAdmpError(err: unknown): AdmpError {
+  if (err instanceof AdmpError) return err;
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const msg = typeof e?.message === 'string' ? e.message : '';
+  if (TRANSIENT_SQLSTATE.test(code) || TRANSIENT_NODE.has(code) || /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i.test(msg)) {
+    return new AdmpError('storage_unavailable', 'message store temporarily unavailable');
+  }
+  return new AdmpError('internal', 'internal error');
+}
+
+/** JSON error body of the HTTP API: `{"error":{"code","message"}}`. */
+export function httpErrorBody(err: AdmpError): { error: { code: ErrorCode; message: string; details?: Record<string, unknown> } } {
+  return { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } };
+}
+
+/** SMTP/LMTP reply line text (without the code: smtp-server adds code and enhanced code). */
+export function smtpReplyText(err: AdmpError): string {
+  // Reply text must be one line of printable US-ASCII (RFC 5321 §4.2).
+  return err.message.replace(/[^\x20-\x7e]/g, ' ').slice(0, 400);
+}

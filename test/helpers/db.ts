@@ -1,0 +1,42 @@
+// One fresh, migrated database per test file, on the server `npm test` provides.
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { createPool } from '../../src/db/pool.js';
+import { migrate } from '../../src/db/migrate.js';
+
+export interface TestDatabase {
+  readonly url: string;
+  readonly pool: pg.Pool;
+  drop(): Promise<void>;
+}
+
+function adminUrl(): string {
+  const url = process.env.ADMP_TEST_ADMIN_URL ?? process.env.DATABASE_URL;
+  if (!url) throw new Error('no test database: run the tests with `npm test` (it provides one) or set DATABASE_URL');
+  return url;
+}
+
+export async function createTestDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
+  const admin = adminUrl();
+  const name = `admp_t_${randomBytes(6).toString('hex')}`;
+  const c = new pg.Client({ connectionString: admin });
+  await c.connect();
+  await c.query(`CREATE DATABASE ${name}`);
+  await c.end();
+  const u = new URL(admin);
+  u.pathname = `/${name}`;
+  const url = u.toString();
+  const pool = createPool(url, 20);
+  if (options.migrate !== false) await migrate(pool);
+  return {
+    url,
+    pool,
+    async drop() {
+      await pool.end().catch(() => undefined);
+      const d = new pg.Client({ connectionString: admin });
+      await d.connect();
+      await d.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await d.end();
+    },
+  };
+}
