@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS message (
   attempts           integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
   ttl_sec            integer NOT NULL CHECK (ttl_sec > 0),
   created_at         timestamptz NOT NULL DEFAULT now(),
+  expires_at         timestamptz NOT NULL,
   delivered_at       timestamptz,
   acked_at           timestamptz,
   reply              uuid,            -- id of the reply message, once replied
@@ -92,6 +93,7 @@ CREATE INDEX IF NOT EXISTS message_inbox
   ON message (to_agent_id, created_at, id) WHERE status = 'delivered';
 -- Lease reclaim and TTL sweeps.
 CREATE INDEX IF NOT EXISTS message_leases ON message (lease_until) WHERE status = 'leased';
+CREATE INDEX IF NOT EXISTS message_expiry ON message (expires_at) WHERE status IN ('queued', 'delivered');
 CREATE INDEX IF NOT EXISTS message_correlation ON message (correlation_id) WHERE correlation_id IS NOT NULL;
 
 -- The only way a message row is created, for every channel. Takes a JSON array of
@@ -117,11 +119,12 @@ BEGIN
     st := coalesce(it->>'status', 'delivered')::message_status;
     new_id := NULL;
     INSERT INTO message AS m (id, to_agent_id, channel, from_agent, subject, type, body, headers,
-                              correlation_id, idempotency_key, status, ttl_sec, delivered_at,
+                              correlation_id, idempotency_key, status, ttl_sec, expires_at, delivered_at,
                               in_reply_to, source_fingerprint, auth, delivery_log)
     VALUES (coalesce((it->>'id')::uuid, gen_random_uuid()), it->>'to_agent_id', (it->>'channel')::message_channel,
             it->>'from_agent', it->>'subject', it->>'type', it->'body', coalesce(it->'headers', '{}'),
             it->>'correlation_id', it->>'idempotency_key', st, (it->>'ttl_sec')::integer,
+            now() + make_interval(secs => (it->>'ttl_sec')::integer),
             CASE WHEN st = 'delivered' THEN now() END,
             (it->>'in_reply_to')::uuid, fp, it->'auth',
             jsonb_build_array(jsonb_build_object('at', now(), 'event', st, 'channel', it->>'channel')))

@@ -1,9 +1,14 @@
 // The `admp` command. Each command family lives in its own module and registers
 // itself here; every command that prints data also takes --json.
 import { Command } from 'commander';
-import { ConfigError } from '../errors.js';
+import { AdmpError, ConfigError } from '../errors.js';
+import { registerServe } from './serve.js';
+import { registerAgents } from './agents.js';
 
 const program = new Command('admp').description('Agent Dispatch: authenticated agent messaging over HTTP and email').showHelpAfterError();
+
+registerServe(program);
+registerAgents(program);
 
 try {
   await program.parseAsync(process.argv);
@@ -13,5 +18,6 @@ try {
     process.exit(78); // EX_CONFIG (sysexits.h)
   }
   console.error(`admp: ${(err as Error).message}`);
-  process.exit(1);
+  process.exit(err instanceof AdmpError && err.code === 'bad_request' ? 64 : 1); // EX_USAGE
+
 }

@@ -1,0 +1,63 @@
+// Builds the HTTP application: the agent API under /v1 (authenticated), health,
+// and whatever adapter routes the caller adds (Rspamd ingress, JWKS). No listening
+// here: server.ts listens, tests use app.inject().
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import { AdmpError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Directory } from '../queue/directory.js';
+import type { Mailbox } from '../queue/mailbox.js';
+import type { Authenticator } from './auth.js';
+import { installErrorHandler } from './errors.js';
+import { healthRoutes } from './routes/health.js';
+import { inboxRoutes } from './routes/inbox.js';
+import { messageRoutes } from './routes/messages.js';
+
+export interface ApiDeps {
+  config: Config;
+  pool: pg.Pool;
+  log: Logger;
+  mailbox: Mailbox;
+  directory: Directory;
+  auth: Authenticator;
+}
+
+// Room for the envelope fields around a body of the configured maximum size.
+const ENVELOPE_OVERHEAD = 64 * 1024;
+
+export function buildApp(deps: ApiDeps): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: deps.config.maxBodyBytes + ENVELOPE_OVERHEAD,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // Keep the raw bytes: HMAC authentication signs the body exactly as sent.
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
+    req.rawBody = body;
+    if (body.length === 0) return done(null, undefined);
+    try {
+      done(null, JSON.parse(body.toString('utf8')));
+    } catch (err) {
+      done(new AdmpError('invalid_json', `malformed JSON: ${(err as Error).message}`), undefined);
+    }
+  });
+
+  // One summary line per API call (the ops contract: event, outcome, latency).
+  app.addHook('onResponse', async (req, reply) => {
+    req.log.info({ event: 'http', method: req.method, route: req.routeOptions.url, status: reply.statusCode, agent: req.caller?.agentId, ms: Math.round(reply.elapsedTime) }, 'request');
+  });
+
+  installErrorHandler(app);
+  void app.register(healthRoutes(deps.pool));
+  void app.register(async (v1) => {
+    // Authenticate before validating, so a stranger learns nothing about the schema.
+    v1.addHook('preValidation', async (req) => { req.caller = await deps.auth.authenticate(req); });
+    await v1.register(messageRoutes(deps));
+    await v1.register(inboxRoutes(deps));
+  });
+  return app;
+}

@@ -1,0 +1,44 @@
+// How message rows appear in API responses (snake_case, addresses, ISO times).
+import type { MessageRow } from '../db/messages.js';
+
+export function presentPulled(m: MessageRow, toAddress: string) {
+  return {
+    id: m.id,
+    lease_id: m.lease_id,
+    lease_until: m.lease_until?.toISOString() ?? null,
+    from: m.from_agent,
+    to: toAddress,
+    channel: m.channel,
+    type: m.type,
+    subject: m.subject,
+    body: m.body,
+    correlation_id: m.correlation_id,
+    in_reply_to: m.in_reply_to,
+    attempts: m.attempts,
+    created_at: m.created_at.toISOString(),
+    auth: m.auth ?? null,
+  };
+}
+
+export function presentStatus(m: MessageRow, toAddress: string) {
+  const iso = (d: Date | null) => d?.toISOString() ?? null;
+  return {
+    id: m.id,
+    status: m.status,
+    from: m.from_agent,
+    to: toAddress,
+    channel: m.channel,
+    type: m.type,
+    subject: m.subject,
+    correlation_id: m.correlation_id,
+    in_reply_to: m.in_reply_to,
+    reply: m.reply,
+    attempts: m.attempts,
+    created_at: iso(m.created_at),
+    delivered_at: iso(m.delivered_at),
+    acked_at: iso(m.acked_at),
+    expires_at: iso(m.expires_at),
+    lease_until: iso(m.lease_until),
+    delivery_log: m.delivery_log,
+  };
+}

@@ -1,0 +1,34 @@
+// Pull with a lease (long poll), inbox depth, dead letters and redrive.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { AdmpError } from '../../errors.js';
+import { inboxDepth, listDead, redrive } from '../../db/messages.js';
+import { DeadQuery, PullBody, RedriveBody } from '../schemas.js';
+import { presentPulled, presentStatus } from '../present.js';
+import type { ApiDeps } from '../app.js';
+
+export const inboxRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (app) => {
+  const { pool, mailbox } = deps;
+
+  app.post('/v1/inbox/pull', { schema: { body: PullBody } }, async (req) => {
+    const c = req.caller!;
+    const rows = await mailbox.pull(c, req.body);
+    return { messages: rows.map((m) => presentPulled(m, c.address)) };
+  });
+
+  app.get('/v1/inbox', async (req) => {
+    const c = req.caller!;
+    return { agent: c.address, depth: await inboxDepth(pool, c.agentId) };
+  });
+
+  app.get('/v1/dead', { schema: { querystring: DeadQuery } }, async (req) => {
+    const c = req.caller!;
+    const rows = await listDead(pool, c.agentId, req.query.limit, req.query.before);
+    return { messages: rows.map((m) => ({ ...presentStatus(m, c.address), body: m.body })) };
+  });
+
+  app.post('/v1/dead/redrive', { schema: { body: RedriveBody } }, async (req) => {
+    const { ids, all } = req.body;
+    if ((ids === undefined) === (all !== true)) throw new AdmpError('bad_request', 'body: give either ids or "all": true', { field: 'body' });
+    return { redriven: await redrive(pool, req.caller!.agentId, ids ?? 'all') };
+  });
+};

@@ -1,0 +1,50 @@
+// Who is a recipient: a local agent (one of our domains, in the agent table) or a
+// remote agent (any other domain, reached by mail). Local lookups are cached for a
+// few seconds because every send needs one.
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import { AdmpError } from '../errors.js';
+import { parseAddress, isAgentId, type AgentAddress } from '../core/address.js';
+import { findAgent, type AgentRow } from '../db/agents.js';
+
+export type Recipient =
+  | { kind: 'local'; agentId: string; address: string }
+  | { kind: 'remote'; address: string; domain: string };
+
+export interface Directory {
+  /** Resolves `to` (an address, or a bare local agent id); unknown local agents are `unknown_recipient`. */
+  resolve(to: string, field?: string): Promise<Recipient>;
+  isLocalDomain(domain: string): boolean;
+  localAgent(id: string): Promise<AgentRow | undefined>;
+}
+
+const CACHE_MS = 5000;
+
+export function createDirectory(pool: pg.Pool, config: Config): Directory {
+  const cache = new Map<string, { row: AgentRow | undefined; at: number }>();
+  const domains = new Set(config.domains);
+
+  async function localAgent(id: string): Promise<AgentRow | undefined> {
+    const hit = cache.get(id);
+    if (hit && Date.now() - hit.at < CACHE_MS) return hit.row;
+    const row = await findAgent(pool, id);
+    cache.set(id, { row, at: Date.now() });
+    return row;
+  }
+
+  return {
+    isLocalDomain: (d) => domains.has(d),
+    localAgent,
+    async resolve(to, field = 'to') {
+      const addr: AgentAddress = isAgentId(to.toLowerCase())
+        ? { local: to.toLowerCase(), domain: config.domains[0]!, address: `${to.toLowerCase()}@${config.domains[0]}` }
+        : parseAddress(to, field);
+      if (!domains.has(addr.domain)) return { kind: 'remote', address: addr.address, domain: addr.domain };
+      const row = await localAgent(addr.local);
+      if (!row || row.domain !== addr.domain || row.status !== 'active') {
+        throw new AdmpError('unknown_recipient', `${field}: no agent ${addr.address}`);
+      }
+      return { kind: 'local', agentId: row.id, address: addr.address };
+    },
+  };
+}

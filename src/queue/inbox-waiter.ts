@@ -1,0 +1,60 @@
+// Long-poll wake-ups: one LISTEN connection per process on channel admp_inbox,
+// whose payload is the agent id that got mail (NOTIFY from enqueue_message and
+// from lease returns). Pollers arm a waiter BEFORE they look, so a message that
+// lands between the look and the wait still wakes them.
+import pg from 'pg';
+
+export interface Waiter { readonly promise: Promise<void>; cancel(): void }
+
+export interface InboxWaiter {
+  arm(agentId: string, timeoutMs: number): Waiter;
+  close(): Promise<void>;
+}
+
+export async function createInboxWaiter(url: string, onError: (err: Error) => void): Promise<InboxWaiter> {
+  const waiting = new Map<string, Set<() => void>>();
+  let client: pg.Client | undefined;
+  let closed = false;
+
+  const wakeAll = () => { for (const set of waiting.values()) for (const f of set) f(); };
+
+  async function connect(): Promise<void> {
+    const c = new pg.Client({ connectionString: url });
+    c.on('notification', (n) => { const set = waiting.get(n.payload ?? ''); if (set) for (const f of set) f(); });
+    c.on('error', (err) => {
+      onError(err);
+      client = undefined;
+      // Pollers wake and look for themselves; they re-arm on the new connection.
+      wakeAll();
+      if (!closed) setTimeout(() => void connect().catch(onError), 1000).unref();
+    });
+    await c.connect();
+    await c.query('LISTEN admp_inbox');
+    client = c;
+  }
+  await connect();
+
+  return {
+    arm(agentId, timeoutMs) {
+      let done!: () => void;
+      let timer: NodeJS.Timeout | undefined;
+      const promise = new Promise<void>((ok) => { done = ok; });
+      const set = waiting.get(agentId) ?? new Set();
+      waiting.set(agentId, set);
+      const finish = () => {
+        clearTimeout(timer);
+        set.delete(finish);
+        if (set.size === 0) waiting.delete(agentId);
+        done();
+      };
+      set.add(finish);
+      timer = setTimeout(finish, timeoutMs);
+      return { promise, cancel: finish };
+    },
+    async close() {
+      closed = true;
+      wakeAll();
+      await client?.end().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,111 @@
+// The agent-facing operations, shared by the HTTP routes (and later by other
+// adapters): send, pull with a lease (long poll), reply. Pure orchestration over
+// the directory, the enqueue path, the claim path and the inbox waiter.
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import { AdmpError } from '../errors.js';
+import { fingerprint } from '../core/fingerprint.js';
+import { inTransaction } from '../db/pool.js';
+import { claim, enqueueRows, lockForReply, recordReply, type EnqueueResult, type MessageRow, type NewMessage } from '../db/messages.js';
+import type { Directory, Recipient } from './directory.js';
+import type { Enqueuer } from './enqueue.js';
+import type { InboxWaiter } from './inbox-waiter.js';
+
+export interface Caller { readonly agentId: string; readonly domain: string; readonly address: string }
+
+export interface Outgoing {
+  type: string;
+  subject?: string;
+  body: unknown;
+  correlation_id?: string;
+  ttl_sec?: number;
+  idempotency_key?: string;
+}
+
+export interface PullOptions { max: number; visibility_timeout?: number; wait?: number }
+
+export interface Mailbox {
+  send(caller: Caller, to: string, msg: Outgoing): Promise<EnqueueResult>;
+  pull(caller: Caller, opts: PullOptions): Promise<MessageRow[]>;
+  reply(caller: Caller, originalId: string, msg: Outgoing & { lease_id?: string }): Promise<EnqueueResult>;
+}
+
+export interface MailboxDeps { pool: pg.Pool; config: Config; directory: Directory; enqueuer: Enqueuer; waiter: InboxWaiter }
+
+export function bodySize(body: unknown): number {
+  return Buffer.byteLength(JSON.stringify(body));
+}
+
+export function createMailbox({ pool, config, directory, enqueuer, waiter }: MailboxDeps): Mailbox {
+  function row(caller: Caller, to: Recipient, msg: Outgoing, extra: Partial<NewMessage> = {}): NewMessage {
+    if (bodySize(msg.body) > config.maxBodyBytes) {
+      throw new AdmpError('payload_too_large', `body is larger than ${config.maxBodyBytes} bytes`);
+    }
+    const toAddress = to.address;
+    return {
+      to_agent_id: to.kind === 'local' ? to.agentId : to.address,
+      // A local recipient's inbox gets the row at once (the commit is the delivery);
+      // a remote one waits as `queued` for the outbound mail worker.
+      channel: to.kind === 'local' ? 'http' : 'smtp',
+      status: to.kind === 'local' ? 'delivered' : 'queued',
+      from_agent: caller.address,
+      subject: msg.subject ?? null,
+      type: msg.type,
+      body: msg.body,
+      correlation_id: msg.correlation_id ?? null,
+      idempotency_key: msg.idempotency_key ?? null,
+      ttl_sec: msg.ttl_sec ?? config.defaultTtlSec,
+      source_fingerprint: msg.idempotency_key
+        ? fingerprint({ from: caller.address, to: toAddress, type: msg.type, subject: msg.subject, correlation_id: msg.correlation_id, body: msg.body, unique_id: `idem:${msg.idempotency_key}` })
+        : null,
+      ...extra,
+    };
+  }
+
+  function checked(r: EnqueueResult, key: string | undefined): EnqueueResult {
+    if (r.conflict) throw new AdmpError('idempotency_conflict', `Idempotency-Key "${key}" was already used for a different message`, { id: r.id });
+    return r;
+  }
+
+  return {
+    async send(caller, to, msg) {
+      const recipient = await directory.resolve(to);
+      return checked(await enqueuer.enqueue(row(caller, recipient, msg)), msg.idempotency_key);
+    },
+
+    async pull(caller, opts) {
+      const visibility = Math.min(opts.visibility_timeout ?? config.defaultVisibilitySec, config.maxVisibilitySec);
+      const deadline = Date.now() + (opts.wait ?? 0) * 1000;
+      for (;;) {
+        // Arm before looking, so a NOTIFY between the look and the wait is not lost.
+        const remaining = deadline - Date.now();
+        const waiting = remaining > 0 ? waiter.arm(caller.agentId, remaining) : undefined;
+        const rows = await claim(pool, caller.agentId, opts.max, visibility);
+        if (rows.length > 0 || !waiting) {
+          waiting?.cancel();
+          return rows;
+        }
+        await waiting.promise;
+        if (Date.now() >= deadline) return claim(pool, caller.agentId, opts.max, visibility);
+      }
+    },
+
+    async reply(caller, originalId, msg) {
+      return inTransaction(pool, async (client) => {
+        const original = await lockForReply(client, originalId, caller.agentId);
+        const to = await directory.resolve(original.from_agent, 'original sender');
+        const item = row(caller, to, msg, {
+          correlation_id: original.correlation_id ?? original.id,
+          in_reply_to: original.id,
+        });
+        const result = checked((await enqueueRows(client, [item]))[0]!, msg.idempotency_key);
+        // An idempotent replay of the same reply answers like the first time.
+        if (result.duplicate && result.id === original.reply) return result;
+        // Any other second reply is refused; throwing rolls back the row just inserted.
+        if (original.reply) throw new AdmpError('lease_conflict', `message ${originalId} was already answered by ${original.reply}`, { reply: original.reply });
+        await recordReply(client, original, result.id, msg.lease_id);
+        return result;
+      });
+    },
+  };
+}
