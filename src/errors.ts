@@ -74,10 +74,11 @@ export class ConfigError extends Error {
   }
 }
 
-// PostgreSQL SQLSTATE classes that mean "the database is not there right now"
-// (08 connection exception, 53 insufficient resources, 57P admin shutdown/crash,
-// 40001/40P01 serialization failure/deadlock) as opposed to a bug in our SQL.
-const TRANSIENT_SQLSTATE = /^(08|53|57P|58|40001|40P01)/;
+// PostgreSQL SQLSTATEs that mean "the database is not usable right now" (08
+// connection exception, 28 login refused, 3D000 database missing, 53 insufficient
+// resources, 57P shutdown/crash/cannot connect now, 58 system error, 40001/40P01
+// serialization failure/deadlock) as opposed to a bug in our SQL.
+const TRANSIENT_SQLSTATE = /^(08|28|3D000|53|57P|58|40001|40P01)/;
 const TRANSIENT_NODE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH']);
 
 /**
@@ -90,7 +91,7 @@ export function toAdmpError(err: unknown): AdmpError {
   const e = err as { code?: unknown; message?: unknown };
   const code = typeof e?.code === 'string' ? e.code : '';
   const msg = typeof e?.message === 'string' ? e.message : '';
-  if (TRANSIENT_SQLSTATE.test(code) || TRANSIENT_NODE.has(code) || /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i.test(msg)) {
+  if (TRANSIENT_SQLSTATE.test(code) || TRANSIENT_NODE.has(code) || /not currently accepting connections|Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i.test(msg)) {
     return new AdmpError('storage_unavailable', 'message store temporarily unavailable');
   }
   return new AdmpError('internal', 'internal error');

@@ -35,6 +35,8 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // The API speaks JSON only; anything else is 415.
+  app.removeAllContentTypeParsers();
   // Keep the raw bytes: HMAC authentication signs the body exactly as sent.
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
     req.rawBody = body;

@@ -7,7 +7,20 @@ import { migrate } from '../../src/db/migrate.js';
 export interface TestDatabase {
   readonly url: string;
   readonly pool: pg.Pool;
+  /** Simulates a database outage: refuses new connections and ends existing ones. */
+  block(): Promise<void>;
+  unblock(): Promise<void>;
   drop(): Promise<void>;
+}
+
+async function asAdmin(sql: string): Promise<void> {
+  const c = new pg.Client({ connectionString: adminUrl() });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
 }
 
 function adminUrl(): string {
@@ -31,6 +44,11 @@ export async function createTestDatabase(options: { migrate?: boolean } = {}): P
   return {
     url,
     pool,
+    async block() {
+      await asAdmin(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+      await asAdmin(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${name}'`);
+    },
+    unblock: () => asAdmin(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`),
     async drop() {
       await pool.end().catch(() => undefined);
       const d = new pg.Client({ connectionString: admin });
