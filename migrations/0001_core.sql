@@ -75,6 +75,7 @@ CREATE TABLE IF NOT EXISTS message (
   delivery_log       jsonb NOT NULL DEFAULT '[]',
   source_fingerprint bytea CHECK (octet_length(source_fingerprint) = 32),
   auth               jsonb,           -- authentication verdicts recorded at ingress (audit trail)
+  mail_message_id    text,            -- RFC 5322 Message-ID it arrived or left with (ties DSNs back, RFC 3464)
   PRIMARY KEY (id, to_agent_id),
   CHECK ((status = 'leased') = (lease_until IS NOT NULL)),
   CHECK (status <> 'leased' OR lease_id IS NOT NULL)
@@ -94,6 +95,7 @@ CREATE INDEX IF NOT EXISTS message_inbox
 -- Lease reclaim and TTL sweeps.
 CREATE INDEX IF NOT EXISTS message_leases ON message (lease_until) WHERE status = 'leased';
 CREATE INDEX IF NOT EXISTS message_expiry ON message (expires_at) WHERE status IN ('queued', 'delivered');
+CREATE INDEX IF NOT EXISTS message_mail_message_id ON message (mail_message_id) WHERE mail_message_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS message_correlation ON message (correlation_id) WHERE correlation_id IS NOT NULL;
 
 -- The only way a message row is created, for every channel. Takes a JSON array of
@@ -120,13 +122,13 @@ BEGIN
     new_id := NULL;
     INSERT INTO message AS m (id, to_agent_id, channel, from_agent, subject, type, body, headers,
                               correlation_id, idempotency_key, status, ttl_sec, expires_at, delivered_at,
-                              in_reply_to, source_fingerprint, auth, delivery_log)
+                              in_reply_to, source_fingerprint, auth, mail_message_id, delivery_log)
     VALUES (coalesce((it->>'id')::uuid, gen_random_uuid()), it->>'to_agent_id', (it->>'channel')::message_channel,
             it->>'from_agent', it->>'subject', it->>'type', it->'body', coalesce(it->'headers', '{}'),
             it->>'correlation_id', it->>'idempotency_key', st, (it->>'ttl_sec')::integer,
             now() + make_interval(secs => (it->>'ttl_sec')::integer),
             CASE WHEN st = 'delivered' THEN now() END,
-            (it->>'in_reply_to')::uuid, fp, it->'auth',
+            (it->>'in_reply_to')::uuid, fp, it->'auth', it->>'mail_message_id',
             jsonb_build_array(jsonb_build_object('at', now(), 'event', st, 'channel', it->>'channel')))
     ON CONFLICT DO NOTHING
     RETURNING m.id INTO new_id;

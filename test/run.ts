@@ -3,7 +3,7 @@
 // Node's test runner over test/**/*.test.ts, one file at a time, and passes its
 // exit code through. Each test file makes its own database (test/helpers/db.ts).
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmbedded, type EmbeddedDatabase } from '../src/db/embedded.js';
@@ -23,7 +23,7 @@ const env = { ...process.env, DATABASE_URL: process.env.DATABASE_URL ?? embedded
 // Node 20's runner does not expand globs, so the files are listed here.
 const findTests = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) =>
   e.isDirectory() ? findTests(join(d, e.name)) : e.name.endsWith('.test.ts') ? [join(d, e.name)] : []);
-const files = args.length > 0 ? args : findTests('test').sort();
+const files = (args.length > 0 ? args : ['test']).flatMap((a) => (statSync(a).isDirectory() ? findTests(a).sort() : [a]));
 const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], { stdio: 'inherit', env });
 const code: number = await new Promise((ok) => child.on('exit', (c, sig) => ok(c ?? (sig ? 1 : 0))));
 if (embedded) await embedded.stop().catch(() => undefined);

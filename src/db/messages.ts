@@ -30,6 +30,7 @@ export interface MessageRow {
   in_reply_to: string | null;
   delivery_log: unknown[];
   auth: unknown;
+  mail_message_id: string | null;
 }
 
 /** One item for enqueue_message: the row as the SQL function reads it. */
@@ -50,6 +51,7 @@ export interface NewMessage {
   /** SHA-256 hex (src/core/fingerprint.ts). */
   source_fingerprint?: string | null;
   auth?: unknown;
+  mail_message_id?: string | null;
 }
 
 export interface EnqueueResult { id: string; duplicate: boolean; status: MessageStatus; conflict: boolean }

@@ -10,6 +10,9 @@ import type { Logger } from '../log.js';
 import type { Directory } from '../queue/directory.js';
 import type { Mailbox } from '../queue/mailbox.js';
 import type { Authenticator } from './auth.js';
+import type { Pipeline } from '../ingress/pipeline.js';
+import { rspamdIngressRoutes } from './routes/ingress-rspamd.js';
+import { wellKnownRoutes } from './routes/well-known.js';
 import { installErrorHandler } from './errors.js';
 import { healthRoutes } from './routes/health.js';
 import { inboxRoutes } from './routes/inbox.js';
@@ -22,6 +25,7 @@ export interface ApiDeps {
   mailbox: Mailbox;
   directory: Directory;
   auth: Authenticator;
+  pipeline: Pipeline;
 }
 
 // Room for the envelope fields around a body of the configured maximum size.
@@ -55,6 +59,8 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
 
   installErrorHandler(app);
   void app.register(healthRoutes(deps.pool));
+  void app.register(wellKnownRoutes(deps.pool));
+  void app.register(rspamdIngressRoutes(deps.config, deps.pipeline));
   void app.register(async (v1) => {
     // Authenticate before validating, so a stranger learns nothing about the schema.
     v1.addHook('preValidation', async (req) => { req.caller = await deps.auth.authenticate(req); });

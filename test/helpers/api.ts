@@ -2,7 +2,7 @@
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { addAgent } from '../../src/db/agents.js';
-import { wire, type Core } from '../../src/server.js';
+import { wire, type Core, type WireOptions } from '../../src/server.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
 export interface TestAgent { id: string; address: string; token: string; hmac_secret: string; auth: { authorization: string } }
@@ -15,10 +15,10 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-export async function startTestApi(env: Record<string, string> = {}): Promise<TestApi> {
+export async function startTestApi(env: Record<string, string> = {}, options: WireOptions = {}): Promise<TestApi> {
   const db = await createTestDatabase();
   const config = loadConfig({ DATABASE_URL: db.url, ADMP_DOMAINS: 'agents.test,agents.other.test', ADMP_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
-  const core = await wire(config, db, createLogger(config.logLevel));
+  const core = await wire(config, db, createLogger(config.logLevel), options);
   return {
     db,
     config,

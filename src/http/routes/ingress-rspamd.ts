@@ -1,0 +1,73 @@
+// POST /ingress/rspamd: the Rspamd postfilter road (rspamd/agents_bridge.lua).
+// The raw message is the body; the envelope and Rspamd's own verdicts come in
+// request headers set by the plugin. Authentication-Results inside the message are
+// the sender's and are ignored here. Answers (the plugin maps them to the milter):
+// 200 stored → discard; 422 refused → 554 5.7.1 reject; 503 our fault → 451 soft reject.
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { Config } from '../../config.js';
+import { AdmpError, httpErrorBody, smtpReplyText } from '../../errors.js';
+import { fromRspamd } from '../../ingress/domain-auth.js';
+import type { Pipeline, RecipientResult } from '../../ingress/pipeline.js';
+
+const header = (req: FastifyRequest, name: string): string | undefined => {
+  const v = req.headers[name];
+  return typeof v === 'string' && v !== '' ? v : undefined;
+};
+
+// Hashing first makes the comparison constant-time whatever the lengths.
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** The single answer for the whole message (the milter has one verdict per message). */
+export function rspamdAnswer(results: readonly RecipientResult[]): { status: number; body: unknown } {
+  const failed = results.find((r) => r.kind === 'tempfail') ?? results.find((r) => r.kind === 'refused');
+  if (failed && (failed.kind === 'tempfail' || failed.kind === 'refused')) {
+    const e = failed.error;
+    return { status: failed.kind === 'tempfail' ? 503 : 422, body: { ...httpErrorBody(e), recipient: failed.recipient, smtp_message: `${e.smtp.enhanced} ${smtpReplyText(e)}` } };
+  }
+  return {
+    status: 200,
+    body: {
+      stored: results.flatMap((r) => (r.kind === 'stored' ? [{ recipient: r.recipient, id: r.id, duplicate: r.duplicate }] : [])),
+      reports: results.flatMap((r) => (r.kind === 'report' ? [{ recipient: r.recipient, message: r.id ?? null }] : [])),
+    },
+  };
+}
+
+export const rspamdIngressRoutes = (config: Config, pipeline: Pipeline): FastifyPluginAsync => async (app) => {
+  app.addContentTypeParser(['message/rfc822', 'application/octet-stream'], { parseAs: 'buffer', bodyLimit: config.maxMailBytes + 1 }, (_req, body, done) => done(null, body));
+
+  app.post('/ingress/rspamd', { bodyLimit: config.maxMailBytes + 1 }, async (req, reply) => {
+    const auth = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (!config.ingressToken || !auth || !timingSafeEqual(digest(auth), digest(config.ingressToken))) {
+      throw new AdmpError('unauthorized', 'ingress needs the bearer secret of ADMP_INGRESS_TOKEN');
+    }
+    const raw = req.body;
+    if (!Buffer.isBuffer(raw) || raw.length === 0) throw new AdmpError('bad_request', 'send the message as message/rfc822');
+    const recipients = (header(req, 'x-envelope-to') ?? '').split(',').map((s) => s.trim().replace(/^<|>$/g, '')).filter(Boolean);
+    if (recipients.length === 0) throw new AdmpError('bad_request', 'X-Envelope-To names no recipient');
+
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    const budget = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new AdmpError('timeout', 'ingress took too long; try again later')), config.ingressBudgetMs);
+    });
+    // A message stored after the budget ran out is deduplicated when the sender retries.
+    const results = await Promise.race([
+      pipeline.ingest({
+        road: 'rspamd',
+        raw,
+        envelopeFrom: header(req, 'x-envelope-from') ?? '',
+        recipients,
+        trusted: fromRspamd(header(req, 'x-rspamd-auth')),
+        saslUser: header(req, 'x-rspamd-user'),
+        clientIp: header(req, 'x-rspamd-client-ip'),
+        queueId: header(req, 'x-rspamd-queue-id'),
+      }, { atomic: true }),
+      budget,
+    ]).finally(() => clearTimeout(timer));
+    const answer = rspamdAnswer(results);
+    req.log.info({ event: 'ingest', road: 'rspamd', queue_id: header(req, 'x-rspamd-queue-id'), results: results.map((r) => ({ recipient: r.recipient, outcome: r.kind, id: 'id' in r ? r.id : undefined, code: 'error' in r ? r.error.code : undefined })), ms: Math.round(performance.now() - started) }, 'ingest');
+    return reply.status(answer.status).send(answer.body);
+  });
+};

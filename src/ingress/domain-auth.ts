@@ -1,0 +1,70 @@
+// Domain authentication of an agent mail: DKIM `pass` for a domain aligned with
+// the sender agent's domain (relaxed alignment in the sense of RFC 7489 §3.1.1:
+// the signing domain is the sender's domain or a parent of it), or a SASL login of
+// our MTA that policy lets act as that agent. Verdicts come from a trusted source
+// only: Rspamd's own results (HTTP road), our MTA's Authentication-Results
+// (LMTP road), or a DKIM check of our own through the configured resolver.
+import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
+
+export type DkimOutcome = 'pass' | 'fail' | 'neutral' | 'temperror' | 'permerror' | 'none' | 'policy';
+
+export interface DkimVerdict { readonly result: DkimOutcome; readonly domain: string; readonly selector?: string }
+
+export interface DomainAuth {
+  readonly source: 'rspamd' | 'authentication-results' | 'mailauth' | 'none';
+  readonly dkim: readonly DkimVerdict[];
+  readonly spf?: string;
+  readonly dmarc?: string;
+  readonly arc?: string;
+}
+
+export const isAligned = (signingDomain: string, senderDomain: string): boolean => {
+  const d = signingDomain.toLowerCase().replace(/\.$/, '');
+  const s = senderDomain.toLowerCase();
+  // A parent needs at least two labels: `d=com` aligns nothing.
+  return d === s || (d.includes('.') && s.endsWith(`.${d}`));
+};
+
+/** The aligned passing DKIM domain, if any. */
+export const alignedDkimPass = (auth: DomainAuth, senderDomain: string): string | undefined =>
+  auth.dkim.find((v) => v.result === 'pass' && isAligned(v.domain, senderDomain))?.domain;
+
+/** Rspamd's dkim results (rspamd.md §4.3) to RFC 8601 result names. */
+const RSPAMD_DKIM: Record<string, DkimOutcome> = { allow: 'pass', reject: 'fail', tempfail: 'temperror', permfail: 'permerror', 'not found': 'none', 'bad record': 'permerror' };
+
+interface RspamdAuthJson { dkim?: { result?: string; domain?: string; selector?: string }[]; spf?: { symbol?: string }; dmarc?: { symbol?: string }; arc?: { symbol?: string } }
+
+/** Reads the plugin's X-Rspamd-Auth header (rspamd/agents_bridge.lua `auth_json`). */
+export function fromRspamd(header: string | undefined): DomainAuth {
+  let j: RspamdAuthJson = {};
+  try {
+    j = header ? (JSON.parse(header) as RspamdAuthJson) : {};
+  } catch {
+    j = {};
+  }
+  return {
+    source: 'rspamd',
+    dkim: (Array.isArray(j.dkim) ? j.dkim : []).filter((d) => typeof d?.domain === 'string')
+      .map((d) => ({ result: RSPAMD_DKIM[d.result ?? ''] ?? 'neutral', domain: d.domain!.toLowerCase(), ...(d.selector ? { selector: d.selector } : {}) })),
+    ...(j.spf?.symbol ? { spf: j.spf.symbol } : {}),
+    ...(j.dmarc?.symbol ? { dmarc: j.dmarc.symbol } : {}),
+    ...(j.arc?.symbol ? { arc: j.arc.symbol } : {}),
+  };
+}
+
+type Resolver = (name: string, rrtype: string) => Promise<string[] | string[][]>;
+
+/**
+ * Verifies DKIM ourselves with mailauth. The milter road re-serialises folded
+ * header lines with bare LF (research/rspamd.md §6), so line ends are made CRLF first.
+ */
+export async function verifyDkim(raw: Buffer, resolver: Resolver): Promise<DomainAuth> {
+  const crlf = Buffer.from(raw.toString('binary').replace(/\r?\n/g, '\r\n'), 'binary');
+  const res = await dkimVerify(crlf, { resolver });
+  return {
+    source: 'mailauth',
+    dkim: res.results.map((r: { status: { result: string }; signingDomain?: string; selector?: string }) => ({
+      result: (r.status.result as DkimOutcome) ?? 'neutral', domain: (r.signingDomain ?? '').toLowerCase(), ...(r.selector ? { selector: r.selector } : {}),
+    })),
+  };
+}

@@ -1,0 +1,98 @@
+// The LMTP road (RFC 2033): Postfix hands mail for the agents domains to us
+// (postfix/custom_transport.pcre). One reply per accepted RCPT, in RCPT order,
+// after DATA: 250 stored, 550 5.7.x refused, 451/452 4.x.x when the fault is ours,
+// never 5xx for a fault of ours. Only the topmost Authentication-Results header of
+// our own MTA (its authserv-id) is trusted.
+import { BlockList, isIPv6 } from 'node:net';
+import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+import type { Config } from '../config.js';
+import { AdmpError, smtpReplyText, toAdmpError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Directory } from '../queue/directory.js';
+import { headerFields, trustedAuthResults } from '../ingress/authentication-results.js';
+import type { Pipeline } from '../ingress/pipeline.js';
+import { BOUNCE_LOCAL } from '../ingress/pipeline.js';
+
+/** An error smtp-server writes as `<code> <enhanced> <text>` (we put RFC 3463 codes in the text ourselves). */
+export function lmtpError(err: AdmpError): Error & { responseCode: number } {
+  return Object.assign(new Error(`${err.smtp.enhanced} ${smtpReplyText(err)}`), { responseCode: err.smtp.code });
+}
+
+export function allowList(cidrs: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const c of cidrs) {
+    const [net, bits] = c.split('/');
+    const type = isIPv6(net!) ? 'ipv6' : 'ipv4';
+    if (bits === undefined) list.addAddress(net!, type);
+    else list.addSubnet(net!, Number(bits), type);
+  }
+  return list;
+}
+
+const allowed = (list: BlockList, ip: string): boolean => {
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(ip)?.[1];
+  return v4 ? list.check(v4, 'ipv4') : list.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4');
+};
+
+export interface LmtpDeps { config: Config; log: Logger; pipeline: Pipeline; directory: Directory }
+
+export function createLmtpServer({ config, log, pipeline, directory }: LmtpDeps): SMTPServer {
+  const clients = allowList(config.lmtpAllow);
+  return new SMTPServer({
+    lmtp: true,
+    name: config.mtaHostname || 'admp-bridge',
+    banner: 'ADMP agent mail receiver',
+    authOptional: true,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    disableReverseLookup: true,
+    // Postfix's XFORWARD (lmtp_send_xforward_command) tells us the original client and queue id.
+    useXForward: true,
+    // Enhanced status codes (RFC 3463) are written into the reply text by lmtpError,
+    // so that each refusal carries its precise code (5.7.7, 5.1.1, 4.3.0 ...).
+    hideENHANCEDSTATUSCODES: true,
+    size: config.maxMailBytes,
+    logger: false,
+    onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void) {
+      if (allowed(clients, session.remoteAddress)) return cb();
+      log.warn({ event: 'lmtp_refused_client', ip: session.remoteAddress }, 'LMTP client not in ADMP_LMTP_ALLOW');
+      cb(lmtpError(new AdmpError('forbidden', 'client not allowed')));
+    },
+    onRcptTo(address, _session, cb) {
+      const rcpt = address.address;
+      // Bounces to our VERP return path are reports, not agent mail.
+      if (BOUNCE_LOCAL.test(rcpt)) return cb();
+      directory.resolve(rcpt, 'recipient').then(
+        (r) => cb(r.kind === 'local' ? null : lmtpError(new AdmpError('policy_denied', `${rcpt} is not in our agents domains`))),
+        (err) => cb(lmtpError(toAdmpError(err))),
+      );
+    },
+    onData(stream, session, cb) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('error', (err) => cb(err));
+      stream.on('end', () => {
+        if ((stream as unknown as { sizeExceeded?: boolean }).sizeExceeded) return cb(null, []);
+        const raw = Buffer.concat(chunks);
+        const recipients = session.envelope.rcptTo.map((r) => r.address);
+        const started = performance.now();
+        pipeline.ingest({
+          road: 'lmtp',
+          raw,
+          envelopeFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          recipients,
+          trusted: trustedAuthResults(headerFields(raw), config.mtaHostname),
+          clientIp: String(session.xForward?.get('addr') ?? session.remoteAddress),
+          queueId: session.xForward?.get('ident') ? String(session.xForward.get('ident')) : undefined,
+        }, { atomic: false }).then((results) => {
+          log.info({ event: 'ingest', road: 'lmtp', queue_id: session.xForward?.get('ident'), results: results.map((r) => ({ recipient: r.recipient, outcome: r.kind, id: 'id' in r ? r.id : undefined, code: 'error' in r ? r.error.code : undefined })), ms: Math.round(performance.now() - started) }, 'ingest');
+          cb(null, results.map((r) => (r.kind === 'stored' || r.kind === 'report'
+            ? `2.6.0 <${r.recipient}> ${r.kind === 'stored' ? `stored as ${r.id}${r.duplicate ? ' (duplicate)' : ''}` : 'delivery report recorded'}`
+            : lmtpError(r.error))) as unknown as string);
+        }, (err) => {
+          log.error({ err, event: 'ingest', road: 'lmtp' }, 'ingest failed');
+          cb(lmtpError(toAdmpError(err)));
+        });
+      });
+    },
+  });
+}
