@@ -4,11 +4,15 @@ import { Command } from 'commander';
 import { AdmpError, ConfigError } from '../errors.js';
 import { registerServe } from './serve.js';
 import { registerAgents } from './agents.js';
+import { registerKeys } from './keys.js';
+import { registerInstall } from './install.js';
 
 const program = new Command('admp').description('Agent Dispatch: authenticated agent messaging over HTTP and email').showHelpAfterError();
 
 registerServe(program);
 registerAgents(program);
+registerKeys(program);
+registerInstall(program);
 
 try {
   await program.parseAsync(process.argv);

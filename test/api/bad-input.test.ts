@@ -1,6 +1,7 @@
 // Every bad input answers precisely and writes nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { InjectOptions } from 'fastify';
 import { startTestApi } from '../helpers/api.js';
 
 test('bad input: precise status, error code and field; no row written', async (t) => {
@@ -10,7 +11,7 @@ test('bad input: precise status, error code and field; no row written', async (t
   const { id } = (await api.core.app.inject({ method: 'POST', url: '/v1/messages', headers: a.auth, payload: { to: b.address, type: 't', body: {} } })).json();
   const before = (await api.db.pool.query('SELECT count(*)::int AS n, max(delivery_log::text) AS log FROM message')).rows[0];
 
-  const cases: { name: string; req: Parameters<typeof api.core.app.inject>[0]; status: number; code: string; message?: RegExp }[] = [
+  const cases: { name: string; req: InjectOptions; status: number; code: string; message?: RegExp }[] = [
     { name: 'unknown recipient', req: { method: 'POST', url: '/v1/messages', headers: a.auth, payload: { to: 'nobody@agents.test', type: 't', body: {} } }, status: 404, code: 'unknown_recipient', message: /nobody@agents\.test/ },
     { name: 'recipient of another local domain', req: { method: 'POST', url: '/v1/messages', headers: a.auth, payload: { to: 'bob@agents.other.test', type: 't', body: {} } }, status: 404, code: 'unknown_recipient' },
     { name: 'not an address', req: { method: 'POST', url: '/v1/messages', headers: a.auth, payload: { to: 'not an address', type: 't', body: {} } }, status: 400, code: 'bad_request', message: /^to:/ },

@@ -1,0 +1,278 @@
+// Agent message signatures, version admp-sig-v1 (docs/protocol.md). Pure: the
+// signature base is built from inputs, keys come from an injected resolver and the
+// clock is an argument, so the same code serves the pipeline, `admp sign` and the
+// test vectors.
+//
+// Design (research/anchors.md §4): MTAs re-fold headers and re-encode MIME, so we
+// never sign transport bytes (DKIM needs `relaxed` canonicalisation for that).
+// The base is an RFC 8785 (JCS) object of decoded values, bound to the envelope
+// recipient (a DKIM signature can be replayed to another RCPT TO; ours cannot), to
+// the Message-ID (the nonce the dedupe fingerprint includes) and to a timestamp.
+import { createHash, createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import * as ed from '@noble/ed25519';
+import { sha512 } from '@noble/hashes/sha2.js';
+import { canonicalJson } from './canonical-json.js';
+import { tryParseAddress } from './address.js';
+
+// @noble/ed25519's synchronous API needs a SHA-512 (its README); @noble/hashes provides it.
+ed.hashes.sha512 = sha512;
+
+export const SIGNATURE_VERSION = 'admp-sig-v1';
+
+/** The four signature headers, each required exactly once (lower-cased names). */
+export const AGENT_HEADERS = ['x-agent-id', 'x-agent-kid', 'x-agent-timestamp', 'x-agent-signature'] as const;
+
+/** A key id: the agent_key.kid rule of migrations/0001_core.sql. */
+export const KID = /^[A-Za-z0-9._-]{1,128}$/;
+
+export type Ed25519Impl = 'node' | 'noble';
+
+/** Everything a signature covers, before canonicalisation. */
+export interface SignedFields {
+  /** Sender agent address, the X-Agent-ID value. */
+  readonly agent: string;
+  readonly kid: string;
+  /** X-Agent-Timestamp: Unix time in seconds. */
+  readonly timestamp: number;
+  /** The Message-ID, with or without its angle brackets. */
+  readonly messageId: string;
+  /** Recipient agent address: the envelope recipient (RCPT TO). */
+  readonly to: string;
+  /** The address in the From header. */
+  readonly from: string;
+  /** The Subject header after RFC 2047 decoding; empty when there is none. */
+  readonly subject: string;
+  /** The ADMP envelope's `type`. */
+  readonly type: string;
+  /** The ADMP envelope's `correlation_id`, or null. */
+  readonly correlationId: string | null;
+  /** The exact bytes of the JSON envelope (after MIME transfer decoding). */
+  readonly body: Uint8Array;
+}
+
+const b64url = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
+
+/** SHA-256 of the envelope bytes, base64url without padding (RFC 4648 §5). */
+export const bodyDigest = (body: Uint8Array): string => b64url(createHash('sha256').update(body).digest());
+
+/** Runs of whitespace become one space, ends trimmed: survives MTA re-folding and RFC 2047 re-encoding. */
+export const canonicalSubject = (s: string): string => s.replace(/[ \t\r\n]+/g, ' ').trim();
+
+/** `<id@host>` → `id@host`. */
+export const canonicalMessageId = (s: string): string => s.trim().replace(/^<(.*)>$/s, '$1').trim();
+
+/** The signature base: the UTF-8 bytes of this RFC 8785 string are what Ed25519 signs. */
+export function signatureBase(f: SignedFields): string {
+  return canonicalJson({
+    v: SIGNATURE_VERSION,
+    agent: f.agent.trim().toLowerCase(),
+    kid: f.kid,
+    timestamp: f.timestamp,
+    message_id: canonicalMessageId(f.messageId),
+    to: f.to.trim().toLowerCase(),
+    from: f.from.trim().toLowerCase(),
+    subject: canonicalSubject(f.subject),
+    type: f.type,
+    correlation_id: f.correlationId,
+    body_sha256: bodyDigest(f.body),
+  });
+}
+
+// RFC 8410 §7: an Ed25519 PKCS#8 private key is this DER prefix followed by the 32-byte seed.
+const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+export function privateKeyFromSeed(seed: Uint8Array): KeyObject {
+  if (seed.length !== 32) throw new TypeError('an Ed25519 private key seed is 32 bytes');
+  return createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+}
+
+/** The 32-byte seed of an Ed25519 private KeyObject (the JWK `d`, RFC 8037 §2). */
+export function seedOfPrivateKey(key: KeyObject): Uint8Array {
+  const d = key.asymmetricKeyType === 'ed25519' ? key.export({ format: 'jwk' }).d : undefined;
+  if (!d) throw new TypeError('not an Ed25519 private key');
+  return Buffer.from(d, 'base64url');
+}
+
+/** The raw 32-byte public key of a seed. */
+export function publicKeyFromSeed(seed: Uint8Array): Uint8Array {
+  return Buffer.from(createPublicKey(privateKeyFromSeed(seed)).export({ format: 'jwk' }).x!, 'base64url');
+}
+
+/** Signs the base; returns the signature in standard base64 (the X-Agent-Signature value). */
+export function signBase(seed: Uint8Array, base: string, impl: Ed25519Impl = 'node'): string {
+  const msg = Buffer.from(base, 'utf8');
+  const sig = impl === 'noble' ? ed.sign(msg, seed) : nodeSign(null, msg, privateKeyFromSeed(seed));
+  return Buffer.from(sig).toString('base64');
+}
+
+/** The four X-Agent-* header values for a message. */
+export function signatureHeaders(f: SignedFields, seed: Uint8Array, impl: Ed25519Impl = 'node'): Record<string, string> {
+  return {
+    'X-Agent-ID': f.agent.trim().toLowerCase(),
+    'X-Agent-KID': f.kid,
+    'X-Agent-Timestamp': String(f.timestamp),
+    'X-Agent-Signature': signBase(seed, signatureBase(f), impl),
+  };
+}
+
+// ---- verification ------------------------------------------------------------
+
+export type KeySource = 'local' | 'pinned' | 'jwks' | 'dns';
+
+export interface AgentPublicKey {
+  readonly domain: string;
+  readonly kid: string;
+  /** The one agent address this key may sign for, or null for any agent of its domain. */
+  readonly agent: string | null;
+  /** Raw 32-byte Ed25519 public key (RFC 8032 §5.1.5). */
+  readonly publicKey: Uint8Array;
+  readonly source: KeySource;
+}
+
+export type KeyLookup =
+  | { readonly status: 'found'; readonly key: AgentPublicKey }
+  | { readonly status: 'not_found' }
+  | { readonly status: 'unavailable'; readonly reason: string };
+
+/** Finds the key (domain, kid); never by kid alone. */
+export type KeyResolver = (domain: string, kid: string) => Promise<KeyLookup>;
+
+export interface HeaderField {
+  readonly name: string;
+  /** Raw value; may still be folded. */
+  readonly value: string;
+}
+
+export interface VerifyInput {
+  /** Every header field of the message, in order (to count duplicates). */
+  readonly headers: readonly HeaderField[];
+  /** The SMTP envelope recipient (RCPT TO) this copy is delivered to. */
+  readonly envelopeRecipient: string;
+  /** The From address when the From header holds exactly one mailbox. */
+  readonly from: string | undefined;
+  /** The decoded Subject, if any. */
+  readonly subject: string | undefined;
+  readonly messageId: string | undefined;
+  /** The exact JSON envelope bytes. */
+  readonly body: Uint8Array;
+  /** The parsed ADMP envelope (the pipeline validates it). */
+  readonly envelope: { readonly to: string; readonly type: string; readonly correlation_id?: string | null };
+}
+
+export interface VerifyOptions {
+  /** Current Unix time in seconds. */
+  readonly now: number;
+  /** Accepted clock difference (config clockSkewSec), both directions. */
+  readonly clockSkewSec: number;
+  readonly resolveKey: KeyResolver;
+}
+
+export type SignatureFailure = 'signature_missing' | 'signature_invalid' | 'signature_expired' | 'unknown_key' | 'key_unavailable';
+
+export type VerifyResult =
+  | { readonly ok: true; readonly agent: string; readonly kid: string; readonly keySource: KeySource; readonly timestamp: number; readonly messageId: string }
+  | { readonly ok: false; readonly code: SignatureFailure; readonly reason: string };
+
+const fail = (code: SignatureFailure, reason: string): VerifyResult => ({ ok: false, code, reason });
+
+/** RFC 5322 §2.2.3 unfolding, then outer whitespace removed. */
+const unfold = (v: string): string => v.replace(/\r?\n(?=[ \t])/g, '').trim();
+
+const countHeaders = (headers: readonly HeaderField[]): Map<string, string[]> => {
+  const m = new Map<string, string[]>();
+  for (const h of headers) {
+    const k = h.name.toLowerCase();
+    m.set(k, [...(m.get(k) ?? []), h.value]);
+  }
+  return m;
+};
+
+// 64 signature bytes in standard base64 are exactly 86 characters and "==".
+const SIGNATURE_B64 = /^[A-Za-z0-9+/]{86}==$/;
+
+// Building a KeyObject from raw bytes costs ~80 µs per verify (research/perf.md), so
+// they are cached per (domain, kid, key bytes): a re-published kid with new bytes
+// gets its own entry. Insertion order gives a cheap LRU bound.
+const keyObjects = new Map<string, KeyObject>();
+const KEY_CACHE_MAX = 1024;
+
+function publicKeyObject(k: AgentPublicKey): KeyObject {
+  const x = b64url(k.publicKey);
+  const id = `${k.domain}\u0000${k.kid}\u0000${x}`;
+  let obj = keyObjects.get(id);
+  if (!obj) {
+    obj = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
+    if (keyObjects.size >= KEY_CACHE_MAX) keyObjects.delete(keyObjects.keys().next().value!);
+    keyObjects.set(id, obj);
+  }
+  return obj;
+}
+
+/**
+ * Verifies the agent signature of one delivery (docs/protocol.md §Verification).
+ * Never throws: failures are values, mapped once to AdmpError by the pipeline.
+ */
+export async function verifySignature(input: VerifyInput, opts: VerifyOptions): Promise<VerifyResult> {
+  const headers = countHeaders(input.headers);
+  const present = AGENT_HEADERS.filter((h) => headers.has(h));
+  if (present.length < AGENT_HEADERS.length) {
+    const missing = AGENT_HEADERS.filter((h) => !headers.has(h));
+    return fail('signature_missing', `missing ${missing.join(', ')}`);
+  }
+  // One of each: a prepended duplicate could otherwise be displayed or used instead
+  // of the signed one (research/anchors.md §4.2, tokencanopy/e2a#751).
+  for (const [name, max, min] of [...AGENT_HEADERS.map((h) => [h, 1, 1] as const), ['from', 1, 1] as const, ['message-id', 1, 1] as const, ['subject', 1, 0] as const]) {
+    const n = headers.get(name)?.length ?? 0;
+    if (n > max || n < min) return fail('signature_invalid', `${name} must appear ${min === max ? 'exactly once' : 'at most once'}, found ${n}`);
+  }
+  const value = (h: (typeof AGENT_HEADERS)[number]): string => unfold(headers.get(h)![0]!);
+
+  const agent = tryParseAddress(value('x-agent-id'));
+  if (!agent) return fail('signature_invalid', 'X-Agent-ID is not an agent address');
+  const from = input.from === undefined ? undefined : tryParseAddress(input.from);
+  if (from?.address !== agent.address) return fail('signature_invalid', 'From must be the single address in X-Agent-ID');
+  const kid = value('x-agent-kid');
+  if (!KID.test(kid)) return fail('signature_invalid', 'X-Agent-KID is malformed');
+  const ts = value('x-agent-timestamp');
+  if (!/^[0-9]{1,12}$/.test(ts)) return fail('signature_invalid', 'X-Agent-Timestamp must be integer Unix seconds');
+  const signature = value('x-agent-signature').replace(/\s+/g, '');
+  if (!SIGNATURE_B64.test(signature)) return fail('signature_invalid', 'X-Agent-Signature must be 64 bytes in base64');
+  if (!input.messageId || canonicalMessageId(input.messageId) === '') return fail('signature_invalid', 'Message-ID is missing');
+
+  const rcpt = tryParseAddress(input.envelopeRecipient);
+  const to = tryParseAddress(input.envelope.to);
+  if (!rcpt || to?.address !== rcpt.address) return fail('signature_invalid', 'the envelope recipient is not the signed recipient');
+
+  const timestamp = Number(ts);
+  if (Math.abs(opts.now - timestamp) > opts.clockSkewSec) {
+    return fail('signature_expired', `timestamp ${timestamp} is outside ±${opts.clockSkewSec}s of now`);
+  }
+
+  let found: KeyLookup;
+  try {
+    found = await opts.resolveKey(agent.domain, kid);
+  } catch (err) {
+    found = { status: 'unavailable', reason: (err as Error).message };
+  }
+  if (found.status === 'unavailable') return fail('key_unavailable', `key ${kid} of ${agent.domain}: ${found.reason}`);
+  if (found.status === 'not_found') return fail('unknown_key', `no key ${kid} for ${agent.domain}`);
+  const key = found.key;
+  if (key.domain !== agent.domain || key.kid !== kid) return fail('unknown_key', `key ${kid} does not belong to ${agent.domain}`);
+  if (key.agent !== null && key.agent !== agent.address) return fail('unknown_key', `key ${kid} belongs to another agent`);
+
+  const base = signatureBase({
+    agent: agent.address,
+    kid,
+    timestamp,
+    messageId: input.messageId,
+    to: rcpt.address,
+    from: from.address,
+    subject: input.subject ?? '',
+    type: input.envelope.type,
+    correlationId: input.envelope.correlation_id ?? null,
+    body: input.body,
+  });
+  const good = nodeVerify(null, Buffer.from(base, 'utf8'), publicKeyObject(key), Buffer.from(signature, 'base64'));
+  if (!good) return fail('signature_invalid', 'signature does not verify');
+  return { ok: true, agent: agent.address, kid, keySource: key.source, timestamp, messageId: canonicalMessageId(input.messageId) };
+}

@@ -1,0 +1,67 @@
+// A per-domain cache of discovered key sets (a partner's JWKS, its `_agentkeys` TXT
+// records). A whole set is fetched and cached with a TTL; a kid missing from a
+// cached set causes at most one refetch per domain per `refetchMs` (a key rotated
+// in since the last fetch is found quickly, yet a flood of messages with invented
+// kids cannot make us hammer the partner's server or DNS). Failures are cached the
+// same way, so an unreachable partner is asked once per `refetchMs` at most.
+import type { AgentPublicKey, KeyLookup } from '../core/signature.js';
+
+/** What one fetch of a domain's published keys gave. */
+export type KeySet =
+  | { readonly status: 'ok'; readonly keys: readonly AgentPublicKey[] }
+  /** The domain publishes nothing here (HTTP 404, NXDOMAIN): a permanent answer. */
+  | { readonly status: 'absent' }
+  | { readonly status: 'unavailable'; readonly reason: string };
+
+export interface KeySetCacheOptions {
+  readonly ttlMs: number;
+  readonly refetchMs: number;
+  /** Milliseconds clock, injected for tests. */
+  readonly now: () => number;
+}
+
+interface Entry { readonly at: number; readonly set: KeySet }
+
+// Senders choose the domains we look up, so the cache is bounded (oldest out first).
+const MAX_DOMAINS = 10_000;
+
+export class KeySetCache {
+  readonly #entries = new Map<string, Entry>();
+  readonly #inflight = new Map<string, Promise<Entry>>();
+
+  constructor(
+    private readonly fetchSet: (domain: string) => Promise<KeySet>,
+    private readonly opts: KeySetCacheOptions,
+  ) {}
+
+  async lookup(domain: string, kid: string): Promise<KeyLookup> {
+    let e = this.#entries.get(domain);
+    const age = e ? this.opts.now() - e.at : Infinity;
+    if (!e || age >= this.opts.ttlMs || (!find(e.set, kid) && age >= this.opts.refetchMs)) e = await this.#fetch(domain);
+    const key = find(e.set, kid);
+    if (key) return { status: 'found', key };
+    return e.set.status === 'unavailable' ? { status: 'unavailable', reason: e.set.reason } : { status: 'not_found' };
+  }
+
+  /** Concurrent lookups for one domain share one fetch. */
+  #fetch(domain: string): Promise<Entry> {
+    let p = this.#inflight.get(domain);
+    if (!p) {
+      p = this.fetchSet(domain)
+        .catch((err: unknown): KeySet => ({ status: 'unavailable', reason: (err as Error).message }))
+        .then((set) => {
+          const e = { at: this.opts.now(), set };
+          this.#entries.delete(domain);
+          if (this.#entries.size >= MAX_DOMAINS) this.#entries.delete(this.#entries.keys().next().value!);
+          this.#entries.set(domain, e);
+          return e;
+        })
+        .finally(() => this.#inflight.delete(domain));
+      this.#inflight.set(domain, p);
+    }
+    return p;
+  }
+}
+
+const find = (set: KeySet, kid: string): AgentPublicKey | undefined =>
+  set.status === 'ok' ? set.keys.find((k) => k.kid === kid) : undefined;

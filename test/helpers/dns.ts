@@ -1,0 +1,92 @@
+// An authoritative-only DNS server on 127.0.0.1 (UDP + TCP, same port) for tests: it serves the
+// TXT records it is given (DKIM keys, _agentkeys.<domain>, SPF, DMARC) and answers NXDOMAIN for
+// every other name at once, so nothing (rspamd, Postfix, mailauth) waits on a timeout or asks the
+// internet. In-process dns2 rather than dnsmasq: records change per test without a restart.
+import dns2 from 'dns2';
+
+const { Packet } = dns2;
+const NXDOMAIN = 3; // RFC 1035 4.1.1 (dns2's Packet.RCODE is missing from its typings)
+
+export interface TestDns {
+  readonly port: number;
+  /** `127.0.0.1:port`, the form rspamd's `nameserver` and Node's Resolver.setServers take. */
+  readonly server: string;
+  /** Replaces the TXT record set of `name`; no values removes the name (NXDOMAIN again). */
+  setTxt(name: string, ...values: string[]): void;
+  /** Names and types asked so far, e.g. `TXT sel1._domainkey.sender.example`. */
+  readonly queries: readonly string[];
+  stop(): Promise<void>;
+}
+
+const canonical = (name: string): string => name.toLowerCase().replace(/\.$/, '');
+
+// RFC 1035 3.3.14: a TXT record is a sequence of <character-string>s of at most 255 octets;
+// dns2 writes each string's length in one octet without splitting, so long values are split here.
+const chunks = (value: string): string[] => Buffer.from(value, 'utf8').toString('latin1').match(/[\s\S]{1,255}/g)
+  ?.map((c) => Buffer.from(c, 'latin1').toString('utf8')) ?? [''];
+
+export async function startDns(options: { txt?: Record<string, string | string[]> } = {}): Promise<TestDns> {
+  const txt = new Map<string, string[]>();
+  const queries: string[] = [];
+  const setTxt = (name: string, ...values: string[]): void => {
+    if (values.length === 0) txt.delete(canonical(name));
+    else txt.set(canonical(name), values);
+  };
+  for (const [name, v] of Object.entries(options.txt ?? {})) setTxt(name, ...(Array.isArray(v) ? v : [v]));
+
+  const handle: dns2.DnsHandler = (request, send) => {
+    const response = Packet.createResponseFromRequest(request);
+    response.header.aa = 1;
+    const question = request.questions[0];
+    if (question) {
+      const name = canonical(question.name);
+      queries.push(`${typeName(question.type)} ${name}`);
+      const values = txt.get(name);
+      if (!values) response.header.rcode = NXDOMAIN;
+      else if (question.type === Packet.TYPE.TXT) {
+        for (const value of values) {
+          response.answers.push(Packet.createResourceFromQuestion(question, { type: Packet.TYPE.TXT, class: Packet.CLASS.IN, ttl: 0, data: chunks(value) }));
+        }
+      }
+      // A known name asked for another type: NOERROR with no answers (RFC 2308 NODATA).
+    }
+    void send(response);
+  };
+  const { udp, tcp, port } = await listenOnFreePort(handle);
+  return {
+    port,
+    server: `127.0.0.1:${port}`,
+    setTxt,
+    queries,
+    async stop() {
+      await Promise.all([
+        new Promise<void>((ok) => udp.close(() => ok())),
+        new Promise<void>((ok) => tcp.close(() => ok())),
+      ]);
+    },
+  };
+}
+
+const typeName = (type: number): string => Object.entries(Packet.TYPE).find(([, n]) => n === type)?.[0] ?? String(type);
+
+// UDP and TCP share the port number (RFC 7766: a client retries a truncated answer over TCP);
+// retry when the number UDP got is already taken for TCP.
+async function listenOnFreePort(handle: dns2.DnsHandler): Promise<{ udp: dns2.UDPServer; tcp: dns2.TCPServer; port: number }> {
+  for (let attempt = 0; ; attempt++) {
+    const udp = dns2.createUDPServer(handle);
+    await udp.listen(0, '127.0.0.1');
+    const port = udp.address().port;
+    const tcp = dns2.createTCPServer(handle);
+    try {
+      await new Promise<void>((ok, fail) => {
+        tcp.once('error', fail);
+        tcp.listen(port, '127.0.0.1');
+        tcp.once('listening', () => ok());
+      });
+      return { udp, tcp, port };
+    } catch (err) {
+      udp.close();
+      if (attempt >= 5) throw err;
+    }
+  }
+}
