@@ -218,9 +218,21 @@ local function on_response(task, ctx, err, code, body)
   return tempfail(task, 'HTTP ' .. tostring(code))
 end
 
+-- rspamd's EMAIL_PLUS_ALIASES prefilter replaces tagged envelope addresses (a+tag@d becomes
+-- a@d) and keeps the originals, flagged, at the front of the list, which 'orig' returns in
+-- full. The bridge and the milter's del_rcpt need the addresses exactly as the client sent them.
+local function original_recipients(task)
+  local current = task:get_recipients('smtp') or {}
+  local all = task:get_recipients({ 'smtp', 'orig' }) or current
+  if #all <= #current then return all end
+  local originals = {}
+  for i = 1, #all - #current do originals[i] = all[i] end
+  return originals
+end
+
 local function split_recipients(task)
   local agents, others = {}, 0
-  for _, r in ipairs(task:get_recipients('smtp') or {}) do
+  for _, r in ipairs(original_recipients(task)) do
     if is_agents_domain(r.domain) then
       table.insert(agents, r.addr)
     else
@@ -231,7 +243,7 @@ local function split_recipients(task)
 end
 
 local function request_headers(task, agents)
-  local from = ((task:get_from('smtp') or {})[1] or {}).addr or ''
+  local from = ((task:get_from({ 'smtp', 'orig' }) or {})[1] or {}).addr or ''
   local ip = task:get_from_ip()
   local headers = {
     ['X-Envelope-From'] = from,

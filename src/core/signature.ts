@@ -214,11 +214,8 @@ function publicKeyObject(k: AgentPublicKey): KeyObject {
  */
 export async function verifySignature(input: VerifyInput, opts: VerifyOptions): Promise<VerifyResult> {
   const headers = countHeaders(input.headers);
-  const present = AGENT_HEADERS.filter((h) => headers.has(h));
-  if (present.length < AGENT_HEADERS.length) {
-    const missing = AGENT_HEADERS.filter((h) => !headers.has(h));
-    return fail('signature_missing', `missing ${missing.join(', ')}`);
-  }
+  const missing = AGENT_HEADERS.filter((h) => !headers.has(h));
+  if (missing.length > 0) return fail('signature_missing', `missing ${missing.join(', ')}`);
   // One of each: a prepended duplicate could otherwise be displayed or used instead
   // of the signed one (research/anchors.md §4.2, tokencanopy/e2a#751).
   for (const [name, max, min] of [...AGENT_HEADERS.map((h) => [h, 1, 1] as const), ['from', 1, 1] as const, ['message-id', 1, 1] as const, ['subject', 1, 0] as const]) {
