@@ -57,8 +57,8 @@ end
 local checks = {
   symbol = function(v) return type(v) == 'string' and v:match('^[%u%d_]+$') ~= nil, 'an upper-case symbol name' end,
   url = function(v) return type(v) == 'string' and v:match('^https?://[^/@%s]+') ~= nil, 'an http(s) URL' end,
-  token = function(v) return type(v) == 'string' and #v >= 16 and v:match('^[!-~]+$') ~= nil and v:match('^@.*@$') == nil,
-    'a printable secret of at least 16 characters (placeholder not filled in?)' end,
+  token = function(v) return type(v) == 'string' and #v >= 16 and v:match('^[!-~]+$') ~= nil,
+    'a printable secret of at least 16 characters' end,
   domains = function(v)
     local l = as_list(v)
     if not l then return false, 'a domain or a list of domains' end
@@ -82,7 +82,20 @@ local checks = {
 }
 
 -- Returns nil on success, or a description of the first problem.
+local function has_placeholder(v)
+  if type(v) == 'string' then return v:find('@ADMP_', 1, true) ~= nil end
+  if type(v) == 'table' then
+    for _, x in ipairs(v) do
+      if has_placeholder(x) then return true end
+    end
+  end
+  return false
+end
+
 local function configure(opts)
+  for k, v in pairs(opts) do
+    if has_placeholder(v) then return string.format('option "%s" still holds an installer placeholder', k) end
+  end
   for k, v in pairs(opts) do
     if k ~= 'enabled' then
       local check = checks[k]

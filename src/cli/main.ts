@@ -5,6 +5,7 @@ import { AdmpError, ConfigError } from '../errors.js';
 import { registerServe } from './serve.js';
 import { registerAgents } from './agents.js';
 import { registerKeys } from './keys.js';
+import { registerPolicy } from './policy.js';
 import { registerInstall } from './install.js';
 
 const program = new Command('admp').description('Agent Dispatch: authenticated agent messaging over HTTP and email').showHelpAfterError();
@@ -12,6 +13,7 @@ const program = new Command('admp').description('Agent Dispatch: authenticated a
 registerServe(program);
 registerAgents(program);
 registerKeys(program);
+registerPolicy(program);
 registerInstall(program);
 
 try {
@@ -23,5 +25,4 @@ try {
   }
   console.error(`admp: ${(err as Error).message}`);
   process.exit(err instanceof AdmpError && err.code === 'bad_request' ? 64 : 1); // EX_USAGE
-
 }

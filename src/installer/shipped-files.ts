@@ -72,10 +72,8 @@ export function renderLoaderBlock(): string {
   local ok, err = parser:parse_file(dir .. 'agents_bridge.conf')
   if not ok then error('${BLOCK_ID}: local.d/agents_bridge.conf: ' .. tostring(err)) end
   local opts = parser:get_object()
-  -- rspamd adds the global config table to the configuration only after all Lua rules
-  -- have run (rspamd_lua_post_load_config); the plugin reads its section while loading,
-  -- so get_all_opt answers for it until the plugin is loaded.
-  config['agents_bridge'] = opts
+  -- No UCL file can add a top-level section from local.d/, and the plugin reads its
+  -- section while loading: get_all_opt answers for it until the plugin is loaded.
   local cfg = getmetatable(rspamd_config)
   local get_all_opt = cfg.get_all_opt
   cfg.get_all_opt = function(self, name)

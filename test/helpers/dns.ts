@@ -2,6 +2,7 @@
 // TXT records it is given (DKIM keys, _agentkeys.<domain>, SPF, DMARC) and answers NXDOMAIN for
 // every other name at once, so nothing (rspamd, Postfix, mailauth) waits on a timeout or asks the
 // internet. In-process dns2 rather than dnsmasq: records change per test without a restart.
+import type { Socket } from 'node:net';
 import dns2 from 'dns2';
 
 const { Packet } = dns2;
@@ -53,12 +54,19 @@ export async function startDns(options: { txt?: Record<string, string | string[]
     void send(response);
   };
   const { udp, tcp, port } = await listenOnFreePort(handle);
+  const tcpClients = new Set<Socket>();
+  tcp.on('connection', (s: Socket) => {
+    tcpClients.add(s);
+    s.on('close', () => tcpClients.delete(s));
+  });
   return {
     port,
     server: `127.0.0.1:${port}`,
     setTxt,
     queries,
     async stop() {
+      // close() alone waits for idle TCP clients (dns2 keeps them 10 s, RFC 7766 6.2.3).
+      for (const s of tcpClients) s.destroy();
       await Promise.all([
         new Promise<void>((ok) => udp.close(() => ok())),
         new Promise<void>((ok) => tcp.close(() => ok())),

@@ -5,11 +5,19 @@
 import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort, isListening } from './ports.js';
 
 const execFileAsync = promisify(execFile);
+
+const REPO = join(dirname(new URL(import.meta.url).pathname), '..', '..');
+
+/** postfix/custom_transport.pcre with the agents domain filled in, as the installer does. */
+export function renderTransportBlock(domain: string): string {
+  const regex = domain.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  return readFileSync(join(REPO, 'postfix', 'custom_transport.pcre'), 'utf8').replaceAll('@ADMP_AGENTS_DOMAIN_REGEX@', regex);
+}
 
 export interface PostfixOptions {
   /** `inet:127.0.0.1:PORT` of rspamd's proxy worker, or null for no milter. */

@@ -1,0 +1,77 @@
+// Where the two cores went during a measured window, from /proc (as research/perf.md
+// measured it): each named process tree's CPU, the machine's busy time, and
+// "foreign" = busy minus ours, i.e. other work on the box that skews the figures.
+import { readFileSync, readdirSync } from 'node:fs';
+
+const TICK_SEC = 0.01; // USER_HZ is 100 on Linux (getconf CLK_TCK)
+
+interface Proc { ppid: number; ticks: number }
+
+function processes(): Map<number, Proc> {
+  const out = new Map<number, Proc>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // Fields after "(comm)": state ppid ... utime(14) stime(15), numbered from 1 with pid.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(name), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
+    } catch {
+      // The process ended between readdir and read.
+    }
+  }
+  return out;
+}
+
+function machineBusyTicks(): number {
+  const [, ...v] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
+  // user nice system idle iowait irq softirq steal: busy excludes idle and iowait.
+  return v[0]! + v[1]! + v[2]! + v[5]! + v[6]! + v[7]!;
+}
+
+/** Ticks per root, each process counted under its nearest root ancestor (trees nest: PG and the server are our children). */
+function treeTicks(procs: Map<number, Proc>, roots: readonly number[]): number[] {
+  const sums = roots.map(() => 0);
+  for (const [pid, p] of procs) {
+    for (let q: number | undefined = pid, depth = 0; q && depth < 64; q = procs.get(q)?.ppid, depth++) {
+      const i = roots.indexOf(q);
+      if (i >= 0) {
+        sums[i]! += p.ticks;
+        break;
+      }
+    }
+  }
+  return sums;
+}
+
+export type CpuGroups = Record<string, number | undefined>;
+/** Percent of one core per group over the window, plus machine `busy` and `foreign`. */
+export type CpuReport = Record<string, number>;
+
+/** Starts a window; call the result to close it. Groups map a label to a process-tree root pid. */
+export function cpuWindow(groups: CpuGroups): () => CpuReport {
+  const start = Date.now();
+  const roots = Object.entries(groups).filter((e): e is [string, number] => e[1] !== undefined);
+  const snap = () => {
+    const procs = processes();
+    return { busy: machineBusyTicks(), ticks: treeTicks(procs, roots.map(([, pid]) => pid)) };
+  };
+  const a = snap();
+  return () => {
+    const b = snap();
+    const sec = (Date.now() - start) / 1000;
+    const pct = (ticks: number) => Math.round((ticks * TICK_SEC * 100) / sec);
+    const out: CpuReport = {};
+    let ours = 0;
+    roots.forEach(([label], i) => {
+      const d = b.ticks[i]! - a.ticks[i]!;
+      ours += d;
+      out[label] = pct(d);
+    });
+    out.busy = pct(b.busy - a.busy);
+    out.foreign = Math.max(0, pct(b.busy - a.busy - ours));
+    return out;
+  };
+}
+
+export const formatCpu = (r: CpuReport): string => Object.entries(r).map(([k, v]) => `${k} ${v}%`).join(', ');

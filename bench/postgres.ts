@@ -1,0 +1,85 @@
+// One PostgreSQL for the whole run (DATABASE_URL, else a throwaway embedded one) and
+// a database of its own for each contender, so their tables, indexes and autovacuum
+// do not meet.
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { startEmbedded } from '../src/db/embedded.js';
+import { createPool } from '../src/db/pool.js';
+import { migrate } from '../src/db/migrate.js';
+
+export interface BenchPostgres {
+  /** Where the server came from, for the report. */
+  readonly source: 'DATABASE_URL' | 'embedded';
+  readonly adminUrl: string;
+  /** The postmaster's pid when it runs on this machine (for CPU accounting). */
+  postmasterPid(): Promise<number | undefined>;
+  /** A fresh database named `admp_bench_<name>`, migrated with our schema when asked. */
+  database(name: string, options?: { migrate?: boolean }): Promise<BenchDatabase>;
+  stop(): Promise<void>;
+}
+
+export interface BenchDatabase { readonly name: string; readonly url: string; readonly pool: pg.Pool; close(): Promise<void> }
+
+async function adminQuery<T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<T>(sql)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+export async function startPostgres(log: (line: string) => void): Promise<BenchPostgres> {
+  let dir: string | undefined;
+  let stopEmbedded: (() => Promise<void>) | undefined;
+  let adminUrl = process.env.DATABASE_URL ?? '';
+  if (!adminUrl) {
+    dir = mkdtempSync(join(tmpdir(), 'admp-bench-pg-'));
+    chmodSync(dir, 0o755); // PostgreSQL runs as its own user when we are root
+    const embedded = await startEmbedded({ dataDir: join(dir, 'pg'), port: 0, ephemeral: true });
+    adminUrl = embedded.url;
+    stopEmbedded = () => embedded.stop();
+  }
+  const created: string[] = [];
+  const url = (name: string) => Object.assign(new URL(adminUrl), { pathname: `/${name}` }).toString();
+  log(`PostgreSQL: ${dir ? 'embedded (throwaway)' : 'DATABASE_URL'} ${adminUrl.replace(/:[^:@/]*@/, ':***@')}`);
+  return {
+    source: dir ? 'embedded' : 'DATABASE_URL',
+    adminUrl,
+    async postmasterPid() {
+      const [row] = await adminQuery<{ pid: number }>(adminUrl, 'SELECT pg_backend_pid() AS pid');
+      // A backend's parent is the postmaster; readable only when the server is local.
+      const stat = await readFile(`/proc/${row!.pid}/stat`, 'utf8').catch(() => undefined);
+      return stat ? Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) : undefined;
+    },
+    async database(name, options = {}) {
+      const db = `admp_bench_${name}`;
+      await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+      await adminQuery(adminUrl, `CREATE DATABASE ${db}`);
+      created.push(db);
+      const pool = createPool(url(db), 8);
+      if (options.migrate) await migrate(pool);
+      return { name: db, url: url(db), pool, close: () => pool.end() };
+    },
+    async stop() {
+      if (stopEmbedded) {
+        await stopEmbedded().catch((e: Error) => log(`embedded PostgreSQL stop: ${e.message}`));
+        rmSync(dir!, { recursive: true, force: true });
+        return;
+      }
+      // A shared server keeps running; only our databases go.
+      for (const db of created) await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => undefined);
+    },
+  };
+}
+
+/** Flushes dirty buffers before a measured window so an earlier step's checkpoint does not land in it. */
+export async function settle(pool: pg.Pool, tables: string[]): Promise<void> {
+  for (const t of tables) await pool.query(`VACUUM ANALYZE ${t}`);
+  // CHECKPOINT needs superuser (or pg_checkpoint on 15+); skip it where we lack the right.
+  await pool.query('CHECKPOINT').catch(() => undefined);
+}

@@ -1,0 +1,59 @@
+// HTTP pull+ack cycle throughput: inboxes prefilled through enqueue_message (the one
+// enqueue path, in large SQL batches), then concurrent consumers each loop
+// POST /v1/inbox/pull {max} → POST /v1/messages/ack {items} (one batch ack per pull).
+import type pg from 'pg';
+import { Pool } from 'undici';
+import { runLoops, type LoopResult } from './loops.js';
+import { BODY_PREFIX, SENDER_ADDRESS, SUBJECT, TTL_SEC, TYPE } from './workload.js';
+
+const PREFILL_BATCH = 5000;
+
+/** Puts `total` deliverable messages, round-robin, into the given inboxes; returns rows/s. */
+export async function prefillInboxes(pool: pg.Pool, inboxes: readonly string[], total: number): Promise<number> {
+  const started = performance.now();
+  const batches = Array.from({ length: Math.ceil(total / PREFILL_BATCH) }, (_, i) => i * PREFILL_BATCH);
+  const one = (from: number) => pool.query(
+    `SELECT count(*) FROM enqueue_message((
+       SELECT jsonb_agg(jsonb_build_object(
+                'to_agent_id', ($2::text[])[1 + g % cardinality($2::text[])], 'channel', 'http', 'status', 'delivered',
+                'from_agent', $3::text, 'subject', $4::text, 'type', $5::text, 'ttl_sec', $6::int,
+                'body', ($7::text || g || '}')::jsonb,
+                'correlation_id', gen_random_uuid(), 'idempotency_key', gen_random_uuid(),
+                'source_fingerprint', encode(sha256(gen_random_uuid()::text::bytea), 'hex')))
+         FROM generate_series($1::int, $1::int + $8::int - 1) g))`,
+    [from, inboxes, SENDER_ADDRESS, SUBJECT, TYPE, TTL_SEC, BODY_PREFIX, Math.min(PREFILL_BATCH, total - from)]);
+  // Two statements in flight: one per core.
+  for (let i = 0; i < batches.length; i += 2) await Promise.all(batches.slice(i, i + 2).map(one));
+  return total / ((performance.now() - started) / 1000);
+}
+
+interface Pulled { messages: { id: string; lease_id: string }[] }
+interface Acked { results: { id: string; outcome: string }[] }
+
+export interface Consumer { readonly token: string }
+
+export async function httpPullAck(url: string, consumers: readonly Consumer[], opts: { seconds: number; max: number }): Promise<LoopResult> {
+  const http = new Pool(url, { connections: consumers.length, pipelining: 1, headersTimeout: 10_000, bodyTimeout: 10_000 });
+  const post = async <T>(token: string, path: string, payload: unknown): Promise<T> => {
+    const res = await http.request({
+      method: 'POST', path, body: JSON.stringify(payload),
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    });
+    const text = await res.body.text();
+    if (res.statusCode !== 200) throw new Error(`${path}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
+    return JSON.parse(text) as T;
+  };
+  try {
+    return await runLoops(consumers.length, opts.seconds, async (w) => {
+      const { token } = consumers[w]!;
+      const { messages } = await post<Pulled>(token, '/v1/inbox/pull', { max: opts.max });
+      if (messages.length === 0) return 0;
+      const { results } = await post<Acked>(token, '/v1/messages/ack', { items: messages.map((m) => ({ id: m.id, lease_id: m.lease_id })) });
+      const acked = results.filter((r) => r.outcome === 'acked').length;
+      if (acked !== messages.length) throw new Error(`ack: ${messages.length - acked} of ${messages.length} not acked (${results.find((r) => r.outcome !== 'acked')?.outcome})`);
+      return acked;
+    });
+  } finally {
+    await http.close();
+  }
+}

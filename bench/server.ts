@@ -1,0 +1,58 @@
+// `admp serve` as a child process, so the load generator in this process does not
+// share the server's event loop. Logs at warn: request logging would measure pino.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../src/db/embedded.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const READY_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 15_000;
+
+export interface ServerChild { readonly url: string; readonly pid: number; stop(): Promise<void> }
+
+export function serverEnv(databaseUrl: string, port: number, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    DATABASE_URL: databaseUrl,
+    ADMP_HTTP_LISTEN: `127.0.0.1:${port}`,
+    ADMP_LMTP_LISTEN: '', // not measured; and its default port may be taken on a shared box
+    ADMP_LOG_LEVEL: 'warn',
+    ADMP_DOMAINS: 'agents.bench',
+    ...extra,
+  };
+}
+
+export async function startServer(databaseUrl: string, extraEnv: NodeJS.ProcessEnv, log: (line: string) => void): Promise<ServerChild> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve'], {
+    cwd: ROOT, env: serverEnv(databaseUrl, port, extraEnv), stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const forward = (chunk: Buffer) => chunk.toString().split('\n').filter(Boolean).forEach((l) => log(`[admp serve] ${l}`));
+  child.stdout!.on('data', forward);
+  child.stderr!.on('data', forward);
+  const exited = new Promise<number | null>((ok) => child.once('exit', (code) => ok(code)));
+
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`admp serve exited with code ${child.exitCode} before it was ready`);
+    const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+    if (ready) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`admp serve not ready after ${READY_TIMEOUT_MS} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    url,
+    pid: child.pid!,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
