@@ -9,8 +9,8 @@ bridge (POST /ingress/rspamd) and turns the bridge's answer into the message's f
   request not scheduled, Lua error -> soft reject (451 4.7.1): the sender retries, nothing is lost
 
 Configuration: the `agents_bridge { }` section (see agents_bridge.conf and README.md).
-Written against rspamd 3.4 and checked against the 4.x API (set_pre_result table form,
-rspamd_http.request, set_milter_reply, has_pre_result are unchanged).
+Tested on rspamd 3.4. The APIs it uses (set_pre_result table form, rspamd_http.request,
+set_milter_reply, has_pre_result, get_recipients 'orig') were read in the 4.1 source, not run there.
 ]]
 
 if confighelp then
@@ -44,9 +44,10 @@ local settings = {
 
 -- Config checks are plain Lua on purpose: rspamd 3.4 ships `tableshape` only, 4.x ships
 -- `lua_shape` and is phasing `tableshape` out, so neither is safe for a plugin meant for both.
+-- UCL gives a single value where a list has one element (`domains = "a";`).
 local function as_list(v)
-  if type(v) == 'string' then return { v } end
   if type(v) == 'table' then return v end
+  if v ~= nil then return { v } end
   return nil
 end
 
@@ -70,8 +71,7 @@ local checks = {
   domain_prefix = function(v) return type(v) == 'string' and v:match('^[%w%-]+%.$') ~= nil, 'a label followed by a dot, e.g. "agents."' end,
   timeout = function(v) return type(v) == 'number' and v > 0 and v <= 60, 'a number of seconds in (0, 60]' end,
   permanent_statuses = function(v)
-    if type(v) ~= 'table' then return false, 'a list of HTTP statuses' end
-    for _, s in ipairs(v) do
+    for _, s in ipairs(as_list(v)) do
       if type(s) ~= 'number' or s < 300 or s > 599 or s % 1 ~= 0 then return false, 'HTTP statuses 300..599' end
     end
     return true
@@ -81,7 +81,6 @@ local checks = {
   max_smtp_message = function(v) return type(v) == 'number' and v >= 20 and v <= 400, 'a length in 20..400' end,
 }
 
--- Returns nil on success, or a description of the first problem.
 local function has_placeholder(v)
   if type(v) == 'string' then return v:find('@ADMP_', 1, true) ~= nil end
   if type(v) == 'table' then
@@ -92,6 +91,7 @@ local function has_placeholder(v)
   return false
 end
 
+-- Returns nil on success, or a description of the first problem.
 local function configure(opts)
   for k, v in pairs(opts) do
     if has_placeholder(v) then return string.format('option "%s" still holds an installer placeholder', k) end
@@ -115,7 +115,7 @@ local function configure(opts)
     return 'set "domains" (or, explicitly, "domain_prefix")'
   end
   local permanent = {}
-  for _, s in ipairs(settings.permanent_statuses) do permanent[s] = true end
+  for _, s in ipairs(as_list(settings.permanent_statuses)) do permanent[s] = true end
   settings.permanent_statuses = permanent
   return nil
 end
@@ -188,7 +188,8 @@ local function guarded(task, where, f)
 end
 
 local function bridge_smtp_message(body)
-  -- The bridge answers JSON. UCL is a superset of JSON, so only object texts are parsed.
+  -- The bridge answers JSON; rspamd has only the UCL parser (a superset of JSON that also
+  -- knows macros), so only object texts are parsed, and only from the configured bridge.
   if type(body) ~= 'string' or not body:match('^%s*{') then return nil end
   local parser = ucl.parser()
   local ok = parser:parse_string(body)

@@ -1,0 +1,51 @@
+// The side-by-side table, the targets from the issue, and the JSON record of a run.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { formatCpu, type CpuReport } from './cpu.js';
+
+export interface Measurement {
+  readonly label: string;
+  readonly unit: string;
+  readonly perSec: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** What latency is of: a request, a transaction, a cycle. */
+  readonly per: string;
+  readonly errors: number;
+  readonly cpu: CpuReport;
+  readonly notes: string[];
+  readonly raw: unknown;
+}
+
+export interface Target { readonly path: string; readonly ours?: Measurement; readonly baseline?: Measurement; readonly min: number }
+
+const rate = (m?: Measurement) => (m ? `${Math.round(m.perSec).toLocaleString('en-US')} ${m.unit}` : 'n/a');
+export const ratioOf = (t: Target): number | undefined => (t.ours && t.baseline ? t.ours.perSec / t.baseline.perSec : undefined);
+export const metOf = (t: Target): boolean | undefined => { const r = ratioOf(t); return r === undefined ? undefined : r >= t.min; };
+
+function markdownTable(header: string[], rows: string[][]): string {
+  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+export function targetTable(targets: readonly Target[]): string {
+  return markdownTable(['path', 'ours', 'baseline', 'ratio', 'target', 'met'], targets.map((t) => {
+    const r = ratioOf(t);
+    const met = metOf(t);
+    return [t.path, rate(t.ours), `${rate(t.baseline)}${t.baseline ? ` (${t.baseline.label})` : ''}`, r === undefined ? 'n/a' : r.toFixed(2), `≥ ${t.min}`, met === undefined ? 'n/a' : met ? 'yes' : 'NO'];
+  }));
+}
+
+export function detailTable(ms: readonly Measurement[]): string {
+  return markdownTable(['measurement', 'rate', 'p50 / p99 ms', 'errors', 'CPU (% of one core)'], ms.map((m) => [
+    m.label, rate(m), `${m.p50Ms.toFixed(1)} / ${m.p99Ms.toFixed(1)} per ${m.per}`, String(m.errors), formatCpu(m.cpu),
+  ]));
+}
+
+/** Writes bench/results/<timestamp>.json (kept out of git) and returns its path. */
+export function writeResults(record: object): string {
+  const dir = fileURLToPath(new URL('./results/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  const path = `${dir}${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+  writeFileSync(path, `${JSON.stringify(record, null, 2)}\n`);
+  return path;
+}

@@ -1,0 +1,203 @@
+// `npm run bench`: our HTTP send and HTTP pull+ack throughput against a real
+// PostgreSQL, each beside (a) pgbench's single-row INSERT of the same row at the same
+// concurrency and (b) pg-boss send and fetch+complete on the same server, with the
+// ratios and the targets of the issue. Not part of the tests. Settings: bench/README.md.
+import { cpus } from 'node:os';
+import { addAgent } from '../src/db/agents.js';
+import { cpuWindow, formatCpu, type CpuGroups, type CpuReport } from './cpu.js';
+import { runLoops, type LoopResult } from './loops.js';
+import { pgbenchInsert } from './pgbench.js';
+import { startBoss, type BossBench } from './pgboss.js';
+import { settle, startPostgres, type BenchDatabase, type BenchPostgres } from './postgres.js';
+import { httpPullAck, prefillInboxes } from './pull-ack.js';
+import { detailTable, metOf, ratioOf, targetTable, writeResults, type Measurement, type Target } from './report.js';
+import { httpSend } from './send.js';
+import { startServer, type ServerChild } from './server.js';
+import { DOMAIN, pullInbox, SENDER, sendRecipient } from './workload.js';
+
+function int(name: string, dflt: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new Error(`${name} must be a positive integer, got "${v}"`);
+  return Number(v);
+}
+
+const STEPS = ['send', 'pgbench', 'boss-send', 'pull', 'boss-fetch'] as const;
+type StepName = typeof STEPS[number];
+
+const settings = {
+  seconds: int('BENCH_SECONDS', 15),
+  warmupSeconds: int('BENCH_WARMUP_SECONDS', 3),
+  connections: int('BENCH_CONNECTIONS', 32),
+  recipients: int('BENCH_RECIPIENTS', 100),
+  consumers: int('BENCH_CONSUMERS', 16),
+  pullInboxes: int('BENCH_PULL_INBOXES', 4),
+  batch: int('BENCH_BATCH', 10),
+  backlog: int('BENCH_BACKLOG', 200_000),
+  poolMax: int('BENCH_PG_POOL_MAX', 16),
+  quietWaitSeconds: int('BENCH_QUIET_WAIT_SECONDS', 10),
+  only: (process.env.BENCH_ONLY ?? STEPS.join(',')).split(',').map((s) => s.trim()).filter(Boolean) as StepName[],
+};
+for (const s of settings.only) if (!STEPS.includes(s)) throw new Error(`BENCH_ONLY: unknown step "${s}" (steps: ${STEPS.join(', ')})`);
+const wanted = (s: StepName) => settings.only.includes(s);
+
+const log = (line: string) => console.log(`# ${line}`);
+const cleanups: (() => Promise<void>)[] = [];
+let cleaning: Promise<void> | undefined;
+const cleanup = () => (cleaning ??= (async () => {
+  for (const f of cleanups.reverse()) await f().catch((e: Error) => log(`cleanup: ${e.message}`));
+})());
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    log(`${sig}: stopping children and PostgreSQL`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+// Other work on a shared box skews every figure; wait (bounded) for it to calm down.
+const FOREIGN_QUIET_PCT = 15;
+const FOREIGN_NOISY_PCT = 20;
+async function waitQuiet(groups: CpuGroups): Promise<number> {
+  let foreign = 0;
+  for (let i = 0; i < settings.quietWaitSeconds; i++) {
+    const close = cpuWindow(groups);
+    await new Promise((r) => setTimeout(r, 1000));
+    foreign = close().foreign!;
+    if (foreign < FOREIGN_QUIET_PCT) break;
+  }
+  return foreign;
+}
+
+async function measured<T>(groups: CpuGroups, fn: () => Promise<T>): Promise<{ result: T; cpu: CpuReport; foreignBefore: number }> {
+  const foreignBefore = await waitQuiet(groups);
+  const close = cpuWindow(groups);
+  const result = await fn();
+  return { result, cpu: close(), foreignBefore };
+}
+
+function noisy(cpu: CpuReport): string[] {
+  return cpu.foreign! > FOREIGN_NOISY_PCT ? [`other processes used ${cpu.foreign}% of a core during this window: figure is depressed`] : [];
+}
+
+function loopMeasurement(label: string, unit: string, per: string, r: LoopResult, cpu: CpuReport, notes: string[]): Measurement {
+  const n = [...notes, ...noisy(cpu)];
+  if (r.drained) n.push('the backlog ran dry before the time was up: raise BENCH_BACKLOG');
+  if (r.firstError) n.push(`first error: ${r.firstError}`);
+  return { label, unit, perSec: r.perSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, per, errors: r.errors, cpu, notes: n, raw: r };
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  log(`settings: ${JSON.stringify(settings)}`);
+  const pg: BenchPostgres = await startPostgres(log);
+  cleanups.push(() => pg.stop());
+  const postgres = await pg.postmasterPid();
+  const ours: BenchDatabase = await pg.database('ours', { migrate: true });
+  cleanups.push(() => ours.close());
+  const serverVersion = (await ours.pool.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
+  log(`PostgreSQL ${serverVersion}; Node ${process.version}; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'})`);
+
+  const sender = await addAgent(ours.pool, SENDER, DOMAIN);
+  for (let i = 0; i < settings.recipients; i++) await addAgent(ours.pool, sendRecipient(i), DOMAIN);
+  const inboxes = await Promise.all(Array.from({ length: settings.pullInboxes }, (_, i) => addAgent(ours.pool, pullInbox(i), DOMAIN)));
+
+  const serverEnv = { ADMP_PG_POOL_MAX: String(settings.poolMax) };
+  log(`starting admp serve (child process, ADMP_LOG_LEVEL=warn, ADMP_PG_POOL_MAX=${settings.poolMax}, LMTP off)`);
+  const server: ServerChild = await startServer(ours.url, serverEnv, log);
+  cleanups.push(() => server.stop());
+  const groups: CpuGroups = { postgres, server: server.pid, bench: process.pid };
+  const results: Partial<Record<StepName, Measurement>> = {};
+  const S = settings.seconds;
+
+  if (wanted('send')) {
+    log(`HTTP send: warm-up ${settings.warmupSeconds} s`);
+    await httpSend(server.url, sender.token, { connections: settings.connections, seconds: settings.warmupSeconds, recipients: settings.recipients });
+    await settle(ours.pool, ['message']);
+    log(`HTTP send: autocannon, ${settings.connections} connections, pipelining 1, ${S} s`);
+    const { result: r, cpu } = await measured(groups, () => httpSend(server.url, sender.token, { connections: settings.connections, seconds: S, recipients: settings.recipients }));
+    const notes = [...noisy(cpu)];
+    if (r.non2xx || r.errors || r.timeouts) notes.push(`status codes ${JSON.stringify(r.statusCodes)}, errors ${r.errors}, timeouts ${r.timeouts}`);
+    results.send = { label: `HTTP send (${settings.connections} conn)`, unit: 'req/s', perSec: r.perSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, per: 'request', errors: r.non2xx + r.errors + r.timeouts, cpu, notes, raw: r };
+  }
+
+  if (wanted('pgbench')) {
+    const db = await pg.database('pgbench', { migrate: true });
+    cleanups.push(() => db.close());
+    await settle(db.pool, ['message']);
+    log(`pgbench: single-row INSERT of the same row, -c ${settings.connections} -j ${Math.min(settings.connections, 2)} -T ${S} -M prepared`);
+    await waitQuiet(groups);
+    const run = pgbenchInsert(db.url, { clients: settings.connections, seconds: S, recipients: settings.recipients });
+    cleanups.push(async () => run.kill());
+    const close = cpuWindow({ ...groups, pgbench: run.pid });
+    const r = await run.done;
+    const cpu = close();
+    const notes = r.failed ? [`${r.failed} failed transactions`] : [];
+    results.pgbench = { label: `pgbench INSERT (${settings.connections} clients)`, unit: 'tx/s', perSec: r.perSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, per: 'transaction', errors: r.failed, cpu, notes: [...notes, ...noisy(cpu)], raw: r };
+  }
+
+  let boss: BossBench | undefined;
+  if (wanted('boss-send') || wanted('boss-fetch')) {
+    const db = await pg.database('pgboss');
+    await db.close();
+    boss = await startBoss(db.url, settings.poolMax, log);
+    cleanups.push(() => boss!.stop());
+    log(`pg-boss ${boss.version} started (pool max ${settings.poolMax}, default maintenance)`);
+  }
+
+  if (boss && wanted('boss-send')) {
+    await boss.send(settings.connections, settings.warmupSeconds);
+    log(`pg-boss send(): ${settings.connections} in flight, ${S} s`);
+    const { result: r, cpu } = await measured(groups, () => boss!.send(settings.connections, S));
+    results['boss-send'] = loopMeasurement(`pg-boss ${boss.version} send (${settings.connections} in flight)`, 'jobs/s', 'send', r, cpu, []);
+  }
+
+  if (wanted('pull')) {
+    log(`HTTP pull+ack: prefilling ${settings.backlog} messages into ${settings.pullInboxes} inboxes via enqueue_message`);
+    const prefillRate = await prefillInboxes(ours.pool, inboxes.map((a) => a.id), settings.backlog);
+    await settle(ours.pool, ['message']);
+    const consumers = Array.from({ length: settings.consumers }, (_, i) => ({ token: inboxes[i % inboxes.length]!.token }));
+    const cycle = { seconds: settings.warmupSeconds, max: settings.batch };
+    await httpPullAck(server.url, consumers, cycle);
+    log(`HTTP pull+ack: ${settings.consumers} consumers over ${settings.pullInboxes} inboxes, pull max ${settings.batch} + one batch ack, ${S} s`);
+    const { result: r, cpu } = await measured(groups, () => httpPullAck(server.url, consumers, { ...cycle, seconds: S }));
+    results.pull = loopMeasurement(`HTTP pull+ack (${settings.consumers} consumers, batch ${settings.batch})`, 'msgs/s', 'cycle', r, cpu,
+      [`prefill ${settings.backlog} via enqueue_message at ${Math.round(prefillRate)} rows/s`]);
+  }
+
+  if (boss && wanted('boss-fetch')) {
+    log(`pg-boss: prefilling ${settings.backlog} jobs with insert() in batches of 1000`);
+    const prefillRate = await boss.prefill(settings.backlog);
+    await boss.fetchComplete(settings.consumers, settings.batch, settings.warmupSeconds);
+    log(`pg-boss fetch({batchSize: ${settings.batch}}) + complete(ids): ${settings.consumers} workers, ${S} s`);
+    const { result: r, cpu } = await measured(groups, () => boss!.fetchComplete(settings.consumers, settings.batch, S));
+    results['boss-fetch'] = loopMeasurement(`pg-boss ${boss.version} fetch+complete (${settings.consumers} workers, batch ${settings.batch})`, 'jobs/s', 'cycle', r, cpu,
+      [`prefill ${settings.backlog} via insert() at ${Math.round(prefillRate)} jobs/s`]);
+  }
+
+  const targets: Target[] = [
+    { path: `HTTP send vs pgbench single-row INSERT, ${settings.connections} clients`, ours: results.send, baseline: results.pgbench, min: 0.7 },
+    { path: 'HTTP send vs pg-boss send', ours: results.send, baseline: results['boss-send'], min: 2 },
+    { path: `HTTP pull+ack (batch ${settings.batch}) vs pg-boss fetch+complete`, ours: results.pull, baseline: results['boss-fetch'], min: 1 },
+  ];
+  const measurements = STEPS.flatMap((s) => (results[s] ? [results[s]!] : []));
+  console.log(`\n## Targets\n\n${targetTable(targets)}\n\n## Measurements\n\n${detailTable(measurements)}\n`);
+  for (const m of measurements) for (const n of m.notes) console.log(`- ${m.label}: ${n}`);
+  const path = writeResults({
+    started: started.toISOString(),
+    environment: { node: process.version, postgres: serverVersion, postgresSource: pg.source, cpus: cpus().length, cpuModel: cpus()[0]?.model, pgBoss: boss?.version },
+    settings,
+    server: { logLevel: 'warn', ...serverEnv },
+    targets: targets.map((t) => ({ path: t.path, ours: t.ours?.perSec, baseline: t.baseline?.perSec, ratio: ratioOf(t), min: t.min, met: metOf(t) })),
+    measurements: Object.fromEntries(Object.entries(results).map(([k, m]) => [k, { ...m, cpuText: formatCpu(m.cpu) }])),
+  });
+  console.log(`\nresults: ${path}`);
+}
+
+try {
+  await main();
+} catch (err) {
+  console.error(`bench failed: ${(err as Error).stack ?? err}`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}

@@ -1,0 +1,80 @@
+// A private Docker engine for tests (research/mta.md §7): dockerd with its own data root,
+// exec root and unix socket in a temp dir, and no networking of its own (--bridge=none,
+// no iptables, forwarding or masquerading), so the host's network is left as it was.
+// Images cannot be pulled here; importRootfs() makes one from local files (busybox-static).
+import { execFile, spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, createWriteStream, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import Dockerode from 'dockerode';
+
+const run = promisify(execFile);
+
+export interface TestDockerd {
+  readonly docker: Dockerode;
+  /** unix:// URL for DOCKER_HOST. */
+  readonly host: string;
+  readonly dir: string;
+  stop(): Promise<void>;
+}
+
+export async function startDockerd(): Promise<TestDockerd> {
+  // Short path: unix socket paths are limited to 108 bytes.
+  const dir = mkdtempSync(join(tmpdir(), 'admp-dkr-'));
+  const socket = join(dir, 'docker.sock');
+  const log = createWriteStream(join(dir, 'dockerd.log'));
+  const child = spawn('dockerd', [
+    '--data-root', join(dir, 'root'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'dockerd.pid'),
+    '-H', `unix://${socket}`, '--bridge=none', '--iptables=false', '--ip6tables=false', '--ip-forward=false', '--ip-masq=false',
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  const exited = new Promise<void>((ok) => child.once('exit', () => ok()));
+  const docker = new Dockerode({ socketPath: socket });
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null) child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((ok) => setTimeout(ok, 15_000))]);
+    if (child.exitCode === null) child.kill('SIGKILL');
+    // dockerd leaves its default network namespace mounted (research/mta.md §7).
+    await run('umount', [join(dir, 'exec', 'netns', 'default')]).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`dockerd exited (${child.exitCode}); see ${join(dir, 'dockerd.log')}`);
+    if (await docker.ping().then(() => true, () => false)) break;
+    if (i > 150) {
+      await stop();
+      throw new Error('dockerd did not answer within 30 s');
+    }
+    await new Promise((ok) => setTimeout(ok, 200));
+  }
+  return { docker, host: `unix://${socket}`, dir, stop };
+}
+
+/**
+ * Imports an image whose root holds busybox (with the applets `applets` as symlinks)
+ * and `files` (path → content, executable), via `docker import` of a tar made with tar(1).
+ */
+export async function importRootfs(docker: Dockerode, tag: string, applets: readonly string[], files: Record<string, string>): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), 'admp-rootfs-'));
+  try {
+    mkdirSync(join(root, 'bin'));
+    copyFileSync('/usr/bin/busybox', join(root, 'bin', 'busybox'));
+    chmodSync(join(root, 'bin', 'busybox'), 0o755);
+    for (const a of applets) symlinkSync('busybox', join(root, 'bin', a));
+    for (const d of ['tmp', 'etc', 'proc', 'sys', 'dev']) mkdirSync(join(root, d), { recursive: true });
+    for (const [path, content] of Object.entries(files)) {
+      mkdirSync(join(root, path, '..'), { recursive: true });
+      writeFileSync(join(root, path), content, { mode: 0o755 });
+    }
+    const tar = join(tmpdir(), `admp-rootfs-${process.pid}.tar`);
+    await run('tar', ['-C', root, '-cf', tar, '.']);
+    const [repo, version] = tag.split(':');
+    const stream = await docker.importImage(tar, { repo, tag: version ?? 'latest' });
+    await new Promise<void>((ok, fail) => docker.modem.followProgress(stream, (err: Error | null) => (err ? fail(err) : ok())));
+    rmSync(tar, { force: true });
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
