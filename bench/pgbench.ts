@@ -12,14 +12,16 @@ import { BODY_PREFIX, SENDER_ADDRESS, SUBJECT, TTL_SEC, TYPE } from './workload.
 
 export const PGBENCH = process.env.BENCH_PGBENCH ?? '/usr/lib/postgresql/15/bin/pgbench';
 
-const sql = (s: string) => `'${s.replace(/'/g, "''")}'`;
+// pgbench turns every ":name" in the text into a parameter, even inside literals (the
+// JSON body has `"max_words":200`); an E'' literal spells ':' as \x3a instead.
+const sql = (s: string) => `E'${s.replace(/\\/g, '\\\\').replace(/'/g, "''").replace(/:/g, '\\x3a')}'`;
 
 export const INSERT_SCRIPT = `\\set a random(0, :recipients - 1)
 \\set seq random(1, 1000000000)
 INSERT INTO message (id, to_agent_id, channel, from_agent, subject, type, body, headers, correlation_id, idempotency_key,
                      status, ttl_sec, expires_at, delivered_at, source_fingerprint, delivery_log)
 VALUES (gen_random_uuid(), 'rcpt-' || lpad(:a::text, 3, '0'), 'http', ${sql(SENDER_ADDRESS)}, ${sql(SUBJECT)}, ${sql(TYPE)},
-        (${sql(BODY_PREFIX)} || :seq || '}')::jsonb, '{}', gen_random_uuid()::text, gen_random_uuid()::text,
+        (${sql(BODY_PREFIX)} || :seq::text || '}')::jsonb, '{}', gen_random_uuid()::text, gen_random_uuid()::text,
         'delivered', ${TTL_SEC}, now() + make_interval(secs => ${TTL_SEC}), now(), sha256(gen_random_uuid()::text::bytea),
         jsonb_build_array(jsonb_build_object('at', now(), 'event', 'delivered', 'channel', 'http')));
 `;
