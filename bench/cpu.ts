@@ -29,19 +29,13 @@ function machineBusyTicks(): number {
   return v[0]! + v[1]! + v[2]! + v[5]! + v[6]! + v[7]!;
 }
 
-/** Ticks per root, each process counted under its nearest root ancestor (trees nest: PG and the server are our children). */
-function treeTicks(procs: Map<number, Proc>, roots: readonly number[]): number[] {
-  const sums = roots.map(() => 0);
-  for (const [pid, p] of procs) {
-    for (let q: number | undefined = pid, depth = 0; q && depth < 64; q = procs.get(q)?.ppid, depth++) {
-      const i = roots.indexOf(q);
-      if (i >= 0) {
-        sums[i]! += p.ticks;
-        break;
-      }
-    }
+/** Which root each process belongs to: its nearest root ancestor (trees nest: PG and the server are our children). */
+function rootOf(procs: Map<number, Proc>, pid: number, roots: readonly number[]): number {
+  for (let q: number | undefined = pid, depth = 0; q && depth < 64; q = procs.get(q)?.ppid, depth++) {
+    const i = roots.indexOf(q);
+    if (i >= 0) return i;
   }
-  return sums;
+  return -1;
 }
 
 export type CpuGroups = Record<string, number | undefined>;
@@ -52,24 +46,26 @@ export type CpuReport = Record<string, number>;
 export function cpuWindow(groups: CpuGroups): () => CpuReport {
   const start = Date.now();
   const roots = Object.entries(groups).filter((e): e is [string, number] => e[1] !== undefined);
-  const snap = () => {
-    const procs = processes();
-    return { busy: machineBusyTicks(), ticks: treeTicks(procs, roots.map(([, pid]) => pid)) };
-  };
-  const a = snap();
+  const pids = roots.map(([, pid]) => pid);
+  const before = processes();
+  const busyBefore = machineBusyTicks();
   return () => {
-    const b = snap();
+    const after = processes();
+    const busy = machineBusyTicks() - busyBefore;
     const sec = (Date.now() - start) / 1000;
     const pct = (ticks: number) => Math.round((ticks * TICK_SEC * 100) / sec);
+    // Per process, so a process that ends inside the window takes nothing away
+    // (its ticks are lost, and show up as foreign); one that starts counts from zero.
+    const sums = pids.map(() => 0);
+    for (const [pid, p] of after) {
+      const i = rootOf(after, pid, pids);
+      if (i >= 0) sums[i]! += p.ticks - (before.get(pid)?.ticks ?? 0);
+    }
     const out: CpuReport = {};
-    let ours = 0;
-    roots.forEach(([label], i) => {
-      const d = b.ticks[i]! - a.ticks[i]!;
-      ours += d;
-      out[label] = pct(d);
-    });
-    out.busy = pct(b.busy - a.busy);
-    out.foreign = Math.max(0, pct(b.busy - a.busy - ours));
+    roots.forEach(([label], i) => (out[label] = pct(sums[i]!)));
+    const ours = sums.reduce((a, b) => a + b, 0);
+    out.busy = pct(busy);
+    out.foreign = Math.max(0, pct(busy - ours));
     return out;
   };
 }

@@ -51,10 +51,17 @@ export async function startPostgres(log: (line: string) => void): Promise<BenchP
     source: dir ? 'embedded' : 'DATABASE_URL',
     adminUrl,
     async postmasterPid() {
-      const [row] = await adminQuery<{ pid: number }>(adminUrl, 'SELECT pg_backend_pid() AS pid');
-      // A backend's parent is the postmaster; readable only when the server is local.
-      const stat = await readFile(`/proc/${row!.pid}/stat`, 'utf8').catch(() => undefined);
-      return stat ? Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) : undefined;
+      const c = new pg.Client({ connectionString: adminUrl });
+      await c.connect();
+      try {
+        const { rows } = await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        // A backend's parent is the postmaster; readable only when the server is local
+        // (and only while this backend lives).
+        const stat = await readFile(`/proc/${rows[0]!.pid}/stat`, 'utf8').catch(() => undefined);
+        return stat ? Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) : undefined;
+      } finally {
+        await c.end();
+      }
     },
     async database(name, options = {}) {
       const db = `admp_bench_${name}`;

@@ -168,7 +168,7 @@ end
 local function set_result(task, action, message)
   -- Priority 3 (highest): an earlier `accept` (priority 1, e.g. Mailcow's postmaster rule)
   -- must not win over our discard, or the bridge's copy is delivered a second time.
-  task:set_pre_result({ action = action, message = message, module = N, priority = 1 })
+  task:set_pre_result({ action = action, message = message, module = N, priority = 3 })
 end
 
 local function tempfail(task, reason)

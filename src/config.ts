@@ -25,6 +25,7 @@ export const SETTINGS = {
   databaseUrl: s({ env: 'DATABASE_URL', kind: 'string', default: '', doc: 'PostgreSQL URL. Empty: start an embedded PostgreSQL with data under `<data_dir>/pg`.' }),
   dataDir: s({ env: 'ADMP_DATA_DIR', kind: 'string', default: './var', doc: 'Directory for the embedded database and local state.' }),
   embeddedPgPort: s({ env: 'ADMP_EMBEDDED_PG_PORT', kind: 'int', default: '54329', min: 0, max: 65535, doc: 'Port of the embedded PostgreSQL (0 picks a free port).' }),
+  workers: s({ env: 'ADMP_WORKERS', kind: 'int', default: '1', min: 1, max: 64, doc: 'Server processes sharing the listeners (node:cluster); one per core uses all cores for ingest.' }),
   migrateOnStart: s({ env: 'ADMP_MIGRATE_ON_START', kind: 'bool', default: 'true', doc: 'Apply pending migrations when `admp serve` starts.' }),
   pgPoolMax: s({ env: 'ADMP_PG_POOL_MAX', kind: 'int', default: '16', min: 1, max: 500, doc: 'Maximum PostgreSQL connections per process.' }),
   httpListen: s({ env: 'ADMP_HTTP_LISTEN', kind: 'listen', default: '127.0.0.1:8080', doc: 'Address:port of the agent HTTP API and the Rspamd ingress endpoint.' }),
@@ -53,6 +54,12 @@ export const SETTINGS = {
   jwksScheme: s({ env: 'ADMP_JWKS_SCHEME', kind: 'enum', default: 'https', values: ['https', 'http'], doc: 'Scheme for `/.well-known/agent-keys.json` of partners (`http` only for tests and closed networks).' }),
   jwksPort: s({ env: 'ADMP_JWKS_PORT', kind: 'int', default: '0', min: 0, max: 65535, doc: 'Port for partner JWKS URLs (0: the scheme default).' }),
   policyFile: s({ env: 'ADMP_POLICY_FILE', kind: 'string', default: '', doc: 'YAML file of ingress policy rules (docs/policy.md).' }),
+  relayUrl: s({ env: 'ADMP_RELAY_URL', kind: 'string', default: '', doc: 'SMTP relay for mail to other organisations (docs/federation.md): `smtp://host:port` (STARTTLS when offered) or `smtps://user:pass@host:465`. Empty: the outbound worker is off and remote messages stay `queued`.' }),
+  relayTimeoutMs: s({ env: 'ADMP_RELAY_TIMEOUT_MS', kind: 'int', default: '30000', min: 1000, max: 600000, doc: 'Timeout of one submission to the relay (connect, each command, the data).' }),
+  outboundConcurrency: s({ env: 'ADMP_OUTBOUND_CONCURRENCY', kind: 'int', default: '4', min: 1, max: 100, doc: 'Submissions one instance runs at once.' }),
+  outboundBackoffMs: s({ env: 'ADMP_OUTBOUND_BACKOFF_MS', kind: 'int', default: '30000', min: 10, max: 3600000, doc: 'Delay before the first retry after a temporary relay answer; it doubles per attempt, with jitter, up to one hour.' }),
+  outboundDeadlineSec: s({ env: 'ADMP_OUTBOUND_DEADLINE_SEC', kind: 'int', default: '172800', min: 1, max: 31536000, doc: 'How long temporary relay failures are retried before the message is `failed` (reason `timeout`).' }),
+  keysDir: s({ env: 'ADMP_KEYS_DIR', kind: 'string', default: '', doc: 'Directory of agents\' private keys `<agent>.<kid>.pem` (`admp key create` writes them; the outbound worker signs with them). Empty: `<data_dir>/keys`.' }),
   shutdownGraceMs: s({ env: 'ADMP_SHUTDOWN_GRACE_MS', kind: 'int', default: '10000', min: 0, max: 600000, doc: 'Time in-flight requests and LMTP transactions get after SIGTERM.' }),
 } as const;
 

@@ -1,26 +1,62 @@
 // admp serve | migrate | config
+import cluster from 'node:cluster';
 import type { Command } from 'commander';
-import { configMarkdown, loadConfig } from '../config.js';
-import { createLogger } from '../log.js';
+import { configMarkdown, loadConfig, type Config } from '../config.js';
+import { createLogger, type Logger } from '../log.js';
 import { openDatabase } from '../db/connect.js';
 import { migrate } from '../db/migrate.js';
 import { startServer } from '../server.js';
 import { print } from './output.js';
 
+function onSignals(log: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ event: 'shutdown', signal }, 'shutting down');
+    stop().then(() => process.exit(0), (err) => { log.error({ err }, 'shutdown failed'); process.exit(1); });
+  };
+  process.on('SIGTERM', () => handler('SIGTERM'));
+  process.on('SIGINT', () => handler('SIGINT'));
+}
+
+async function serveOne(config: Config, log: Logger): Promise<void> {
+  const server = await startServer(config, log);
+  onSignals(log, () => server.stop());
+}
+
+/**
+ * ADMP_WORKERS > 1: this process owns the database (embedded, if that is the
+ * setup) and the migrations, then forks workers that share the HTTP and LMTP
+ * listeners (node:cluster). A worker that dies is replaced after a short pause.
+ */
+async function servePrimary(config: Config, log: Logger): Promise<void> {
+  const db = await openDatabase(config, { migrate: config.migrateOnStart, poolMax: 1 });
+  await db.pool.end();
+  const env = { DATABASE_URL: db.url, ADMP_MIGRATE_ON_START: 'false' };
+  let stopping = false;
+  const fork = () => cluster.fork(env);
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) return;
+    log.error({ event: 'worker_exit', pid: worker.process.pid, code, signal }, 'worker died; starting another');
+    setTimeout(fork, 1000).unref();
+  });
+  for (let i = 0; i < config.workers; i++) fork();
+  log.info({ event: 'start', workers: config.workers }, `started ${config.workers} workers`);
+  onSignals(log, async () => {
+    stopping = true;
+    const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
+    await Promise.all(workers.map((w) => new Promise<void>((ok) => { w.once('exit', () => ok()); w.process.kill('SIGTERM'); })));
+    await db.embedded?.stop();
+  });
+}
+
 export function registerServe(program: Command): void {
   program.command('serve').description('run the agent API, the Rspamd ingress endpoint and the LMTP receiver').action(async () => {
     const config = loadConfig();
     const log = createLogger(config.logLevel);
-    const server = await startServer(config, log);
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ event: 'shutdown', signal }, 'shutting down');
-      server.stop().then(() => process.exit(0), (err) => { log.error({ err }, 'shutdown failed'); process.exit(1); });
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    if (config.workers > 1 && cluster.isPrimary) await servePrimary(config, log);
+    else await serveOne(config, log);
   });
 
   program.command('migrate').description('apply pending database migrations (safe to run twice or concurrently)')

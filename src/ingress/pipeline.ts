@@ -21,6 +21,8 @@ import type { Enqueuer } from '../queue/enqueue.js';
 import type { PolicySource } from '../policy/store.js';
 import { alignedDkimPass, isAligned, verifyDkim, type DomainAuth } from './domain-auth.js';
 import { isDeliveryReport, parseDeliveryReport } from './dsn.js';
+import { observeEnqueue, type Metrics } from '../metrics.js';
+import { withSpan } from '../tracing.js';
 
 export type Road = 'rspamd' | 'lmtp';
 
@@ -47,7 +49,11 @@ export type RecipientResult =
 export interface IngestOptions {
   /** Store all recipients or none: any refusal or fault leaves nothing behind (the Rspamd road answers once per message). */
   readonly atomic: boolean;
+  /** Filled in as the mail is read, for the adapter's summary log line. */
+  readonly facts?: IngestFacts;
 }
+
+export interface IngestFacts { messageId?: string; correlationId?: string; from?: string }
 
 export interface PipelineDeps {
   readonly pool: pg.Pool;
@@ -59,6 +65,7 @@ export interface PipelineDeps {
   /** DNS for DKIM re-verification (config dkimMode = verify). */
   readonly dnsResolve: (name: string, rrtype: string) => Promise<string[] | string[][]>;
   readonly now?: () => number;
+  readonly metrics?: Metrics;
 }
 
 export interface Pipeline { ingest(d: MailDelivery, opts: IngestOptions): Promise<RecipientResult[]> }
@@ -71,6 +78,8 @@ const SIGNATURE_CODE: Record<SignatureFailure, ErrorCode> = {
   signature_missing: 'signature_missing', signature_invalid: 'signature_invalid', signature_expired: 'signature_expired',
   unknown_key: 'unknown_key', key_unavailable: 'key_unavailable',
 };
+
+const DSN_ACTIONS = new Set(['failed', 'delayed', 'delivered', 'relayed', 'expanded']);
 
 type Check = { recipient: string; item?: NewMessage; error?: AdmpError };
 
@@ -100,18 +109,29 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   }): Promise<Check> {
     const fail = (error: AdmpError): Check => ({ recipient, error });
     const fields = readSignedMail(parsed);
-    const sig = await verifySignature({ ...fields, body: ctx.bodyBytes, envelopeRecipient: recipient, envelope: ctx.envelope },
-      { now: now(), clockSkewSec: config.clockSkewSec, resolveKey: deps.resolveKey });
-    if (!sig.ok) return fail(new AdmpError(SIGNATURE_CODE[sig.code], `agent signature: ${sig.reason}`));
-
-    const to = await directory.resolve(recipient, 'recipient');
-    if (to.kind !== 'local') return fail(new AdmpError('policy_denied', `${recipient} is not in our agents domains`));
-    const subject = ctx.envelope.subject ?? parsed.subject ?? null;
-    const decision = decide(ctx.policy, config.domains, { from: ctx.sender, to: to.address, type: ctx.envelope.type, subject, bytes: d.raw.length });
-    if (!decision.allow) return fail(new AdmpError(decision.reason === 'too_large' ? 'payload_too_large' : 'policy_denied', decision.message));
-    if (ctx.policy.max_inbox > 0 && await inboxFull(to.agentId, ctx.policy.max_inbox)) {
-      return fail(new AdmpError('quota_exceeded', `inbox of ${to.address} is full; try again later`));
+    const sig = await withSpan('admp.ingest.signature', { 'admp.recipient': recipient }, () => verifySignature({ ...fields, body: ctx.bodyBytes, envelopeRecipient: recipient, envelope: ctx.envelope },
+      { now: now(), clockSkewSec: config.clockSkewSec, resolveKey: deps.resolveKey }));
+    if (!sig.ok) {
+      deps.metrics?.signatureFailed.inc({ reason: sig.code });
+      return fail(new AdmpError(SIGNATURE_CODE[sig.code], `agent signature: ${sig.reason}`));
     }
+    const denied = (reason: string, error: AdmpError): Check => {
+      deps.metrics?.policyDenied.inc({ reason });
+      return fail(error);
+    };
+    const subject = ctx.envelope.subject ?? parsed.subject ?? null;
+    const verdict = await withSpan('admp.ingest.policy', { 'admp.recipient': recipient }, async () => {
+      const to = await directory.resolve(recipient, 'recipient');
+      if (to.kind !== 'local') return denied('not_local', new AdmpError('policy_denied', `${recipient} is not in our agents domains`));
+      const decision = decide(ctx.policy, config.domains, { from: ctx.sender, to: to.address, type: ctx.envelope.type, subject, bytes: d.raw.length });
+      if (!decision.allow) return denied(decision.reason, new AdmpError(decision.reason === 'too_large' ? 'payload_too_large' : 'policy_denied', decision.message));
+      if (ctx.policy.max_inbox > 0 && await inboxFull(to.agentId, ctx.policy.max_inbox)) {
+        return denied('quota_exceeded', new AdmpError('quota_exceeded', `inbox of ${to.address} is full; try again later`));
+      }
+      return { to, decision };
+    });
+    if (!('decision' in verdict)) return verdict;
+    const { to, decision } = verdict;
     const messageId = canonicalMessageId(parsed.messageId ?? '');
     return {
       recipient,
@@ -147,6 +167,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   async function report(d: MailDelivery): Promise<RecipientResult[]> {
     const rep = parseDeliveryReport(d.raw);
+    for (const r of rep.recipients) deps.metrics?.dsn.inc({ action: DSN_ACTIONS.has(r.action) ? r.action : 'other' });
     return Promise.all(d.recipients.map(async (recipient) => {
       const id = BOUNCE_LOCAL.exec(recipient)?.[1];
       const matched = await recordDeliveryReport(pool, { id, mailMessageId: rep.originalMessageId ? canonicalMessageId(rep.originalMessageId) : undefined }, rep);
@@ -154,22 +175,24 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     }));
   }
 
-  async function check(d: MailDelivery): Promise<Check[] | RecipientResult[]> {
+  async function check(d: MailDelivery, facts: IngestFacts | undefined): Promise<Check[] | RecipientResult[]> {
     const all = (error: AdmpError): Check[] => d.recipients.map((recipient) => ({ recipient, error }));
     if (d.raw.length > config.maxMailBytes) return all(new AdmpError('payload_too_large', `message is larger than ${config.maxMailBytes} bytes`));
     let parsed: ParsedMail;
     try {
-      parsed = await simpleParser(d.raw, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, skipTextLinks: true });
+      parsed = await withSpan('admp.ingest.parse', { 'admp.bytes': d.raw.length }, () => simpleParser(d.raw, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, skipTextLinks: true }));
     } catch (err) {
       return all(new AdmpError('bad_request', `unparsable message: ${(err as Error).message}`));
     }
+    if (facts && parsed.messageId) facts.messageId = canonicalMessageId(parsed.messageId);
     if (isDeliveryReport(parsed)) return report(d);
 
     const fields = readSignedMail(parsed);
     const sender = fields.from ? tryParseAddress(fields.from) : undefined;
     if (!sender) return all(new AdmpError('signature_invalid', 'From must hold exactly one agent address'));
+    if (facts) facts.from = sender.address;
     const policy = await deps.policy.current();
-    const authn = await domainAuth(d, sender.domain, sender.address, policy);
+    const authn = await withSpan('admp.ingest.domain_auth', { 'admp.sender_domain': sender.domain }, () => domainAuth(d, sender.domain, sender.address, policy));
     if (authn instanceof AdmpError) return all(authn);
 
     if (!fields.body) return all(new AdmpError('invalid_envelope', 'no ADMP envelope: expected one application/json part (or a JSON text body)'));
@@ -184,6 +207,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const e = checkEnvelope.Errors(envelope).First();
       return all(new AdmpError('invalid_envelope', `envelope${e?.path.replace(/\//g, '.') ?? ''}: ${e?.message ?? 'invalid'}`));
     }
+    if (facts && envelope.correlation_id) facts.correlationId = envelope.correlation_id;
     const ctx = { sender: sender.address, auth: authn.auth, method: authn.method, envelope, bodyBytes: fields.body, policy };
     return Promise.all(d.recipients.map(async (r) => {
       try {
@@ -194,33 +218,43 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     }));
   }
 
+  async function ingest(d: MailDelivery, opts: IngestOptions): Promise<RecipientResult[]> {
+    const checks = await check(d, opts.facts);
+    if (checks.some((c) => 'kind' in c)) return checks as RecipientResult[];
+    const cs = checks as Check[];
+    const ok = cs.filter((c) => c.item);
+    const blocked = cs.length !== ok.length;
+    if (opts.atomic && blocked) {
+      // Nothing is stored; the others learn why the message as a whole was not taken.
+      const worst = cs.find((c) => c.error?.temporary) ?? cs.find((c) => c.error)!;
+      return cs.map((c) => (c.error ? result(c) : result({ recipient: c.recipient, error: worst.error! })));
+    }
+    let stored: EnqueueResult[];
+    try {
+      // One recipient (the usual case) joins the shared batcher; several go in one
+      // statement of their own, so that all or none of them are stored.
+      stored = ok.length === 1 ? [await deps.enqueuer.enqueue(ok[0]!.item!)] : ok.length > 1 ? await enqueueAll(ok.map((c) => c.item!)) : [];
+    } catch (err) {
+      const e = toAdmpError(err);
+      return cs.map((c) => result(c.error ? c : { recipient: c.recipient, error: e }));
+    }
+    let i = 0;
+    return cs.map((c) => {
+      if (!c.item) return result(c);
+      const s = stored[i++]!;
+      return { recipient: c.recipient, kind: 'stored' as const, id: s.id, duplicate: s.duplicate };
+    });
+  }
+
+  async function enqueueAll(items: NewMessage[]): Promise<EnqueueResult[]> {
+    const stored = await withSpan('admp.enqueue', { 'admp.channel': 'smtp', 'admp.batch': items.length }, () => enqueueRows(pool, items));
+    if (deps.metrics) for (const s of stored) observeEnqueue(deps.metrics, 'smtp', s.duplicate);
+    return stored;
+  }
+
   return {
-    async ingest(d, opts) {
-      const checks = await check(d);
-      if (checks.some((c) => 'kind' in c)) return checks as RecipientResult[];
-      const cs = checks as Check[];
-      const ok = cs.filter((c) => c.item);
-      const blocked = cs.length !== ok.length;
-      if (opts.atomic && blocked) {
-        // Nothing is stored; the others learn why the message as a whole was not taken.
-        const worst = cs.find((c) => c.error?.temporary) ?? cs.find((c) => c.error)!;
-        return cs.map((c) => (c.error ? result(c) : result({ recipient: c.recipient, error: worst.error! })));
-      }
-      let stored: EnqueueResult[];
-      try {
-        // One recipient (the usual case) joins the shared batcher; several go in one
-        // statement of their own, so that all or none of them are stored.
-        stored = ok.length === 1 ? [await deps.enqueuer.enqueue(ok[0]!.item!)] : ok.length > 1 ? await enqueueRows(pool, ok.map((c) => c.item!)) : [];
-      } catch (err) {
-        const e = toAdmpError(err);
-        return cs.map((c) => result(c.error ? c : { recipient: c.recipient, error: e }));
-      }
-      let i = 0;
-      return cs.map((c) => {
-        if (!c.item) return result(c);
-        const s = stored[i++]!;
-        return { recipient: c.recipient, kind: 'stored' as const, id: s.id, duplicate: s.duplicate };
-      });
+    ingest(d, opts) {
+      return withSpan('admp.ingest', { 'admp.road': d.road, 'admp.recipients': d.recipients.length, ...(d.queueId ? { 'admp.queue_id': d.queueId } : {}) }, () => ingest(d, opts));
     },
   };
 }

@@ -4,6 +4,8 @@
 // free. Every caller is answered only after its own row is committed.
 import type pg from 'pg';
 import { enqueueRows, type EnqueueResult, type NewMessage } from '../db/messages.js';
+import { observeEnqueue, since, type Metrics } from '../metrics.js';
+import { withSpan } from '../tracing.js';
 
 interface Pending { item: NewMessage; resolve: (r: EnqueueResult) => void; reject: (e: unknown) => void }
 
@@ -13,7 +15,7 @@ export interface Enqueuer {
   drain(): Promise<void>;
 }
 
-export function createEnqueuer(pool: pg.Pool, options: { maxBatch?: number; maxInFlight?: number } = {}): Enqueuer {
+export function createEnqueuer(pool: pg.Pool, options: { maxBatch?: number; maxInFlight?: number; metrics?: Metrics } = {}): Enqueuer {
   const maxBatch = options.maxBatch ?? 200;
   // Two batches in flight keep Postgres busy while the next one fills.
   const maxInFlight = options.maxInFlight ?? 2;
@@ -47,9 +49,15 @@ export function createEnqueuer(pool: pg.Pool, options: { maxBatch?: number; maxI
 
   return {
     enqueue(item) {
-      return new Promise((resolve, reject) => {
-        queue.push({ item, resolve, reject });
-        pump();
+      const started = performance.now();
+      return withSpan('admp.enqueue', { 'admp.channel': item.channel }, async (span) => {
+        const r = await new Promise<EnqueueResult>((resolve, reject) => {
+          queue.push({ item, resolve, reject });
+          pump();
+        });
+        span.setAttributes({ 'admp.message_id': r.id, 'admp.duplicate': r.duplicate });
+        if (options.metrics) observeEnqueue(options.metrics, item.channel, r.duplicate, since(started));
+        return r;
       });
     },
     drain() {

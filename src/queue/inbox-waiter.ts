@@ -8,6 +8,8 @@ export interface Waiter { readonly promise: Promise<void>; cancel(): void }
 
 export interface InboxWaiter {
   arm(agentId: string, timeoutMs: number): Waiter;
+  /** True once close() was called (shutdown): long polls stop waiting. */
+  readonly closed: boolean;
   close(): Promise<void>;
 }
 
@@ -35,6 +37,9 @@ export async function createInboxWaiter(url: string, onError: (err: Error) => vo
   await connect();
 
   return {
+    get closed() {
+      return closed;
+    },
     arm(agentId, timeoutMs) {
       let done!: () => void;
       let timer: NodeJS.Timeout | undefined;

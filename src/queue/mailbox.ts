@@ -10,6 +10,8 @@ import { claim, enqueueRows, lockForReply, recordReply, type EnqueueResult, type
 import type { Directory, Recipient } from './directory.js';
 import type { Enqueuer } from './enqueue.js';
 import type { InboxWaiter } from './inbox-waiter.js';
+import { observeEnqueue, since, type Metrics } from '../metrics.js';
+import { withSpan } from '../tracing.js';
 
 export interface Caller { readonly agentId: string; readonly domain: string; readonly address: string }
 
@@ -30,13 +32,21 @@ export interface Mailbox {
   reply(caller: Caller, originalId: string, msg: Outgoing & { lease_id?: string }): Promise<EnqueueResult>;
 }
 
-export interface MailboxDeps { pool: pg.Pool; config: Config; directory: Directory; enqueuer: Enqueuer; waiter: InboxWaiter }
+export interface MailboxDeps { pool: pg.Pool; config: Config; directory: Directory; enqueuer: Enqueuer; waiter: InboxWaiter; metrics?: Metrics }
 
 export function bodySize(body: unknown): number {
   return Buffer.byteLength(JSON.stringify(body));
 }
 
-export function createMailbox({ pool, config, directory, enqueuer, waiter }: MailboxDeps): Mailbox {
+export function createMailbox({ pool, config, directory, enqueuer, waiter, metrics }: MailboxDeps): Mailbox {
+  async function claimTimed(agentId: string, max: number, visibility: number): Promise<MessageRow[]> {
+    const started = performance.now();
+    const rows = await claim(pool, agentId, max, visibility);
+    metrics?.pullSeconds.observe(since(started));
+    metrics?.pulled.inc(rows.length);
+    return rows;
+  }
+
   function row(caller: Caller, to: Recipient, msg: Outgoing, extra: Partial<NewMessage> = {}): NewMessage {
     if (bodySize(msg.body) > config.maxBodyBytes) {
       throw new AdmpError('payload_too_large', `body is larger than ${config.maxBodyBytes} bytes`);
@@ -73,31 +83,36 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter }: Mai
       return checked(await enqueuer.enqueue(row(caller, recipient, msg)), msg.idempotency_key);
     },
 
-    async pull(caller, opts) {
-      const visibility = Math.min(opts.visibility_timeout ?? config.defaultVisibilitySec, config.maxVisibilitySec);
-      const deadline = Date.now() + (opts.wait ?? 0) * 1000;
-      for (;;) {
-        // Arm before looking, so a NOTIFY between the look and the wait is not lost.
-        const remaining = deadline - Date.now();
-        const waiting = remaining > 0 ? waiter.arm(caller.agentId, remaining) : undefined;
-        const rows = await claim(pool, caller.agentId, opts.max, visibility);
-        if (rows.length > 0 || !waiting) {
-          waiting?.cancel();
-          return rows;
+    pull(caller, opts) {
+      return withSpan('admp.pull', { 'admp.agent': caller.agentId, 'admp.max': opts.max, 'admp.wait_sec': opts.wait ?? 0 }, async (span) => {
+        const visibility = Math.min(opts.visibility_timeout ?? config.defaultVisibilitySec, config.maxVisibilitySec);
+        const deadline = Date.now() + (opts.wait ?? 0) * 1000;
+        for (;;) {
+          // Arm before looking, so a NOTIFY between the look and the wait is not lost.
+          // A closed waiter (shutdown) ends long polls at once with what there is.
+          const remaining = deadline - Date.now();
+          const waiting = remaining > 0 && !waiter.closed ? waiter.arm(caller.agentId, remaining) : undefined;
+          const rows = await claimTimed(caller.agentId, opts.max, visibility);
+          if (rows.length > 0 || !waiting) {
+            waiting?.cancel();
+            span.setAttribute('admp.pulled', rows.length);
+            return rows;
+          }
+          await waiting.promise;
         }
-        await waiting.promise;
-        if (Date.now() >= deadline) return claim(pool, caller.agentId, opts.max, visibility);
-      }
+      });
     },
 
     async reply(caller, originalId, msg) {
-      return inTransaction(pool, async (client) => {
+      let channel: NewMessage['channel'] = 'http';
+      const result = await inTransaction(pool, async (client) => {
         const original = await lockForReply(client, originalId, caller.agentId);
         const to = await directory.resolve(original.from_agent, 'original sender');
         const item = row(caller, to, msg, {
           correlation_id: original.correlation_id ?? original.id,
           in_reply_to: original.id,
         });
+        channel = item.channel;
         const result = checked((await enqueueRows(client, [item]))[0]!, msg.idempotency_key);
         // An idempotent replay of the same reply answers like the first time.
         if (result.duplicate && result.id === original.reply) return result;
@@ -106,6 +121,9 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter }: Mai
         await recordReply(client, original, result.id, msg.lease_id);
         return result;
       });
+      // Counted after the commit: a refused second reply rolls back and is no enqueue.
+      if (metrics) observeEnqueue(metrics, channel, result.duplicate);
+      return result;
     },
   };
 }

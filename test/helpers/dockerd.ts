@@ -31,6 +31,7 @@ export async function startDockerd(): Promise<TestDockerd> {
   child.stdout.pipe(log);
   child.stderr.pipe(log);
   const exited = new Promise<void>((ok) => child.once('exit', () => ok()));
+  const spawnFailed = new Promise<Error>((ok) => child.once('error', ok));
   const docker = new Dockerode({ socketPath: socket });
   const stop = async (): Promise<void> => {
     if (child.exitCode === null) child.kill('SIGTERM');
@@ -41,6 +42,8 @@ export async function startDockerd(): Promise<TestDockerd> {
     rmSync(dir, { recursive: true, force: true });
   };
   for (let i = 0; ; i++) {
+    const failed = await Promise.race([spawnFailed, Promise.resolve(null)]);
+    if (failed) throw new Error(`cannot start dockerd: ${failed.message}`);
     if (child.exitCode !== null) throw new Error(`dockerd exited (${child.exitCode}); see ${join(dir, 'dockerd.log')}`);
     if (await docker.ping().then(() => true, () => false)) break;
     if (i > 150) {

@@ -1,0 +1,55 @@
+// OpenTelemetry spans through @opentelemetry/api only. Without a registered SDK
+// the API's tracer is a no-op (no cost, nothing exported); `startTracing` registers
+// one only when the standard OTEL_* variables ask for an exporter
+// (OTEL_TRACES_EXPORTER, or an OTLP endpoint), and the SDK package is an optional
+// install (`npm install @opentelemetry/sdk-node`), so the default image carries none.
+import { SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
+import type { Logger } from './log.js';
+
+const tracer = () => trace.getTracer('admp');
+
+/** Runs fn in an active span; a throw marks the span as an error and is rethrown. */
+export function withSpan<T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>): Promise<T> {
+  return tracer().startActiveSpan(name, { attributes }, async (span) => {
+    try {
+      return await fn(span);
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+/** True when the OTEL_* environment asks for trace export (OpenTelemetry SDK environment specification). */
+export function tracingRequested(env: NodeJS.ProcessEnv): boolean {
+  if (env.OTEL_SDK_DISABLED?.toLowerCase() === 'true') return false;
+  const exporter = env.OTEL_TRACES_EXPORTER?.trim().toLowerCase();
+  if (exporter) return exporter !== 'none';
+  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+}
+
+interface NodeSdk { start(): void; shutdown(): Promise<void> }
+
+/**
+ * Starts the OpenTelemetry Node SDK when the environment asks for export; it reads
+ * every OTEL_* variable itself. Returns the shutdown that flushes pending spans.
+ */
+export async function startTracing(env: NodeJS.ProcessEnv, log: Logger): Promise<() => Promise<void>> {
+  if (!tracingRequested(env)) return async () => undefined;
+  // A variable module name keeps TypeScript from requiring the optional package.
+  const pkg = '@opentelemetry/sdk-node';
+  let sdk: NodeSdk;
+  try {
+    const mod = (await import(pkg)) as { NodeSDK: new (o?: object) => NodeSdk };
+    sdk = new mod.NodeSDK({ serviceName: env.OTEL_SERVICE_NAME ?? 'admp' });
+  } catch (err) {
+    log.warn({ event: 'tracing', err }, `OTEL_* asks for trace export but ${pkg} is not installed; spans are not exported`);
+    return async () => undefined;
+  }
+  sdk.start();
+  log.info({ event: 'tracing' }, 'OpenTelemetry trace export on (configured by OTEL_* variables)');
+  return () => sdk.shutdown();
+}
