@@ -4,6 +4,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 
 const TICK_SEC = 0.01; // USER_HZ is 100 on Linux (getconf CLK_TCK)
+const SAMPLE_MS = 250;
 
 interface Proc { ppid: number; ticks: number }
 
@@ -49,16 +50,20 @@ export function cpuWindow(groups: CpuGroups): () => CpuReport {
   const pids = roots.map(([, pid]) => pid);
   const before = processes();
   const busyBefore = machineBusyTicks();
+  // Sampled during the window too: processes that end inside it (pgbench and its
+  // backends, autovacuum workers) keep the ticks last seen instead of vanishing.
+  const seen = new Map(before);
+  const sample = () => { for (const [pid, p] of processes()) seen.set(pid, p); };
+  const timer = setInterval(sample, SAMPLE_MS);
   return () => {
-    const after = processes();
+    clearInterval(timer);
+    sample();
     const busy = machineBusyTicks() - busyBefore;
     const sec = (Date.now() - start) / 1000;
     const pct = (ticks: number) => Math.round((ticks * TICK_SEC * 100) / sec);
-    // Per process, so a process that ends inside the window takes nothing away
-    // (its ticks are lost, and show up as foreign); one that starts counts from zero.
     const sums = pids.map(() => 0);
-    for (const [pid, p] of after) {
-      const i = rootOf(after, pid, pids);
+    for (const [pid, p] of seen) {
+      const i = rootOf(seen, pid, pids);
       if (i >= 0) sums[i]! += p.ticks - (before.get(pid)?.ticks ?? 0);
     }
     const out: CpuReport = {};

@@ -35,7 +35,7 @@ const settings = {
   batch: int('BENCH_BATCH', 10),
   backlog: int('BENCH_BACKLOG', 200_000),
   poolMax: int('BENCH_PG_POOL_MAX', 16),
-  quietWaitSeconds: int('BENCH_QUIET_WAIT_SECONDS', 10),
+  quietWaitSeconds: int('BENCH_QUIET_WAIT_SECONDS', 30),
   only: (process.env.BENCH_ONLY ?? STEPS.join(',')).split(',').map((s) => s.trim()).filter(Boolean) as StepName[],
 };
 for (const s of settings.only) if (!STEPS.includes(s)) throw new Error(`BENCH_ONLY: unknown step "${s}" (steps: ${STEPS.join(', ')})`);
@@ -59,13 +59,21 @@ const FOREIGN_QUIET_PCT = 15;
 const FOREIGN_NOISY_PCT = 20;
 async function waitQuiet(groups: CpuGroups): Promise<number> {
   let foreign = 0;
-  for (let i = 0; i < settings.quietWaitSeconds; i++) {
+  for (let i = 0, quiet = 0; i < settings.quietWaitSeconds && quiet < 2; i++) {
     const close = cpuWindow(groups);
     await new Promise((r) => setTimeout(r, 1000));
     foreign = close().foreign!;
-    if (foreign < FOREIGN_QUIET_PCT) break;
+    quiet = foreign < FOREIGN_QUIET_PCT ? quiet + 1 : 0;
   }
+  if (foreign >= FOREIGN_QUIET_PCT) log(`other processes still use ${foreign}% of a core; measuring anyway`);
   return foreign;
+}
+
+/** Commits and rows in our database: rows per commit shows how well the enqueue batcher gathers. */
+async function commitStats(pool: BenchDatabase['pool']): Promise<{ commits: number; rows: number }> {
+  const { rows } = await pool.query<{ commits: number; rows: number }>(
+    `SELECT xact_commit::float8 AS commits, (SELECT count(*) FROM message)::float8 AS rows FROM pg_stat_database WHERE datname = current_database()`);
+  return rows[0]!;
 }
 
 async function measured<T>(groups: CpuGroups, fn: () => Promise<T>): Promise<{ result: T; cpu: CpuReport; foreignBefore: number }> {
@@ -114,8 +122,11 @@ async function main(): Promise<void> {
     await httpSend(server.url, sender.token, { connections: settings.connections, seconds: settings.warmupSeconds, recipients: settings.recipients });
     await settle(ours.pool, ['message']);
     log(`HTTP send: autocannon, ${settings.connections} connections, pipelining 1, ${S} s`);
+    const before = await commitStats(ours.pool);
     const { result: r, cpu } = await measured(groups, () => httpSend(server.url, sender.token, { connections: settings.connections, seconds: S, recipients: settings.recipients }));
-    const notes = [...noisy(cpu)];
+    const after = await commitStats(ours.pool);
+    // pg_stat_database lags by up to PGSTAT_MIN_INTERVAL (1 s); close enough over a 15 s window.
+    const notes = [`${((after.rows - before.rows) / Math.max(1, after.commits - before.commits)).toFixed(1)} rows per commit`, ...noisy(cpu)];
     if (r.non2xx || r.errors || r.timeouts) notes.push(`status codes ${JSON.stringify(r.statusCodes)}, errors ${r.errors}, timeouts ${r.timeouts}`);
     results.send = { label: `HTTP send (${settings.connections} conn)`, unit: 'req/s', perSec: r.perSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, per: 'request', errors: r.non2xx + r.errors + r.timeouts, cpu, notes, raw: r };
   }

@@ -30,6 +30,7 @@ export const SETTINGS = {
   pgPoolMax: s({ env: 'ADMP_PG_POOL_MAX', kind: 'int', default: '16', min: 1, max: 500, doc: 'Maximum PostgreSQL connections per process.' }),
   httpListen: s({ env: 'ADMP_HTTP_LISTEN', kind: 'listen', default: '127.0.0.1:8080', doc: 'Address:port of the agent HTTP API and the Rspamd ingress endpoint.' }),
   metricsListen: s({ env: 'ADMP_METRICS_LISTEN', kind: 'string', default: '', doc: 'Address:port for `/metrics` on its own listener. Empty: served on the API listener.' }),
+  metricsRefreshMs: s({ env: 'ADMP_METRICS_REFRESH_MS', kind: 'int', default: '15000', min: 1000, max: 3600000, doc: 'How often the queue gauges (`admp_inbox_depth` of the deepest inboxes, `admp_queue_messages`) are read from the database.' }),
   logLevel: s({ env: 'ADMP_LOG_LEVEL', kind: 'enum', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'pino log level.' }),
   domains: s({ env: 'ADMP_DOMAINS', kind: 'list', default: 'agents.localhost', doc: 'Our agents domains (comma separated). The first is the default for `admp agent add`.' }),
   maxBodyBytes: s({ env: 'ADMP_MAX_BODY_BYTES', kind: 'int', default: '262144', min: 1024, max: 104857600, doc: 'Largest accepted JSON message body (HTTP request body or mail envelope part), in bytes.' }),

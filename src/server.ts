@@ -11,6 +11,7 @@ import { createMailbox, type Mailbox } from './queue/mailbox.js';
 import { createAuthenticator } from './http/auth.js';
 import { buildApp } from './http/app.js';
 import { startSweeper } from './jobs/sweeper.js';
+import { startOutbound } from './outbound/start.js';
 import { Resolver } from 'node:dns/promises';
 import type { SMTPServer } from 'smtp-server';
 import { findValidKey } from './db/keys.js';
@@ -18,6 +19,11 @@ import { createKeyResolver } from './keys/resolver.js';
 import { createPolicySource, readPolicyFile } from './policy/store.js';
 import { createPipeline, type Pipeline } from './ingress/pipeline.js';
 import { createLmtpServer } from './lmtp/server.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { startTracing } from './tracing.js';
+import { listenMetrics } from './ops/metrics-http.js';
+import { startInboxDepthRefresh } from './ops/inbox-depth.js';
+import { closeHttp, closeLmtp } from './ops/shutdown.js';
 
 /** Everything `serve` runs, minus the listeners: what tests drive with app.inject(). */
 export interface Core {
@@ -26,6 +32,8 @@ export interface Core {
   readonly directory: Directory;
   readonly enqueuer: Enqueuer;
   readonly pipeline: Pipeline;
+  readonly metrics: Metrics;
+  /** Ends long polls, closes the HTTP app (requests in flight get ADMP_SHUTDOWN_GRACE_MS), stops the jobs. */
   stop(): Promise<void>;
 }
 
@@ -35,9 +43,10 @@ export interface WireOptions { readonly keyDeps?: Omit<Parameters<typeof createK
 export async function wire(config: Config, db: Pick<Database, 'pool' | 'url'>, log: Logger, options: WireOptions = {}): Promise<Core> {
   const policyFile = readPolicyFile(config.policyFile);
   const waiter = await createInboxWaiter(db.url, (err) => log.warn({ err }, 'LISTEN connection lost; reconnecting'));
-  const enqueuer = createEnqueuer(db.pool);
+  const metrics = createMetrics({ pool: db.pool, max: config.pgPoolMax });
+  const enqueuer = createEnqueuer(db.pool, { metrics });
   const directory = createDirectory(db.pool, config);
-  const mailbox = createMailbox({ pool: db.pool, config, directory, enqueuer, waiter });
+  const mailbox = createMailbox({ pool: db.pool, config, directory, enqueuer, waiter, metrics });
   const auth = createAuthenticator(db.pool, config, async (domain, kid, agent) => {
     const key = await findValidKey(db.pool, domain, kid, new Date());
     return key && key.source === 'local' && key.agent === agent ? key.publicKey : undefined;
@@ -45,24 +54,30 @@ export async function wire(config: Config, db: Pick<Database, 'pool' | 'url'>, l
   const dns = new Resolver({ timeout: config.dnsTimeoutMs, tries: 2 });
   if (config.dnsServers.length > 0) dns.setServers([...config.dnsServers]);
   const pipeline = createPipeline({
-    pool: db.pool, enqueuer, config, directory,
+    pool: db.pool, enqueuer, config, directory, metrics,
     policy: createPolicySource(db.pool, policyFile),
-    resolveKey: createKeyResolver(config, { db: db.pool, ...options.keyDeps }),
+    resolveKey: createKeyResolver(config, { db: db.pool, metrics, ...options.keyDeps }),
     dnsResolve: (name, rrtype) => dns.resolve(name, rrtype) as Promise<string[] | string[][]>,
   });
-  const app = buildApp({ config, pool: db.pool, log, mailbox, directory, auth, pipeline });
-  const sweeper = startSweeper(db.pool, log, config.reclaimIntervalMs, config.maxAttempts);
+  const app = buildApp({ config, pool: db.pool, log, mailbox, directory, auth, pipeline, metrics });
+  const sweeper = startSweeper(db.pool, log, config.reclaimIntervalMs, config.maxAttempts, metrics);
+  const gauges = startInboxDepthRefresh(db.pool, metrics, log, config.metricsRefreshMs);
+  const outbound = startOutbound(config, db, log);
   return {
     app,
     mailbox,
     directory,
     enqueuer,
     pipeline,
+    metrics,
     async stop() {
-      await app.close();
-      await sweeper.stop();
-      await enqueuer.drain();
+      metrics.shuttingDown.set(1);
       await waiter.close();
+      await closeHttp(app, config.shutdownGraceMs);
+      await sweeper.stop();
+      await gauges.stop();
+      await outbound?.stop();
+      await enqueuer.drain();
     },
   };
 }
@@ -72,27 +87,37 @@ export interface RunningServer {
   readonly lmtp?: SMTPServer;
   readonly db: Database;
   readonly httpUrl: string;
+  /** Where /metrics is served when ADMP_METRICS_LISTEN gives it its own listener. */
+  readonly metricsUrl?: string;
   stop(): Promise<void>;
 }
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   log.info({ event: 'start', database: config.databaseUrl ? 'DATABASE_URL' : `embedded PostgreSQL under ${config.dataDir}/pg` },
     config.databaseUrl ? 'using PostgreSQL from DATABASE_URL' : `starting embedded PostgreSQL (data in ${config.dataDir}/pg)`);
+  const stopTracing = await startTracing(process.env, log);
   const db = await openDatabase(config, { migrate: config.migrateOnStart });
   const core = await wire(config, db, log);
+  const metricsListener = config.metricsListen ? await listenMetrics(core.metrics.registry, config.metricsListen) : undefined;
+  if (metricsListener) log.info({ event: 'listening', metrics: metricsListener.url }, `metrics on ${metricsListener.url}/metrics`);
   const httpUrl = await core.app.listen({ host: config.httpListen.host, port: config.httpListen.port });
   log.info({ event: 'listening', http: httpUrl }, `agent API listening on ${httpUrl}`);
-  const lmtp = config.lmtpListen ? await listenLmtp(createLmtpServer({ config, log, pipeline: core.pipeline, directory: core.directory }), config.lmtpListen) : undefined;
+  const lmtp = config.lmtpListen ? await listenLmtp(createLmtpServer({ config, log, pipeline: core.pipeline, directory: core.directory, metrics: core.metrics }), config.lmtpListen) : undefined;
   if (lmtp) log.info({ event: 'listening', lmtp: config.lmtpListen }, `LMTP receiver listening on ${config.lmtpListen}`);
   return {
     core,
     lmtp,
     db,
     httpUrl,
+    metricsUrl: metricsListener?.url,
     async stop() {
-      if (lmtp) await new Promise<void>((ok) => lmtp.close(() => ok()));
-      await core.stop();
+      // Both listeners stop accepting at once and drain within the grace period; the
+      // pool closes only after the last transaction in flight has committed.
+      await Promise.all([core.stop(), lmtp ? closeLmtp(lmtp) : undefined]);
+      await metricsListener?.close();
+      await stopTracing();
       await db.close();
+      log.info({ event: 'stopped' }, 'shut down');
     },
   };
 }

@@ -19,7 +19,7 @@ if (!process.env.DATABASE_URL) {
 } else {
   console.log('# test database: DATABASE_URL');
 }
-const env = { ...process.env, DATABASE_URL: process.env.DATABASE_URL ?? embedded!.url, ADMP_TEST_ADMIN_URL: process.env.DATABASE_URL ?? embedded!.url };
+const env = { ...process.env, DATABASE_URL: process.env.DATABASE_URL || embedded!.url, ADMP_TEST_ADMIN_URL: process.env.DATABASE_URL || embedded!.url };
 // Node 20's runner does not expand globs, so the files are listed here.
 const findTests = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) =>
   e.isDirectory() ? findTests(join(d, e.name)) : e.name.endsWith('.test.ts') ? [join(d, e.name)] : []);

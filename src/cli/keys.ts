@@ -1,10 +1,13 @@
-// `admp key create|import|list|revoke` and `admp sign` (docs/protocol.md §Tools).
+// `admp key create|rotate|dns|import|list|revoke` and `admp sign` (docs/protocol.md §Tools).
 import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { AdmpError } from '../errors.js';
-import { parseAddress } from '../core/address.js';
-import { insertLocalKey, keyState, listAllKeys, pinPartnerKey, revokeKey, type AgentKeyRow } from '../db/keys.js';
+import type { Pool } from 'pg';
+import type { Config } from '../config.js';
+import { parseAddress, type AgentAddress } from '../core/address.js';
+import { insertLocalKey, keyState, listAllKeys, listValidKeys, pinPartnerKey, retireOtherKeys, revokeAgentKeys, revokeKey, type AgentKeyRow } from '../db/keys.js';
+import { keyFileName, keysDir } from '../keys/key-files.js';
 import { createAgentKey, seedFromPem } from '../keys/private-key.js';
 import { agentKeyTxtRecords } from '../keys/dns.js';
 import { buildSignedMessage } from '../mail/signed-message.js';
@@ -39,33 +42,78 @@ async function bodyArg(s: string): Promise<unknown> {
   }
 }
 
+// A rotation's old key must outlive partners' key caches (300 s) and the signature window (±300 s).
+const MIN_OVERLAP_SEC = 600;
+const DEFAULT_OVERLAP_SEC = 86_400;
+const TXT_TTL_SEC = 300;
+
+/** `local` or `local@domain`, which must be one of our domains. */
+function localAgent(arg: string, config: Config): AgentAddress {
+  const agent = parseAddress(arg.includes('@') ? arg : `${arg}@${config.domains[0]}`, 'agent');
+  if (!config.domains.includes(agent.domain)) throw new AdmpError('bad_request', `${agent.domain} is not one of our domains (${config.domains.join(', ')})`);
+  return agent;
+}
+
+/** A TXT value as zone-file strings: quoted, at most 255 bytes each (RFC 1035 §3.3.14). */
+const zoneTxt = (text: string): string => (text.match(/[\s\S]{1,255}/g) ?? ['']).map((c) => `"${c.replace(/["\\]/g, '\\$&')}"`).join(' ');
+
+/** Writes the private key file (never overwriting one), then records the public key; removes the file if that fails. */
+async function createKey(db: Pool, config: Config, agent: AgentAddress, o: { out?: string; notAfter: Date | null }): Promise<{ row: AgentKeyRow; file: string }> {
+  const k = await createAgentKey();
+  const file = o.out ?? join(keysDir(config), keyFileName(agent.address, k.kid));
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  // 'wx': never overwrite an existing key file; 0600: only the owner may read the private key.
+  await writeFile(file, k.privateKeyPem, { mode: 0o600, flag: 'wx' });
+  try {
+    return { row: await insertLocalKey(db, { agent: agent.address, kid: k.kid, publicKey: k.publicKey, notAfter: o.notAfter }), file };
+  } catch (err) {
+    await unlink(file).catch(() => undefined);
+    throw err;
+  }
+}
+
 export function registerKeys(program: Command): void {
   const key = program.command('key').description('agent signing keys (Ed25519)');
 
   key.command('create <agent>')
     .description('create a key pair for a local agent: the private key goes to a file (mode 0600), the public key to agent_key')
-    .option('--out <file>', 'private key file (default <data_dir>/keys/<agent>.<kid>.pem)')
+    .option('--out <file>', 'private key file (default <keys_dir>/<agent>.<kid>.pem)')
     .option('--not-after <date>', 'the key expires at this time (ISO 8601)')
     .option('--json', 'print JSON')
     .action(async (agentArg: string, o: { out?: string; notAfter?: string; json?: boolean }) => {
       await withDb(async (db, config) => {
-        const agent = parseAddress(agentArg.includes('@') ? agentArg : `${agentArg}@${config.domains[0]}`, 'agent');
-        if (!config.domains.includes(agent.domain)) throw new AdmpError('bad_request', `${agent.domain} is not one of our domains (${config.domains.join(', ')})`);
-        const k = await createAgentKey();
-        const file = o.out ?? join(config.dataDir, 'keys', `${agent.address}.${k.kid}.pem`);
-        await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-        // 'wx': never overwrite an existing key file; 0600: only the owner may read the private key.
-        await writeFile(file, k.privateKeyPem, { mode: 0o600, flag: 'wx' });
-        let row: AgentKeyRow;
-        try {
-          row = await insertLocalKey(db, { agent: agent.address, kid: k.kid, publicKey: k.publicKey, notAfter: dateArg(o.notAfter) ?? null });
-        } catch (err) {
-          await unlink(file).catch(() => undefined);
-          throw err;
-        }
+        const { row, file } = await createKey(db, config, localAgent(agentArg, config), { out: o.out, notAfter: dateArg(o.notAfter) ?? null });
         const dns = agentKeyTxtRecords([row])[0]!;
         print(o.json, { ...keyJson(row, new Date()), private_key_file: file, dns_txt: dns },
           () => `created key ${row.kid} for ${row.agent}\nprivate key: ${file}\npublic key:  ${row.publicKey.toString('base64')}\nDNS TXT:     ${dns.name} "${dns.text}"`);
+      });
+    });
+
+  key.command('rotate <agent>')
+    .description('create a new key for a local agent; its other keys keep verifying for the overlap window, then expire')
+    .option('--overlap <seconds>', `how long the old keys stay valid (at least ${MIN_OVERLAP_SEC})`, String(DEFAULT_OVERLAP_SEC))
+    .option('--json', 'print JSON')
+    .action(async (agentArg: string, o: { overlap: string; json?: boolean }) => {
+      const overlap = Number(o.overlap);
+      if (!Number.isInteger(overlap) || overlap < MIN_OVERLAP_SEC) throw new AdmpError('bad_request', `--overlap must be an integer of at least ${MIN_OVERLAP_SEC} seconds`);
+      await withDb(async (db, config) => {
+        const agent = localAgent(agentArg, config);
+        const { row, file } = await createKey(db, config, agent, { notAfter: null });
+        const until = new Date(Date.now() + overlap * 1000);
+        const retired = await retireOtherKeys(db, agent.address, row.kid, until);
+        print(o.json, { ...keyJson(row, new Date()), private_key_file: file, retiring: retired, retiring_at: retired.length > 0 ? until : null },
+          () => `created key ${row.kid} for ${row.agent} (private key: ${file})\n${retired.length > 0 ? `old keys ${retired.join(', ')} stay valid until ${until.toISOString()}` : 'no older key to retire'}\nrun \`admp key dns ${row.agent}\` and publish the records`);
+      });
+    });
+
+  key.command('dns <agent-or-domain>')
+    .description("print the _agentkeys TXT records of an agent's (or a whole domain's) currently valid keys, in zone-file form")
+    .option('--json', 'print JSON')
+    .action(async (arg: string, o: { json?: boolean }) => {
+      await withDb(async (db, config) => {
+        const filter = config.domains.includes(arg.toLowerCase()) ? { domain: arg } : { agent: localAgent(arg, config).address };
+        const records = agentKeyTxtRecords(await listValidKeys(db, { ...filter, source: 'local' }, new Date()));
+        print(o.json, records, () => records.map((r) => `${r.name}. ${TXT_TTL_SEC} IN TXT ${zoneTxt(r.text)}`).join('\n'));
       });
     });
 
@@ -93,13 +141,21 @@ export function registerKeys(program: Command): void {
       });
     });
 
-  key.command('revoke <domain> <kid>')
-    .description('revoke the key (domain, kid) from now on')
+  key.command('revoke <agent-or-domain> [kid]')
+    .description('revoke keys from now on: every key of an agent, one kid of an agent, or (domain, kid)')
     .option('--json', 'print JSON')
-    .action(async (domain: string, kid: string, o: { json?: boolean }) => {
-      await withDb(async (db) => {
-        if (!(await revokeKey(db, domain, kid, new Date()))) throw new AdmpError('not_found', `no live key ${kid} in ${domain}`);
-        print(o.json, { domain, kid, revoked: true }, () => `revoked key ${kid} of ${domain}`);
+    .action(async (arg: string, kid: string | undefined, o: { json?: boolean }) => {
+      await withDb(async (db, config) => {
+        const now = new Date();
+        if (kid !== undefined && !arg.includes('@')) {
+          if (!(await revokeKey(db, arg, kid, now))) throw new AdmpError('not_found', `no live key ${kid} in ${arg}`);
+          print(o.json, { domain: arg, kid, revoked: true }, () => `revoked key ${kid} of ${arg}`);
+          return;
+        }
+        const agent = localAgent(arg, config);
+        const revoked = await revokeAgentKeys(db, agent.address, now, kid);
+        if (revoked.length === 0) throw new AdmpError('not_found', `no live key${kid ? ` ${kid}` : ''} of ${agent.address}`);
+        print(o.json, { agent: agent.address, revoked }, () => `revoked ${revoked.join(', ')} of ${agent.address}`);
       });
     });
 

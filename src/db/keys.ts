@@ -103,3 +103,24 @@ export function keyState(k: AgentKeyRow, at: Date): 'valid' | 'revoked' | 'expir
   if (k.notAfter && k.notAfter <= at) return 'expired';
   return k.notBefore > at ? 'pending' : 'valid';
 }
+
+/**
+ * Ends the validity of an agent's other live keys at `until` (a rotation's overlap:
+ * both keys verify until then). A key that already ends sooner keeps its end.
+ * Returns the kids changed.
+ */
+export async function retireOtherKeys(db: Queryable, agent: string, keepKid: string, until: Date): Promise<string[]> {
+  const { rows } = await db.query<{ kid: string }>(
+    `UPDATE agent_key SET not_after = $3
+      WHERE agent = $1 AND kid <> $2 AND source = 'local' AND revoked_at IS NULL AND (not_after IS NULL OR not_after > $3)
+     RETURNING kid`, [agent.toLowerCase(), keepKid, until]);
+  return rows.map((r) => r.kid);
+}
+
+/** Revokes every live key of an agent (or only `kid`) from `at` on; returns the kids revoked. */
+export async function revokeAgentKeys(db: Queryable, agent: string, at: Date, kid?: string): Promise<string[]> {
+  const { rows } = await db.query<{ kid: string }>(
+    `UPDATE agent_key SET revoked_at = $2 WHERE agent = $1 AND revoked_at IS NULL AND ($3::text IS NULL OR kid = $3) RETURNING kid`,
+    [agent.toLowerCase(), at, kid ?? null]);
+  return rows.map((r) => r.kid);
+}

@@ -17,6 +17,8 @@ import { installErrorHandler } from './errors.js';
 import { healthRoutes } from './routes/health.js';
 import { inboxRoutes } from './routes/inbox.js';
 import { messageRoutes } from './routes/messages.js';
+import type { Metrics } from '../metrics.js';
+import { metricsRoutes } from '../ops/metrics-http.js';
 
 export interface ApiDeps {
   config: Config;
@@ -26,6 +28,23 @@ export interface ApiDeps {
   directory: Directory;
   auth: Authenticator;
   pipeline: Pipeline;
+  metrics?: Metrics;
+}
+
+/** What a route or the error handler adds to the request's summary log line. */
+export interface RequestSummary {
+  message_id?: string;
+  correlation_id?: string;
+  channel?: 'http' | 'smtp';
+  /** `ok` unless set: the error code of a failed request. */
+  outcome?: string;
+  pulled?: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    summary?: RequestSummary;
+  }
 }
 
 // Room for the envelope fields around a body of the configured maximum size.
@@ -55,13 +74,18 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
 
   // One summary line per API call (the ops contract: event, outcome, latency).
   app.addHook('onResponse', async (req, reply) => {
-    req.log.info({ event: 'http', method: req.method, route: req.routeOptions.url, status: reply.statusCode, agent: req.caller?.agentId, ms: Math.round(reply.elapsedTime) }, 'request');
+    const route = req.routeOptions.url ?? 'unmatched';
+    deps.metrics?.httpRequests.inc({ method: req.method, route, status: reply.statusCode });
+    deps.metrics?.httpSeconds.observe({ route }, reply.elapsedTime / 1000);
+    req.log.info({ event: 'http', method: req.method, route, status: reply.statusCode, agent: req.caller?.agentId, outcome: 'ok', ...req.summary, ms: Math.round(reply.elapsedTime) }, 'request');
   });
 
   installErrorHandler(app);
   void app.register(healthRoutes(deps.pool));
   void app.register(wellKnownRoutes(deps.pool));
-  void app.register(rspamdIngressRoutes(deps.config, deps.pipeline));
+  void app.register(rspamdIngressRoutes(deps.config, deps.pipeline, deps.metrics));
+  // /metrics on the API listener unless ADMP_METRICS_LISTEN gives it its own (src/ops/metrics-http.ts).
+  if (deps.metrics && !deps.config.metricsListen) void app.register(metricsRoutes(deps.metrics.registry));
   void app.register(async (v1) => {
     // Authenticate before validating, so a stranger learns nothing about the schema.
     v1.addHook('preValidation', async (req) => { req.caller = await deps.auth.authenticate(req); });

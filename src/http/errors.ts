@@ -24,6 +24,7 @@ export function installErrorHandler(app: FastifyInstance): void {
     const known = error instanceof AdmpError ? error : fromFastify(error);
     const err = known ?? toAdmpError(error);
     if (!known) request.log.error({ err: error }, 'request failed');
+    request.summary = { ...request.summary, outcome: err.code };
     void reply.status(err.httpStatus).send(httpErrorBody(err));
   });
   app.setNotFoundHandler((request, reply) => {

@@ -3,38 +3,30 @@
 // under the row lock), so no leader election is needed.
 import type pg from 'pg';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import { sweepExpired } from '../db/messages.js';
+import { toAdmpError } from '../errors.js';
+import { startPeriodic, type Job } from './periodic.js';
 
-export interface Job { stop(): Promise<void> }
+export type { Job } from './periodic.js';
 
-export function startSweeper(pool: pg.Pool, log: Logger, intervalMs: number, maxAttempts: number): Job {
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
-  let stopped = false;
-
-  const tick = async () => {
+export function startSweeper(pool: pg.Pool, log: Logger, intervalMs: number, maxAttempts: number, metrics?: Metrics): Job {
+  return startPeriodic(intervalMs, async (stopped) => {
     try {
       // Keep sweeping while full batches come back, so a backlog drains quickly.
       for (;;) {
         const r = await sweepExpired(pool, maxAttempts);
         const dead = r.dead.reduce((n, d) => n + d.n, 0);
+        metrics?.leaseExpired.inc(r.returned);
+        for (const d of r.dead) metrics?.dead.inc({ reason: d.reason }, d.n);
         if (r.returned > 0 || dead > 0) log.info({ event: 'sweep', returned: r.returned, dead: r.dead }, 'expired leases swept');
-        if (r.returned + dead < 1000 || stopped) break;
+        if (r.returned + dead < 1000 || stopped()) break;
       }
+      metrics?.jobRuns.inc({ job: 'sweep', outcome: 'ok' });
     } catch (err) {
+      metrics?.jobRuns.inc({ job: 'sweep', outcome: 'error' });
+      if (toAdmpError(err).code === 'storage_unavailable') metrics?.dbErrors.inc();
       log.warn({ err, event: 'sweep' }, 'sweep failed; will retry');
     }
-  };
-  const schedule = () => {
-    if (stopped) return;
-    timer = setTimeout(() => { running = tick().finally(schedule); }, intervalMs);
-  };
-  schedule();
-  return {
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
-    },
-  };
+  });
 }

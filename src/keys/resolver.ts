@@ -10,14 +10,23 @@ import { KeySetCache } from './key-set-cache.js';
 import { fetchJwks } from './jwks.js';
 import { createTxtResolver, fetchDnsKeys, type ResolveTxt } from './dns.js';
 
-/** Looks (domain, kid) up in agent_key at the clock's time. A database fault is "unavailable", never "unknown". */
-export function databaseKeys(db: Queryable, now: () => number): KeyResolver {
+/**
+ * Looks (domain, kid) up in agent_key at the clock's time. A database fault is
+ * "unavailable", never "unknown". Found keys are kept for `cacheMs` (every ingested
+ * mail needs one; a revocation takes effect within that time); misses are not kept.
+ */
+export function databaseKeys(db: Queryable, now: () => number, cacheMs = 0): KeyResolver {
+  const found = new Map<string, { lookup: KeyLookup; at: number }>();
   return async (domain, kid) => {
+    const id = `${domain}\u0000${kid}`;
+    const hit = found.get(id);
+    if (hit && now() - hit.at < cacheMs) return hit.lookup;
     try {
       const row = await findValidKey(db, domain, kid, new Date(now()));
-      return row
-        ? { status: 'found', key: { domain: row.domain, kid: row.kid, agent: row.agent, publicKey: row.publicKey, source: row.source } }
-        : { status: 'not_found' };
+      if (!row) return { status: 'not_found' };
+      const lookup: KeyLookup = { status: 'found', key: { domain: row.domain, kid: row.kid, agent: row.agent, publicKey: row.publicKey, source: row.source } };
+      if (cacheMs > 0) found.set(id, { lookup, at: now() });
+      return lookup;
     } catch (err) {
       return { status: 'unavailable', reason: `key store: ${(err as Error).message}` };
     }
@@ -44,6 +53,8 @@ export function chainResolvers(ourDomains: readonly string[], local: KeyResolver
   };
 }
 
+// Our own and pinned keys, from the database: see databaseKeys.
+const LOCAL_KEY_CACHE_MS = 5000;
 // A kid not in a cached set refetches that domain's set at most once a minute.
 const REFETCH_MS = 60_000;
 
@@ -64,5 +75,5 @@ export function createKeyResolver(config: Config, deps: KeyResolverDeps): KeyRes
   const jwks = new KeySetCache((d) => fetchJwks(d, { scheme: config.jwksScheme as 'https' | 'http', port: config.jwksPort, timeoutMs: config.keyFetchTimeoutMs, dispatcher: deps.dispatcher }), cache);
   const resolveTxt = deps.resolveTxt ?? createTxtResolver({ servers: config.dnsServers, timeoutMs: config.dnsTimeoutMs });
   const dns = new KeySetCache((d) => fetchDnsKeys(d, resolveTxt), cache);
-  return chainResolvers(config.domains, databaseKeys(deps.db, now), [(d, k) => jwks.lookup(d, k), (d, k) => dns.lookup(d, k)]);
+  return chainResolvers(config.domains, databaseKeys(deps.db, now, LOCAL_KEY_CACHE_MS), [(d, k) => jwks.lookup(d, k), (d, k) => dns.lookup(d, k)]);
 }

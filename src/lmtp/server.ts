@@ -11,7 +11,9 @@ import type { Logger } from '../log.js';
 import type { Directory } from '../queue/directory.js';
 import { headerFields, trustedAuthResults } from '../ingress/authentication-results.js';
 import type { Pipeline } from '../ingress/pipeline.js';
-import { BOUNCE_LOCAL } from '../ingress/pipeline.js';
+import { BOUNCE_LOCAL, type IngestFacts } from '../ingress/pipeline.js';
+import { summarizeIngest } from '../ingress/summary.js';
+import type { Metrics } from '../metrics.js';
 
 /** An error smtp-server writes as `<code> <enhanced> <text>` (we put RFC 3463 codes in the text ourselves). */
 export function lmtpError(err: AdmpError): Error & { responseCode: number } {
@@ -34,9 +36,9 @@ const allowed = (list: BlockList, ip: string): boolean => {
   return v4 ? list.check(v4, 'ipv4') : list.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4');
 };
 
-export interface LmtpDeps { config: Config; log: Logger; pipeline: Pipeline; directory: Directory }
+export interface LmtpDeps { config: Config; log: Logger; pipeline: Pipeline; directory: Directory; metrics?: Metrics }
 
-export function createLmtpServer({ config, log, pipeline, directory }: LmtpDeps): SMTPServer {
+export function createLmtpServer({ config, log, pipeline, directory, metrics }: LmtpDeps): SMTPServer {
   const clients = allowList(config.lmtpAllow);
   return new SMTPServer({
     lmtp: true,
@@ -52,6 +54,9 @@ export function createLmtpServer({ config, log, pipeline, directory }: LmtpDeps)
     hideENHANCEDSTATUSCODES: true,
     size: config.maxMailBytes,
     logger: false,
+    // After close() (shutdown), transactions in progress get this long to finish; then
+    // every client still connected is told 421 (RFC 5321 §3.8) instead of being dropped.
+    closeTimeout: Math.max(1, config.shutdownGraceMs),
     onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void) {
       if (allowed(clients, session.remoteAddress)) return cb();
       log.warn({ event: 'lmtp_refused_client', ip: session.remoteAddress }, 'LMTP client not in ADMP_LMTP_ALLOW');
@@ -75,6 +80,8 @@ export function createLmtpServer({ config, log, pipeline, directory }: LmtpDeps)
         const raw = Buffer.concat(chunks);
         const recipients = session.envelope.rcptTo.map((r) => r.address);
         const started = performance.now();
+        const facts: IngestFacts = {};
+        const queueId = session.xForward?.get('ident') ? String(session.xForward.get('ident')) : undefined;
         pipeline.ingest({
           road: 'lmtp',
           raw,
@@ -82,15 +89,17 @@ export function createLmtpServer({ config, log, pipeline, directory }: LmtpDeps)
           recipients,
           trusted: trustedAuthResults(headerFields(raw), config.mtaHostname),
           clientIp: String(session.xForward?.get('addr') ?? session.remoteAddress),
-          queueId: session.xForward?.get('ident') ? String(session.xForward.get('ident')) : undefined,
-        }, { atomic: false }).then((results) => {
-          log.info({ event: 'ingest', road: 'lmtp', queue_id: session.xForward?.get('ident'), results: results.map((r) => ({ recipient: r.recipient, outcome: r.kind, id: 'id' in r ? r.id : undefined, code: 'error' in r ? r.error.code : undefined })), ms: Math.round(performance.now() - started) }, 'ingest');
+          queueId,
+        }, { atomic: false, facts }).then((results) => {
+          summarizeIngest(log, metrics, { road: 'lmtp', queueId, facts, results, started });
           cb(null, results.map((r) => (r.kind === 'stored' || r.kind === 'report'
             ? `2.6.0 <${r.recipient}> ${r.kind === 'stored' ? `stored as ${r.id}${r.duplicate ? ' (duplicate)' : ''}` : 'delivery report recorded'}`
             : lmtpError(r.error))) as unknown as string);
         }, (err) => {
           log.error({ err, event: 'ingest', road: 'lmtp' }, 'ingest failed');
-          cb(lmtpError(toAdmpError(err)));
+          const error = toAdmpError(err);
+          summarizeIngest(log, metrics, { road: 'lmtp', queueId, facts, results: recipients.map((recipient) => ({ recipient, kind: 'tempfail', error })), started });
+          cb(lmtpError(error));
         });
       });
     },

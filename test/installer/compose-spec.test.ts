@@ -48,6 +48,7 @@ it("the merged override validates against compose-spec.json together with Mailco
     // Draft-07 is Ajv's default; the file names it with an https URL Ajv does not know.
     const { $schema: _draft, ...schema } = JSON.parse(readFileSync(COMPOSE_SPEC, 'utf8')) as Record<string, unknown>;
     const validate = ajv.compile(schema);
+    assert.equal(validate({ services: { x: { ports: 'not-a-list', restart: ['no'] } } }), false, 'the schema rejects what it should');
     for (const [name, doc] of [['override', override], ['merged', merged]] as const) {
       assert.ok(validate(doc), `${name}: ${ajv.errorsText(validate.errors)}`);
     }

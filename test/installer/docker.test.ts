@@ -5,7 +5,7 @@
 // here (no image pulls, no bridge networks); its `up` is the one step a test double takes,
 // and it creates the bridge container through the Engine API with Compose's labels.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type Dockerode from 'dockerode';
@@ -17,7 +17,7 @@ import { copyCheckout, fileDeps, install, treeBytes, uninstall } from './checkou
 
 const PROJECT = 'mailcowdockerized';
 const IMAGE = 'admp-standin:1';
-const BINARIES = ['dockerd', 'containerd', 'runc', 'tar'];
+const BINARIES = ['dockerd', 'containerd', 'runc', 'busybox', 'tar'];
 const APPLETS = ['sh', 'sleep', 'echo', 'cat', 'awk', 'tr', 'grep', 'printf', 'test', '['];
 
 // Each stand-in logs "<service>: <command line>" to /rec/calls.log (a shared bind mount).
@@ -82,6 +82,7 @@ describe('container steps through dockerode', () => {
           await docker.getContainer(x.Id).remove({ force: true });
         }
         c.remove();
+        rmSync(rec, { recursive: true, force: true });
       },
     };
   }

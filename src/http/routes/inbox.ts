@@ -12,6 +12,7 @@ export const inboxRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (
   app.post('/v1/inbox/pull', { schema: { body: PullBody } }, async (req) => {
     const c = req.caller!;
     const rows = await mailbox.pull(c, req.body);
+    req.summary = { pulled: rows.length, ...(rows.length === 1 ? { message_id: rows[0]!.id, correlation_id: rows[0]!.correlation_id ?? undefined, channel: rows[0]!.channel } : {}) };
     return { messages: rows.map((m) => presentPulled(m, c.address)) };
   });
 

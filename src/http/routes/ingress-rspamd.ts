@@ -6,9 +6,11 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Config } from '../../config.js';
-import { AdmpError, httpErrorBody, smtpReplyText } from '../../errors.js';
+import { AdmpError, httpErrorBody, smtpReplyText, toAdmpError } from '../../errors.js';
 import { fromRspamd } from '../../ingress/domain-auth.js';
-import type { Pipeline, RecipientResult } from '../../ingress/pipeline.js';
+import type { IngestFacts, Pipeline, RecipientResult } from '../../ingress/pipeline.js';
+import { summarizeIngest } from '../../ingress/summary.js';
+import type { Metrics } from '../../metrics.js';
 
 const header = (req: FastifyRequest, name: string): string | undefined => {
   const v = req.headers[name];
@@ -34,7 +36,7 @@ export function rspamdAnswer(results: readonly RecipientResult[]): { status: num
   };
 }
 
-export const rspamdIngressRoutes = (config: Config, pipeline: Pipeline): FastifyPluginAsync => async (app) => {
+export const rspamdIngressRoutes = (config: Config, pipeline: Pipeline, metrics?: Metrics): FastifyPluginAsync => async (app) => {
   app.addContentTypeParser(['message/rfc822', 'application/octet-stream'], { parseAs: 'buffer', bodyLimit: config.maxMailBytes + 1 }, (_req, body, done) => done(null, body));
 
   app.post('/ingress/rspamd', { bodyLimit: config.maxMailBytes + 1 }, async (req, reply) => {
@@ -48,12 +50,14 @@ export const rspamdIngressRoutes = (config: Config, pipeline: Pipeline): Fastify
     if (recipients.length === 0) throw new AdmpError('bad_request', 'X-Envelope-To names no recipient');
 
     const started = performance.now();
+    const facts: IngestFacts = {};
+    const queueId = header(req, 'x-rspamd-queue-id');
     let timer: NodeJS.Timeout | undefined;
     const budget = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new AdmpError('timeout', 'ingress took too long; try again later')), config.ingressBudgetMs);
     });
     // A message stored after the budget ran out is deduplicated when the sender retries.
-    const results = await Promise.race([
+    const answered = Promise.race([
       pipeline.ingest({
         road: 'rspamd',
         raw,
@@ -62,12 +66,17 @@ export const rspamdIngressRoutes = (config: Config, pipeline: Pipeline): Fastify
         trusted: fromRspamd(header(req, 'x-rspamd-auth')),
         saslUser: header(req, 'x-rspamd-user'),
         clientIp: header(req, 'x-rspamd-client-ip'),
-        queueId: header(req, 'x-rspamd-queue-id'),
-      }, { atomic: true }),
+        queueId,
+      }, { atomic: true, facts }),
       budget,
     ]).finally(() => clearTimeout(timer));
+    const results: RecipientResult[] = await answered.catch((err: unknown) => {
+      const error = toAdmpError(err);
+      summarizeIngest(req.log, metrics, { road: 'rspamd', queueId, facts, results: recipients.map((recipient) => ({ recipient, kind: 'tempfail', error })), started });
+      throw error;
+    });
+    summarizeIngest(req.log, metrics, { road: 'rspamd', queueId, facts, results, started });
     const answer = rspamdAnswer(results);
-    req.log.info({ event: 'ingest', road: 'rspamd', queue_id: header(req, 'x-rspamd-queue-id'), results: results.map((r) => ({ recipient: r.recipient, outcome: r.kind, id: 'id' in r ? r.id : undefined, code: 'error' in r ? r.error.code : undefined })), ms: Math.round(performance.now() - started) }, 'ingest');
     return reply.status(answer.status).send(answer.body);
   });
 };

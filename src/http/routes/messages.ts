@@ -5,6 +5,7 @@ import { ack, messageFor, nack, type LeaseOutcome } from '../../db/messages.js';
 import { BatchAckBody, Envelope, IdempotencyHeaders, IdParams, LeaseBody, NackBody, ReplyBody } from '../schemas.js';
 import { presentStatus } from '../present.js';
 import type { ApiDeps } from '../app.js';
+import { withSpan } from '../../tracing.js';
 
 const leaseError = (id: string, outcome: Exclude<LeaseOutcome, 'ok'>): AdmpError => ({
   not_found: new AdmpError('not_found', `no message ${id}`),
@@ -13,16 +14,23 @@ const leaseError = (id: string, outcome: Exclude<LeaseOutcome, 'ok'>): AdmpError
 })[outcome];
 
 export const messageRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (app) => {
-  const { pool, config, mailbox, directory } = deps;
+  const { pool, config, mailbox, directory, metrics } = deps;
+  const acked = async (agentId: string, refs: { id: string; lease_id: string }[]) => {
+    const outcomes = await withSpan('admp.ack', { 'admp.agent': agentId, 'admp.batch': refs.length }, () => ack(pool, agentId, refs));
+    for (const o of outcomes.values()) metrics?.acks.inc({ outcome: o });
+    return outcomes;
+  };
 
   app.post('/v1/messages', { schema: { body: Envelope, headers: IdempotencyHeaders } }, async (req, reply) => {
     const { to, ...msg } = req.body;
     const r = await mailbox.send(req.caller!, to, { ...msg, idempotency_key: req.headers['idempotency-key'] });
+    req.summary = { message_id: r.id, correlation_id: msg.correlation_id, channel: r.status === 'queued' ? 'smtp' : 'http' };
     return reply.status(r.duplicate ? 200 : 201).send({ id: r.id, status: r.status, ...(r.duplicate ? { duplicate: true } : {}) });
   });
 
   app.get('/v1/messages/:id', { schema: { params: IdParams } }, async (req) => {
     const c = req.caller!;
+    req.summary = { message_id: req.params.id };
     const m = await messageFor(pool, req.params.id, c.agentId, c.address);
     if (!m) throw new AdmpError('not_found', `no message ${req.params.id}`);
     if (m === 'forbidden') throw new AdmpError('forbidden', `message ${req.params.id} is neither from you nor to you`);
@@ -31,13 +39,14 @@ export const messageRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async
   });
 
   app.post('/v1/messages/:id/ack', { schema: { params: IdParams, body: LeaseBody } }, async (req) => {
-    const outcome = (await ack(pool, req.caller!.agentId, [{ id: req.params.id, lease_id: req.body.lease_id }])).get(req.params.id)!;
+    req.summary = { message_id: req.params.id };
+    const outcome = (await acked(req.caller!.agentId, [{ id: req.params.id, lease_id: req.body.lease_id }])).get(req.params.id)!;
     if (outcome !== 'ok') throw leaseError(req.params.id, outcome);
     return { id: req.params.id, status: 'acked' };
   });
 
   app.post('/v1/messages/ack', { schema: { body: BatchAckBody } }, async (req) => {
-    const outcomes = await ack(pool, req.caller!.agentId, req.body.items);
+    const outcomes = await acked(req.caller!.agentId, req.body.items);
     return { results: req.body.items.map(({ id }) => ({ id, outcome: outcomes.get(id) === 'ok' ? 'acked' : outcomes.get(id) })) };
   });
 
@@ -47,13 +56,16 @@ export const messageRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async
     const action = extend_sec !== undefined
       ? { kind: 'extend' as const, sec: Math.min(extend_sec, config.maxVisibilitySec) }
       : { kind: 'release' as const, delaySec: delay_sec ?? 0 };
+    req.summary = { message_id: req.params.id };
     const r = await nack(pool, req.caller!.agentId, { id: req.params.id, lease_id }, action, config.maxAttempts);
     if (r.outcome !== 'ok') throw leaseError(req.params.id, r.outcome);
+    if (r.status === 'dead') metrics?.dead.inc({ reason: 'max_attempts' });
     return { id: req.params.id, status: r.status, lease_until: r.lease_until?.toISOString() ?? null };
   });
 
   app.post('/v1/messages/:id/reply', { schema: { params: IdParams, body: ReplyBody, headers: IdempotencyHeaders } }, async (req, reply) => {
     const r = await mailbox.reply(req.caller!, req.params.id, { ...req.body, idempotency_key: req.headers['idempotency-key'] });
+    req.summary = { message_id: r.id, channel: r.status === 'queued' ? 'smtp' : 'http' };
     return reply.status(r.duplicate ? 200 : 201).send({ id: r.id, status: r.status, ...(r.duplicate ? { duplicate: true } : {}) });
   });
 };

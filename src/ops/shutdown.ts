@@ -1,0 +1,36 @@
+// Graceful shutdown of the listeners (SIGTERM/SIGINT, src/cli/serve.ts): stop
+// accepting, let work in flight finish within the grace period, then cut what is left
+// in a way the peer understands (LMTP 421, RFC 5321 §3.8), never by dropping it silently.
+import type { FastifyInstance } from 'fastify';
+import type { SMTPServer } from 'smtp-server';
+
+/**
+ * Closes the HTTP listener: no new connections, requests on kept-alive ones get 503,
+ * requests in flight finish. Connections still open after `graceMs` are destroyed.
+ */
+export async function closeHttp(app: FastifyInstance, graceMs: number): Promise<void> {
+  const timer = setTimeout(() => app.server.closeAllConnections(), graceMs);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Closes the LMTP listener. A client with a transaction in progress (in DATA, or
+ * waiting for our replies) may finish it within the server's closeTimeout (the grace
+ * period, src/lmtp/server.ts); any command it sends after that is answered 421 by
+ * smtp-server, and whoever is still connected when the grace ends gets 421 and is
+ * closed. Idle clients (Postfix keeps LMTP connections for reuse) cannot finish
+ * anything, so they get their 421 at once rather than holding the shutdown.
+ */
+export function closeLmtp(server: SMTPServer): Promise<void> {
+  const closed = new Promise<void>((ok) => server.close(() => ok()));
+  for (const c of server.connections) {
+    if (c.session?.envelope?.mailFrom) continue;
+    c.send(421, 'Service shutting down, try again later');
+    c.close();
+  }
+  return closed;
+}
