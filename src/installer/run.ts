@@ -70,7 +70,7 @@ function showPlan(plan: Plan, info: MailcowInfo, out: Deps['out']): void {
   for (const a of plan.actions) out(`would run: ${describe(a, info.project)}`);
 }
 
-function stepContext(deps: Deps & { engine: Engine }, info: MailcowInfo, mailcowDir: string, domain: string, expectHop: string | null, image: string): StepContext {
+function stepContext(deps: Deps & { engine: Engine }, info: MailcowInfo, domain: string, expectHop: string | null, image: string): StepContext {
   return {
     engine: deps.engine, composeUp: deps.composeUp(info), project: info.project, domain, expectHop, image,
     buildImage: () => deps.engine.buildImage(deps.repoDir, IMAGE_CONTEXT, 'compose/Dockerfile', image),
@@ -132,7 +132,7 @@ export async function runInstall(args: RunArgs, options: InstallOptions, deps: D
   }
   if (plan.edits.length === 0) deps.out('files: already installed, nothing to change');
   const expectHop = options.mode === 'postfilter' ? null : LMTP_NEXTHOP;
-  const ctx = deps.engine ? stepContext({ ...deps, engine: deps.engine }, info, args.mailcowDir, options.domain, expectHop, options.image) : null;
+  const ctx = deps.engine ? stepContext({ ...deps, engine: deps.engine }, info, options.domain, expectHop, options.image) : null;
   // The relay domain comes last: before the transport exists, Postfix would relay the
   // domain to its own MX, i.e. back to itself, and bounce ("loops back to myself").
   const api = deps.api;
@@ -192,7 +192,7 @@ export async function runUninstall(args: RunArgs, deps: Deps): Promise<Outcome> 
     pending.push(`relay domain ${domain}`);
     deps.out(`relay domain ${domain} was created by the installer; delete it in the Mailcow UI (Email > Configuration > Domains) first, or pass --api-key`);
   }
-  const ctx = deps.engine ? stepContext({ ...deps, engine: deps.engine }, info, args.mailcowDir, domain, null, '') : null;
+  const ctx = deps.engine ? stepContext({ ...deps, engine: deps.engine }, info, domain, null, '') : null;
   await execute(plan, args.mailcowDir, deps, ctx, dropRelay, NOTHING);
   if (!ctx && plan.actions.length > 0) {
     deps.out('skipped (--no-docker); run these in the Mailcow directory:');

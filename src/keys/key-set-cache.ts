@@ -18,6 +18,8 @@ export interface KeySetCacheOptions {
   readonly refetchMs: number;
   /** Milliseconds clock, injected for tests. */
   readonly now: () => number;
+  /** Told of each lookup answered from the cache (`hit`) or by a fetch (`miss`), and of failed fetches. */
+  readonly observe?: (event: 'hit' | 'miss' | 'fetch_failed') => void;
 }
 
 interface Entry { readonly at: number; readonly set: KeySet }
@@ -37,7 +39,10 @@ export class KeySetCache {
   async lookup(domain: string, kid: string): Promise<KeyLookup> {
     let e = this.#entries.get(domain);
     const age = e ? this.opts.now() - e.at : Infinity;
-    if (!e || age >= this.opts.ttlMs || (!find(e.set, kid) && age >= this.opts.refetchMs)) e = await this.#fetch(domain);
+    if (!e || age >= this.opts.ttlMs || (!find(e.set, kid) && age >= this.opts.refetchMs)) {
+      this.opts.observe?.('miss');
+      e = await this.#fetch(domain);
+    } else this.opts.observe?.('hit');
     const key = find(e.set, kid);
     if (key) return { status: 'found', key };
     return e.set.status === 'unavailable' ? { status: 'unavailable', reason: e.set.reason } : { status: 'not_found' };
@@ -50,6 +55,7 @@ export class KeySetCache {
       p = this.fetchSet(domain)
         .catch((err: unknown): KeySet => ({ status: 'unavailable', reason: (err as Error).message }))
         .then((set) => {
+          if (set.status === 'unavailable') this.opts.observe?.('fetch_failed');
           const e = { at: this.opts.now(), set };
           this.#entries.delete(domain);
           if (this.#entries.size >= MAX_DOMAINS) this.#entries.delete(this.#entries.keys().next().value!);

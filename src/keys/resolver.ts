@@ -9,6 +9,7 @@ import { findValidKey, type Queryable } from '../db/keys.js';
 import { KeySetCache } from './key-set-cache.js';
 import { fetchJwks } from './jwks.js';
 import { createTxtResolver, fetchDnsKeys, type ResolveTxt } from './dns.js';
+import type { Metrics } from '../metrics.js';
 
 /**
  * Looks (domain, kid) up in agent_key at the clock's time. A database fault is
@@ -66,14 +67,21 @@ export interface KeyResolverDeps {
   readonly dispatcher?: Dispatcher;
   /** For tests: replaces the DNS resolver built from config. */
   readonly resolveTxt?: ResolveTxt;
+  readonly metrics?: Metrics;
 }
 
 /** The production resolver: agent_key, then cached JWKS and DNS discovery, all bounded by config. */
 export function createKeyResolver(config: Config, deps: KeyResolverDeps): KeyResolver {
   const now = deps.now ?? Date.now;
-  const cache = { ttlMs: config.keyCacheSec * 1000, refetchMs: Math.min(REFETCH_MS, config.keyCacheSec * 1000), now };
-  const jwks = new KeySetCache((d) => fetchJwks(d, { scheme: config.jwksScheme as 'https' | 'http', port: config.jwksPort, timeoutMs: config.keyFetchTimeoutMs, dispatcher: deps.dispatcher }), cache);
+  const cache = (source: 'jwks' | 'dns') => ({
+    ttlMs: config.keyCacheSec * 1000, refetchMs: Math.min(REFETCH_MS, config.keyCacheSec * 1000), now,
+    observe: (event: 'hit' | 'miss' | 'fetch_failed') => {
+      if (event === 'fetch_failed') deps.metrics?.keyFetchFailures.inc({ source });
+      else deps.metrics?.keyLookups.inc({ source, result: event });
+    },
+  });
+  const jwks = new KeySetCache((d) => fetchJwks(d, { scheme: config.jwksScheme as 'https' | 'http', port: config.jwksPort, timeoutMs: config.keyFetchTimeoutMs, dispatcher: deps.dispatcher }), cache('jwks'));
   const resolveTxt = deps.resolveTxt ?? createTxtResolver({ servers: config.dnsServers, timeoutMs: config.dnsTimeoutMs });
-  const dns = new KeySetCache((d) => fetchDnsKeys(d, resolveTxt), cache);
+  const dns = new KeySetCache((d) => fetchDnsKeys(d, resolveTxt), cache('dns'));
   return chainResolvers(config.domains, databaseKeys(deps.db, now, LOCAL_KEY_CACHE_MS), [(d, k) => jwks.lookup(d, k), (d, k) => dns.lookup(d, k)]);
 }
