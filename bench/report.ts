@@ -35,9 +35,27 @@ export function targetTable(targets: readonly Target[]): string {
   }));
 }
 
+/**
+ * Machine CPU (every process of the measured system, load generator included) per
+ * operation, in µs. Unlike the rate it hardly moves when other work shares the box.
+ */
+export function cpuPerOp(m: Measurement): number {
+  const ours = Object.entries(m.cpu).filter(([k]) => k !== 'busy' && k !== 'foreign').reduce((a, [, v]) => a + v, 0);
+  return ((ours / 100) * 1e6) / m.perSec;
+}
+
+/** What the ratio would be if both sides were CPU-bound with the machine to themselves. */
+export const cpuRatioOf = (t: Target): number | undefined => (t.ours && t.baseline ? cpuPerOp(t.baseline) / cpuPerOp(t.ours) : undefined);
+
+export function cpuTable(targets: readonly Target[]): string {
+  return markdownTable(['path', 'ours CPU µs/op', 'baseline CPU µs/op', 'CPU-normalized ratio'], targets.flatMap((t) => (t.ours && t.baseline
+    ? [[t.path, cpuPerOp(t.ours).toFixed(0), cpuPerOp(t.baseline).toFixed(0), cpuRatioOf(t)!.toFixed(2)]]
+    : [])));
+}
+
 export function detailTable(ms: readonly Measurement[]): string {
-  return markdownTable(['measurement', 'rate', 'p50 / p99 ms', 'errors', 'CPU (% of one core)'], ms.map((m) => [
-    m.label, rate(m), `${m.p50Ms.toFixed(1)} / ${m.p99Ms.toFixed(1)} per ${m.per}`, String(m.errors), formatCpu(m.cpu),
+  return markdownTable(['measurement', 'rate', 'p50 / p99 ms', 'errors', 'CPU (% of one core)', 'CPU µs/op'], ms.map((m) => [
+    m.label, rate(m), `${m.p50Ms.toFixed(1)} / ${m.p99Ms.toFixed(1)} per ${m.per}`, String(m.errors), formatCpu(m.cpu), cpuPerOp(m).toFixed(0),
   ]));
 }
 

@@ -10,7 +10,7 @@ import { pgbenchInsert } from './pgbench.js';
 import { startBoss, type BossBench } from './pgboss.js';
 import { settle, startPostgres, type BenchDatabase, type BenchPostgres } from './postgres.js';
 import { httpPullAck, prefillInboxes } from './pull-ack.js';
-import { detailTable, metOf, ratioOf, targetTable, writeResults, type Measurement, type Target } from './report.js';
+import { cpuPerOp, cpuRatioOf, cpuTable, detailTable, metOf, ratioOf, targetTable, writeResults, type Measurement, type Target } from './report.js';
 import { httpSend } from './send.js';
 import { startServer, type ServerChild } from './server.js';
 import { DOMAIN, pullInbox, SENDER, sendRecipient } from './workload.js';
@@ -147,9 +147,10 @@ async function main(): Promise<void> {
   }
 
   let boss: BossBench | undefined;
+  let bossDb: BenchDatabase | undefined;
   if (wanted('boss-send') || wanted('boss-fetch')) {
-    const db = await pg.database('pgboss');
-    await db.close();
+    const db = (bossDb = await pg.database('pgboss'));
+    cleanups.push(() => db.close());
     boss = await startBoss(db.url, settings.poolMax, log);
     cleanups.push(() => boss!.stop());
     log(`pg-boss ${boss.version} started (pool max ${settings.poolMax}, default maintenance)`);
@@ -157,6 +158,7 @@ async function main(): Promise<void> {
 
   if (boss && wanted('boss-send')) {
     await boss.send(settings.connections, settings.warmupSeconds);
+    await settle(bossDb!.pool, ['pgboss.job']);
     log(`pg-boss send(): ${settings.connections} in flight, ${S} s`);
     const { result: r, cpu } = await measured(groups, () => boss!.send(settings.connections, S));
     results['boss-send'] = loopMeasurement(`pg-boss ${boss.version} send (${settings.connections} in flight)`, 'jobs/s', 'send', r, cpu, []);
@@ -178,6 +180,7 @@ async function main(): Promise<void> {
   if (boss && wanted('boss-fetch')) {
     log(`pg-boss: prefilling ${settings.backlog} jobs with insert() in batches of 1000`);
     const prefillRate = await boss.prefill(settings.backlog);
+    await settle(bossDb!.pool, ['pgboss.job']);
     await boss.fetchComplete(settings.consumers, settings.batch, settings.warmupSeconds);
     log(`pg-boss fetch({batchSize: ${settings.batch}}) + complete(ids): ${settings.consumers} workers, ${S} s`);
     const { result: r, cpu } = await measured(groups, () => boss!.fetchComplete(settings.consumers, settings.batch, S));
@@ -191,15 +194,15 @@ async function main(): Promise<void> {
     { path: `HTTP pull+ack (batch ${settings.batch}) vs pg-boss fetch+complete`, ours: results.pull, baseline: results['boss-fetch'], min: 1 },
   ];
   const measurements = STEPS.flatMap((s) => (results[s] ? [results[s]!] : []));
-  console.log(`\n## Targets\n\n${targetTable(targets)}\n\n## Measurements\n\n${detailTable(measurements)}\n`);
+  console.log(`\n## Targets\n\n${targetTable(targets)}\n\n## CPU per operation (robust to other load on the box)\n\n${cpuTable(targets)}\n\n## Measurements\n\n${detailTable(measurements)}\n`);
   for (const m of measurements) for (const n of m.notes) console.log(`- ${m.label}: ${n}`);
   const path = writeResults({
     started: started.toISOString(),
     environment: { node: process.version, postgres: serverVersion, postgresSource: pg.source, cpus: cpus().length, cpuModel: cpus()[0]?.model, pgBoss: boss?.version },
     settings,
     server: { logLevel: 'warn', ...serverEnv },
-    targets: targets.map((t) => ({ path: t.path, ours: t.ours?.perSec, baseline: t.baseline?.perSec, ratio: ratioOf(t), min: t.min, met: metOf(t) })),
-    measurements: Object.fromEntries(Object.entries(results).map(([k, m]) => [k, { ...m, cpuText: formatCpu(m.cpu) }])),
+    targets: targets.map((t) => ({ path: t.path, ours: t.ours?.perSec, baseline: t.baseline?.perSec, ratio: ratioOf(t), min: t.min, met: metOf(t), cpuNormalizedRatio: cpuRatioOf(t) })),
+    measurements: Object.fromEntries(Object.entries(results).map(([k, m]) => [k, { ...m, cpuText: formatCpu(m.cpu), cpuUsPerOp: cpuPerOp(m) }])),
   });
   console.log(`\nresults: ${path}`);
 }

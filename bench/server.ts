@@ -22,13 +22,14 @@ export function serverEnv(databaseUrl: string, port: number, extra: NodeJS.Proce
   };
 }
 
-export async function startServer(databaseUrl: string, extraEnv: NodeJS.ProcessEnv, log: (line: string) => void): Promise<ServerChild> {
+/** `root`: the checkout to run (another one, to compare a proposed change side by side). */
+export async function startServer(databaseUrl: string, extraEnv: NodeJS.ProcessEnv, log: (line: string) => void, root = ROOT): Promise<ServerChild> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   // e.g. BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the server.
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/cli/main.ts', 'serve'], {
-    cwd: ROOT, env: serverEnv(databaseUrl, port, extraEnv), stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: root, env: serverEnv(databaseUrl, port, extraEnv), stdio: ['ignore', 'pipe', 'pipe'],
   });
   const forward = (chunk: Buffer) => chunk.toString().split('\n').filter(Boolean).forEach((l) => log(`[admp serve] ${l}`));
   child.stdout!.on('data', forward);

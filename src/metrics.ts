@@ -36,7 +36,8 @@ export function createMetrics(db?: { pool: pg.Pool; max: number }) {
     inboxDepth: new Gauge({ name: 'admp_inbox_depth', help: 'Deliverable plus leased messages of the deepest inboxes (top agents only), refreshed from the database on a schedule.', labelNames: ['agent'] as const, registers }),
     queueMessages: new Gauge({ name: 'admp_queue_messages', help: 'Messages waiting in the whole queue, by status (queued, delivered, leased), refreshed with admp_inbox_depth.', labelNames: ['status'] as const, registers }),
     oldestDeliverableSeconds: new Gauge({ name: 'admp_oldest_deliverable_seconds', help: 'Age of the oldest message waiting to be pulled (0 when none): agents not consuming shows here first.', registers }),
-    jobRuns: new Counter({ name: 'admp_job_runs_total', help: 'Background job runs by job (sweep, inbox_depth) and outcome (ok, error).', labelNames: ['job', 'outcome'] as const, registers }),
+    // The label is `task`, not `job`: Prometheus gives `job` to the scrape target.
+    jobRuns: new Counter({ name: 'admp_job_runs_total', help: 'Background job runs by task (sweep, inbox_depth) and outcome (ok, error).', labelNames: ['task', 'outcome'] as const, registers }),
     dbErrors: new Counter({ name: 'admp_db_errors_total', help: 'Database connection faults seen: background jobs failing, idle pool clients dropped.', registers }),
     dbUp: new Gauge({ name: 'admp_db_up', help: '1 when the last background database round trip succeeded, else 0.', registers }),
     // prom-client calls `collect` before each exposition.

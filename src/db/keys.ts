@@ -117,10 +117,12 @@ export async function retireOtherKeys(db: Queryable, agent: string, keepKid: str
   return rows.map((r) => r.kid);
 }
 
-/** Revokes every live key of an agent (or only `kid`) from `at` on; returns the kids revoked. */
+/** Revokes every live (not revoked, not expired) key of an agent, or only `kid`, from `at` on; returns the kids revoked. */
 export async function revokeAgentKeys(db: Queryable, agent: string, at: Date, kid?: string): Promise<string[]> {
   const { rows } = await db.query<{ kid: string }>(
-    `UPDATE agent_key SET revoked_at = $2 WHERE agent = $1 AND revoked_at IS NULL AND ($3::text IS NULL OR kid = $3) RETURNING kid`,
+    `UPDATE agent_key SET revoked_at = $2
+      WHERE agent = $1 AND revoked_at IS NULL AND (not_after IS NULL OR not_after > $2) AND ($3::text IS NULL OR kid = $3)
+     RETURNING kid`,
     [agent.toLowerCase(), at, kid ?? null]);
   return rows.map((r) => r.kid);
 }

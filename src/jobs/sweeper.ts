@@ -22,9 +22,9 @@ export function startSweeper(pool: pg.Pool, log: Logger, intervalMs: number, max
         if (r.returned > 0 || dead > 0) log.info({ event: 'sweep', returned: r.returned, dead: r.dead }, 'expired leases swept');
         if (r.returned + dead < 1000 || stopped()) break;
       }
-      metrics?.jobRuns.inc({ job: 'sweep', outcome: 'ok' });
+      metrics?.jobRuns.inc({ task: 'sweep', outcome: 'ok' });
     } catch (err) {
-      metrics?.jobRuns.inc({ job: 'sweep', outcome: 'error' });
+      metrics?.jobRuns.inc({ task: 'sweep', outcome: 'error' });
       if (toAdmpError(err).code === 'storage_unavailable') metrics?.dbErrors.inc();
       log.warn({ err, event: 'sweep' }, 'sweep failed; will retry');
     }

@@ -81,14 +81,15 @@ export function createLmtpServer({ config, log, pipeline, directory, metrics }: 
         const recipients = session.envelope.rcptTo.map((r) => r.address);
         const started = performance.now();
         const facts: IngestFacts = {};
-        const queueId = session.xForward?.get('ident') ? String(session.xForward.get('ident')) : undefined;
+        // smtp-server keeps XFORWARD attributes under their upper-case names (XFORWARD_README).
+        const queueId = session.xForward?.get('IDENT') ? String(session.xForward.get('IDENT')) : undefined;
         pipeline.ingest({
           road: 'lmtp',
           raw,
           envelopeFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
           recipients,
           trusted: trustedAuthResults(headerFields(raw), config.mtaHostname),
-          clientIp: String(session.xForward?.get('addr') ?? session.remoteAddress),
+          clientIp: String(session.xForward?.get('ADDR') ?? session.remoteAddress),
           queueId,
         }, { atomic: false, facts }).then((results) => {
           summarizeIngest(log, metrics, { road: 'lmtp', queueId, facts, results, started });

@@ -35,9 +35,9 @@ export function startInboxDepthRefresh(pool: pg.Pool, metrics: Metrics, log: Log
     try {
       await refreshQueueGauges(pool, metrics);
       metrics.dbUp.set(1);
-      metrics.jobRuns.inc({ job: 'inbox_depth', outcome: 'ok' });
+      metrics.jobRuns.inc({ task: 'inbox_depth', outcome: 'ok' });
     } catch (err) {
-      metrics.jobRuns.inc({ job: 'inbox_depth', outcome: 'error' });
+      metrics.jobRuns.inc({ task: 'inbox_depth', outcome: 'error' });
       if (toAdmpError(err).code === 'storage_unavailable') {
         metrics.dbUp.set(0);
         metrics.dbErrors.inc();

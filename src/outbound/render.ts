@@ -9,14 +9,18 @@ import type { OutboundRow } from './store.js';
 
 export const bounceAddress = (messageId: string, sender: string): string => `admp-bounce+${messageId}@${parseAddress(sender, 'from').domain}`;
 
-/** The envelope of a row at `nowSec`; ttl_sec is what is left, so the message expires at the same time everywhere. */
+/**
+ * The envelope of a row at `nowSec`. ttl_sec is what is left, so the message expires at
+ * the same time everywhere. Without a correlation id the message's own id is sent, as a
+ * local reply would use it: the partner's reply then names the message it answers.
+ */
 export function outboundEnvelope(row: OutboundRow, nowSec: number): AgentEnvelope {
   return {
     to: row.to_agent_id,
     type: row.type,
     ...(row.subject !== null ? { subject: row.subject } : {}),
     body: row.body,
-    ...(row.correlation_id !== null ? { correlation_id: row.correlation_id } : {}),
+    correlation_id: row.correlation_id ?? row.id,
     ttl_sec: Math.max(1, Math.ceil(row.expires_at.getTime() / 1000 - nowSec)),
   };
 }

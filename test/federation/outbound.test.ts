@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { startTestApi, type TestAgent, type TestApi } from '../helpers/api.js';
 import { startScriptedRelay, type ScriptedRelay } from '../helpers/smtp-relay.js';
 import { givePrivateKey } from '../helpers/agent-keys.js';
+import { freePort } from '../helpers/ports.js';
 import { outcome, verifyEml } from '../signature/verify-eml.js';
 import { createKeyResolver } from '../../src/keys/resolver.js';
 import { BOUNCE_LOCAL } from '../../src/ingress/pipeline.js';
@@ -19,6 +20,8 @@ import { retryDelayMs, MAX_BACKOFF_MS } from '../../src/outbound/backoff.js';
 import { relayRefused } from '../../src/outbound/relay-answer.js';
 import { signingOrder, PUBLISH_DELAY_SEC } from '../../src/keys/key-files.js';
 import { createLogger } from '../../src/log.js';
+import { simpleParser } from 'mailparser';
+import { readSignedMail } from '../../src/mail/signed-message.js';
 import type { AgentKeyRow } from '../../src/db/keys.js';
 
 const REMOTE = 'bob@agents.partner.example';
@@ -125,6 +128,9 @@ test('4xx answers are retried with backoff, then the relay accepts', async (t) =
     assert.ok(e.retry_at, 'a deferral says when the next attempt is due');
   }
   assert.equal(s.relay.mails.length, 1);
+  const envelope = JSON.parse(readSignedMail(await simpleParser(s.relay.mails[0]!.raw)).body!.toString('utf8'));
+  assert.equal(envelope.correlation_id, id, 'without a correlation id the message id is sent, so a reply names this message');
+  assert.equal(envelope.to, REMOTE);
 });
 
 test('temporary failures past the deadline end failed: timeout; an unreachable relay is temporary', async (t) => {
@@ -138,8 +144,10 @@ test('temporary failures past the deadline end failed: timeout; an unreachable r
   assert.ok(Date.now() - Date.parse(String((st.delivery_log[0] as { at?: string }).at)) < 5000);
 
   // No relay listening at all: no answer is a temporary failure, never a permanent one.
-  await s.relay.stop();
-  assert.equal(relayRefused(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ESOCKET' })).kind, 'temporary');
+  const closed = createRelay({ ...s.api.config, relayUrl: `smtp://127.0.0.1:${await freePort()}`, relayTimeoutMs: 1000 });
+  const down = await closed.submit({ from: `admp-bounce+${id}@agents.test`, to: REMOTE, raw: Buffer.from('Subject: x\r\n\r\nx\r\n') }, id);
+  closed.close();
+  assert.equal(down.kind, 'temporary', JSON.stringify(down));
   assert.equal(relayRefused(Object.assign(new Error('Invalid login'), { code: 'EAUTH', responseCode: 535 })).kind, 'temporary', 'a refused login is our configuration');
 });
 

@@ -9,7 +9,7 @@ export interface LmtpTranscript {
   data: string[];
 }
 
-class LineReader {
+export class LineReader {
   private buf = '';
   private waiters: ((line: string) => void)[] = [];
   private lines: string[] = [];

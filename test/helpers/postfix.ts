@@ -30,6 +30,10 @@ export interface PostfixOptions {
   hold?: boolean;
   /** Extra main.cf keys, applied last. */
   main?: Record<string, string>;
+  /** The smtpd port (default: a free one); set it when another instance's transport must name it first. */
+  port?: number;
+  /** Extra master.cf lines, e.g. a second smtpd listener with its own `-o` overrides. */
+  master?: readonly string[];
 }
 
 export interface QueuedMessage {
@@ -141,9 +145,9 @@ export async function startPostfix(options: PostfixOptions): Promise<TestPostfix
   const etc = join(dir, 'etc');
   mkdirSync(etc);
   mkdirSync(join(dir, 'spool'));
-  const port = await freePort();
+  const port = options.port ?? await freePort();
   writeFileSync(join(etc, 'main.cf'), Object.entries(mainCf(dir, options)).map(([k, v]) => `${k} = ${v}\n`).join(''));
-  writeFileSync(join(etc, 'master.cf'), `127.0.0.1:${port} inet  n  -  n  -     -  smtpd\n${MASTER_SERVICES}`);
+  writeFileSync(join(etc, 'master.cf'), `127.0.0.1:${port} inet  n  -  n  -     -  smtpd\n${MASTER_SERVICES}${(options.master ?? []).map((l) => `${l}\n`).join('')}`);
   writeFileSync(join(etc, 'transport'), Object.entries(options.transport ?? {}).map(([d, next]) => `${d} ${next}\n`).join(''));
   const postfix = (...args: string[]): Promise<{ stdout: string }> =>
     execFileAsync('postfix', ['-c', etc, ...args], { timeout: 30_000 });

@@ -34,6 +34,8 @@ export async function startScriptedRelay(): Promise<ScriptedRelay> {
     hideDSN: false,
     hideENHANCEDSTATUSCODES: false,
     logger: false,
+    // Clients that keep pooled connections open must not delay the test's teardown.
+    closeTimeout: 200,
     onRcptTo(address, _session, cb) {
       relay.attempts.push(address.address);
       const r = relay.reply(address.address);

@@ -39,10 +39,10 @@ export async function startJwksServer(): Promise<JwksServer> {
   };
 }
 
-/** Resolves names under .example to 127.0.0.1 and refuses every other name. */
-export function loopbackDispatcher(): Agent {
+/** Resolves the names `resolves` admits (default: under .example) to 127.0.0.1 and refuses every other name. */
+export function loopbackDispatcher(resolves: (hostname: string) => boolean = (h) => /\.example$/i.test(h)): Agent {
   const lookup: LookupFunction = (hostname, options, callback) => {
-    if (!/\.example$/i.test(hostname)) {
+    if (!resolves(hostname)) {
       callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), '', 4);
     } else if (options.all) {
       (callback as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address: '127.0.0.1', family: 4 }]);

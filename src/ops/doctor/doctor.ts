@@ -1,0 +1,70 @@
+// Assembles the checks of `admp doctor` from the configuration and the command-line
+// flags: Mailcow in Docker (--mailcow-dir: commands run in its containers), or the
+// components named one by one (a non-Docker install, or the local test daemons).
+import { readFile } from 'node:fs/promises';
+import type { Dispatcher } from 'undici';
+import type { Config } from '../../config.js';
+import { parseListen } from '../../config.js';
+import { createPool } from '../../db/pool.js';
+import { agentKeysTxtCheck, bridgeCheck, databaseCheck, jwksCheck, mxCheck, postfixCheck, rspamdCheck, type DoctorTargets } from './checks.js';
+import { roundTripCheck, type DkimKey } from './roundtrip.js';
+import { runChecks, type CheckResult } from './report.js';
+import { containerCommand, localCommand, mailcowDkimKey, mailcowProject } from './targets.js';
+import { POSTFIX_SERVICE, RSPAMD_SERVICE } from '../../installer/layout.js';
+
+export interface DoctorFlags {
+  domain?: string;
+  bridgeUrl?: string;
+  mailcowDir?: string;
+  postfixConfigDir?: string;
+  rspamdController?: string;
+  rspamdPassword?: string;
+  rspamdSymbol?: string;
+  smtp?: string;
+  dkimKey?: string;
+  dkimSelector?: string;
+  timeout?: string;
+}
+
+export interface DoctorDeps {
+  readonly dispatcher?: Dispatcher;
+  readonly onResult?: (r: CheckResult) => void;
+}
+
+const DEFAULT_BRIDGE = (c: Config) => `http://${c.httpListen.host === '0.0.0.0' || c.httpListen.host === '' ? '127.0.0.1' : c.httpListen.host}:${c.httpListen.port}`;
+
+async function dkimFrom(flags: DoctorFlags, domain: string, project: string | undefined): Promise<DkimKey | undefined> {
+  if (flags.dkimKey) return { selector: flags.dkimSelector ?? 'dkim', privateKeyPem: await readFile(flags.dkimKey, 'utf8') };
+  return project ? mailcowDkimKey(project, domain) : undefined;
+}
+
+export async function doctor(config: Config, flags: DoctorFlags, deps: DoctorDeps = {}): Promise<CheckResult[]> {
+  if (!config.databaseUrl) throw new Error('admp doctor needs DATABASE_URL (the bridge\'s database)');
+  const domain = (flags.domain ?? config.domains[0]!).toLowerCase();
+  const project = flags.mailcowDir ? await mailcowProject(flags.mailcowDir) : undefined;
+  const pool = createPool(config.databaseUrl, 2);
+  try {
+    const smtp = parseListen(flags.smtp ?? '127.0.0.1:25', '--smtp');
+    const targets: DoctorTargets = {
+      config, pool, domain,
+      bridgeUrl: flags.bridgeUrl ?? DEFAULT_BRIDGE(config),
+      postfix: project ? { run: await containerCommand(project, POSTFIX_SERVICE), args: [] }
+        : flags.postfixConfigDir ? { run: localCommand, args: ['-c', flags.postfixConfigDir] } : undefined,
+      rspamd: project ? { run: await containerCommand(project, RSPAMD_SERVICE), controller: '127.0.0.1:11334', password: flags.rspamdPassword, symbol: flags.rspamdSymbol ?? 'AGENTS_BRIDGE' }
+        : flags.rspamdController ? { run: localCommand, controller: flags.rspamdController, password: flags.rspamdPassword, symbol: flags.rspamdSymbol ?? 'AGENTS_BRIDGE' } : undefined,
+      dispatcher: deps.dispatcher,
+    };
+    return await runChecks([
+      databaseCheck(pool),
+      bridgeCheck(targets.bridgeUrl),
+      postfixCheck(targets),
+      rspamdCheck(targets),
+      mxCheck(targets),
+      agentKeysTxtCheck(targets),
+      jwksCheck(targets),
+      roundTripCheck(targets, { smtp, dkim: await dkimFrom(flags, domain, project), timeoutMs: Number(flags.timeout ?? 30) * 1000 }),
+    ], deps.onResult);
+  } finally {
+    await pool.end();
+  }
+}

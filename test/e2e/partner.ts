@@ -1,0 +1,120 @@
+// What both ingress e2e files share: a partner organisation (partner.example) whose agent
+// Ed25519-signs its mail and whose MTA DKIM-signs it, a loopback DNS server publishing the
+// partner's DKIM key, SPF and DMARC, and the real ADMP core on a fresh database with the
+// partner's agent key pinned and a policy rule admitting it. Mail is submitted with swaks
+// (XCLIENT), posing as the partner's MTA at 1.2.3.4, so SPF passes as it would on the internet.
+import type { TestContext } from 'node:test';
+import { buildSignedMessage } from '../../src/mail/signed-message.js';
+import { canonicalMessageId } from '../../src/core/signature.js';
+import { addRule } from '../../src/policy/store.js';
+import { startTestApi, type TestAgent, type TestApi } from '../helpers/api.js';
+import { signer, trust, type TestSigner } from '../helpers/agent-mail.js';
+import { startDns, type TestDns } from '../helpers/dns.js';
+import { dkimKey, sendMail, signMessage, type SmtpOutcome } from '../helpers/mail.js';
+import type { TestPostfix } from '../helpers/postfix.js';
+import { loopbackDispatcher } from '../keys/loopback.js';
+
+export const AGENTS = 'agents.example.com';
+export const PARTNER = 'partner.example';
+export const PARTNER_MTA = { clientAddr: '1.2.3.4', helo: 'mail.partner.example' };
+
+export interface PartnerMail {
+  /** The message as the partner's MTA sends it (CRLF line ends). */
+  readonly data: string;
+  /** As stored in message.mail_message_id. */
+  readonly messageId: string;
+}
+
+export interface MailOptions {
+  /** The signing agent (default: the partner's agent). */
+  readonly as?: TestSigner;
+  /** The recipient the agent signature names (default: the mail's `to`). */
+  readonly signedFor?: string;
+  /** DKIM-sign as partner.example (default true). */
+  readonly dkim?: boolean;
+  /** Extra header lines put on top (before DKIM signing). */
+  readonly headers?: readonly string[];
+}
+
+export interface StoredRow {
+  id: string;
+  to_agent_id: string;
+  from_agent: string;
+  channel: string;
+  status: string;
+  body: unknown;
+  headers: { road?: string; queue_id?: string };
+  auth: { domain: { method: string; source: string; dkim: unknown[] }; signature: { agent: string; kid: string; key_source: string }; client_ip: string | null };
+}
+
+export interface PartnerWorld {
+  readonly api: TestApi;
+  readonly dns: TestDns;
+  /** The partner's agent, whose key is pinned. */
+  readonly worker: TestSigner;
+  /** Our agent the partner writes to. */
+  readonly bob: TestAgent;
+  mail(to: string, o?: MailOptions): Promise<PartnerMail>;
+  /** Submits `mail` to Postfix from the partner's MTA (envelope sender: the partner's agent unless given; `login`: as a SASL-authenticated client). */
+  send(postfix: TestPostfix, to: readonly string[], mail: PartnerMail, o?: { from?: string; login?: string }): Promise<SmtpOutcome>;
+  /** The rows `message` holds for this mail. */
+  stored(mail: PartnerMail): Promise<StoredRow[]>;
+  /** Every row of `message`. */
+  count(): Promise<number>;
+  /** Runs `stop` when the test ends, before what was started earlier (Postfix before the bridge before the database). */
+  onClose(stop: () => Promise<unknown>): void;
+}
+
+export async function startPartnerWorld(t: TestContext, env: Record<string, string> = {}): Promise<PartnerWorld> {
+  // node:test runs after-hooks first-in first-out; teardown must go the other way.
+  const stops: (() => Promise<unknown>)[] = [];
+  t.after(async () => {
+    for (const stop of stops.reverse()) await stop();
+  });
+  const dkim = dkimKey(PARTNER, 's2025');
+  const dns = await startDns({ txt: {
+    [dkim.dnsName]: dkim.txt,
+    [PARTNER]: `v=spf1 ip4:${PARTNER_MTA.clientAddr} -all`,
+    [`_dmarc.${PARTNER}`]: 'v=DMARC1; p=reject',
+  } });
+  stops.push(() => dns.stop());
+  // Key discovery stays on loopback: partner JWKS names resolve to 127.0.0.1, TXT to the test DNS.
+  const api = await startTestApi({ ADMP_DOMAINS: AGENTS, ADMP_POLICY_FILE: '', ADMP_DNS_SERVERS: dns.server, ...env },
+    { keyDeps: { dispatcher: loopbackDispatcher() } });
+  stops.push(() => api.close());
+  const worker = signer(`worker@${PARTNER}`);
+  await trust(api.db.pool, worker);
+  await addRule(api.db.pool, { from: `*@${PARTNER}`, to: `*@${AGENTS}`, action: 'allow' });
+  const bob = await api.agent('bob', AGENTS);
+  let n = 0;
+  return {
+    api,
+    dns,
+    worker,
+    bob,
+    async mail(to, o = {}) {
+      const signed = await buildSignedMessage({ to: o.signedFor ?? to, type: 'task.request', body: { n: ++n } }, o.as ?? worker);
+      const raw = [...(o.headers ?? []), ''].join('\r\n') + signed.eml.toString('utf8');
+      return { data: o.dkim === false ? raw : await signMessage(raw, dkim), messageId: canonicalMessageId(signed.messageId) };
+    },
+    send: (postfix, to, mail, o = {}) => sendMail({ port: postfix.port, from: o.from ?? worker.agent, to, data: mail.data, ...PARTNER_MTA, ...(o.login ? { login: o.login } : {}) }),
+    async stored(mail) {
+      return (await api.db.pool.query<StoredRow>('SELECT * FROM message WHERE mail_message_id = $1', [mail.messageId])).rows;
+    },
+    onClose: (stop) => void stops.push(stop),
+    async count() {
+      return (await api.db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM message')).rows[0]!.n;
+    },
+  };
+}
+
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The Postfix log lines about queue id `qid`. */
+export const logOf = (postfix: TestPostfix, qid: string): string[] => postfix.log().split('\n').filter((l) => l.includes(`: ${qid}: `));
