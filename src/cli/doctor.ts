@@ -18,6 +18,7 @@ export function registerDoctor(program: Command): void {
     .option('--dkim-key <file>', 'PEM private DKIM key of the agents domain (default with --mailcow-dir: Mailcow\'s)')
     .option('--dkim-selector <selector>', 'selector of --dkim-key', 'dkim')
     .option('--timeout <seconds>', 'how long to wait for the test message', '30')
+    .option('--jwks-address <ip>', 'connect to this address for the JWKS URL instead of resolving the agents domain')
     .action(async (opts: DoctorFlags & { json?: boolean }) => {
       const results = await doctor(loadConfig(), opts, { onResult: opts.json ? undefined : (r) => process.stdout.write(`${formatResult(r)}\n`) });
       const failed = results.filter((r) => !r.ok).length;

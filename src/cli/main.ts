@@ -7,6 +7,7 @@ import { registerAgents } from './agents.js';
 import { registerKeys } from './keys.js';
 import { registerPolicy } from './policy.js';
 import { registerInstall } from './install.js';
+import { registerDoctor } from './doctor.js';
 
 const program = new Command('admp').description('Agent Dispatch: authenticated agent messaging over HTTP and email').showHelpAfterError();
 
@@ -15,6 +16,7 @@ registerAgents(program);
 registerKeys(program);
 registerPolicy(program);
 registerInstall(program);
+registerDoctor(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -21,6 +21,7 @@ import type { Enqueuer } from '../queue/enqueue.js';
 import type { PolicySource } from '../policy/store.js';
 import { alignedDkimPass, isAligned, verifyDkim, type DomainAuth } from './domain-auth.js';
 import { isDeliveryReport, parseDeliveryReport } from './dsn.js';
+import { headerFields } from './authentication-results.js';
 import { observeEnqueue, type Metrics } from '../metrics.js';
 import { withSpan } from '../tracing.js';
 
@@ -94,7 +95,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   async function domainAuth(d: MailDelivery, senderDomain: string, sender: string, policy: Policy): Promise<{ auth: DomainAuth; method: string } | AdmpError> {
     if (d.saslUser && saslMayActAs(policy, d.saslUser, sender)) return { auth: d.trusted, method: `sasl:${d.saslUser}` };
-    const auth = config.dkimMode === 'verify' ? await verifyDkim(d.raw, deps.dnsResolve) : d.trusted;
+    // Trusting the MTA needs a verdict to trust: when an earlier `accept` made Rspamd
+    // skip its DKIM check (passthrough), a signed message arrives without one, and
+    // is verified here instead (through the configured resolver).
+    const verify = config.dkimMode === 'verify' || (d.trusted.dkim.length === 0 && headerFields(d.raw).some((h) => h.name.toLowerCase() === 'dkim-signature'));
+    const auth = verify ? await verifyDkim(d.raw, deps.dnsResolve) : d.trusted;
     const domain = alignedDkimPass(auth, senderDomain);
     if (domain) return { auth, method: `dkim:${domain}` };
     if (auth.dkim.some((v) => v.result === 'temperror' && isAligned(v.domain, senderDomain))) {

@@ -14,6 +14,8 @@ export interface TestDns {
   readonly server: string;
   /** Replaces the TXT record set of `name`; no values removes the name (NXDOMAIN again). */
   setTxt(name: string, ...values: string[]): void;
+  /** Sets the MX of `name` (priority 10); no exchange removes it. */
+  setMx(name: string, exchange?: string): void;
   /** Names and types asked so far, e.g. `TXT sel1._domainkey.sender.example`. */
   readonly queries: readonly string[];
   stop(): Promise<void>;
@@ -28,6 +30,7 @@ const chunks = (value: string): string[] => Buffer.from(value, 'utf8').toString(
 
 export async function startDns(options: { txt?: Record<string, string | string[]> } = {}): Promise<TestDns> {
   const txt = new Map<string, string[]>();
+  const mx = new Map<string, string>();
   const queries: string[] = [];
   const setTxt = (name: string, ...values: string[]): void => {
     if (values.length === 0) txt.delete(canonical(name));
@@ -43,11 +46,14 @@ export async function startDns(options: { txt?: Record<string, string | string[]
       const name = canonical(question.name);
       queries.push(`${typeName(question.type)} ${name}`);
       const values = txt.get(name);
-      if (!values) response.header.rcode = NXDOMAIN;
+      const exchange = mx.get(name);
+      if (!values && !exchange) response.header.rcode = NXDOMAIN;
       else if (question.type === Packet.TYPE.TXT) {
-        for (const value of values) {
+        for (const value of values ?? []) {
           response.answers.push(Packet.createResourceFromQuestion(question, { type: Packet.TYPE.TXT, class: Packet.CLASS.IN, ttl: 0, data: chunks(value) }));
         }
+      } else if (question.type === Packet.TYPE.MX && exchange) {
+        response.answers.push(Packet.createResourceFromQuestion(question, { type: Packet.TYPE.MX, class: Packet.CLASS.IN, ttl: 0, exchange, priority: 10 }));
       }
       // A known name asked for another type: NOERROR with no answers (RFC 2308 NODATA).
     }
@@ -63,6 +69,7 @@ export async function startDns(options: { txt?: Record<string, string | string[]
     port,
     server: `127.0.0.1:${port}`,
     setTxt,
+    setMx: (name, exchange) => void (exchange ? mx.set(canonical(name), exchange) : mx.delete(canonical(name))),
     queries,
     async stop() {
       // close() alone waits for idle TCP clients (dns2 keeps them 10 s, RFC 7766 6.2.3).

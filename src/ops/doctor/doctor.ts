@@ -2,7 +2,8 @@
 // flags: Mailcow in Docker (--mailcow-dir: commands run in its containers), or the
 // components named one by one (a non-Docker install, or the local test daemons).
 import { readFile } from 'node:fs/promises';
-import type { Dispatcher } from 'undici';
+import { isIP, type LookupFunction } from 'node:net';
+import { Agent } from 'undici';
 import type { Config } from '../../config.js';
 import { parseListen } from '../../config.js';
 import { createPool } from '../../db/pool.js';
@@ -24,11 +25,22 @@ export interface DoctorFlags {
   dkimKey?: string;
   dkimSelector?: string;
   timeout?: string;
+  jwksAddress?: string;
 }
 
 export interface DoctorDeps {
-  readonly dispatcher?: Dispatcher;
   readonly onResult?: (r: CheckResult) => void;
+}
+
+/** Connects the JWKS fetch to `address` whatever the name (split-horizon DNS, or no public DNS yet). */
+function pinnedDispatcher(address: string): Agent {
+  const family = isIP(address);
+  if (family === 0) throw new Error(`--jwks-address must be an IP address, got "${address}"`);
+  const lookup: LookupFunction = (_host, options, cb) => {
+    if (options.all) (cb as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address, family }]);
+    else cb(null, address, family);
+  };
+  return new Agent({ connect: { lookup } });
 }
 
 const DEFAULT_BRIDGE = (c: Config) => `http://${c.httpListen.host === '0.0.0.0' || c.httpListen.host === '' ? '127.0.0.1' : c.httpListen.host}:${c.httpListen.port}`;
@@ -52,7 +64,7 @@ export async function doctor(config: Config, flags: DoctorFlags, deps: DoctorDep
         : flags.postfixConfigDir ? { run: localCommand, args: ['-c', flags.postfixConfigDir] } : undefined,
       rspamd: project ? { run: await containerCommand(project, RSPAMD_SERVICE), controller: '127.0.0.1:11334', password: flags.rspamdPassword, symbol: flags.rspamdSymbol ?? 'AGENTS_BRIDGE' }
         : flags.rspamdController ? { run: localCommand, controller: flags.rspamdController, password: flags.rspamdPassword, symbol: flags.rspamdSymbol ?? 'AGENTS_BRIDGE' } : undefined,
-      dispatcher: deps.dispatcher,
+      dispatcher: flags.jwksAddress ? pinnedDispatcher(flags.jwksAddress) : undefined,
     };
     return await runChecks([
       databaseCheck(pool),

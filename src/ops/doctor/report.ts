@@ -26,7 +26,7 @@ export async function runChecks(checks: readonly Check[], onResult?: (r: CheckRe
     try {
       r = await c.run();
     } catch (err) {
-      r = fail(`check crashed: ${(err as Error).message}`, 'report this as a bug, with the output of `admp doctor --json`');
+      r = fail(`could not check: ${(err as Error).message}`, 'fix the failures above first (most checks need the database)');
     }
     const result = { name: c.name, ...r };
     out.push(result);
