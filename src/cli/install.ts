@@ -94,7 +94,7 @@ function report(o: Common, outcome: Outcome): void {
 }
 
 export function registerInstall(program: Command): void {
-  common(program.command('install').description('attach the ADMP bridge to a Mailcow installation (docs/install.md)'))
+  common(program.command('install').description('attach the ADMP bridge to a Mailcow installation (README "Install into Mailcow")'))
     .requiredOption('--domain <domain>', 'agents domain, e.g. agents.example.com')
     .option('--mode <mode>', 'postfilter (Rspamd plugin), lmtp (Postfix transport) or both', mode, 'both' as Mode)
     .option('--database-url <url>', 'use this PostgreSQL instead of adding the admp-postgres service')
