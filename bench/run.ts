@@ -35,7 +35,7 @@ const settings = {
   batch: int('BENCH_BATCH', 10),
   backlog: int('BENCH_BACKLOG', 200_000),
   poolMax: int('BENCH_PG_POOL_MAX', 16),
-  quietWaitSeconds: int('BENCH_QUIET_WAIT_SECONDS', 30),
+  quietWaitSeconds: int('BENCH_QUIET_WAIT_SECONDS', 15),
   only: (process.env.BENCH_ONLY ?? STEPS.join(',')).split(',').map((s) => s.trim()).filter(Boolean) as StepName[],
 };
 for (const s of settings.only) if (!STEPS.includes(s)) throw new Error(`BENCH_ONLY: unknown step "${s}" (steps: ${STEPS.join(', ')})`);
@@ -111,7 +111,10 @@ async function main(): Promise<void> {
 
   const serverEnv = { ADMP_PG_POOL_MAX: String(settings.poolMax) };
   log(`starting admp serve (child process, ADMP_LOG_LEVEL=warn, ADMP_PG_POOL_MAX=${settings.poolMax}, LMTP off)`);
-  const server: ServerChild = await startServer(ours.url, serverEnv, log);
+  // Another checkout's server (say, with a proposed change) against the same workload.
+  const serverRoot = process.env.BENCH_SERVER_ROOT || undefined;
+  if (serverRoot) log(`server from ${serverRoot}`);
+  const server: ServerChild = await startServer(ours.url, serverEnv, log, serverRoot);
   cleanups.push(() => server.stop());
   const groups: CpuGroups = { postgres, server: server.pid, bench: process.pid };
   const results: Partial<Record<StepName, Measurement>> = {};
@@ -200,7 +203,7 @@ async function main(): Promise<void> {
     started: started.toISOString(),
     environment: { node: process.version, postgres: serverVersion, postgresSource: pg.source, cpus: cpus().length, cpuModel: cpus()[0]?.model, pgBoss: boss?.version },
     settings,
-    server: { logLevel: 'warn', ...serverEnv },
+    server: { logLevel: 'warn', root: serverRoot ?? '.', ...serverEnv },
     targets: targets.map((t) => ({ path: t.path, ours: t.ours?.perSec, baseline: t.baseline?.perSec, ratio: ratioOf(t), min: t.min, met: metOf(t), cpuNormalizedRatio: cpuRatioOf(t) })),
     measurements: Object.fromEntries(Object.entries(results).map(([k, m]) => [k, { ...m, cpuText: formatCpu(m.cpu), cpuUsPerOp: cpuPerOp(m) }])),
   });

@@ -4,7 +4,7 @@
 // naming conventions), and every label takes values from a closed or bounded set:
 // channel, road, outcome, error code, reason, source, HTTP route template, and the
 // top-N agent ids of the inbox-depth refresh (src/ops/inbox-depth.ts).
-// The README's metrics table is docs/operations.md; test/ops/metrics.test.ts checks
+// The README's metrics table (Operations) lists them; test/ops/metrics.test.ts checks
 // that it, the alerts and the dashboard name only metrics declared here.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type pg from 'pg';

@@ -62,7 +62,7 @@ export async function wire(config: Config, db: Pick<Database, 'pool' | 'url'>, l
   const app = buildApp({ config, pool: db.pool, log, mailbox, directory, auth, pipeline, metrics });
   const sweeper = startSweeper(db.pool, log, config.reclaimIntervalMs, config.maxAttempts, metrics);
   const gauges = startInboxDepthRefresh(db.pool, metrics, log, config.metricsRefreshMs);
-  const outbound = startOutbound(config, db, log);
+  const outbound = startOutbound(config, db, log, metrics);
   return {
     app,
     mailbox,

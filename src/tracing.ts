@@ -1,8 +1,8 @@
 // OpenTelemetry spans through @opentelemetry/api only. Without a registered SDK
-// the API's tracer is a no-op (no cost, nothing exported); `startTracing` registers
-// one only when the standard OTEL_* variables ask for an exporter
-// (OTEL_TRACES_EXPORTER, or an OTLP endpoint), and the SDK package is an optional
-// install (`npm install @opentelemetry/sdk-node`), so the default image carries none.
+// the API's tracer is a no-op (no cost, nothing exported); `startTracing` loads and
+// registers the Node SDK only when the standard OTEL_* variables ask for an exporter
+// (OTEL_TRACES_EXPORTER, or an OTLP endpoint). The SDK reads every OTEL_* variable
+// itself (endpoint, protocol, headers, sampler, service name).
 import { SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import type { Logger } from './log.js';
 
@@ -31,24 +31,15 @@ export function tracingRequested(env: NodeJS.ProcessEnv): boolean {
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
 }
 
-interface NodeSdk { start(): void; shutdown(): Promise<void> }
-
 /**
  * Starts the OpenTelemetry Node SDK when the environment asks for export; it reads
  * every OTEL_* variable itself. Returns the shutdown that flushes pending spans.
  */
 export async function startTracing(env: NodeJS.ProcessEnv, log: Logger): Promise<() => Promise<void>> {
   if (!tracingRequested(env)) return async () => undefined;
-  // A variable module name keeps TypeScript from requiring the optional package.
-  const pkg = '@opentelemetry/sdk-node';
-  let sdk: NodeSdk;
-  try {
-    const mod = (await import(pkg)) as { NodeSDK: new (o?: object) => NodeSdk };
-    sdk = new mod.NodeSDK({ serviceName: env.OTEL_SERVICE_NAME ?? 'admp' });
-  } catch (err) {
-    log.warn({ event: 'tracing', err }, `OTEL_* asks for trace export but ${pkg} is not installed; spans are not exported`);
-    return async () => undefined;
-  }
+  // Loaded only when asked for: the SDK and its exporters cost start time and memory.
+  const { NodeSDK } = await import('@opentelemetry/sdk-node');
+  const sdk = new NodeSDK({ serviceName: env.OTEL_SERVICE_NAME ?? 'admp' });
   sdk.start();
   log.info({ event: 'tracing' }, 'OpenTelemetry trace export on (configured by OTEL_* variables)');
   return () => sdk.shutdown();

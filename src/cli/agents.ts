@@ -4,7 +4,6 @@ import { loadConfig } from '../config.js';
 import { isAgentId, isDomain } from '../core/address.js';
 import { AdmpError } from '../errors.js';
 import { openDatabase } from '../db/connect.js';
-import { migrate } from '../db/migrate.js';
 import { addAgent, listAgents, rotateCredentials } from '../db/agents.js';
 import { print, table } from './output.js';
 

@@ -1,4 +1,4 @@
-// admp doctor: checks the installation end to end (docs/operations.md §admp doctor).
+// admp doctor: checks the installation end to end (README, Operations: "admp doctor").
 import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
 import { doctor, type DoctorFlags } from '../ops/doctor/doctor.js';

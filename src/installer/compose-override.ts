@@ -6,7 +6,7 @@ import { Document, isMap, isScalar, parseDocument, visit, type Node, type YAMLMa
 import { InstallError } from './install-error.js';
 import {
   BRIDGE_ALIAS, BRIDGE_HTTP_PORT, BRIDGE_LMTP_PORT, BRIDGE_SERVICE, MAILCOW_NETWORK, OVERRIDE_FILE,
-  POSTGRES_ALIAS, POSTGRES_SERVICE, POSTGRES_VOLUME,
+  POSTGRES_ALIAS, POSTGRES_SERVICE, POSTGRES_VOLUME, BRIDGE_VOLUME,
 } from './layout.js';
 
 export interface BridgeSpec {
@@ -41,10 +41,14 @@ function bridgeService(spec: BridgeSpec): Record<string, unknown> {
       ADMP_LMTP_ALLOW: `${IPV4}.0/24,${IPV6}`,
       ADMP_INGRESS_TOKEN: spec.postfilter ? spec.ingressToken : '',
       ADMP_DOMAINS: spec.domain,
+      ADMP_DATA_DIR: '/app/var',
       // = Postfix myhostname = the authserv-id of Mailcow's Authentication-Results (research/mailcow.md §3.3).
       ADMP_MTA_HOSTNAME: '${MAILCOW_HOSTNAME}',
     },
     ...(spec.httpPublish ? { ports: [`${spec.httpPublish}:${BRIDGE_HTTP_PORT}`] } : {}),
+    volumes: [`${BRIDGE_VOLUME}:/app/var`],
+    // Longer than ADMP_SHUTDOWN_GRACE_MS (10 s), so in-flight work finishes before Docker kills.
+    stop_grace_period: '30s',
     // Mailcow's unbound, like every Mailcow service (DNS for _agentkeys and DKIM lookups).
     dns: [`${IPV4}.254`],
     networks: { [MAILCOW_NETWORK]: { aliases: [BRIDGE_ALIAS] } },
@@ -65,12 +69,12 @@ function postgresService(spec: BridgeSpec): Record<string, unknown> {
 /** The services and volumes the installer owns, keyed as they appear in the override. */
 export function ownedEntries(spec: BridgeSpec): { services: Record<string, unknown>; volumes: Record<string, object> } {
   return spec.databaseUrl === null
-    ? { services: { [BRIDGE_SERVICE]: bridgeService(spec), [POSTGRES_SERVICE]: postgresService(spec) }, volumes: { [POSTGRES_VOLUME]: {} } }
-    : { services: { [BRIDGE_SERVICE]: bridgeService(spec) }, volumes: {} };
+    ? { services: { [BRIDGE_SERVICE]: bridgeService(spec), [POSTGRES_SERVICE]: postgresService(spec) }, volumes: { [BRIDGE_VOLUME]: {}, [POSTGRES_VOLUME]: {} } }
+    : { services: { [BRIDGE_SERVICE]: bridgeService(spec) }, volumes: { [BRIDGE_VOLUME]: {} } };
 }
 
 const OWNED_SERVICES = [BRIDGE_SERVICE, POSTGRES_SERVICE];
-const OWNED_VOLUMES = [POSTGRES_VOLUME];
+const OWNED_VOLUMES = [BRIDGE_VOLUME, POSTGRES_VOLUME];
 
 /** Indentation the admin uses, so that their part of the file is re-emitted unchanged. */
 function styleOf(text: string): { indent: number; indentSeq: boolean } {

@@ -30,6 +30,8 @@ export const MAILCOW_NETWORK = 'mailcow-network';
 export const BRIDGE_SERVICE = 'admp-bridge-mailcow';
 export const POSTGRES_SERVICE = 'admp-postgres-mailcow';
 export const POSTGRES_VOLUME = 'admp-pg-vol-1';
+/** The bridge's data directory (agents' private keys for outbound mail, ADMP_KEYS_DIR). */
+export const BRIDGE_VOLUME = 'admp-bridge-vol-1';
 export const BRIDGE_ALIAS = 'admp-bridge';
 export const POSTGRES_ALIAS = 'admp-postgres';
 export const BRIDGE_HTTP_PORT = 8080;

@@ -3,13 +3,14 @@
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import { createRelay } from './relay.js';
 import { startOutboundWorker, type OutboundWorker } from './worker.js';
 
-export function startOutbound(config: Config, db: { pool: pg.Pool; url: string }, log: Logger): OutboundWorker | undefined {
+export function startOutbound(config: Config, db: { pool: pg.Pool; url: string }, log: Logger, metrics: Metrics): OutboundWorker | undefined {
   if (!config.relayUrl) {
     log.warn({ event: 'outbound_off' }, 'ADMP_RELAY_URL is empty: messages to other organisations stay queued');
     return undefined;
   }
-  return startOutboundWorker({ pool: db.pool, url: db.url, config, log, relay: createRelay(config) });
+  return startOutboundWorker({ pool: db.pool, url: db.url, config, log, relay: createRelay(config), metrics });
 }

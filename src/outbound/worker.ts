@@ -12,6 +12,7 @@ import { renderOutbound } from './render.js';
 import { nextStep } from './next-step.js';
 import type { Relay } from './relay.js';
 import type { RelayOutcome } from './relay-answer.js';
+import type { Metrics } from '../metrics.js';
 
 export interface OutboundDeps {
   readonly pool: pg.Pool;
@@ -20,6 +21,7 @@ export interface OutboundDeps {
   readonly config: Config;
   readonly log: Logger;
   readonly relay: Relay;
+  readonly metrics?: Pick<Metrics, 'outbound'>;
   readonly pollMs?: number;
 }
 
@@ -58,6 +60,7 @@ export function startOutboundWorker(deps: OutboundDeps): OutboundWorker {
       const outcome = answer.kid ? { ...step, log: { ...step.log, kid: answer.kid } } : step;
       const recorded = await recordOutcome(pool, row, outcome);
       log.info({ event: 'outbound', id: row.id, to: row.to_agent_id, ...outcome.log, recorded }, `outbound ${String(outcome.log.event)}`);
+      deps.metrics?.outbound.inc({ outcome: String(outcome.log.event) });
     } catch (err) {
       // Nothing recorded: the claim runs out and the message is tried again.
       log.warn({ err, event: 'outbound', id: row.id }, 'outbound attempt failed; will retry when the claim expires');

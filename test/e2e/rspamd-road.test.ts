@@ -2,7 +2,7 @@
 // swaks (posing as the partner's MTA) → a private Postfix → rspamd's proxy as milter, with
 // the shipped agents_bridge plugin → the real ADMP core listening on loopback → PostgreSQL.
 // Each case checks what the SMTP client is told, what Postfix did, and what the database holds.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

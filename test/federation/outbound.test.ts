@@ -128,6 +128,9 @@ test('4xx answers are retried with backoff, then the relay accepts', async (t) =
     assert.ok(e.retry_at, 'a deferral says when the next attempt is due');
   }
   assert.equal(s.relay.mails.length, 1);
+  const counted = await s.api.core.metrics.registry.getSingleMetricAsString('admp_outbound_total');
+  assert.match(counted, /admp_outbound_total\{outcome="deferred"\} 2/);
+  assert.match(counted, /admp_outbound_total\{outcome="sent"\} 1/);
   const envelope = JSON.parse(readSignedMail(await simpleParser(s.relay.mails[0]!.raw)).body!.toString('utf8'));
   assert.equal(envelope.correlation_id, id, 'without a correlation id the message id is sent, so a reply names this message');
   assert.equal(envelope.to, REMOTE);

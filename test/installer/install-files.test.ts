@@ -79,7 +79,7 @@ describe('admp install --no-docker on a Mailcow checkout', () => {
     assert.deepEqual(Object.keys(now.services), ['prometheus-exporter-mailcow', 'nginx-mailcow', 'admp-bridge-mailcow', 'admp-postgres-mailcow']);
     for (const [name, def] of Object.entries(mine.services)) assert.deepEqual(now.services[name], def, name);
     for (const comment of ['# my own additions (kept by admp install)', '# the exporter from helper-scripts', '# tweak']) assert.ok(merged.includes(comment), comment);
-    assert.deepEqual(now.volumes, { 'admp-pg-vol-1': {} });
+    assert.deepEqual(now.volumes, { 'admp-bridge-vol-1': {}, 'admp-pg-vol-1': {} });
     assert.doesNotMatch(merged, /^networks:/m, 'the Mailcow network is never redeclared');
     await install(dir, fileDeps().deps);
     assert.equal(read(dir, OVERRIDE_FILE), merged, 'second install leaves it byte-identical');
