@@ -5,7 +5,7 @@
 import { cpus } from 'node:os';
 import { addAgent } from '../src/db/agents.js';
 import { cpuWindow, formatCpu, type CpuGroups, type CpuReport } from './cpu.js';
-import { runLoops, type LoopResult } from './loops.js';
+import type { LoopResult } from './loops.js';
 import { pgbenchInsert } from './pgbench.js';
 import { startBoss, type BossBench } from './pgboss.js';
 import { settle, startPostgres, type BenchDatabase, type BenchPostgres } from './postgres.js';

@@ -1,5 +1,5 @@
 -- 0001_core: agents, credentials, keys, the message queue and its single enqueue path.
--- Every unique index on message includes to_agent_id, so the table can be
+-- Every unique index on message and message_dedupe includes to_agent_id, so both can be
 -- hash-partitioned or distributed by to_agent_id later (docs/scaling.md).
 
 CREATE EXTENSION IF NOT EXISTS pgcrypto; -- gen_random_uuid() on PostgreSQL < 13; built in since 13
@@ -81,12 +81,17 @@ CREATE TABLE IF NOT EXISTS message (
   CHECK (status <> 'leased' OR lease_id IS NOT NULL)
 );
 
--- Dedupe keys. An idempotency key is scoped to its sender as well, so one sender
--- cannot suppress another's messages by guessing keys.
-CREATE UNIQUE INDEX IF NOT EXISTS message_idempotency
-  ON message (to_agent_id, from_agent, idempotency_key) WHERE idempotency_key IS NOT NULL;
-CREATE UNIQUE INDEX IF NOT EXISTS message_fingerprint
-  ON message (to_agent_id, source_fingerprint) WHERE source_fingerprint IS NOT NULL;
+-- Dedupe keys live in their own table, written once at enqueue: on message itself
+-- every claim and ack (a status change, so never a HOT update) would rewrite their
+-- index entries too. One key per message: the sender's idempotency key (scoped to the
+-- sender as well, so one sender cannot suppress another's messages by guessing keys),
+-- else the source fingerprint (src/core/fingerprint.ts).
+CREATE TABLE IF NOT EXISTS message_dedupe (
+  to_agent_id text NOT NULL,
+  key         bytea NOT NULL CHECK (octet_length(key) = 33), -- kind byte (1 idempotency, 2 fingerprint) + SHA-256
+  message_id  uuid NOT NULL,
+  PRIMARY KEY (to_agent_id, key)
+);
 
 -- The claim path: per-agent FIFO over deliverable rows only. A partial index keeps
 -- ORDER BY created_at cheap (without it FIFO is ~50x slower, research/perf.md).
@@ -96,63 +101,82 @@ CREATE INDEX IF NOT EXISTS message_inbox
 CREATE INDEX IF NOT EXISTS message_leases ON message (lease_until) WHERE status = 'leased';
 CREATE INDEX IF NOT EXISTS message_expiry ON message (expires_at) WHERE status IN ('queued', 'delivered');
 CREATE INDEX IF NOT EXISTS message_mail_message_id ON message (mail_message_id) WHERE mail_message_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS message_correlation ON message (correlation_id) WHERE correlation_id IS NOT NULL;
 
 -- The only way a message row is created, for every channel. Takes a JSON array of
 -- messages (so concurrent callers can be batched into one statement and one commit)
 -- and returns, in input order, each message's id and whether it was a duplicate.
 -- A duplicate (same sender idempotency key, or same source fingerprint, for the same
--- recipient) returns the original row's id; it never creates a second row.
+-- recipient) returns the original row's id; it never creates a second row. `conflict`
+-- says an idempotency key came back with a different message (another fingerprint).
 CREATE OR REPLACE FUNCTION enqueue_message(items jsonb)
 RETURNS TABLE (idx integer, id uuid, duplicate boolean, status message_status, conflict boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
-  it jsonb;
-  i integer := 0;
-  new_id uuid;
-  fp bytea;
-  st message_status;
+  mids uuid[];
+  keys bytea[];
+  claimed uuid[];
+  inboxes text[];
+  outbound boolean;
 BEGIN
   IF jsonb_typeof(items) <> 'array' THEN
     RAISE EXCEPTION 'enqueue_message expects a JSON array' USING ERRCODE = '22023';
   END IF;
-  FOR it IN SELECT value FROM jsonb_array_elements(items) LOOP
-    fp := decode(it->>'source_fingerprint', 'hex');
-    st := coalesce(it->>'status', 'delivered')::message_status;
-    new_id := NULL;
+  -- Per item, in input order: a new id and the dedupe key (none without either source).
+  SELECT array_agg(gen_random_uuid() ORDER BY e.ord),
+         array_agg(CASE WHEN e.it->>'idempotency_key' IS NOT NULL
+                          THEN '\x01'::bytea || sha256(convert_to((e.it->>'from_agent') || E'\n' || (e.it->>'idempotency_key'), 'UTF8'))
+                        WHEN e.it->>'source_fingerprint' IS NOT NULL
+                          THEN '\x02'::bytea || decode(e.it->>'source_fingerprint', 'hex') END ORDER BY e.ord)
+    INTO mids, keys
+    FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, ord);
+
+  -- Claim each key. ON CONFLICT waits for a concurrent holder, so a key belongs to
+  -- exactly one committed message; an equal key later in the same batch loses to the earlier.
+  WITH c AS (
+    INSERT INTO message_dedupe (to_agent_id, key, message_id)
+    SELECT e.it->>'to_agent_id', keys[e.ord], mids[e.ord]
+      FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, ord)
+     WHERE keys[e.ord] IS NOT NULL
+     ORDER BY e.ord
+    ON CONFLICT DO NOTHING
+    RETURNING message_id)
+  SELECT coalesce(array_agg(c.message_id), '{}') INTO claimed FROM c;
+
+  -- One multi-row INSERT for the new messages (a key-less item is always new).
+  WITH ins AS (
     INSERT INTO message AS m (id, to_agent_id, channel, from_agent, subject, type, body, headers,
                               correlation_id, idempotency_key, status, ttl_sec, expires_at, delivered_at,
                               in_reply_to, source_fingerprint, auth, mail_message_id, delivery_log)
-    VALUES (coalesce((it->>'id')::uuid, gen_random_uuid()), it->>'to_agent_id', (it->>'channel')::message_channel,
-            it->>'from_agent', it->>'subject', it->>'type', it->'body', coalesce(it->'headers', '{}'),
-            it->>'correlation_id', it->>'idempotency_key', st, (it->>'ttl_sec')::integer,
-            now() + make_interval(secs => (it->>'ttl_sec')::integer),
-            CASE WHEN st = 'delivered' THEN now() END,
-            (it->>'in_reply_to')::uuid, fp, it->'auth', it->>'mail_message_id',
-            jsonb_build_array(jsonb_build_object('at', now(), 'event', st, 'channel', it->>'channel')))
-    ON CONFLICT DO NOTHING
-    RETURNING m.id INTO new_id;
+    SELECT mids[e.ord], e.it->>'to_agent_id', (e.it->>'channel')::message_channel,
+           e.it->>'from_agent', e.it->>'subject', e.it->>'type', e.it->'body', coalesce(e.it->'headers', '{}'),
+           e.it->>'correlation_id', e.it->>'idempotency_key', s.st, (e.it->>'ttl_sec')::integer,
+           now() + make_interval(secs => (e.it->>'ttl_sec')::integer),
+           CASE WHEN s.st = 'delivered' THEN now() END,
+           (e.it->>'in_reply_to')::uuid, decode(e.it->>'source_fingerprint', 'hex'), e.it->'auth', e.it->>'mail_message_id',
+           jsonb_build_array(jsonb_build_object('at', now(), 'event', s.st, 'channel', e.it->>'channel'))
+      FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, ord)
+     CROSS JOIN LATERAL (SELECT coalesce(e.it->>'status', 'delivered')::message_status AS st) s
+     WHERE keys[e.ord] IS NULL OR mids[e.ord] = ANY(claimed)
+     ORDER BY e.ord
+    RETURNING m.to_agent_id, m.status)
+  SELECT coalesce(array_agg(DISTINCT ins.to_agent_id) FILTER (WHERE ins.status = 'delivered'), '{}'),
+         coalesce(bool_or(ins.status = 'queued'), false)
+    INTO inboxes, outbound FROM ins;
 
-    IF new_id IS NOT NULL THEN
-      IF st = 'delivered' THEN
-        PERFORM pg_notify('admp_inbox', it->>'to_agent_id');
-      ELSIF st = 'queued' THEN
-        PERFORM pg_notify('admp_outbound', '');
-      END IF;
-      RETURN QUERY SELECT i, new_id, false, st, false;
-    ELSE
-      -- The conflicting row is committed (ON CONFLICT waited for it), so it is visible here.
-      RETURN QUERY
-        SELECT i, m.id, true, m.status,
-               (it ? 'idempotency_key' AND m.idempotency_key = it->>'idempotency_key'
-                AND m.source_fingerprint IS DISTINCT FROM fp)
-          FROM message m
-         WHERE m.to_agent_id = it->>'to_agent_id'
-           AND ((m.idempotency_key = it->>'idempotency_key' AND m.from_agent = it->>'from_agent')
-                OR m.source_fingerprint = fp)
-         ORDER BY (m.idempotency_key = it->>'idempotency_key') DESC NULLS LAST
-         LIMIT 1;
-    END IF;
-    i := i + 1;
-  END LOOP;
+  -- Long polls wait on admp_inbox (src/queue/inbox-waiter.ts), the outbound worker on admp_outbound.
+  PERFORM pg_notify('admp_inbox', a) FROM unnest(inboxes) AS a;
+  IF outbound THEN PERFORM pg_notify('admp_outbound', ''); END IF;
+
+  -- New items answer with their own id; the others with the key holder's.
+  RETURN QUERY
+    SELECT (e.ord - 1)::integer, coalesce(m.id, mids[e.ord]), m.id IS NOT NULL,
+           coalesce(m.status, coalesce(e.it->>'status', 'delivered')::message_status),
+           m.id IS NOT NULL AND e.it->>'idempotency_key' IS NOT NULL
+             AND m.source_fingerprint IS DISTINCT FROM decode(e.it->>'source_fingerprint', 'hex')
+      FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, ord)
+      LEFT JOIN message_dedupe d
+        ON keys[e.ord] IS NOT NULL AND NOT (mids[e.ord] = ANY(claimed))
+       AND d.to_agent_id = e.it->>'to_agent_id' AND d.key = keys[e.ord]
+      LEFT JOIN message m ON m.id = d.message_id AND m.to_agent_id = d.to_agent_id
+     ORDER BY e.ord;
 END $$;

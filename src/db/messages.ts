@@ -35,7 +35,6 @@ export interface MessageRow {
 
 /** One item for enqueue_message: the row as the SQL function reads it. */
 export interface NewMessage {
-  id?: string;
   to_agent_id: string;
   channel: 'http' | 'smtp';
   from_agent: string;
@@ -62,13 +61,7 @@ type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
 export async function enqueueRows(db: Queryable, items: readonly NewMessage[]): Promise<EnqueueResult[]> {
   const { rows } = await db.query<EnqueueResult & { idx: number }>(
     'SELECT idx, id, duplicate, status, conflict FROM enqueue_message($1::jsonb)', [JSON.stringify(items)]);
-  const out: EnqueueResult[] = new Array(items.length);
-  for (const r of rows) out[r.idx] = { id: r.id, duplicate: r.duplicate, status: r.status, conflict: r.conflict };
-  for (let i = 0; i < items.length; i++) {
-    // Only an id collision on a caller-chosen id can leave a hole; treat it as a bad request.
-    if (!out[i]) throw new AdmpError('bad_request', `message ${i} could not be stored (id already used)`);
-  }
-  return out;
+  return rows.sort((a, b) => a.idx - b.idx).map((r) => ({ id: r.id, duplicate: r.duplicate, status: r.status, conflict: r.conflict }));
 }
 
 const LOG = (event: string, extra = "'{}'::jsonb") => `delivery_log || jsonb_build_array(jsonb_build_object('at', now(), 'event', '${event}') || ${extra})`;

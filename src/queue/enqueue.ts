@@ -17,8 +17,11 @@ export interface Enqueuer {
 
 export function createEnqueuer(pool: pg.Pool, options: { maxBatch?: number; maxInFlight?: number; metrics?: Metrics } = {}): Enqueuer {
   const maxBatch = options.maxBatch ?? 200;
-  // Two batches in flight keep Postgres busy while the next one fills.
-  const maxInFlight = options.maxInFlight ?? 2;
+  // One batch in flight: every enqueue NOTIFYs, and PostgreSQL commits notifying
+  // transactions one at a time, so a second batch cannot overlap the first's commit;
+  // it would only halve the batches, and rows per commit is what makes this cheap
+  // (measured: bench/README.md).
+  const maxInFlight = options.maxInFlight ?? 1;
   let queue: Pending[] = [];
   let inFlight = 0;
   const idle: (() => void)[] = [];

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestApi, type TestAgent, type TestApi } from '../helpers/api.js';
+import { enqueueRows } from '../../src/db/messages.js';
 
 async function send(api: TestApi, from: TestAgent, payload: Record<string, unknown>, headers: Record<string, string> = {}) {
   return api.core.app.inject({ method: 'POST', url: '/v1/messages', headers: { ...from.auth, ...headers }, payload });
@@ -179,8 +180,13 @@ test('fingerprint dedupe: the same source fingerprint for the same recipient is 
   const results = await Promise.all(Array.from({ length: 6 }, () => api.core.enqueuer.enqueue(item)));
   assert.equal(new Set(results.map((r) => r.id)).size, 1);
   assert.equal(results.filter((r) => !r.duplicate).length, 1);
+  // Separate transactions racing for one key: each waits for the holder and gets its id.
+  const racing = { ...item, source_fingerprint: 'cd'.repeat(32) };
+  const raced = await Promise.all(Array.from({ length: 6 }, () => enqueueRows(api.db.pool, [racing])));
+  assert.equal(new Set(raced.map(([r]) => r!.id)).size, 1);
+  assert.equal(raced.filter(([r]) => !r!.duplicate).length, 1);
   const { rows } = await api.db.pool.query('SELECT count(*)::int AS n FROM message');
-  assert.equal(rows[0].n, 1);
+  assert.equal(rows[0].n, 2);
 });
 
 test('a long poll returns within 100 ms of a send', async (t) => {
