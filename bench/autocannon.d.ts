@@ -1,6 +1,6 @@
 // The part of autocannon 9's API this benchmark uses (the package ships no types).
 declare module 'autocannon' {
-  interface Request { method?: string; path?: string; headers?: Record<string, string>; body?: string }
+  interface Request { method?: string; path?: string; headers?: Record<string, string>; body?: string | Buffer }
   interface Options {
     url: string;
     connections?: number;
@@ -11,7 +11,7 @@ declare module 'autocannon' {
     requests?: (Request & { setupRequest?: (req: Request, context: object) => Request })[];
   }
   interface Histogram { p50: number; p99: number; average: number; max: number }
-  interface Result {
+  export interface Result {
     duration: number;
     errors: number;
     timeouts: number;

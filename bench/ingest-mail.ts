@@ -23,7 +23,9 @@ export const RECIPIENT_ADDRESS = `${INGEST_RECIPIENT}@${DOMAIN}`;
 /** authserv-id of "our" MTA on the LMTP road (ADMP_MTA_HOSTNAME). */
 export const MTA_HOSTNAME = 'mx.agents.bench';
 
-// The signed fields DKIM leaves out; everything else in the head is covered.
+// The fields DKIM signs (all but Message-ID and X-Agent-Signature). mailauth splits a
+// colon-separated string (lib/tools.js getSigningHeaderLines); an array, which its
+// typings ask for, silently falls back to its default list.
 const DKIM_HEADERS = 'from:to:subject:date:mime-version:content-type:x-agent-id:x-agent-kid:x-agent-timestamp';
 // A Message-ID with the length of every copy's, to be replaced in head and signature base.
 const MID_PLACEHOLDER = `00000000-0000-4000-8000-000000000000@${PARTNER_DOMAIN}`;
@@ -49,7 +51,7 @@ async function template(p: Partner, fillerBytes: number, now: number): Promise<{
   };
   const built = await buildSignedMessage(envelope, p.signer, { now, messageId: `<${MID_PLACEHOLDER}>` });
   const raw = built.eml.toString('latin1');
-  const signature = /^X-Agent-Signature: ?(\S+)\r\n/m.exec(raw)?.[1];
+  const signature = /^X-Agent-Signature:\s*([A-Za-z0-9+/=]{88})\r\n/m.exec(raw)?.[1];
   if (!signature) throw new Error('template: no X-Agent-Signature line');
   const fields: SignedFields = {
     agent: p.signer.agent, kid: p.signer.kid, timestamp: now, messageId: MID_PLACEHOLDER, to: RECIPIENT_ADDRESS,
@@ -70,7 +72,7 @@ export async function mailSet(p: Partner, o: { bytes: number; count: number; pre
   const t = await template(p, Math.max(0, Math.floor(((o.bytes - overhead) * 3) / 4)), now);
   const d = p.dkim;
   const signatureData = { signingDomain: d.domain, selector: d.selector, privateKey: d.privateKeyPem, algorithm: 'rsa-sha256' };
-  const dkim = await dkimSign(t.raw, { ...signatureData, canonicalization: 'relaxed/relaxed', headerList: DKIM_HEADERS, signatureData: [signatureData] });
+  const dkim = await dkimSign(t.raw, { ...signatureData, canonicalization: 'relaxed/relaxed', headerList: DKIM_HEADERS as unknown as string[], signatureData: [signatureData] });
   if (dkim.errors.length > 0 || dkim.signatures.trim() === '') throw new Error(`dkimSign: ${dkim.errors.map(String).join('; ') || 'no signature'}`);
   const full = `${o.prefix ?? ''}${dkim.signatures}${t.raw}`;
   const split = full.indexOf('\r\n\r\n') + 4;

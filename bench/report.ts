@@ -17,10 +17,16 @@ export interface Measurement {
   readonly raw: unknown;
 }
 
-export interface Target { readonly path: string; readonly ours?: Measurement; readonly baseline?: Measurement; readonly min: number }
+/** `baseline`: another measurement of the same run, or a fixed rate (in `ours`' unit) the issue asks for. */
+export interface Target { readonly path: string; readonly ours?: Measurement; readonly baseline?: Measurement | number; readonly min: number }
 
-const rate = (m?: Measurement) => (m ? `${Math.round(m.perSec).toLocaleString('en-US')} ${m.unit}` : 'n/a');
-export const ratioOf = (t: Target): number | undefined => (t.ours && t.baseline ? t.ours.perSec / t.baseline.perSec : undefined);
+const count = (n: number, unit: string) => `${Math.round(n).toLocaleString('en-US')} ${unit}`;
+const rate = (m?: Measurement) => (m ? count(m.perSec, m.unit) : 'n/a');
+const baselineRate = (t: Target): number | undefined => (typeof t.baseline === 'number' ? t.baseline : t.baseline?.perSec);
+export const ratioOf = (t: Target): number | undefined => {
+  const b = baselineRate(t);
+  return t.ours && b ? t.ours.perSec / b : undefined;
+};
 export const metOf = (t: Target): boolean | undefined => { const r = ratioOf(t); return r === undefined ? undefined : r >= t.min; };
 
 function markdownTable(header: string[], rows: string[][]): string {
@@ -31,7 +37,8 @@ export function targetTable(targets: readonly Target[]): string {
   return markdownTable(['path', 'ours', 'baseline', 'ratio', 'target', 'met'], targets.map((t) => {
     const r = ratioOf(t);
     const met = metOf(t);
-    return [t.path, rate(t.ours), `${rate(t.baseline)}${t.baseline ? ` (${t.baseline.label})` : ''}`, r === undefined ? 'n/a' : r.toFixed(2), `≥ ${t.min}`, met === undefined ? 'n/a' : met ? 'yes' : 'NO'];
+    const base = typeof t.baseline === 'number' ? `${count(t.baseline, t.ours?.unit ?? '')} (target)` : `${rate(t.baseline)}${t.baseline ? ` (${t.baseline.label})` : ''}`;
+    return [t.path, rate(t.ours), base, r === undefined ? 'n/a' : r.toFixed(2), `≥ ${t.min}`, met === undefined ? 'n/a' : met ? 'yes' : 'NO'];
   }));
 }
 
@@ -45,10 +52,10 @@ export function cpuPerOp(m: Measurement): number {
 }
 
 /** What the ratio would be if both sides were CPU-bound with the machine to themselves. */
-export const cpuRatioOf = (t: Target): number | undefined => (t.ours && t.baseline ? cpuPerOp(t.baseline) / cpuPerOp(t.ours) : undefined);
+export const cpuRatioOf = (t: Target): number | undefined => (t.ours && t.baseline && typeof t.baseline !== 'number' ? cpuPerOp(t.baseline) / cpuPerOp(t.ours) : undefined);
 
 export function cpuTable(targets: readonly Target[]): string {
-  return markdownTable(['path', 'ours CPU µs/op', 'baseline CPU µs/op', 'CPU-normalized ratio'], targets.flatMap((t) => (t.ours && t.baseline
+  return markdownTable(['path', 'ours CPU µs/op', 'baseline CPU µs/op', 'CPU-normalized ratio'], targets.flatMap((t) => (t.ours && t.baseline && typeof t.baseline !== 'number'
     ? [[t.path, cpuPerOp(t.ours).toFixed(0), cpuPerOp(t.baseline).toFixed(0), cpuRatioOf(t)!.toFixed(2)]]
     : [])));
 }

@@ -1,7 +1,8 @@
 // `npm run bench`: our HTTP send and HTTP pull+ack throughput against a real
 // PostgreSQL, each beside (a) pgbench's single-row INSERT of the same row at the same
-// concurrency and (b) pg-boss send and fetch+complete on the same server, with the
-// ratios and the targets of the issue. Not part of the tests. Settings: bench/README.md.
+// concurrency and (b) pg-boss send and fetch+complete on the same server, and mail
+// ingest on both roads (bench/ingest.ts), with the ratios and the targets of the
+// issues. Not part of the tests. Settings: bench/README.md.
 import { cpus } from 'node:os';
 import { addAgent } from '../src/db/agents.js';
 import { cpuWindow, formatCpu, type CpuGroups, type CpuReport } from './cpu.js';
@@ -11,6 +12,7 @@ import { startBoss, type BossBench } from './pgboss.js';
 import { settle, startPostgres, type BenchDatabase, type BenchPostgres } from './postgres.js';
 import { httpPullAck, prefillInboxes } from './pull-ack.js';
 import { cpuPerOp, cpuRatioOf, cpuTable, detailTable, metOf, ratioOf, targetTable, writeResults, type Measurement, type Target } from './report.js';
+import { ingestBench } from './ingest.js';
 import { httpSend } from './send.js';
 import { startServer, type ServerChild } from './server.js';
 import { DOMAIN, pullInbox, SENDER, sendRecipient } from './workload.js';
@@ -22,7 +24,7 @@ function int(name: string, dflt: number): number {
   return Number(v);
 }
 
-const STEPS = ['send', 'pgbench', 'boss-send', 'pull', 'boss-fetch'] as const;
+const STEPS = ['send', 'pgbench', 'boss-send', 'pull', 'boss-fetch', 'ingest'] as const;
 type StepName = typeof STEPS[number];
 
 const settings = {
@@ -36,6 +38,11 @@ const settings = {
   backlog: int('BENCH_BACKLOG', 200_000),
   poolMax: int('BENCH_PG_POOL_MAX', 16),
   quietWaitSeconds: int('BENCH_QUIET_WAIT_SECONDS', 15),
+  ingestConnections: int('BENCH_INGEST_CONNECTIONS', 32),
+  ingestWorkers: (process.env.BENCH_INGEST_WORKERS || '2,1').split(',').map((w) => {
+    if (!/^\d+$/.test(w.trim()) || Number(w) < 1) throw new Error(`BENCH_INGEST_WORKERS: "${w}" is not a positive integer`);
+    return Number(w);
+  }),
   only: (process.env.BENCH_ONLY ?? STEPS.join(',')).split(',').map((s) => s.trim()).filter(Boolean) as StepName[],
 };
 for (const s of settings.only) if (!STEPS.includes(s)) throw new Error(`BENCH_ONLY: unknown step "${s}" (steps: ${STEPS.join(', ')})`);
@@ -191,12 +198,25 @@ async function main(): Promise<void> {
       [`prefill ${settings.backlog} via insert() at ${Math.round(prefillRate)} jobs/s`]);
   }
 
+  let ingest: Awaited<ReturnType<typeof ingestBench>> | undefined;
+  if (wanted('ingest')) {
+    ingest = await ingestBench({
+      pg, log, cleanups, serverRoot,
+      measured: async (server, fn) => {
+        const { result, cpu } = await measured({ postgres, server, bench: process.pid }, fn);
+        return { result, cpu };
+      },
+    }, { seconds: S, warmupSeconds: settings.warmupSeconds, connections: settings.ingestConnections, poolMax: settings.poolMax, workers: settings.ingestWorkers });
+    for (const m of ingest.measurements) m.notes.push(...noisy(m.cpu));
+  }
+
   const targets: Target[] = [
     { path: `HTTP send vs pgbench single-row INSERT, ${settings.connections} clients`, ours: results.send, baseline: results.pgbench, min: 0.7 },
     { path: 'HTTP send vs pg-boss send', ours: results.send, baseline: results['boss-send'], min: 2 },
     { path: `HTTP pull+ack (batch ${settings.batch}) vs pg-boss fetch+complete`, ours: results.pull, baseline: results['boss-fetch'], min: 1 },
+    ...(ingest?.targets ?? []),
   ];
-  const measurements = STEPS.flatMap((s) => (results[s] ? [results[s]!] : []));
+  const measurements = [...STEPS.flatMap((s) => (results[s] ? [results[s]!] : [])), ...(ingest?.measurements ?? [])];
   console.log(`\n## Targets\n\n${targetTable(targets)}\n\n## CPU per operation (robust to other load on the box)\n\n${cpuTable(targets)}\n\n## Measurements\n\n${detailTable(measurements)}\n`);
   for (const m of measurements) for (const n of m.notes) console.log(`- ${m.label}: ${n}`);
   const path = writeResults({
@@ -204,8 +224,9 @@ async function main(): Promise<void> {
     environment: { node: process.version, postgres: serverVersion, postgresSource: pg.source, cpus: cpus().length, cpuModel: cpus()[0]?.model, pgBoss: boss?.version },
     settings,
     server: { logLevel: 'warn', root: serverRoot ?? '.', ...serverEnv },
-    targets: targets.map((t) => ({ path: t.path, ours: t.ours?.perSec, baseline: t.baseline?.perSec, ratio: ratioOf(t), min: t.min, met: metOf(t), cpuNormalizedRatio: cpuRatioOf(t) })),
-    measurements: Object.fromEntries(Object.entries(results).map(([k, m]) => [k, { ...m, cpuText: formatCpu(m.cpu), cpuUsPerOp: cpuPerOp(m) }])),
+    targets: targets.map((t) => ({ path: t.path, ours: t.ours?.perSec, baseline: typeof t.baseline === 'number' ? t.baseline : t.baseline?.perSec, ratio: ratioOf(t), min: t.min, met: metOf(t), cpuNormalizedRatio: cpuRatioOf(t) })),
+    measurements: Object.fromEntries([...Object.entries(results), ...(ingest?.measurements ?? []).map((m) => [m.label, m] as const)]
+      .map(([k, m]) => [k, { ...m, cpuText: formatCpu(m.cpu), cpuUsPerOp: cpuPerOp(m) }])),
   });
   console.log(`\nresults: ${path}`);
 }

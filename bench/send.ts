@@ -2,7 +2,7 @@
 // every request a POST /v1/messages from one authenticated sender to a random one of
 // the recipients, with its own Idempotency-Key and correlation id. Only 2xx count.
 import { randomUUID } from 'node:crypto';
-import autocannon from 'autocannon';
+import autocannon, { type Result } from 'autocannon';
 import { sendRecipient, sendRequest } from './workload.js';
 
 export interface SendResult {
@@ -35,7 +35,11 @@ export async function httpSend(url: string, token: string, opts: { connections: 
       }),
     }],
   });
-  const r = await run;
+  return summarize(await run);
+}
+
+/** autocannon's result as the report needs it: only 2xx count. */
+export function summarize(r: Result): SendResult {
   return {
     perSec: r['2xx'] / r.duration,
     ok: r['2xx'],

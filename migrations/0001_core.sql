@@ -108,7 +108,19 @@ CREATE INDEX IF NOT EXISTS message_mail_message_id ON message (mail_message_id) 
 -- A duplicate (same sender idempotency key, or same source fingerprint, for the same
 -- recipient) returns the original row's id; it never creates a second row. `conflict`
 -- says an idempotency key came back with a different message (another fingerprint).
-CREATE OR REPLACE FUNCTION enqueue_message(items jsonb)
+-- Wakes long polls (admp_inbox, payload = agent id; src/queue/inbox-waiter.ts) and the
+-- outbound worker (admp_outbound).
+CREATE OR REPLACE FUNCTION notify_enqueued(inboxes text[], outbound boolean) RETURNS void
+LANGUAGE sql AS $$
+  SELECT pg_notify('admp_inbox', a) FROM unnest(inboxes) AS a;
+  SELECT pg_notify('admp_outbound', '') WHERE outbound;
+$$;
+
+-- PostgreSQL commits notifying transactions one at a time (a global lock held through
+-- the commit's WAL flush), so a busy caller passes notify => false and calls
+-- notify_enqueued in a transaction of its own after this one committed (src/queue/enqueue.ts);
+-- then concurrent enqueue commits share WAL flushes again.
+CREATE OR REPLACE FUNCTION enqueue_message(items jsonb, notify boolean DEFAULT true)
 RETURNS TABLE (idx integer, id uuid, duplicate boolean, status message_status, conflict boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -163,9 +175,7 @@ BEGIN
          coalesce(bool_or(ins.status = 'queued'), false)
     INTO inboxes, outbound FROM ins;
 
-  -- Long polls wait on admp_inbox (src/queue/inbox-waiter.ts), the outbound worker on admp_outbound.
-  PERFORM pg_notify('admp_inbox', a) FROM unnest(inboxes) AS a;
-  IF outbound THEN PERFORM pg_notify('admp_outbound', ''); END IF;
+  IF notify THEN PERFORM notify_enqueued(inboxes, outbound); END IF;
 
   -- New items answer with their own id; the others with the key holder's.
   RETURN QUERY

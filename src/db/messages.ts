@@ -57,11 +57,27 @@ export interface EnqueueResult { id: string; duplicate: boolean; status: Message
 
 type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
 
-/** Calls enqueue_message for a batch; results come back in input order. */
-export async function enqueueRows(db: Queryable, items: readonly NewMessage[]): Promise<EnqueueResult[]> {
+/**
+ * Calls enqueue_message for a batch; results come back in input order. With
+ * `notify: false` the caller wakes the recipients itself after the commit
+ * (notifyEnqueued), which lets concurrent batches share WAL flushes.
+ */
+export async function enqueueRows(db: Queryable, items: readonly NewMessage[], opts: { notify?: boolean } = {}): Promise<EnqueueResult[]> {
   const { rows } = await db.query<EnqueueResult & { idx: number }>(
-    'SELECT idx, id, duplicate, status, conflict FROM enqueue_message($1::jsonb)', [JSON.stringify(items)]);
+    'SELECT idx, id, duplicate, status, conflict FROM enqueue_message($1::jsonb, $2)', [JSON.stringify(items), opts.notify ?? true]);
   return rows.sort((a, b) => a.idx - b.idx).map((r) => ({ id: r.id, duplicate: r.duplicate, status: r.status, conflict: r.conflict }));
+}
+
+/**
+ * Wakes the recipients of newly stored messages. A wake-up needs no durability, so
+ * this transaction does not wait for its WAL flush (synchronous_commit off).
+ */
+export async function notifyEnqueued(db: Queryable, items: readonly NewMessage[], results: readonly EnqueueResult[]): Promise<void> {
+  const fresh = items.filter((_, i) => !results[i]!.duplicate);
+  const inboxes = [...new Set(fresh.filter((m) => m.status === 'delivered').map((m) => m.to_agent_id))];
+  const outbound = fresh.some((m) => m.status === 'queued');
+  if (inboxes.length === 0 && !outbound) return;
+  await db.query("SELECT set_config('synchronous_commit', 'off', true), notify_enqueued($1::text[], $2)", [inboxes, outbound]);
 }
 
 const LOG = (event: string, extra = "'{}'::jsonb") => `delivery_log || jsonb_build_array(jsonb_build_object('at', now(), 'event', '${event}') || ${extra})`;

@@ -3,7 +3,7 @@
 // an idle caller is not delayed, because a batch leaves as soon as a connection is
 // free. Every caller is answered only after its own row is committed.
 import type pg from 'pg';
-import { enqueueRows, type EnqueueResult, type NewMessage } from '../db/messages.js';
+import { enqueueRows, notifyEnqueued, type EnqueueResult, type NewMessage } from '../db/messages.js';
 import { observeEnqueue, since, type Metrics } from '../metrics.js';
 import { withSpan } from '../tracing.js';
 
@@ -17,23 +17,29 @@ export interface Enqueuer {
 
 export function createEnqueuer(pool: pg.Pool, options: { maxBatch?: number; maxInFlight?: number; metrics?: Metrics } = {}): Enqueuer {
   const maxBatch = options.maxBatch ?? 200;
-  // One batch in flight: every enqueue NOTIFYs, and PostgreSQL commits notifying
-  // transactions one at a time, so a second batch cannot overlap the first's commit;
-  // it would only halve the batches, and rows per commit is what makes this cheap
-  // (measured: bench/README.md).
-  const maxInFlight = options.maxInFlight ?? 1;
+  // Two batches in flight: one fills while the other commits. Batches do not NOTIFY
+  // inside their transaction (notifying commits are serialised by PostgreSQL), so their
+  // commits can share WAL flushes; the wake-up follows each commit.
+  const maxInFlight = options.maxInFlight ?? 2;
   let queue: Pending[] = [];
   let inFlight = 0;
   const idle: (() => void)[] = [];
 
+  async function store(items: NewMessage[]): Promise<EnqueueResult[]> {
+    const results = await enqueueRows(pool, items, { notify: false });
+    // Committed: answer the callers now; a failed wake-up only delays long polls to their timeout.
+    void notifyEnqueued(pool, items, results).catch(() => undefined);
+    return results;
+  }
+
   async function run(batch: Pending[]): Promise<void> {
     try {
-      const results = await enqueueRows(pool, batch.map((p) => p.item));
+      const results = await store(batch.map((p) => p.item));
       batch.forEach((p, i) => p.resolve(results[i]!));
     } catch (err) {
       if (batch.length === 1) batch[0]!.reject(err);
       // One bad item must not fail its neighbours: retry each alone to isolate it.
-      else await Promise.all(batch.map((p) => enqueueRows(pool, [p.item]).then((r) => p.resolve(r[0]!), p.reject)));
+      else await Promise.all(batch.map((p) => store([p.item]).then((r) => p.resolve(r[0]!), p.reject)));
     }
   }
 
