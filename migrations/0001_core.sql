@@ -177,16 +177,19 @@ BEGIN
 
   IF notify THEN PERFORM notify_enqueued(inboxes, outbound); END IF;
 
-  -- New items answer with their own id; the others with the key holder's.
+  -- New items answer with their own id; the others with the key holder's (a LATERAL
+  -- lookup, so each duplicate is one primary-key probe, never a scan).
   RETURN QUERY
-    SELECT (e.ord - 1)::integer, coalesce(m.id, mids[e.ord]), m.id IS NOT NULL,
-           coalesce(m.status, coalesce(e.it->>'status', 'delivered')::message_status),
-           m.id IS NOT NULL AND e.it->>'idempotency_key' IS NOT NULL
-             AND m.source_fingerprint IS DISTINCT FROM decode(e.it->>'source_fingerprint', 'hex')
+    SELECT (e.ord - 1)::integer, coalesce(dup.id, mids[e.ord]), dup.id IS NOT NULL,
+           coalesce(dup.status, coalesce(e.it->>'status', 'delivered')::message_status), coalesce(dup.conflict, false)
       FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, ord)
-      LEFT JOIN message_dedupe d
-        ON keys[e.ord] IS NOT NULL AND NOT (mids[e.ord] = ANY(claimed))
-       AND d.to_agent_id = e.it->>'to_agent_id' AND d.key = keys[e.ord]
-      LEFT JOIN message m ON m.id = d.message_id AND m.to_agent_id = d.to_agent_id
+      LEFT JOIN LATERAL (
+        SELECT m.id, m.status,
+               e.it->>'idempotency_key' IS NOT NULL
+                 AND m.source_fingerprint IS DISTINCT FROM decode(e.it->>'source_fingerprint', 'hex') AS conflict
+          FROM message_dedupe d
+          JOIN message m ON m.id = d.message_id AND m.to_agent_id = d.to_agent_id
+         WHERE d.to_agent_id = e.it->>'to_agent_id' AND d.key = keys[e.ord]
+           AND NOT (mids[e.ord] = ANY(claimed))) dup ON true
      ORDER BY e.ord;
 END $$;

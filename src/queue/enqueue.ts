@@ -17,10 +17,11 @@ export interface Enqueuer {
 
 export function createEnqueuer(pool: pg.Pool, options: { maxBatch?: number; maxInFlight?: number; metrics?: Metrics } = {}): Enqueuer {
   const maxBatch = options.maxBatch ?? 200;
-  // Two batches in flight: one fills while the other commits. Batches do not NOTIFY
-  // inside their transaction (notifying commits are serialised by PostgreSQL), so their
-  // commits can share WAL flushes; the wake-up follows each commit.
-  const maxInFlight = options.maxInFlight ?? 2;
+  // One batch in flight while the next fills: rows per commit is what makes this cheap
+  // (bench: 7.8 rows per commit and 215 µs of machine CPU per send with one in flight,
+  // 4.0 rows and 271 µs with two). Batches do not NOTIFY inside their transaction
+  // (PostgreSQL serialises notifying commits); the wake-up follows each commit.
+  const maxInFlight = options.maxInFlight ?? 1;
   let queue: Pending[] = [];
   let inFlight = 0;
   const idle: (() => void)[] = [];
