@@ -10,7 +10,9 @@ import { PARTNER_DOMAIN, RECIPIENT_ADDRESS, type MailSet } from './ingest-mail.j
 interface Session { readonly socket: Socket; readonly reader: LineReader }
 
 async function open(port: number): Promise<Session> {
-  const socket = connect(port, '127.0.0.1');
+  // Postfix writes a message out of one stream buffer; small writes held back by
+  // Nagle's algorithm until the peer's delayed ACK (40 ms) would measure TCP instead.
+  const socket = connect({ port, host: '127.0.0.1', noDelay: true });
   const reader = new LineReader(socket);
   await expect(reader, '220');
   socket.write('LHLO bench.client\r\n');
@@ -42,8 +44,7 @@ export async function lmtpIngest(port: number, set: MailSet, opts: { connections
         await expect(reader, '250');
         await expect(reader, '250');
         await expect(reader, '354');
-        socket.write(set.heads[i++ % set.heads.length]!);
-        socket.write(end);
+        socket.write(Buffer.concat([set.heads[i++ % set.heads.length]!, end]));
         await expect(reader, '250');
         return 1;
       } catch (err) {

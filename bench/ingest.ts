@@ -15,7 +15,7 @@ import type { CpuReport } from './cpu.js';
 import { AUTHENTICATION_RESULTS, INGEST_RECIPIENT, mailSet, message, MTA_HOSTNAME, partner, PARTNER_DOMAIN, RECIPIENT_ADDRESS, RSPAMD_AUTH, type MailSet, type Partner } from './ingest-mail.js';
 import { lmtpIngest } from './ingest-lmtp.js';
 import { rspamdIngest } from './ingest-rspamd.js';
-import { settle, type BenchDatabase, type BenchPostgres } from './postgres.js';
+import { commitStats, rowsPerCommit, settle, type BenchDatabase, type BenchPostgres } from './postgres.js';
 import type { Measurement, Target } from './report.js';
 import { startServer } from './server.js';
 import { DOMAIN } from './workload.js';
@@ -47,8 +47,7 @@ interface Case { readonly road: Road; readonly bytes: number }
 
 const SIZES = { '5 KB': 5_000, '100 KB': 100_000 } as const;
 const sizeName = (bytes: number) => (bytes === SIZES['5 KB'] ? '5 KB' : '100 KB');
-// Unique messages a warm-up may use up before it starts deduplicating; the window's
-// set is sized from the warm-up's rate instead.
+// Unique messages a warm-up may use up before it starts deduplicating. The window's
 // set is sized from the warm-up's rate, which a cold server understates, so never
 // below this rate either.
 const WARMUP_RATE = { [SIZES['5 KB']]: 5000, [SIZES['100 KB']]: 1500 } as Record<number, number>;
@@ -66,10 +65,6 @@ const label = (road: Road, mode: DkimMode, bytes: number, workers: number) =>
 function cases(mode: DkimMode, withLarge: boolean): Case[] {
   const sizes = withLarge ? [SIZES['5 KB'], SIZES['100 KB']] : [SIZES['5 KB']];
   return (mode === 'trust' ? (['rspamd', 'lmtp'] as const) : (['rspamd'] as const)).flatMap((road) => sizes.map((bytes) => ({ road, bytes })));
-}
-
-async function storedRows(db: BenchDatabase): Promise<number> {
-  return (await db.pool.query<{ n: number }>('SELECT count(*)::float8 AS n FROM message')).rows[0]!.n;
 }
 
 export async function ingestBench(deps: IngestDeps, s: IngestSettings): Promise<{ measurements: Measurement[]; targets: Target[] }> {
@@ -141,10 +136,11 @@ async function measureCase(deps: IngestDeps, s: IngestSettings, r: Running, c: C
   const set = await mailSet(r.p, { bytes: c.bytes, count: Math.ceil(Math.max(WARMUP_RATE[c.bytes]!, warmed.perSec * WINDOW_HEADROOM) * s.seconds) + s.connections, prefix });
   await settle(r.db.pool, ['message']);
   deps.log(`${name}: ${s.connections} ${c.road === 'rspamd' ? 'HTTP connections (autocannon)' : 'LMTP sessions, pipelined'}, ${set.heads.length} distinct messages, ${s.seconds} s`);
-  const before = await storedRows(r.db);
+  const before = await commitStats(r.db.pool);
   const { result, cpu } = await deps.measured(r.serverPid, () => drive(set, s.seconds));
-  const stored = (await storedRows(r.db)) - before;
-  const notes = [`${set.bytes}-byte messages; ${Math.round(stored)} rows stored for ${result.ok} accepted`, ...result.notes];
+  const after = await commitStats(r.db.pool);
+  const stored = after.rows - before.rows;
+  const notes = [`${set.bytes}-byte messages; ${Math.round(stored)} rows stored for ${result.ok} accepted, ${rowsPerCommit(before, after)} rows per commit`, ...result.notes];
   if (stored < result.ok) notes.push(`${Math.round(result.ok - stored)} accepted as duplicates: the ${set.heads.length} distinct messages ran out`);
   return { label: name, unit: 'msgs/s', perSec: result.perSec, p50Ms: result.p50Ms, p99Ms: result.p99Ms, per: 'message', errors: result.errors, cpu, notes, raw: result.raw };
 }

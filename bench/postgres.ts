@@ -90,3 +90,16 @@ export async function settle(pool: pg.Pool, tables: string[]): Promise<void> {
   // CHECKPOINT needs superuser (or pg_checkpoint on 15+); skip it where we lack the right.
   await pool.query('CHECKPOINT').catch(() => undefined);
 }
+
+export interface CommitStats { readonly commits: number; readonly rows: number }
+
+/** Commits and rows in a database: rows per commit shows how well the enqueue batcher gathers. */
+export async function commitStats(pool: pg.Pool): Promise<CommitStats> {
+  const { rows } = await pool.query<CommitStats>(
+    `SELECT xact_commit::float8 AS commits, (SELECT count(*) FROM message)::float8 AS rows FROM pg_stat_database WHERE datname = current_database()`);
+  return rows[0]!;
+}
+
+// pg_stat_database lags by up to PGSTAT_MIN_INTERVAL (1 s); close enough over a 15 s window.
+export const rowsPerCommit = (before: CommitStats, after: CommitStats): string =>
+  ((after.rows - before.rows) / Math.max(1, after.commits - before.commits)).toFixed(1);

@@ -37,7 +37,7 @@ export function targetTable(targets: readonly Target[]): string {
   return markdownTable(['path', 'ours', 'baseline', 'ratio', 'target', 'met'], targets.map((t) => {
     const r = ratioOf(t);
     const met = metOf(t);
-    const base = typeof t.baseline === 'number' ? `${count(t.baseline, t.ours?.unit ?? '')} (target)` : `${rate(t.baseline)}${t.baseline ? ` (${t.baseline.label})` : ''}`;
+    const base = typeof t.baseline === 'number' ? `${count(t.baseline, t.ours?.unit ?? 'per s')} (target)` : `${rate(t.baseline)}${t.baseline ? ` (${t.baseline.label})` : ''}`;
     return [t.path, rate(t.ours), base, r === undefined ? 'n/a' : r.toFixed(2), `≥ ${t.min}`, met === undefined ? 'n/a' : met ? 'yes' : 'NO'];
   }));
 }

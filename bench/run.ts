@@ -9,7 +9,7 @@ import { cpuWindow, formatCpu, type CpuGroups, type CpuReport } from './cpu.js';
 import type { LoopResult } from './loops.js';
 import { pgbenchInsert } from './pgbench.js';
 import { startBoss, type BossBench } from './pgboss.js';
-import { settle, startPostgres, type BenchDatabase, type BenchPostgres } from './postgres.js';
+import { commitStats, rowsPerCommit, settle, startPostgres, type BenchDatabase, type BenchPostgres } from './postgres.js';
 import { httpPullAck, prefillInboxes } from './pull-ack.js';
 import { cpuPerOp, cpuRatioOf, cpuTable, detailTable, metOf, ratioOf, targetTable, writeResults, type Measurement, type Target } from './report.js';
 import { ingestBench } from './ingest.js';
@@ -43,6 +43,7 @@ const settings = {
     if (!/^\d+$/.test(w.trim()) || Number(w) < 1) throw new Error(`BENCH_INGEST_WORKERS: "${w}" is not a positive integer`);
     return Number(w);
   }),
+  ingestCases: process.env.BENCH_INGEST_CASES ?? '',
   only: (process.env.BENCH_ONLY ?? STEPS.join(',')).split(',').map((s) => s.trim()).filter(Boolean) as StepName[],
 };
 for (const s of settings.only) if (!STEPS.includes(s)) throw new Error(`BENCH_ONLY: unknown step "${s}" (steps: ${STEPS.join(', ')})`);
@@ -74,13 +75,6 @@ async function waitQuiet(groups: CpuGroups): Promise<number> {
   }
   if (foreign >= FOREIGN_QUIET_PCT) log(`other processes still use ${foreign}% of a core; measuring anyway`);
   return foreign;
-}
-
-/** Commits and rows in our database: rows per commit shows how well the enqueue batcher gathers. */
-async function commitStats(pool: BenchDatabase['pool']): Promise<{ commits: number; rows: number }> {
-  const { rows } = await pool.query<{ commits: number; rows: number }>(
-    `SELECT xact_commit::float8 AS commits, (SELECT count(*) FROM message)::float8 AS rows FROM pg_stat_database WHERE datname = current_database()`);
-  return rows[0]!;
 }
 
 async function measured<T>(groups: CpuGroups, fn: () => Promise<T>): Promise<{ result: T; cpu: CpuReport; foreignBefore: number }> {
@@ -135,8 +129,7 @@ async function main(): Promise<void> {
     const before = await commitStats(ours.pool);
     const { result: r, cpu } = await measured(groups, () => httpSend(server.url, sender.token, { connections: settings.connections, seconds: S, recipients: settings.recipients }));
     const after = await commitStats(ours.pool);
-    // pg_stat_database lags by up to PGSTAT_MIN_INTERVAL (1 s); close enough over a 15 s window.
-    const notes = [`${((after.rows - before.rows) / Math.max(1, after.commits - before.commits)).toFixed(1)} rows per commit`, ...noisy(cpu)];
+    const notes = [`${rowsPerCommit(before, after)} rows per commit`, ...noisy(cpu)];
     if (r.non2xx || r.errors || r.timeouts) notes.push(`status codes ${JSON.stringify(r.statusCodes)}, errors ${r.errors}, timeouts ${r.timeouts}`);
     results.send = { label: `HTTP send (${settings.connections} conn)`, unit: 'req/s', perSec: r.perSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, per: 'request', errors: r.non2xx + r.errors + r.timeouts, cpu, notes, raw: r };
   }
@@ -206,7 +199,7 @@ async function main(): Promise<void> {
         const { result, cpu } = await measured({ postgres, server, bench: process.pid }, fn);
         return { result, cpu };
       },
-    }, { seconds: S, warmupSeconds: settings.warmupSeconds, connections: settings.ingestConnections, poolMax: settings.poolMax, workers: settings.ingestWorkers });
+    }, { seconds: S, warmupSeconds: settings.warmupSeconds, connections: settings.ingestConnections, poolMax: settings.poolMax, workers: settings.ingestWorkers, only: settings.ingestCases });
     for (const m of ingest.measurements) m.notes.push(...noisy(m.cpu));
   }
 

@@ -52,14 +52,43 @@ export function fromRspamd(header: string | undefined): DomainAuth {
   };
 }
 
-type Resolver = (name: string, rrtype: string) => Promise<string[] | string[][]>;
+export type Resolver = (name: string, rrtype: string) => Promise<string[] | string[][]>;
+
+/**
+ * DNS answers (DKIM key records) kept for `ttlMs`, and one lookup in flight per name:
+ * without it every re-verified mail pays a DNS round trip, and a burst from one
+ * partner asks the same question many times at once (bench/README.md, ingest). Only
+ * answers are kept: a failure is asked again next time, so a temperror stays
+ * temporary. A key the partner replaces or revokes (RFC 6376 §3.6.1, empty p=) is
+ * seen within `ttlMs`, well inside the usual TTL of such records.
+ */
+export function cachedResolver(resolve: Resolver, ttlMs = 60_000, max = 1024, now: () => number = Date.now): Resolver {
+  const cache = new Map<string, { answer: Promise<string[] | string[][]>; at: number }>();
+  return (name, rrtype) => {
+    const id = `${rrtype} ${name.toLowerCase()}`;
+    const hit = cache.get(id);
+    if (hit && now() - hit.at < ttlMs) return hit.answer;
+    const answer = resolve(name, rrtype);
+    if (cache.size >= max) cache.delete(cache.keys().next().value!);
+    cache.set(id, { answer, at: now() });
+    answer.catch(() => { if (cache.get(id)?.answer === answer) cache.delete(id); });
+    return answer;
+  };
+}
+
+/** True when some LF is not preceded by CR. */
+function hasBareLf(raw: Buffer): boolean {
+  for (let i = raw.indexOf(10); i >= 0; i = raw.indexOf(10, i + 1)) if (i === 0 || raw[i - 1] !== 13) return true;
+  return false;
+}
 
 /**
  * Verifies DKIM ourselves with mailauth. The milter road re-serialises folded
- * header lines with bare LF (research/rspamd.md §6), so line ends are made CRLF first.
+ * header lines with bare LF (research/rspamd.md §6), so line ends are made CRLF
+ * first; a message that is CRLF throughout (LMTP, most of the milter road) is not copied.
  */
 export async function verifyDkim(raw: Buffer, resolver: Resolver): Promise<DomainAuth> {
-  const crlf = Buffer.from(raw.toString('binary').replace(/\r?\n/g, '\r\n'), 'binary');
+  const crlf = hasBareLf(raw) ? Buffer.from(raw.toString('binary').replace(/\r?\n/g, '\r\n'), 'binary') : raw;
   const res = await dkimVerify(crlf, { resolver });
   return {
     source: 'mailauth',

@@ -19,7 +19,7 @@ import { recordDeliveryReport } from '../db/delivery-status.js';
 import type { Directory } from '../queue/directory.js';
 import type { Enqueuer } from '../queue/enqueue.js';
 import type { PolicySource } from '../policy/store.js';
-import { alignedDkimPass, isAligned, verifyDkim, type DomainAuth } from './domain-auth.js';
+import { alignedDkimPass, cachedResolver, isAligned, verifyDkim, type DomainAuth, type Resolver } from './domain-auth.js';
 import { isDeliveryReport, parseDeliveryReport } from './dsn.js';
 import { headerFields } from './authentication-results.js';
 import { observeEnqueue, type Metrics } from '../metrics.js';
@@ -64,7 +64,7 @@ export interface PipelineDeps {
   readonly policy: PolicySource;
   readonly resolveKey: KeyResolver;
   /** DNS for DKIM re-verification (config dkimMode = verify). */
-  readonly dnsResolve: (name: string, rrtype: string) => Promise<string[] | string[][]>;
+  readonly dnsResolve: Resolver;
   readonly now?: () => number;
   readonly metrics?: Metrics;
 }
@@ -92,6 +92,7 @@ const result = (c: Check, kind: 'refused' | 'tempfail' | undefined = undefined):
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { config, directory, pool } = deps;
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
+  const dkimKeys = cachedResolver(deps.dnsResolve);
 
   async function domainAuth(d: MailDelivery, senderDomain: string, sender: string, policy: Policy): Promise<{ auth: DomainAuth; method: string } | AdmpError> {
     if (d.saslUser && saslMayActAs(policy, d.saslUser, sender)) return { auth: d.trusted, method: `sasl:${d.saslUser}` };
@@ -99,7 +100,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     // skip its DKIM check (passthrough), a signed message arrives without one, and
     // is verified here instead (through the configured resolver).
     const verify = config.dkimMode === 'verify' || (d.trusted.dkim.length === 0 && headerFields(d.raw).some((h) => h.name.toLowerCase() === 'dkim-signature'));
-    const auth = verify ? await verifyDkim(d.raw, deps.dnsResolve) : d.trusted;
+    const auth = verify ? await verifyDkim(d.raw, dkimKeys) : d.trusted;
     const domain = alignedDkimPass(auth, senderDomain);
     if (domain) return { auth, method: `dkim:${domain}` };
     if (auth.dkim.some((v) => v.result === 'temperror' && isAligned(v.domain, senderDomain))) {
