@@ -69,14 +69,11 @@ export async function enqueueRows(db: Queryable, items: readonly NewMessage[], o
 }
 
 /**
- * Wakes the recipients of newly stored messages. A wake-up needs no durability, so
- * this transaction does not wait for its WAL flush (synchronous_commit off).
+ * Wakes long polls of these inboxes and, when asked, the outbound worker. A wake-up
+ * needs no durability, so this transaction does not wait for its WAL flush
+ * (synchronous_commit off).
  */
-export async function notifyEnqueued(db: Queryable, items: readonly NewMessage[], results: readonly EnqueueResult[]): Promise<void> {
-  const fresh = items.filter((_, i) => !results[i]!.duplicate);
-  const inboxes = [...new Set(fresh.filter((m) => m.status === 'delivered').map((m) => m.to_agent_id))];
-  const outbound = fresh.some((m) => m.status === 'queued');
-  if (inboxes.length === 0 && !outbound) return;
+export async function notifyEnqueued(db: Queryable, inboxes: readonly string[], outbound: boolean): Promise<void> {
   await db.query("SELECT set_config('synchronous_commit', 'off', true), notify_enqueued($1::text[], $2)", [inboxes, outbound]);
 }
 
@@ -87,8 +84,11 @@ const LOG = (event: string, extra = "'{}'::jsonb") => `delivery_log || jsonb_bui
  * skipping rows other consumers hold (FOR UPDATE SKIP LOCKED). Each claimed row gets
  * a fresh lease_id: the receipt handle that ack/nack must present.
  */
-export async function claim(db: Queryable, agentId: string, max: number, visibilitySec: number): Promise<MessageRow[]> {
-  const { rows } = await db.query<MessageRow>(
+/** What a consumer gets for a claimed message (no history or bookkeeping columns: less to read and send). */
+export type PulledRow = Pick<MessageRow, 'id' | 'lease_id' | 'lease_until' | 'from_agent' | 'channel' | 'type' | 'subject' | 'body' | 'correlation_id' | 'in_reply_to' | 'attempts' | 'created_at' | 'auth'>;
+
+export async function claim(db: Queryable, agentId: string, max: number, visibilitySec: number): Promise<PulledRow[]> {
+  const { rows } = await db.query<PulledRow>(
     `WITH picked AS (
        SELECT id, to_agent_id FROM message
         WHERE to_agent_id = $1 AND status = 'delivered' AND visible_at <= now() AND expires_at > now()
@@ -100,7 +100,8 @@ export async function claim(db: Queryable, agentId: string, max: number, visibil
             attempts = m.attempts + 1
        FROM picked
       WHERE m.id = picked.id AND m.to_agent_id = picked.to_agent_id
-     RETURNING m.*`,
+     RETURNING m.id, m.lease_id, m.lease_until, m.from_agent, m.channel, m.type, m.subject, m.body,
+               m.correlation_id, m.in_reply_to, m.attempts, m.created_at, m.auth`,
     [agentId, max, visibilitySec]);
   return rows.sort((a, b) => a.created_at.getTime() - b.created_at.getTime() || (a.id < b.id ? -1 : 1));
 }

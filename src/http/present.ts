@@ -1,11 +1,11 @@
 // How message rows appear in API responses (snake_case, addresses, ISO times).
-import type { MessageRow } from '../db/messages.js';
+import type { MessageRow, PulledRow } from '../db/messages.js';
 
-export function presentPulled(m: MessageRow, toAddress: string) {
+export function presentPulled(m: PulledRow, toAddress: string) {
   return {
     id: m.id,
-    lease_id: m.lease_id,
-    lease_until: m.lease_until?.toISOString() ?? null,
+    lease_id: m.lease_id!,
+    lease_until: m.lease_until!.toISOString(),
     from: m.from_agent,
     to: toAddress,
     channel: m.channel,

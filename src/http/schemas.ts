@@ -1,6 +1,6 @@
 // Request and response schemas of the agent API. Route types are derived from
 // these (TypeBox type provider); there are no hand-written twins.
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
 export const Uuid = Type.String({ format: 'uuid' });
 const AgentType = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$', description: 'ADMP message type, e.g. task.request' });
@@ -51,3 +51,24 @@ export const RedriveBody = Type.Object({
   ids: Type.Optional(Type.Array(Uuid, { minItems: 1, maxItems: 1000 })),
   all: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false });
+
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+/** A pulled message; also the response serializer (fast-json-stringify) of the pull route. */
+export const PulledMessage = Type.Object({
+  id: Uuid,
+  lease_id: Uuid,
+  lease_until: Type.String({ format: 'date-time' }),
+  from: Type.String(),
+  to: Type.String(),
+  channel: Type.Union([Type.Literal('http'), Type.Literal('smtp')]),
+  type: Type.String(),
+  subject: Nullable(Type.String()),
+  body: Type.Unknown(),
+  correlation_id: Nullable(Type.String()),
+  in_reply_to: Nullable(Uuid),
+  attempts: Type.Integer(),
+  created_at: Type.String({ format: 'date-time' }),
+  auth: Type.Unknown(),
+});
+export const PullResponse = Type.Object({ messages: Type.Array(PulledMessage) });

@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
 import { fingerprint } from '../core/fingerprint.js';
 import { inTransaction } from '../db/pool.js';
-import { claim, enqueueRows, lockForReply, recordReply, type EnqueueResult, type MessageRow, type NewMessage } from '../db/messages.js';
+import { claim, enqueueRows, lockForReply, recordReply, type EnqueueResult, type NewMessage, type PulledRow } from '../db/messages.js';
 import type { Directory, Recipient } from './directory.js';
 import type { Enqueuer } from './enqueue.js';
 import type { InboxWaiter } from './inbox-waiter.js';
@@ -28,7 +28,7 @@ export interface PullOptions { max: number; visibility_timeout?: number; wait?: 
 
 export interface Mailbox {
   send(caller: Caller, to: string, msg: Outgoing): Promise<EnqueueResult>;
-  pull(caller: Caller, opts: PullOptions): Promise<MessageRow[]>;
+  pull(caller: Caller, opts: PullOptions): Promise<PulledRow[]>;
   reply(caller: Caller, originalId: string, msg: Outgoing & { lease_id?: string }): Promise<EnqueueResult>;
 }
 
@@ -39,7 +39,7 @@ export function bodySize(body: unknown): number {
 }
 
 export function createMailbox({ pool, config, directory, enqueuer, waiter, metrics }: MailboxDeps): Mailbox {
-  async function claimTimed(agentId: string, max: number, visibility: number): Promise<MessageRow[]> {
+  async function claimTimed(agentId: string, max: number, visibility: number): Promise<PulledRow[]> {
     const started = performance.now();
     const rows = await claim(pool, agentId, max, visibility);
     metrics?.pullSeconds.observe(since(started));

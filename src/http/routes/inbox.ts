@@ -2,14 +2,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AdmpError } from '../../errors.js';
 import { inboxDepth, listDead, redrive } from '../../db/messages.js';
-import { DeadQuery, PullBody, RedriveBody } from '../schemas.js';
+import { DeadQuery, PullBody, PullResponse, RedriveBody } from '../schemas.js';
 import { presentPulled, presentStatus } from '../present.js';
 import type { ApiDeps } from '../app.js';
 
 export const inboxRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (app) => {
   const { pool, mailbox } = deps;
 
-  app.post('/v1/inbox/pull', { schema: { body: PullBody } }, async (req) => {
+  app.post('/v1/inbox/pull', { schema: { body: PullBody, response: { 200: PullResponse } } }, async (req) => {
     const c = req.caller!;
     const rows = await mailbox.pull(c, req.body);
     req.summary = { pulled: rows.length, ...(rows.length === 1 ? { message_id: rows[0]!.id, correlation_id: rows[0]!.correlation_id ?? undefined, channel: rows[0]!.channel } : {}) };
