@@ -12,7 +12,7 @@ import { tryParseAddress } from '../core/address.js';
 import { fingerprint } from '../core/fingerprint.js';
 import { decide, saslMayActAs, type Policy } from '../core/policy.js';
 import { canonicalMessageId, verifySignature, type KeyResolver, type SignatureFailure } from '../core/signature.js';
-import { readSignedMail } from '../mail/signed-message.js';
+import { readSignedMail, type MailSignatureFields } from '../mail/signed-message.js';
 import { Envelope } from '../http/schemas.js';
 import { enqueueRows, type EnqueueResult, type NewMessage } from '../db/messages.js';
 import { recordDeliveryReport } from '../db/delivery-status.js';
@@ -110,11 +110,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return new AdmpError('domain_auth_failed', `no DKIM pass aligned with ${senderDomain} (${seen})`);
   }
 
-  async function checkRecipient(d: MailDelivery, parsed: ParsedMail, recipient: string, ctx: {
+  async function checkRecipient(d: MailDelivery, fields: MailSignatureFields, recipient: string, ctx: {
     sender: string; auth: DomainAuth; method: string; envelope: { to: string; type: string; subject?: string; body: unknown; correlation_id?: string; ttl_sec?: number }; bodyBytes: Buffer; policy: Policy;
   }): Promise<Check> {
     const fail = (error: AdmpError): Check => ({ recipient, error });
-    const fields = readSignedMail(parsed);
     const sig = await withSpan('admp.ingest.signature', { 'admp.recipient': recipient }, () => verifySignature({ ...fields, body: ctx.bodyBytes, envelopeRecipient: recipient, envelope: ctx.envelope },
       { now: now(), clockSkewSec: config.clockSkewSec, resolveKey: deps.resolveKey }));
     if (!sig.ok) {
@@ -125,7 +124,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       deps.metrics?.policyDenied.inc({ reason });
       return fail(error);
     };
-    const subject = ctx.envelope.subject ?? parsed.subject ?? null;
+    const subject = ctx.envelope.subject ?? fields.subject ?? null;
     const verdict = await withSpan('admp.ingest.policy', { 'admp.recipient': recipient }, async () => {
       const to = await directory.resolve(recipient, 'recipient');
       if (to.kind !== 'local') return denied('not_local', new AdmpError('policy_denied', `${recipient} is not in our agents domains`));
@@ -138,7 +137,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     });
     if (!('decision' in verdict)) return verdict;
     const { to, decision } = verdict;
-    const messageId = canonicalMessageId(parsed.messageId ?? '');
+    const messageId = canonicalMessageId(fields.messageId ?? '');
     return {
       recipient,
       item: {
@@ -217,7 +216,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const ctx = { sender: sender.address, auth: authn.auth, method: authn.method, envelope, bodyBytes: fields.body, policy };
     return Promise.all(d.recipients.map(async (r) => {
       try {
-        return await checkRecipient(d, parsed, r, ctx);
+        return await checkRecipient(d, fields, r, ctx);
       } catch (err) {
         return { recipient: r, error: toAdmpError(err) };
       }
