@@ -1,9 +1,8 @@
 // The Rspamd road under load: autocannon (in this process) POSTs each pre-built mail
 // to /ingress/rspamd with the headers rspamd/agents_bridge.lua sends: the bearer
 // secret, the envelope, and Rspamd's own verdicts (X-Rspamd-Auth).
-import autocannon from 'autocannon';
 import { message, RECIPIENT_ADDRESS, RSPAMD_AUTH, PARTNER_DOMAIN, type MailSet } from './ingest-mail.js';
-import { summarize, type SendResult } from './send.js';
+import { postLoad, type SendResult } from './send.js';
 
 export async function rspamdIngest(url: string, token: string, set: MailSet, opts: { connections: number; seconds: number }): Promise<SendResult> {
   let i = 0;
@@ -12,17 +11,5 @@ export async function rspamdIngest(url: string, token: string, set: MailSet, opt
     'x-envelope-from': `worker@${PARTNER_DOMAIN}`, 'x-envelope-to': RECIPIENT_ADDRESS,
     'x-rspamd-auth': RSPAMD_AUTH, 'x-rspamd-client-ip': '127.0.0.1',
   };
-  const run = autocannon({
-    url,
-    connections: opts.connections,
-    pipelining: 1,
-    duration: opts.seconds,
-    timeout: 10,
-    requests: [{
-      method: 'POST',
-      path: '/ingress/rspamd',
-      setupRequest: (req) => ({ ...req, headers: { ...headers, 'x-rspamd-queue-id': `Q${i}` }, body: message(set, i++) }),
-    }],
-  });
-  return summarize(await run);
+  return postLoad(url, '/ingress/rspamd', opts, () => ({ headers: { ...headers, 'x-rspamd-queue-id': `Q${i}` }, body: message(set, i++) }));
 }

@@ -17,25 +17,27 @@ export interface SendResult {
   readonly statusCodes: Record<string, number>;
 }
 
-export async function httpSend(url: string, token: string, opts: { connections: number; seconds: number; recipients: number }): Promise<SendResult> {
-  let seq = 0;
+export interface LoadOptions { readonly connections: number; readonly seconds: number }
+
+/** POSTs to `path` from `connections` keep-alive connections for `seconds`, one request each at a time. */
+export async function postLoad(url: string, path: string, opts: LoadOptions, next: () => { headers: Record<string, string>; body: string | Buffer }): Promise<SendResult> {
   const run = autocannon({
     url,
     connections: opts.connections,
     pipelining: 1,
     duration: opts.seconds,
     timeout: 10,
-    requests: [{
-      method: 'POST',
-      path: '/v1/messages',
-      setupRequest: (req) => ({
-        ...req,
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
-        body: sendRequest(sendRecipient(Math.floor(Math.random() * opts.recipients)), seq++),
-      }),
-    }],
+    requests: [{ method: 'POST', path, setupRequest: (req) => ({ ...req, ...next() }) }],
   });
   return summarize(await run);
+}
+
+export async function httpSend(url: string, token: string, opts: LoadOptions & { recipients: number }): Promise<SendResult> {
+  let seq = 0;
+  return postLoad(url, '/v1/messages', opts, () => ({
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+    body: sendRequest(sendRecipient(Math.floor(Math.random() * opts.recipients)), seq++),
+  }));
 }
 
 /** autocannon's result as the report needs it: only 2xx count. */
