@@ -177,6 +177,14 @@ BEGIN
 
   IF notify THEN PERFORM notify_enqueued(inboxes, outbound); END IF;
 
+  -- No duplicate (the usual case): every item answers with its own id.
+  IF cardinality(claimed) = cardinality(array_remove(keys, NULL)) THEN
+    RETURN QUERY
+      SELECT (e.ord - 1)::integer, mids[e.ord], false, coalesce(e.it->>'status', 'delivered')::message_status, false
+        FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, ord)
+       ORDER BY e.ord;
+    RETURN;
+  END IF;
   -- New items answer with their own id; the others with the key holder's (a LATERAL
   -- lookup, so each duplicate is one primary-key probe, never a scan).
   RETURN QUERY

@@ -63,8 +63,9 @@ type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
  * (notifyEnqueued), which lets concurrent batches share WAL flushes.
  */
 export async function enqueueRows(db: Queryable, items: readonly NewMessage[], opts: { notify?: boolean } = {}): Promise<EnqueueResult[]> {
-  const { rows } = await db.query<EnqueueResult & { idx: number }>(
-    'SELECT idx, id, duplicate, status, conflict FROM enqueue_message($1::jsonb, $2)', [JSON.stringify(items), opts.notify ?? true]);
+  // A named statement: parsed and planned once per connection.
+  const { rows } = await db.query<EnqueueResult & { idx: number }>({
+    name: 'admp_enqueue', text: 'SELECT idx, id, duplicate, status, conflict FROM enqueue_message($1::jsonb, $2)', values: [JSON.stringify(items), opts.notify ?? true] });
   return rows.sort((a, b) => a.idx - b.idx).map((r) => ({ id: r.id, duplicate: r.duplicate, status: r.status, conflict: r.conflict }));
 }
 
