@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import type Dockerode from 'dockerode';
 import { dockerEngine } from '../../src/installer/docker-engine.js';
 import { BRIDGE_SERVICE, POSTFIX_SERVICE, RSPAMD_SERVICE } from '../../src/installer/layout.js';
@@ -87,6 +87,19 @@ describe('container steps through dockerode', () => {
     };
   }
 
+  /** Runs `body` on a fresh checkout with running stand-ins (skipped without the Docker binaries), then removes them. */
+  async function withMailcow(t: TestContext, env: Parameters<typeof mailcow>[0], body: (m: Awaited<ReturnType<typeof mailcow>>, pristine: ReturnType<typeof treeBytes>, append: (line: string) => void) => Promise<void>): Promise<void> {
+    if (!requireBinaries(t, BINARIES)) return;
+    if (!d) throw startError;
+    const m = await mailcow(env);
+    try {
+      const append = (l: string) => writeFileSync(join(m.dir, '..', `${m.dir.split('/').pop()}-rec`, 'calls.log'), `${l}\n`, { flag: 'a' });
+      await body(m, treeBytes(m.dir), append);
+    } finally {
+      await m.remove();
+    }
+  }
+
   /** Deps on the real engine; compose up is the test double described at the top. */
   function engineDeps(recLog: (line: string) => void, failUp = false) {
     const docker = d!.docker;
@@ -104,82 +117,56 @@ describe('container steps through dockerode', () => {
     });
   }
 
-  it('install runs configtest, postmap check, reload, restart, up in that order; again: nothing; uninstall undoes it', async (t) => {
-    if (!requireBinaries(t, BINARIES)) return;
-    if (!d) throw startError;
-    const m = await mailcow({ postfix: ['RELAY_DOMAINS=agents.example.com'] });
-    try {
-      const pristine = treeBytes(m.dir);
-      const append = (l: string) => writeFileSync(join(m.dir, '..', `${m.dir.split('/').pop()}-rec`, 'calls.log'), `${l}\n`, { flag: 'a' });
-      const r = engineDeps(append);
-      const started = Date.now();
-      const out = await install(m.dir, r.deps);
-      assert.deepEqual(m.calls().slice(2), [
-        'rspamd-mailcow: rspamadm configtest',
-        'postfix-mailcow: postmap -q postmaster@agents.example.com pcre:/opt/postfix/conf/custom_transport.pcre',
-        'postfix-mailcow: postfix reload',
-        'rspamd-mailcow: start',
-        'compose: up -d admp-bridge-mailcow admp-postgres-mailcow',
-        'postfix-mailcow: postmap -q agents.example.com mysql:/opt/postfix/conf/sql/mysql_virtual_relay_domain_maps.cf',
-      ]);
-      assert.deepEqual(out.pending, [], 'the relay domain was found through Postfix');
-      assert.ok(r.lines.includes('[4/4] build the bridge image if missing, then compose up -d admp-bridge-mailcow (and admp-postgres-mailcow)'), r.lines.join('\n'));
-      assert.ok(Date.now() - started < 30_000);
+  it('install runs configtest, postmap check, reload, restart, up in that order; again: nothing; uninstall undoes it', (t) => withMailcow(t, { postfix: ['RELAY_DOMAINS=agents.example.com'] }, async (m, pristine, append) => {
+    const r = engineDeps(append);
+    const started = Date.now();
+    const out = await install(m.dir, r.deps);
+    assert.deepEqual(m.calls().slice(2), [
+      'rspamd-mailcow: rspamadm configtest',
+      'postfix-mailcow: postmap -q postmaster@agents.example.com pcre:/opt/postfix/conf/custom_transport.pcre',
+      'postfix-mailcow: postfix reload',
+      'rspamd-mailcow: start',
+      'compose: up -d admp-bridge-mailcow admp-postgres-mailcow',
+      'postfix-mailcow: postmap -q agents.example.com mysql:/opt/postfix/conf/sql/mysql_virtual_relay_domain_maps.cf',
+    ]);
+    assert.deepEqual(out.pending, [], 'the relay domain was found through Postfix');
+    assert.ok(r.lines.includes('[4/4] build the bridge image if missing, then compose up -d admp-bridge-mailcow (and admp-postgres-mailcow)'), r.lines.join('\n'));
+    assert.ok(Date.now() - started < 30_000);
 
-      const n = m.calls().length;
-      const again = await install(m.dir, engineDeps(append).deps);
-      assert.deepEqual(again.actions, []);
-      assert.deepEqual(m.calls().slice(n).filter((l) => !l.includes('mysql:')), [], 'no reload, restart or up the second time');
+    const n = m.calls().length;
+    const again = await install(m.dir, engineDeps(append).deps);
+    assert.deepEqual(again.actions, []);
+    assert.deepEqual(m.calls().slice(n).filter((l) => !l.includes('mysql:')), [], 'no reload, restart or up the second time');
 
-      const k = m.calls().length;
-      await uninstall(m.dir, engineDeps(append).deps);
-      assert.deepEqual(m.calls().slice(k), ['postfix-mailcow: postfix reload', 'rspamd-mailcow: start']);
-      const bridges = await d!.docker.listContainers({ all: true, filters: JSON.stringify({ label: [`com.docker.compose.service=${BRIDGE_SERVICE}`] }) });
-      assert.equal(bridges.length, 0, 'the bridge container is gone');
-      assert.deepEqual(treeBytes(m.dir), pristine);
-    } finally {
-      await m.remove();
-    }
-  });
+    const k = m.calls().length;
+    await uninstall(m.dir, engineDeps(append).deps);
+    assert.deepEqual(m.calls().slice(k), ['postfix-mailcow: postfix reload', 'rspamd-mailcow: start']);
+    const bridges = await d!.docker.listContainers({ all: true, filters: JSON.stringify({ label: [`com.docker.compose.service=${BRIDGE_SERVICE}`] }) });
+    assert.equal(bridges.length, 0, 'the bridge container is gone');
+    assert.deepEqual(treeBytes(m.dir), pristine);
+  }));
 
-  it('a failing rspamadm configtest rolls back before anything is reloaded or restarted', async (t) => {
-    if (!requireBinaries(t, BINARIES)) return;
-    if (!d) throw startError;
-    const m = await mailcow({ rspamd: ['CONFIGTEST_FAIL=1'] });
-    try {
-      const pristine = treeBytes(m.dir);
-      const r = engineDeps(() => undefined);
-      await assert.rejects(install(m.dir, r.deps), /rspamadm configtest in mailcowdockerized-rspamd-mailcow-1 failed \(exit 1\): syntax BAD/);
-      assert.deepEqual(m.calls().slice(2), ['rspamd-mailcow: rspamadm configtest']);
-      assert.deepEqual(treeBytes(m.dir), pristine);
-    } finally {
-      await m.remove();
-    }
-  });
+  it('a failing rspamadm configtest rolls back before anything is reloaded or restarted', (t) => withMailcow(t, { rspamd: ['CONFIGTEST_FAIL=1'] }, async (m, pristine) => {
+    const r = engineDeps(() => undefined);
+    await assert.rejects(install(m.dir, r.deps), /rspamadm configtest in mailcowdockerized-rspamd-mailcow-1 failed \(exit 1\): syntax BAD/);
+    assert.deepEqual(m.calls().slice(2), ['rspamd-mailcow: rspamadm configtest']);
+    assert.deepEqual(treeBytes(m.dir), pristine);
+  }));
 
-  it('a failure after reload and restart puts the files back and makes Postfix and Rspamd read them again', async (t) => {
-    if (!requireBinaries(t, BINARIES)) return;
-    if (!d) throw startError;
-    const m = await mailcow();
-    try {
-      const pristine = treeBytes(m.dir);
-      const append = (l: string) => writeFileSync(join(m.dir, '..', `${m.dir.split('/').pop()}-rec`, 'calls.log'), `${l}\n`, { flag: 'a' });
-      const r = engineDeps(append, true);
-      await assert.rejects(install(m.dir, r.deps), /compose up failed/);
-      assert.deepEqual(m.calls().slice(2), [
-        'rspamd-mailcow: rspamadm configtest',
-        'postfix-mailcow: postmap -q postmaster@agents.example.com pcre:/opt/postfix/conf/custom_transport.pcre',
-        'postfix-mailcow: postfix reload',
-        'rspamd-mailcow: start',
-        'compose: up -d admp-bridge-mailcow admp-postgres-mailcow',
-        'postfix-mailcow: postfix reload',
-        'rspamd-mailcow: start',
-      ]);
-      assert.deepEqual(treeBytes(m.dir), pristine);
-    } finally {
-      await m.remove();
-    }
-  });
+  it('a failure after reload and restart puts the files back and makes Postfix and Rspamd read them again', (t) => withMailcow(t, {}, async (m, pristine, append) => {
+    const r = engineDeps(append, true);
+    await assert.rejects(install(m.dir, r.deps), /compose up failed/);
+    assert.deepEqual(m.calls().slice(2), [
+      'rspamd-mailcow: rspamadm configtest',
+      'postfix-mailcow: postmap -q postmaster@agents.example.com pcre:/opt/postfix/conf/custom_transport.pcre',
+      'postfix-mailcow: postfix reload',
+      'rspamd-mailcow: start',
+      'compose: up -d admp-bridge-mailcow admp-postgres-mailcow',
+      'postfix-mailcow: postfix reload',
+      'rspamd-mailcow: start',
+    ]);
+    assert.deepEqual(treeBytes(m.dir), pristine);
+  }));
 
   it('a missing Mailcow container is a clear error and changes nothing', async (t) => {
     if (!requireBinaries(t, BINARIES)) return;
