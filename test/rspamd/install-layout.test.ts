@@ -13,9 +13,10 @@ import { requireBinaries } from '../helpers/requires.js';
 import { startDns } from '../helpers/dns.js';
 import { installPlugin, renderBridgeConfig, rspamadm, rspamadmDir, startRspamd, writeSafetyConfig } from '../helpers/rspamd.js';
 import { renderTransportBlock } from '../helpers/postfix.js';
+import { FIXTURE } from '../installer/checkout.js';
 
 const execFileAsync = promisify(execFile);
-const MAILCOW_RSPAMD = '/work/shared/fixtures/mailcow/data/conf/rspamd';
+const MAILCOW_RSPAMD = join(FIXTURE, 'data', 'conf', 'rspamd');
 const GOOD = renderBridgeConfig({ url: 'http://127.0.0.1:9/ingress/rspamd', token: 'test-ingress-token-0123456789', domain: 'agents.example.com', timeout: 10 });
 
 /** rspamadm output for a Mailcow config tree with our files installed; `pluginConfig` as in installPlugin. */
