@@ -39,7 +39,6 @@ export const ERROR_KINDS = {
   key_unavailable: { http: 503, smtp: temp('4.7.5') }, // key server unreachable: retry later
   storage_unavailable: { http: 503, smtp: temp('4.3.0') },
   timeout: { http: 503, smtp: temp('4.4.7') },
-  shutting_down: { http: 503, smtp: temp('4.3.2', 421) },
   internal: { http: 500, smtp: temp('4.3.0') },
 } as const satisfies Record<string, ErrorKind>;
 

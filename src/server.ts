@@ -12,10 +12,10 @@ import { createAuthenticator } from './http/auth.js';
 import { buildApp } from './http/app.js';
 import { startSweeper } from './jobs/sweeper.js';
 import { startOutbound } from './outbound/start.js';
-import { Resolver } from 'node:dns/promises';
 import type { SMTPServer } from 'smtp-server';
 import { findValidKey } from './db/keys.js';
 import { createKeyResolver } from './keys/resolver.js';
+import { configuredResolver } from './keys/dns.js';
 import { createPolicySource, readPolicyFile } from './policy/store.js';
 import { createPipeline, type Pipeline } from './ingress/pipeline.js';
 import { createLmtpServer } from './lmtp/server.js';
@@ -51,8 +51,7 @@ export async function wire(config: Config, db: Pick<Database, 'pool' | 'url'>, l
     const key = await findValidKey(db.pool, domain, kid, new Date());
     return key && key.source === 'local' && key.agent === agent ? key.publicKey : undefined;
   });
-  const dns = new Resolver({ timeout: config.dnsTimeoutMs, tries: 2 });
-  if (config.dnsServers.length > 0) dns.setServers([...config.dnsServers]);
+  const dns = configuredResolver({ servers: config.dnsServers, timeoutMs: config.dnsTimeoutMs });
   const pipeline = createPipeline({
     pool: db.pool, enqueuer, config, directory, metrics,
     policy: createPolicySource(db.pool, policyFile),

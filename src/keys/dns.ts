@@ -43,9 +43,14 @@ export function agentKeyTxtRecords(rows: readonly AgentKeyRow[]): { name: string
 export type ResolveTxt = (name: string) => Promise<string[][]>;
 
 /** A resolver on the configured servers (config dnsServers; empty: the system's), bounded by dnsTimeoutMs. */
-export function createTxtResolver(o: { servers: readonly string[]; timeoutMs: number }): ResolveTxt {
+export function configuredResolver(o: { servers: readonly string[]; timeoutMs: number }): Resolver {
   const r = new Resolver({ timeout: o.timeoutMs, tries: 2 });
   if (o.servers.length > 0) r.setServers([...o.servers]);
+  return r;
+}
+
+export function createTxtResolver(o: { servers: readonly string[]; timeoutMs: number }): ResolveTxt {
+  const r = configuredResolver(o);
   return (name) => r.resolveTxt(name);
 }
 

@@ -15,12 +15,16 @@ function onPath(name: string): boolean {
   });
 }
 
-/** True when every binary is on PATH; otherwise skips `t` (returns false) or throws under ADMP_E2E=1. */
-export function requireBinaries(t: TestContext, names: readonly string[]): boolean {
-  const missing = names.filter((n) => !onPath(n));
-  if (missing.length === 0) return true;
-  const reason = `needs ${missing.join(', ')} on PATH`;
+/** Skips `t` with a one-line reason (returns false), or throws under ADMP_E2E=1. */
+export function requirePackage(t: TestContext, present: boolean, reason: string): boolean {
+  if (present) return true;
   if (process.env.ADMP_E2E === '1') throw new Error(`${reason} (ADMP_E2E=1 forbids skipping)`);
   t.skip(reason);
   return false;
+}
+
+/** True when every binary is on PATH; otherwise skips `t` (returns false) or throws under ADMP_E2E=1. */
+export function requireBinaries(t: TestContext, names: readonly string[]): boolean {
+  const missing = names.filter((n) => !onPath(n));
+  return requirePackage(t, missing.length === 0, `needs ${missing.join(', ')} on PATH`);
 }

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
-import { startTestApi, type TestApi } from '../helpers/api.js';
+import { startTestApi } from '../helpers/api.js';
 import { agentMail, signer, trust } from '../helpers/agent-mail.js';
 import { lmtpSend } from '../helpers/lmtp-client.js';
 import { createLmtpServer } from '../../src/lmtp/server.js';
@@ -22,16 +22,19 @@ async function setup(t: { after(fn: () => Promise<void>): void }, env: Record<st
   return { api, port };
 }
 
-async function allowPartner(api: TestApi) {
+/** The receiver with agent bob, and a partner agent whose key is pinned and whom policy admits. */
+async function withPartner(t: { after(fn: () => Promise<void>): void }) {
+  const { api, port } = await setup(t);
   await api.db.pool.query(`INSERT INTO policy_rule (from_glob, to_glob, action) VALUES ('*@${PARTNER}', '*@agents.test', 'allow')`);
+  const bob = await api.agent('bob');
+  const partner = signer(`w@${PARTNER}`);
+  await trust(api.db.pool, partner);
+  return { api, port, bob, partner };
 }
 
 test('one reply per recipient in RCPT order: stored, refused by signature, unknown at RCPT', async (t) => {
-  const { api, port } = await setup(t);
-  await allowPartner(api);
-  const [bob] = [await api.agent('bob'), await api.agent('carol')];
-  const partner = signer(`w@${PARTNER}`);
-  await trust(api.db.pool, partner);
+  const { api, port, bob, partner } = await withPartner(t);
+  await api.agent('carol');
   const mail = Buffer.concat([Buffer.from(ar(MTA, PARTNER)), await agentMail(partner, { to: bob.address, type: 'task.request', body: { n: 1 } })]);
   const tr = await lmtpSend(port, { from: `w@${PARTNER}`, to: [bob.address, 'nobody@agents.test', 'carol@agents.test'], data: mail });
   assert.match(tr.greeting, /^220 /);
@@ -48,11 +51,7 @@ test('one reply per recipient in RCPT order: stored, refused by signature, unkno
 });
 
 test('only the topmost Authentication-Results of our own MTA counts', async (t) => {
-  const { api, port } = await setup(t);
-  await allowPartner(api);
-  const bob = await api.agent('bob');
-  const partner = signer(`w@${PARTNER}`);
-  await trust(api.db.pool, partner);
+  const { port, bob, partner } = await withPartner(t);
   const body = await agentMail(partner, { to: bob.address, type: 'task.request', body: {} });
   const send = (headers: string) => lmtpSend(port, { from: `w@${PARTNER}`, to: [bob.address], data: Buffer.concat([Buffer.from(headers), body]) });
   assert.match((await send(ar('evil.example', PARTNER))).data[0]!, /^550 5\.7\.26 /, 'a foreign authserv-id is ignored');
@@ -62,11 +61,7 @@ test('only the topmost Authentication-Results of our own MTA counts', async (t) 
 });
 
 test('storage faults are 451 4.3.0 for every recipient, and the retry is stored', async (t) => {
-  const { api, port } = await setup(t);
-  await allowPartner(api);
-  const bob = await api.agent('bob');
-  const partner = signer(`w@${PARTNER}`);
-  await trust(api.db.pool, partner);
+  const { api, port, bob, partner } = await withPartner(t);
   const mail = Buffer.concat([Buffer.from(ar(MTA, PARTNER)), await agentMail(partner, { to: bob.address, type: 'task.request', body: {} })]);
   // The directory caches bob, so RCPT passes; the outage hits DATA.
   await lmtpSend(port, { from: `w@${PARTNER}`, to: [bob.address], data: 'Subject: warm\r\n\r\nx' });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { it } from 'node:test';
 import { TRANSPORT_FILE } from '../../src/installer/layout.js';
-import { requireBinaries } from '../helpers/requires.js';
+import { requireBinaries, requirePackage } from '../helpers/requires.js';
 import { copyCheckout, fileDeps, install } from './checkout.js';
 
 const run = promisify(execFile);
@@ -30,11 +30,8 @@ it('postmap -q finds the bridge next hop for the agents domain only', async (t) 
   const conf = mkdtempSync(join(tmpdir(), 'admp-postmap-'));
   writeFileSync(join(conf, 'main.cf'), '');
   // pcre tables come in Debian's separate postfix-pcre package.
-  if (!(await run('postconf', ['-c', conf, '-m'])).stdout.split('\n').includes('pcre')) {
-    rmSync(conf, { recursive: true, force: true });
-    if (process.env.ADMP_E2E === '1') throw new Error('postfix has no pcre table support: install postfix-pcre (ADMP_E2E=1 forbids skipping)');
-    return t.skip('needs postfix-pcre');
-  }
+  const pcre = (await run('postconf', ['-c', conf, '-m'])).stdout.split('\n').includes('pcre');
+  if (!requirePackage(t, pcre, 'needs postfix-pcre (pcre tables)')) return rmSync(conf, { recursive: true, force: true });
   const c = copyCheckout();
   try {
     const table = join(c.dir, TRANSPORT_FILE);
