@@ -21,7 +21,20 @@ export interface BenchPostgres {
   stop(): Promise<void>;
 }
 
-export interface BenchDatabase { readonly name: string; readonly url: string; readonly pool: pg.Pool; close(): Promise<void> }
+export interface BenchDatabase {
+  readonly name: string;
+  readonly url: string;
+  readonly pool: pg.Pool;
+  close(): Promise<void>;
+  /** Closes the pool and drops the database (its autovacuum then stays out of later windows). */
+  drop(): Promise<void>;
+}
+
+/** f, run at most once; later calls get the first call's promise. */
+export function once(f: () => Promise<void>): () => Promise<void> {
+  let p: Promise<void> | undefined;
+  return () => (p ??= f());
+}
 
 async function adminQuery<T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> {
   const c = new pg.Client({ connectionString: url });
@@ -70,7 +83,11 @@ export async function startPostgres(log: (line: string) => void): Promise<BenchP
       created.push(db);
       const pool = createPool(url(db), 8);
       if (options.migrate) await migrate(pool);
-      return { name: db, url: url(db), pool, close: () => pool.end() };
+      const close = once(() => pool.end());
+      return { name: db, url: url(db), pool, close, drop: once(async () => {
+        await close();
+        await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+      }) };
     },
     async stop() {
       if (stopEmbedded) {

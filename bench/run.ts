@@ -9,7 +9,7 @@ import { cpuWindow, formatCpu, type CpuGroups, type CpuReport } from './cpu.js';
 import type { LoopResult } from './loops.js';
 import { pgbenchInsert } from './pgbench.js';
 import { startBoss, type BossBench } from './pgboss.js';
-import { commitStats, rowsPerCommit, settle, startPostgres, type BenchDatabase, type BenchPostgres } from './postgres.js';
+import { commitStats, once, rowsPerCommit, settle, startPostgres, type BenchDatabase, type BenchPostgres } from './postgres.js';
 import { httpPullAck, prefillInboxes } from './pull-ack.js';
 import { cpuPerOp, cpuRatioOf, cpuTable, detailTable, metOf, ratioOf, targetTable, writeResults, type Measurement, type Target } from './report.js';
 import { ingestBench } from './ingest.js';
@@ -101,8 +101,17 @@ async function main(): Promise<void> {
   const pg: BenchPostgres = await startPostgres(log);
   cleanups.push(() => pg.stop());
   const postgres = await pg.postmasterPid();
+  // What the steps before ingest leave running (server, pg-boss and its timers, their
+  // databases) is stopped and dropped before ingest, so none of it (autovacuum of the
+  // drained tables, pg-boss maintenance) lands in ingest's windows.
+  const earlier: (() => Promise<void>)[] = [];
+  const retireLater = (f: () => Promise<void>) => {
+    const g = once(f);
+    earlier.push(g);
+    cleanups.push(g);
+  };
   const ours: BenchDatabase = await pg.database('ours', { migrate: true });
-  cleanups.push(() => ours.close());
+  retireLater(() => ours.drop());
   const serverVersion = (await ours.pool.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
   log(`PostgreSQL ${serverVersion}; Node ${process.version}; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'})`);
 
@@ -116,7 +125,7 @@ async function main(): Promise<void> {
   const serverRoot = process.env.BENCH_SERVER_ROOT || undefined;
   if (serverRoot) log(`server from ${serverRoot}`);
   const server: ServerChild = await startServer(ours.url, serverEnv, log, serverRoot);
-  cleanups.push(() => server.stop());
+  retireLater(() => server.stop());
   const groups: CpuGroups = { postgres, server: server.pid, bench: process.pid };
   const results: Partial<Record<StepName, Measurement>> = {};
   const S = settings.seconds;
@@ -136,7 +145,7 @@ async function main(): Promise<void> {
 
   if (wanted('pgbench')) {
     const db = await pg.database('pgbench', { migrate: true });
-    cleanups.push(() => db.close());
+    retireLater(() => db.drop());
     await settle(db.pool, ['message']);
     log(`pgbench: single-row INSERT of the same row, -c ${settings.connections} -j ${Math.min(settings.connections, 2)} -T ${S} -M prepared`);
     await waitQuiet(groups);
@@ -153,9 +162,9 @@ async function main(): Promise<void> {
   let bossDb: BenchDatabase | undefined;
   if (wanted('boss-send') || wanted('boss-fetch')) {
     const db = (bossDb = await pg.database('pgboss'));
-    cleanups.push(() => db.close());
-    boss = await startBoss(db.url, settings.poolMax, log);
-    cleanups.push(() => boss!.stop());
+    retireLater(() => db.drop());
+    const running = (boss = await startBoss(db.url, settings.poolMax, log));
+    retireLater(() => running.stop());
     log(`pg-boss ${boss.version} started (pool max ${settings.poolMax}, default maintenance)`);
   }
 
@@ -193,6 +202,7 @@ async function main(): Promise<void> {
 
   let ingest: Awaited<ReturnType<typeof ingestBench>> | undefined;
   if (wanted('ingest')) {
+    for (const f of earlier.reverse()) await f();
     ingest = await ingestBench({
       pg, log, cleanups, serverRoot,
       measured: async (server, fn) => {

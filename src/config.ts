@@ -43,6 +43,7 @@ export const SETTINGS = {
   authCacheSec: s({ env: 'ADMP_AUTH_CACHE_SEC', kind: 'int', default: '30', min: 0, max: 3600, doc: 'How long a verified bearer token is cached in memory (revocation takes effect within this time).' }),
   clockSkewSec: s({ env: 'ADMP_CLOCK_SKEW_SEC', kind: 'int', default: '300', min: 1, max: 3600, doc: 'Accepted clock difference for HMAC requests, JWTs and agent signatures (±).' }),
   ingressToken: s({ env: 'ADMP_INGRESS_TOKEN', kind: 'string', default: '', doc: 'Bearer secret the Rspamd plugin presents on `POST /ingress/rspamd`. Empty: the endpoint refuses every call.' }),
+  ingestBatchWaitMs: s({ env: 'ADMP_INGEST_BATCH_WAIT_MS', kind: 'int', default: '3', min: 0, max: 100, doc: 'How long stored mail (both ingress roads) may wait for more mail to share its commit (at most 32 per commit). Mail is throughput-bound, so fewer, larger commits take more mail per second; 0 stores each message as soon as a database connection is free.' }),
   ingressBudgetMs: s({ env: 'ADMP_INGRESS_BUDGET_MS', kind: 'int', default: '8000', min: 100, max: 60000, doc: 'Time the ingress pipeline may take before it answers a temporary failure (keep under the plugin timeout).' }),
   lmtpListen: s({ env: 'ADMP_LMTP_LISTEN', kind: 'string', default: '127.0.0.1:2526', doc: 'Address:port of the LMTP receiver. Empty: LMTP off.' }),
   lmtpAllow: s({ env: 'ADMP_LMTP_ALLOW', kind: 'list', default: '127.0.0.0/8,::1/128', doc: 'CIDRs allowed to connect to the LMTP receiver.' }),

@@ -45,6 +45,9 @@ export async function wire(config: Config, db: Pick<Database, 'pool' | 'url'>, l
   const waiter = await createInboxWaiter(db.url, (err) => log.warn({ err }, 'LISTEN connection lost; reconnecting'));
   const metrics = createMetrics({ pool: db.pool, max: config.pgPoolMax });
   const enqueuer = createEnqueuer(db.pool, { metrics });
+  // Mail has its own batcher: it may wait to fill a commit, which an agent waiting
+  // for its 201 should not.
+  const mailEnqueuer = createEnqueuer(db.pool, { metrics, fillWaitMs: config.ingestBatchWaitMs });
   const directory = createDirectory(db.pool, config);
   const mailbox = createMailbox({ pool: db.pool, config, directory, enqueuer, waiter, metrics });
   const auth = createAuthenticator(db.pool, config, async (domain, kid, agent) => {
@@ -53,7 +56,7 @@ export async function wire(config: Config, db: Pick<Database, 'pool' | 'url'>, l
   });
   const dns = configuredResolver({ servers: config.dnsServers, timeoutMs: config.dnsTimeoutMs });
   const pipeline = createPipeline({
-    pool: db.pool, enqueuer, config, directory, metrics,
+    pool: db.pool, enqueuer: mailEnqueuer, config, directory, metrics,
     policy: createPolicySource(db.pool, policyFile),
     resolveKey: createKeyResolver(config, { db: db.pool, metrics, ...options.keyDeps }),
     dnsResolve: (name, rrtype) => dns.resolve(name, rrtype) as Promise<string[] | string[][]>,
@@ -76,7 +79,7 @@ export async function wire(config: Config, db: Pick<Database, 'pool' | 'url'>, l
       await sweeper.stop();
       await gauges.stop();
       await outbound?.stop();
-      await enqueuer.drain();
+      await Promise.all([enqueuer.drain(), mailEnqueuer.drain()]);
     },
   };
 }

@@ -7,7 +7,21 @@ import { enqueueRows, notifyEnqueued, type EnqueueResult, type NewMessage } from
 import { observeEnqueue, since, type Metrics } from '../metrics.js';
 import { withSpan } from '../tracing.js';
 
-interface Pending { item: NewMessage; resolve: (r: EnqueueResult) => void; reject: (e: unknown) => void }
+interface Pending { item: NewMessage; at: number; resolve: (r: EnqueueResult) => void; reject: (e: unknown) => void }
+
+export interface EnqueuerOptions {
+  maxBatch?: number;
+  maxInFlight?: number;
+  /**
+   * How long a batch may wait to fill up before it leaves (0: it leaves as soon as a
+   * connection is free). For callers that are throughput-bound rather than
+   * latency-bound (mail ingest): more rows per commit, less PostgreSQL CPU per row.
+   */
+  fillWaitMs?: number;
+  /** A waiting batch leaves at once when this many rows are queued. */
+  fillRows?: number;
+  metrics?: Metrics;
+}
 
 export interface Enqueuer {
   enqueue(item: NewMessage): Promise<EnqueueResult>;
@@ -15,16 +29,22 @@ export interface Enqueuer {
   drain(): Promise<void>;
 }
 
-export function createEnqueuer(pool: pg.Pool, options: { maxBatch?: number; maxInFlight?: number; metrics?: Metrics } = {}): Enqueuer {
+export function createEnqueuer(pool: pg.Pool, options: EnqueuerOptions = {}): Enqueuer {
   const maxBatch = options.maxBatch ?? 200;
+  const fillWaitMs = options.fillWaitMs ?? 0;
+  const fillRows = Math.min(options.fillRows ?? 32, maxBatch);
   // One batch in flight while the next fills: rows per commit is what makes this cheap.
   // Measured (bench, 32 connections): one in flight 7.3k sends/s at 7.5 rows per commit;
   // two in flight 5.9k at 4.0 rows; a second only when 8 wait, 6.9k at 4.9 rows.
+  // Mail ingest (2 workers, 5 KB) with fillWaitMs 3: 2.0–2.1k → 2.2–2.4k msgs/s,
+  // 3 → 6.7 rows per commit.
   // Batches do not NOTIFY inside their transaction (PostgreSQL serialises notifying
   // commits); the wake-up follows each commit (createWaker below).
   const maxInFlight = options.maxInFlight ?? 1;
   let queue: Pending[] = [];
   let inFlight = 0;
+  let fillTimer: NodeJS.Timeout | undefined;
+  let draining = false;
   const idle: (() => void)[] = [];
 
   const waker = createWaker(pool);
@@ -46,7 +66,21 @@ export function createEnqueuer(pool: pg.Pool, options: { maxBatch?: number; maxI
     }
   }
 
+  /** Milliseconds the queued batch may still wait to fill up (0: it leaves now). */
+  function fillWait(): number {
+    if (fillWaitMs === 0 || draining || queue.length >= fillRows) return 0;
+    return Math.max(0, queue[0]!.at + fillWaitMs - performance.now());
+  }
+
   function pump(): void {
+    if (inFlight >= maxInFlight || queue.length === 0) return;
+    const wait = fillWait();
+    if (wait > 0) {
+      fillTimer ??= setTimeout(() => { fillTimer = undefined; pump(); }, Math.ceil(wait));
+      return;
+    }
+    clearTimeout(fillTimer);
+    fillTimer = undefined;
     while (inFlight < maxInFlight && queue.length > 0) {
       const batch = queue.slice(0, maxBatch);
       queue = queue.slice(batch.length);
@@ -64,7 +98,7 @@ export function createEnqueuer(pool: pg.Pool, options: { maxBatch?: number; maxI
       const started = performance.now();
       return withSpan('admp.enqueue', { 'admp.channel': item.channel }, async (span) => {
         const r = await new Promise<EnqueueResult>((resolve, reject) => {
-          queue.push({ item, resolve, reject });
+          queue.push({ item, at: performance.now(), resolve, reject });
           pump();
         });
         span.setAttributes({ 'admp.message_id': r.id, 'admp.duplicate': r.duplicate });
@@ -73,6 +107,8 @@ export function createEnqueuer(pool: pg.Pool, options: { maxBatch?: number; maxI
       });
     },
     drain() {
+      draining = true;
+      pump();
       return inFlight === 0 && queue.length === 0 ? Promise.resolve() : new Promise((ok) => idle.push(ok));
     },
   };

@@ -1,0 +1,55 @@
+// The batcher behind the one enqueue path: concurrent callers share one commit,
+// each is answered with its own row, and mail's batcher may wait to fill a commit.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createTestDatabase } from '../helpers/db.js';
+import { createEnqueuer } from '../../src/queue/enqueue.js';
+
+const item = (n: number) => ({ to_agent_id: 'bob', channel: 'smtp' as const, from_agent: 'a@agents.partner.test', type: 't', body: { n }, status: 'delivered' as const, ttl_sec: 60 });
+
+/** Rows of one commit share created_at (now() is the transaction's start). */
+async function commitsOf(db: Awaited<ReturnType<typeof createTestDatabase>>, ids: string[]): Promise<number> {
+  const { rows } = await db.pool.query('SELECT count(DISTINCT created_at)::int AS n FROM message WHERE id = ANY($1::uuid[])', [ids]);
+  return rows[0].n;
+}
+
+test('a filling batch leaves when it is full, or when its oldest message has waited fillWaitMs', async (t) => {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  const enqueuer = createEnqueuer(db.pool, { fillWaitMs: 300, fillRows: 4 });
+
+  const started = performance.now();
+  const full = await Promise.all([1, 2, 3, 4].map((n) => enqueuer.enqueue(item(n))));
+  const fullMs = performance.now() - started;
+  assert.equal(new Set(full.map((r) => r.id)).size, 4, 'each caller gets its own row');
+  assert.equal(await commitsOf(db, full.map((r) => r.id)), 1, 'four rows, one commit');
+  assert.ok(fullMs < 300, `a full batch did not wait for the timer (${fullMs.toFixed(0)} ms)`);
+
+  const alone = performance.now();
+  const [single] = await Promise.all([enqueuer.enqueue(item(5))]);
+  assert.ok(performance.now() - alone >= 290, 'a lone message waited for company');
+  const { rows } = await db.pool.query('SELECT body FROM message WHERE id = $1', [single!.id]);
+  assert.deepEqual(rows[0].body, { n: 5 });
+});
+
+test('drain stores a waiting batch at once', async (t) => {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  const enqueuer = createEnqueuer(db.pool, { fillWaitMs: 60_000 });
+  const stored = enqueuer.enqueue(item(1));
+  const started = performance.now();
+  await enqueuer.drain();
+  assert.ok(performance.now() - started < 10_000, 'drain did not wait for the fill timer');
+  const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM message WHERE id = $1', [(await stored).id]);
+  assert.equal(rows[0].n, 1);
+});
+
+test('without fillWaitMs, callers that arrive while a batch is in flight share the next commit', async (t) => {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  const enqueuer = createEnqueuer(db.pool);
+  const results = await Promise.all(Array.from({ length: 20 }, (_, n) => enqueuer.enqueue(item(n))));
+  assert.equal(new Set(results.map((r) => r.id)).size, 20);
+  // The first caller leaves alone at once; the 19 that queued behind it go together.
+  assert.equal(await commitsOf(db, results.map((r) => r.id)), 2);
+});
