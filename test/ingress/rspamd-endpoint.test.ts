@@ -1,8 +1,8 @@
 // POST /ingress/rspamd through the real pipeline and database: every answer the
 // Rspamd plugin maps to an SMTP reply, and the state each leaves behind.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestApi, type TestApi } from '../helpers/api.js';
@@ -13,18 +13,17 @@ import { loopbackDispatcher, startJwksServer } from '../keys/loopback.js';
 const TOKEN = 'ingress-secret-for-tests-0123456789';
 const PARTNER = 'agents.partner.example';
 
-function policyFile(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'admp-policy-'));
-  const path = join(dir, 'policy.yaml');
-  writeFileSync(path, [
-    'rules:',
-    `  - { from: "*@${PARTNER}", to: "*@agents.test", types: ["task.*"], action: allow }`,
-    `  - { from: "spammer@${PARTNER}", to: "*", action: deny }`,
-    'sasl:',
-    '  - { user: "alice@mail.test", agents: ["alice@agents.test"] }',
-  ].join('\n'));
-  return path;
-}
+// One policy file for every test here, removed when they are done.
+const policyDir = mkdtempSync(join(tmpdir(), 'admp-policy-'));
+after(() => rmSync(policyDir, { recursive: true, force: true }));
+const POLICY_FILE = join(policyDir, 'policy.yaml');
+writeFileSync(POLICY_FILE, [
+  'rules:',
+  `  - { from: "*@${PARTNER}", to: "*@agents.test", types: ["task.*"], action: allow }`,
+  `  - { from: "spammer@${PARTNER}", to: "*", action: deny }`,
+  'sasl:',
+  '  - { user: "alice@mail.test", agents: ["alice@agents.test"] }',
+].join('\n'));
 
 const dkimPass = (domain: string) => JSON.stringify({ dkim: [{ result: 'allow', domain, selector: 's1' }], spf: { symbol: 'R_SPF_ALLOW' }, dmarc: { symbol: 'DMARC_POLICY_ALLOW' } });
 
@@ -46,7 +45,7 @@ async function setup(t: { after(fn: () => Promise<void>): void }) {
   const dns = await startDns();
   jwks.set(PARTNER, { body: { keys: [] } });
   const api = await startTestApi({
-    ADMP_INGRESS_TOKEN: TOKEN, ADMP_POLICY_FILE: policyFile(), ADMP_JWKS_SCHEME: 'http', ADMP_JWKS_PORT: String(jwks.port),
+    ADMP_INGRESS_TOKEN: TOKEN, ADMP_POLICY_FILE: POLICY_FILE, ADMP_JWKS_SCHEME: 'http', ADMP_JWKS_PORT: String(jwks.port),
     ADMP_DNS_SERVERS: dns.server, ADMP_KEY_FETCH_TIMEOUT_MS: '300', ADMP_DNS_TIMEOUT_MS: '300',
   }, { keyDeps: { dispatcher: loopbackDispatcher() } });
   t.after(async () => { await api.close(); await jwks.stop(); await dns.stop(); });

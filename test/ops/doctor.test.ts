@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -57,7 +57,9 @@ test('admp doctor passes on a working installation and names what breaks', async
   t.after(() => rspamd.stop());
   const postfix = await startPostfix({ milter: rspamd.milter, relayDomains: [DOMAIN], transport: { [DOMAIN]: `lmtp:inet:127.0.0.1:${lmtpPort}` } });
   t.after(() => postfix.stop());
-  const keyFile = join(mkdtempSync(join(tmpdir(), 'admp-doctor-')), 'dkim.pem');
+  const keyDir = mkdtempSync(join(tmpdir(), 'admp-doctor-'));
+  t.after(() => rmSync(keyDir, { recursive: true, force: true }));
+  const keyFile = join(keyDir, 'dkim.pem');
   writeFileSync(keyFile, dkim.privateKeyPem);
 
   const flags: DoctorFlags = {
