@@ -27,12 +27,17 @@ export async function prefillInboxes(pool: pg.Pool, inboxes: readonly string[], 
   return total / ((performance.now() - started) / 1000);
 }
 
-interface Pulled { messages: { id: string; lease_id: string }[] }
+interface Lease { id: string; lease_id: string }
+interface Pulled { messages: Lease[]; acked?: { id: string; outcome: string }[] }
 interface Acked { results: { id: string; outcome: string }[] }
 
 export interface Consumer { readonly token: string }
 
-export async function httpPullAck(url: string, consumers: readonly Consumer[], opts: { seconds: number; max: number }): Promise<LoopResult> {
+/**
+ * `ackInPull`: each pull carries the acks of the previous batch (`ack` in the pull
+ * body), one call per batch; otherwise pull, then POST /v1/messages/ack.
+ */
+export async function httpPullAck(url: string, consumers: readonly Consumer[], opts: { seconds: number; max: number; ackInPull?: boolean }): Promise<LoopResult> {
   const http = new Pool(url, { connections: consumers.length, pipelining: 1, headersTimeout: 10_000, bodyTimeout: 10_000 });
   const post = async <T>(token: string, path: string, payload: unknown): Promise<T> => {
     const res = await http.request({
@@ -43,15 +48,29 @@ export async function httpPullAck(url: string, consumers: readonly Consumer[], o
     if (res.statusCode !== 200) throw new Error(`${path}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
     return JSON.parse(text) as T;
   };
+  const checkAcked = (results: { outcome: string }[], expected: number): number => {
+    const acked = results.filter((r) => r.outcome === 'acked').length;
+    if (acked !== expected) throw new Error(`ack: ${expected - acked} of ${expected} not acked (${results.find((r) => r.outcome !== 'acked')?.outcome})`);
+    return acked;
+  };
+  const held: Lease[][] = consumers.map(() => []);
   try {
+    if (opts.ackInPull) {
+      // Each consumer holds one batch before the clock starts; a loop turn acks it and takes the next.
+      await Promise.all(consumers.map(async (c, w) => { held[w] = (await post<Pulled>(c.token, '/v1/inbox/pull', { max: opts.max })).messages; }));
+      return await runLoops(consumers.length, opts.seconds, async (w) => {
+        const ack = held[w]!.map((m) => ({ id: m.id, lease_id: m.lease_id }));
+        const { messages, acked } = await post<Pulled>(consumers[w]!.token, '/v1/inbox/pull', { max: opts.max, ...(ack.length ? { ack } : {}) });
+        held[w] = messages;
+        return ack.length ? checkAcked(acked ?? [], ack.length) : 0;
+      });
+    }
     return await runLoops(consumers.length, opts.seconds, async (w) => {
       const { token } = consumers[w]!;
       const { messages } = await post<Pulled>(token, '/v1/inbox/pull', { max: opts.max });
       if (messages.length === 0) return 0;
       const { results } = await post<Acked>(token, '/v1/messages/ack', { items: messages.map((m) => ({ id: m.id, lease_id: m.lease_id })) });
-      const acked = results.filter((r) => r.outcome === 'acked').length;
-      if (acked !== messages.length) throw new Error(`ack: ${messages.length - acked} of ${messages.length} not acked (${results.find((r) => r.outcome !== 'acked')?.outcome})`);
-      return acked;
+      return checkAcked(results, messages.length);
     });
   } finally {
     await http.close();

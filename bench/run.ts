@@ -24,7 +24,7 @@ function int(name: string, dflt: number): number {
   return Number(v);
 }
 
-const STEPS = ['send', 'pgbench', 'boss-send', 'pull', 'boss-fetch', 'ingest'] as const;
+const STEPS = ['send', 'pgbench', 'boss-send', 'pull', 'pull-next', 'boss-fetch', 'ingest'] as const;
 type StepName = typeof STEPS[number];
 
 const settings = {
@@ -176,16 +176,22 @@ async function main(): Promise<void> {
     results['boss-send'] = loopMeasurement(`pg-boss ${boss.version} send (${settings.connections} in flight)`, 'jobs/s', 'send', r, cpu, []);
   }
 
-  if (wanted('pull')) {
-    log(`HTTP pull+ack: prefilling ${settings.backlog} messages into ${settings.pullInboxes} inboxes via enqueue_message`);
+  // Two consumer loops over the same backlog size: pull, then one batch ack (two calls
+  // per batch); and pull carrying the previous batch's acks (one call per batch).
+  const pullModes = [
+    { step: 'pull' as const, ackInPull: false, label: 'HTTP pull+ack', how: `pull max ${settings.batch} + one batch ack` },
+    { step: 'pull-next' as const, ackInPull: true, label: 'HTTP pull carrying its acks', how: `pull max ${settings.batch} carrying the previous batch's acks` },
+  ];
+  for (const mode of pullModes.filter((m) => wanted(m.step))) {
+    log(`${mode.label}: prefilling ${settings.backlog} messages into ${settings.pullInboxes} inboxes via enqueue_message`);
     const prefillRate = await prefillInboxes(ours.pool, inboxes.map((a) => a.id), settings.backlog);
     await settle(ours.pool, ['message']);
     const consumers = Array.from({ length: settings.consumers }, (_, i) => ({ token: inboxes[i % inboxes.length]!.token }));
-    const cycle = { seconds: settings.warmupSeconds, max: settings.batch };
+    const cycle = { seconds: settings.warmupSeconds, max: settings.batch, ackInPull: mode.ackInPull };
     await httpPullAck(server.url, consumers, cycle);
-    log(`HTTP pull+ack: ${settings.consumers} consumers over ${settings.pullInboxes} inboxes, pull max ${settings.batch} + one batch ack, ${S} s`);
+    log(`${mode.label}: ${settings.consumers} consumers over ${settings.pullInboxes} inboxes, ${mode.how}, ${S} s`);
     const { result: r, cpu } = await measured(groups, () => httpPullAck(server.url, consumers, { ...cycle, seconds: S }));
-    results.pull = loopMeasurement(`HTTP pull+ack (${settings.consumers} consumers, batch ${settings.batch})`, 'msgs/s', 'cycle', r, cpu,
+    results[mode.step] = loopMeasurement(`${mode.label} (${settings.consumers} consumers, batch ${settings.batch})`, 'msgs/s', 'cycle', r, cpu,
       [`prefill ${settings.backlog} via enqueue_message at ${Math.round(prefillRate)} rows/s`]);
   }
 
@@ -217,6 +223,7 @@ async function main(): Promise<void> {
     { path: `HTTP send vs pgbench single-row INSERT, ${settings.connections} clients`, ours: results.send, baseline: results.pgbench, min: 0.7 },
     { path: 'HTTP send vs pg-boss send', ours: results.send, baseline: results['boss-send'], min: 2 },
     { path: `HTTP pull+ack (batch ${settings.batch}) vs pg-boss fetch+complete`, ours: results.pull, baseline: results['boss-fetch'], min: 1 },
+    { path: `HTTP pull carrying its acks (batch ${settings.batch}) vs pg-boss fetch+complete`, ours: results['pull-next'], baseline: results['boss-fetch'], min: 1 },
     ...(ingest?.targets ?? []),
   ];
   const measurements = [...STEPS.flatMap((s) => (results[s] ? [results[s]!] : [])), ...(ingest?.measurements ?? [])];

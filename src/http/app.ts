@@ -39,6 +39,7 @@ export interface RequestSummary {
   /** `ok` unless set: the error code of a failed request. */
   outcome?: string;
   pulled?: number;
+  acked?: number;
 }
 
 declare module 'fastify' {

@@ -1,5 +1,5 @@
 // How message rows appear in API responses (snake_case, addresses, ISO times).
-import type { MessageRow, PulledRow } from '../db/messages.js';
+import type { LeaseOutcome, LeaseRef, MessageRow, PulledRow } from '../db/messages.js';
 
 export function presentPulled(m: PulledRow, toAddress: string) {
   return {
@@ -41,4 +41,12 @@ export function presentStatus(m: MessageRow, toAddress: string) {
     lease_until: iso(m.lease_until),
     delivery_log: m.delivery_log,
   };
+}
+
+/** A batch of acks in request order: `acked`, or why a lease was refused. */
+export function presentAcks(refs: readonly LeaseRef[], outcomes: ReadonlyMap<string, LeaseOutcome>) {
+  return refs.map(({ id }) => {
+    const o = outcomes.get(id)!;
+    return { id, outcome: o === 'ok' ? 'acked' as const : o };
+  });
 }

@@ -27,10 +27,14 @@ export const ReplyBody = Type.Object({
 export const IdParams = Type.Object({ id: Uuid });
 export const IdempotencyHeaders = Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) });
 
+/** Leases to ack: a batch ack, or the acks a pull carries for the previous batch. */
+const LeaseRefs = Type.Array(Type.Object({ id: Uuid, lease_id: Uuid }, { additionalProperties: false }), { minItems: 1, maxItems: 100 });
+
 export const PullBody = Type.Object({
   max: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
   visibility_timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 43200 })),
   wait: Type.Integer({ minimum: 0, maximum: 20, default: 0 }),
+  ack: Type.Optional(LeaseRefs),
 }, { additionalProperties: false });
 
 export const LeaseBody = Type.Object({ lease_id: Uuid }, { additionalProperties: false });
@@ -39,9 +43,7 @@ export const NackBody = Type.Object({
   extend_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: 43200 })),
   delay_sec: Type.Optional(Type.Integer({ minimum: 0, maximum: 43200 })),
 }, { additionalProperties: false });
-export const BatchAckBody = Type.Object({
-  items: Type.Array(Type.Object({ id: Uuid, lease_id: Uuid }, { additionalProperties: false }), { minItems: 1, maxItems: 100 }),
-}, { additionalProperties: false });
+export const BatchAckBody = Type.Object({ items: LeaseRefs }, { additionalProperties: false });
 
 export const DeadQuery = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: 100, default: 50 }),
@@ -71,4 +73,9 @@ export const PulledMessage = Type.Object({
   created_at: Type.String({ format: 'date-time' }),
   auth: Type.Unknown(),
 });
-export const PullResponse = Type.Object({ messages: Type.Array(PulledMessage) });
+/** One ack of a batch: `acked`, or why not (`not_found`, `forbidden`, `lease_conflict`). */
+export const AckResults = Type.Array(Type.Object({
+  id: Uuid,
+  outcome: Type.Union([Type.Literal('acked'), Type.Literal('not_found'), Type.Literal('forbidden'), Type.Literal('lease_conflict')]),
+}));
+export const PullResponse = Type.Object({ acked: Type.Optional(AckResults), messages: Type.Array(PulledMessage) });

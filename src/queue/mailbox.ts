@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
 import { fingerprint } from '../core/fingerprint.js';
 import { inTransaction } from '../db/pool.js';
-import { claim, enqueueRows, lockForReply, recordReply, type EnqueueResult, type NewMessage, type PulledRow } from '../db/messages.js';
+import { ack, claim, enqueueRows, lockForReply, recordReply, type EnqueueResult, type LeaseOutcome, type LeaseRef, type NewMessage, type PulledRow } from '../db/messages.js';
 import type { Directory, Recipient } from './directory.js';
 import type { Enqueuer } from './enqueue.js';
 import type { InboxWaiter } from './inbox-waiter.js';
@@ -29,6 +29,8 @@ export interface PullOptions { max: number; visibility_timeout?: number; wait?: 
 export interface Mailbox {
   send(caller: Caller, to: string, msg: Outgoing): Promise<EnqueueResult>;
   pull(caller: Caller, opts: PullOptions): Promise<PulledRow[]>;
+  /** Acks a batch of leases; each one's outcome by message id. */
+  ack(caller: Caller, refs: readonly LeaseRef[]): Promise<Map<string, LeaseOutcome>>;
   reply(caller: Caller, originalId: string, msg: Outgoing & { lease_id?: string }): Promise<EnqueueResult>;
 }
 
@@ -100,6 +102,14 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, metri
           }
           await waiting.promise;
         }
+      });
+    },
+
+    ack(caller, refs) {
+      return withSpan('admp.ack', { 'admp.agent': caller.agentId, 'admp.batch': refs.length }, async () => {
+        const outcomes = await ack(pool, caller.agentId, refs);
+        for (const o of outcomes.values()) metrics?.acks.inc({ outcome: o });
+        return outcomes;
       });
     },
 

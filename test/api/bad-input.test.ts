@@ -27,6 +27,7 @@ test('bad input: precise status, error code and field; no row written', async (t
     { name: 'wrong token', req: { method: 'POST', url: '/v1/messages', headers: { authorization: 'Bearer admp_wrong' }, payload: { to: b.address, type: 't', body: {} } }, status: 401, code: 'unauthorized' },
     { name: 'garbage JWT', req: { method: 'GET', url: '/v1/inbox', headers: { authorization: 'Bearer a.b.c' } }, status: 401, code: 'unauthorized' },
     { name: 'pull max out of range', req: { method: 'POST', url: '/v1/inbox/pull', headers: b.auth, payload: { max: 101 } }, status: 400, code: 'bad_request', message: /body\.max/ },
+    { name: 'pull carrying a malformed ack', req: { method: 'POST', url: '/v1/inbox/pull', headers: b.auth, payload: { max: 1, ack: [{ id: 'nope', lease_id: 'nope' }] } }, status: 400, code: 'bad_request', message: /body\.ack\.0\.id/ },
     { name: 'pull wait out of range', req: { method: 'POST', url: '/v1/inbox/pull', headers: b.auth, payload: { max: 1, wait: 21 } }, status: 400, code: 'bad_request', message: /body\.wait/ },
     { name: 'ack of a message in another inbox', req: { method: 'POST', url: `/v1/messages/${id}/ack`, headers: a.auth, payload: { lease_id: id } }, status: 403, code: 'forbidden' },
     { name: 'ack of an unknown message', req: { method: 'POST', url: '/v1/messages/00000000-0000-4000-8000-000000000000/ack', headers: b.auth, payload: { lease_id: id } }, status: 404, code: 'not_found' },

@@ -77,6 +77,33 @@ test('8 concurrent consumers never hold the same message at once; every message 
   assert.equal(rows[0].n, N);
 });
 
+test('a pull may carry the acks of the previous batch: one call per batch, each ack answered', async (t) => {
+  const api = await startTestApi();
+  t.after(() => api.close());
+  const [a, b] = [await api.agent('a-next'), await api.agent('b-next')];
+  for (let i = 0; i < 5; i++) assert.equal((await send(api, a, { to: b.address, type: 'seq', body: { i } })).statusCode, 201);
+  const first = await pull(api, b, { max: 2 });
+  const pullAcking = (ack: unknown) => api.core.app.inject({ method: 'POST', url: '/v1/inbox/pull', headers: b.auth, payload: { max: 2, ack } });
+
+  const r = await pullAcking(first.map((m) => ({ id: m.id, lease_id: m.lease_id })));
+  assert.equal(r.statusCode, 200, r.body);
+  assert.deepEqual(r.json().acked, first.map((m) => ({ id: m.id, outcome: 'acked' })));
+  assert.deepEqual(r.json().messages.map((m: { body: { i: number } }) => m.body.i), [2, 3], 'the next batch, in order');
+  const { rows } = await api.db.pool.query("SELECT count(*)::int AS n FROM message WHERE status = 'acked'");
+  assert.equal(rows[0].n, 2);
+
+  // An ack that is refused is reported and changes nothing; the pull still happens.
+  const second = r.json().messages as { id: string; lease_id: string }[];
+  const stale = await pullAcking([{ id: second[0]!.id, lease_id: first[0]!.lease_id }, { id: second[1]!.id, lease_id: second[1]!.lease_id }]);
+  assert.equal(stale.statusCode, 200, stale.body);
+  assert.deepEqual(stale.json().acked.map((x: { outcome: string }) => x.outcome), ['lease_conflict', 'acked']);
+  assert.deepEqual(stale.json().messages.map((m: { body: { i: number } }) => m.body.i), [4]);
+  const { rows: leased } = await api.db.pool.query("SELECT status FROM message WHERE id = $1", [second[0]!.id]);
+  assert.equal(leased[0].status, 'leased');
+  // A pull without acks answers without `acked`.
+  assert.equal('acked' in (await pullAcking(undefined)).json(), false);
+});
+
 test('pull is per-agent FIFO', async (t) => {
   const api = await startTestApi();
   t.after(() => api.close());

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AdmpError } from '../../errors.js';
 import { inboxDepth, listDead, redrive } from '../../db/messages.js';
 import { DeadQuery, PullBody, PullResponse, RedriveBody } from '../schemas.js';
-import { presentPulled, presentStatus } from '../present.js';
+import { presentAcks, presentPulled, presentStatus } from '../present.js';
 import type { ApiDeps } from '../app.js';
 
 export const inboxRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (app) => {
@@ -11,9 +11,12 @@ export const inboxRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (
 
   app.post('/v1/inbox/pull', { schema: { body: PullBody, response: { 200: PullResponse } } }, async (req) => {
     const c = req.caller!;
+    // Acks of the previous batch first: a consumer loop needs one call per batch.
+    const { ack } = req.body;
+    const acked = ack ? presentAcks(ack, await mailbox.ack(c, ack)) : undefined;
     const rows = await mailbox.pull(c, req.body);
-    req.summary = { pulled: rows.length, ...(rows.length === 1 ? { message_id: rows[0]!.id, correlation_id: rows[0]!.correlation_id ?? undefined, channel: rows[0]!.channel } : {}) };
-    return { messages: rows.map((m) => presentPulled(m, c.address)) };
+    req.summary = { pulled: rows.length, ...(acked ? { acked: acked.length } : {}), ...(rows.length === 1 ? { message_id: rows[0]!.id, correlation_id: rows[0]!.correlation_id ?? undefined, channel: rows[0]!.channel } : {}) };
+    return { ...(acked ? { acked } : {}), messages: rows.map((m) => presentPulled(m, c.address)) };
   });
 
   app.get('/v1/inbox', async (req) => {

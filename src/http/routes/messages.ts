@@ -1,11 +1,10 @@
 // Send, status, ack (single and batch), nack/extend, reply.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AdmpError } from '../../errors.js';
-import { ack, messageFor, nack, type LeaseOutcome } from '../../db/messages.js';
+import { messageFor, nack, type LeaseOutcome } from '../../db/messages.js';
 import { BatchAckBody, Envelope, IdempotencyHeaders, IdParams, LeaseBody, NackBody, ReplyBody } from '../schemas.js';
-import { presentStatus } from '../present.js';
+import { presentAcks, presentStatus } from '../present.js';
 import type { ApiDeps } from '../app.js';
-import { withSpan } from '../../tracing.js';
 
 const leaseError = (id: string, outcome: Exclude<LeaseOutcome, 'ok'>): AdmpError => ({
   not_found: new AdmpError('not_found', `no message ${id}`),
@@ -15,11 +14,6 @@ const leaseError = (id: string, outcome: Exclude<LeaseOutcome, 'ok'>): AdmpError
 
 export const messageRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (app) => {
   const { pool, config, mailbox, directory, metrics } = deps;
-  const acked = async (agentId: string, refs: { id: string; lease_id: string }[]) => {
-    const outcomes = await withSpan('admp.ack', { 'admp.agent': agentId, 'admp.batch': refs.length }, () => ack(pool, agentId, refs));
-    for (const o of outcomes.values()) metrics?.acks.inc({ outcome: o });
-    return outcomes;
-  };
 
   app.post('/v1/messages', { schema: { body: Envelope, headers: IdempotencyHeaders } }, async (req, reply) => {
     const { to, ...msg } = req.body;
@@ -40,14 +34,13 @@ export const messageRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async
 
   app.post('/v1/messages/:id/ack', { schema: { params: IdParams, body: LeaseBody } }, async (req) => {
     req.summary = { message_id: req.params.id };
-    const outcome = (await acked(req.caller!.agentId, [{ id: req.params.id, lease_id: req.body.lease_id }])).get(req.params.id)!;
+    const outcome = (await mailbox.ack(req.caller!, [{ id: req.params.id, lease_id: req.body.lease_id }])).get(req.params.id)!;
     if (outcome !== 'ok') throw leaseError(req.params.id, outcome);
     return { id: req.params.id, status: 'acked' };
   });
 
   app.post('/v1/messages/ack', { schema: { body: BatchAckBody } }, async (req) => {
-    const outcomes = await acked(req.caller!.agentId, req.body.items);
-    return { results: req.body.items.map(({ id }) => ({ id, outcome: outcomes.get(id) === 'ok' ? 'acked' : outcomes.get(id) })) };
+    return { results: presentAcks(req.body.items, await mailbox.ack(req.caller!, req.body.items)) };
   });
 
   app.post('/v1/messages/:id/nack', { schema: { params: IdParams, body: NackBody } }, async (req) => {
