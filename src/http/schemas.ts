@@ -74,8 +74,9 @@ export const PulledMessage = Type.Object({
   auth: Type.Unknown(),
 });
 /** One ack of a batch: `acked`, or why not (`not_found`, `forbidden`, `lease_conflict`). */
-export const AckResults = Type.Array(Type.Object({
+const AckResults = Type.Array(Type.Object({
   id: Uuid,
   outcome: Type.Union([Type.Literal('acked'), Type.Literal('not_found'), Type.Literal('forbidden'), Type.Literal('lease_conflict')]),
 }));
 export const PullResponse = Type.Object({ acked: Type.Optional(AckResults), messages: Type.Array(PulledMessage) });
+export const BatchAckResponse = Type.Object({ results: AckResults });

@@ -18,6 +18,14 @@ import { copyCheckout, fileDeps, install, treeBytes, uninstall } from './checkou
 const PROJECT = 'mailcowdockerized';
 const IMAGE = 'admp-standin:1';
 const BINARIES = ['dockerd', 'containerd', 'runc', 'busybox', 'tar'];
+// What install asks of the containers, in order (each stand-in logs the command it ran).
+const INSTALL_CALLS = [
+  'rspamd-mailcow: rspamadm configtest',
+  'postfix-mailcow: postmap -q postmaster@agents.example.com pcre:/opt/postfix/conf/custom_transport.pcre',
+  'postfix-mailcow: postfix reload',
+  'rspamd-mailcow: start',
+  'compose: up -d admp-bridge-mailcow admp-postgres-mailcow',
+];
 const APPLETS = ['sh', 'sleep', 'echo', 'cat', 'awk', 'tr', 'grep', 'printf', 'test', '['];
 
 // Each stand-in logs "<service>: <command line>" to /rec/calls.log (a shared bind mount).
@@ -122,11 +130,7 @@ describe('container steps through dockerode', () => {
     const started = Date.now();
     const out = await install(m.dir, r.deps);
     assert.deepEqual(m.calls().slice(2), [
-      'rspamd-mailcow: rspamadm configtest',
-      'postfix-mailcow: postmap -q postmaster@agents.example.com pcre:/opt/postfix/conf/custom_transport.pcre',
-      'postfix-mailcow: postfix reload',
-      'rspamd-mailcow: start',
-      'compose: up -d admp-bridge-mailcow admp-postgres-mailcow',
+      ...INSTALL_CALLS,
       'postfix-mailcow: postmap -q agents.example.com mysql:/opt/postfix/conf/sql/mysql_virtual_relay_domain_maps.cf',
     ]);
     assert.deepEqual(out.pending, [], 'the relay domain was found through Postfix');
@@ -156,15 +160,7 @@ describe('container steps through dockerode', () => {
   it('a failure after reload and restart puts the files back and makes Postfix and Rspamd read them again', (t) => withMailcow(t, {}, async (m, pristine, append) => {
     const r = engineDeps(append, true);
     await assert.rejects(install(m.dir, r.deps), /compose up failed/);
-    assert.deepEqual(m.calls().slice(2), [
-      'rspamd-mailcow: rspamadm configtest',
-      'postfix-mailcow: postmap -q postmaster@agents.example.com pcre:/opt/postfix/conf/custom_transport.pcre',
-      'postfix-mailcow: postfix reload',
-      'rspamd-mailcow: start',
-      'compose: up -d admp-bridge-mailcow admp-postgres-mailcow',
-      'postfix-mailcow: postfix reload',
-      'rspamd-mailcow: start',
-    ]);
+    assert.deepEqual(m.calls().slice(2), [...INSTALL_CALLS, 'postfix-mailcow: postfix reload', 'rspamd-mailcow: start']);
     assert.deepEqual(treeBytes(m.dir), pristine);
   }));
 

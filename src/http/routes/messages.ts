@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AdmpError } from '../../errors.js';
 import { messageFor, nack, type LeaseOutcome } from '../../db/messages.js';
-import { BatchAckBody, Envelope, IdempotencyHeaders, IdParams, LeaseBody, NackBody, ReplyBody } from '../schemas.js';
+import { BatchAckBody, BatchAckResponse, Envelope, IdempotencyHeaders, IdParams, LeaseBody, NackBody, ReplyBody } from '../schemas.js';
 import { presentAcks, presentStatus } from '../present.js';
 import type { ApiDeps } from '../app.js';
 
@@ -39,7 +39,7 @@ export const messageRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async
     return { id: req.params.id, status: 'acked' };
   });
 
-  app.post('/v1/messages/ack', { schema: { body: BatchAckBody } }, async (req) => {
+  app.post('/v1/messages/ack', { schema: { body: BatchAckBody, response: { 200: BatchAckResponse } } }, async (req) => {
     return { results: presentAcks(req.body.items, await mailbox.ack(req.caller!, req.body.items)) };
   });
 
