@@ -80,35 +80,63 @@ export async function notifyEnqueued(db: Queryable, inboxes: readonly string[], 
 
 const LOG = (event: string, extra = "'{}'::jsonb") => `delivery_log || jsonb_build_array(jsonb_build_object('at', now(), 'event', '${event}') || ${extra})`;
 
-/**
- * Claims up to `max` deliverable messages of one agent in FIFO order (created_at, id),
- * skipping rows other consumers hold (FOR UPDATE SKIP LOCKED). Each claimed row gets
- * a fresh lease_id: the receipt handle that ack/nack must present.
- */
 /** What a consumer gets for a claimed message (no history or bookkeeping columns: less to read and send). */
 export type PulledRow = Pick<MessageRow, 'id' | 'lease_id' | 'lease_until' | 'from_agent' | 'channel' | 'type' | 'subject' | 'body' | 'correlation_id' | 'in_reply_to' | 'attempts' | 'created_at' | 'auth'>;
 
-export async function claim(db: Queryable, agentId: string, max: number, visibilitySec: number): Promise<PulledRow[]> {
-  const { rows } = await db.query<PulledRow>(
-    `WITH picked AS (
-       SELECT id, to_agent_id FROM message
-        WHERE to_agent_id = $1 AND status = 'delivered' AND visible_at <= now() AND expires_at > now()
-        ORDER BY created_at, id
-        LIMIT $2
-        FOR UPDATE SKIP LOCKED)
-     UPDATE message m
-        SET status = 'leased', lease_id = gen_random_uuid(), lease_until = now() + make_interval(secs => $3),
-            attempts = m.attempts + 1
-       FROM picked
-      WHERE m.id = picked.id AND m.to_agent_id = picked.to_agent_id
-     RETURNING m.id, m.lease_id, m.lease_until, m.from_agent, m.channel, m.type, m.subject, m.body,
-               m.correlation_id, m.in_reply_to, m.attempts, m.created_at, m.auth`,
-    [agentId, max, visibilitySec]);
-  return rows.sort((a, b) => a.created_at.getTime() - b.created_at.getTime() || (a.id < b.id ? -1 : 1));
-}
-
 export interface LeaseRef { id: string; lease_id: string }
 export type LeaseOutcome = 'ok' | 'not_found' | 'forbidden' | 'lease_conflict';
+
+/**
+ * The ack of a batch of leases ($1 agent, $2 ids, $3 lease ids). A lease is honoured
+ * while it is the message's current one, even after it expired if nobody re-leased the
+ * message meanwhile (the work is done; a redelivery would only duplicate it). A
+ * superseded lease matches nothing, so it changes nothing.
+ */
+const ACK_UPDATE = `UPDATE message m SET status = 'acked', acked_at = now(), lease_until = NULL, delivery_log = ${LOG('acked')}
+       FROM unnest($2::uuid[], $3::uuid[]) AS r(id, lease_id)
+      WHERE m.to_agent_id = $1 AND m.id = r.id AND m.lease_id = r.lease_id AND m.status IN ('leased', 'delivered')
+     RETURNING m.id`;
+
+export interface Claimed { rows: PulledRow[]; acked: Map<string, LeaseOutcome> }
+
+/**
+ * Claims up to `max` deliverable messages of one agent in FIFO order (created_at, id),
+ * skipping rows other consumers hold (FOR UPDATE SKIP LOCKED). Each claimed row gets
+ * a fresh lease_id: the receipt handle that ack/nack must present. Acks of the
+ * previous batch (`acks`) ride in the same statement, so a consumer cycle is one
+ * transaction and one WAL flush; an acked row is never claimed again by it.
+ */
+export async function claim(db: Queryable, agentId: string, max: number, visibilitySec: number, acks: readonly LeaseRef[] = []): Promise<Claimed> {
+  const ids = acks.map((r) => r.id);
+  // Named statements (here and in ack): planned once per connection, not per call;
+  // planning this statement costs about as much as running it.
+  const { rows } = await db.query<PulledRow & { acked: string[] }>({
+    name: 'admp_claim',
+    text: `WITH acked AS (${ACK_UPDATE}),
+     picked AS (
+       SELECT id, to_agent_id FROM message
+        WHERE to_agent_id = $1 AND status = 'delivered' AND visible_at <= now() AND expires_at > now()
+          AND id <> ALL ($2::uuid[])
+        ORDER BY created_at, id
+        LIMIT $4
+        FOR UPDATE SKIP LOCKED),
+     claimed AS (
+       UPDATE message m
+          SET status = 'leased', lease_id = gen_random_uuid(), lease_until = now() + make_interval(secs => $5),
+              attempts = m.attempts + 1
+         FROM picked
+        WHERE m.id = picked.id AND m.to_agent_id = picked.to_agent_id
+       RETURNING m.id, m.lease_id, m.lease_until, m.from_agent, m.channel, m.type, m.subject, m.body,
+                 m.correlation_id, m.in_reply_to, m.attempts, m.created_at, m.auth)
+     -- One row even when nothing was claimed, to carry the acked ids.
+     SELECT c.*, a.ids AS acked
+       FROM (SELECT coalesce(array_agg(id), '{}') AS ids FROM acked) a
+       LEFT JOIN claimed c ON true`,
+    values: [agentId, ids, acks.map((r) => r.lease_id), max, visibilitySec] });
+  const claimed = rows.filter((r) => r.id !== null).map(({ acked: _, ...m }) => m as PulledRow);
+  claimed.sort((a, b) => a.created_at.getTime() - b.created_at.getTime() || (a.id < b.id ? -1 : 1));
+  return { rows: claimed, acked: await ackOutcomes(db, agentId, ids, rows[0]!.acked) };
+}
 
 /** Explains why a lease operation matched no row: absent, someone else's, or a stale lease. */
 async function classifyMisses(db: Queryable, agentId: string, ids: string[]): Promise<Map<string, LeaseOutcome>> {
@@ -120,23 +148,18 @@ async function classifyMisses(db: Queryable, agentId: string, ids: string[]): Pr
   return out;
 }
 
-/**
- * Acks a batch. A lease is honoured while it is the message's current one, even
- * after it expired if nobody re-leased the message meanwhile (the work is done; a
- * redelivery would only duplicate it). A superseded lease is refused and changes nothing.
- */
+/** Each ack's outcome: `ok` when its row was updated, else why not (classifyMisses). */
+async function ackOutcomes(db: Queryable, agentId: string, ids: readonly string[], done: readonly string[]): Promise<Map<string, LeaseOutcome>> {
+  const ok = new Set(done);
+  const misses = await classifyMisses(db, agentId, ids.filter((id) => !ok.has(id)));
+  return new Map(ids.map((id) => [id, ok.has(id) ? 'ok' : misses.get(id)!]));
+}
+
+/** Acks a batch of leases (ACK_UPDATE); each one's outcome by message id. */
 export async function ack(db: Queryable, agentId: string, refs: readonly LeaseRef[]): Promise<Map<string, LeaseOutcome>> {
   const ids = refs.map((r) => r.id);
-  const leases = refs.map((r) => r.lease_id);
-  const { rows } = await db.query<{ id: string }>(
-    `UPDATE message m SET status = 'acked', acked_at = now(), lease_until = NULL, delivery_log = ${LOG('acked')}
-       FROM unnest($2::uuid[], $3::uuid[]) AS r(id, lease_id)
-      WHERE m.to_agent_id = $1 AND m.id = r.id AND m.lease_id = r.lease_id AND m.status IN ('leased', 'delivered')
-     RETURNING m.id`,
-    [agentId, ids, leases]);
-  const done = new Set(rows.map((r) => r.id));
-  const misses = await classifyMisses(db, agentId, ids.filter((id) => !done.has(id)));
-  return new Map(ids.map((id) => [id, done.has(id) ? 'ok' : misses.get(id)!]));
+  const { rows } = await db.query<{ id: string }>({ name: 'admp_ack', text: ACK_UPDATE, values: [agentId, ids, refs.map((r) => r.lease_id)] });
+  return ackOutcomes(db, agentId, ids, rows.map((r) => r.id));
 }
 
 export type NackAction = { kind: 'extend'; sec: number } | { kind: 'release'; delaySec: number };

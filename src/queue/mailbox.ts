@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
 import { fingerprint } from '../core/fingerprint.js';
 import { inTransaction } from '../db/pool.js';
-import { ack, claim, enqueueRows, lockForReply, recordReply, type EnqueueResult, type LeaseOutcome, type LeaseRef, type NewMessage, type PulledRow } from '../db/messages.js';
+import { ack, claim, enqueueRows, lockForReply, recordReply, type Claimed, type EnqueueResult, type LeaseOutcome, type LeaseRef, type NewMessage } from '../db/messages.js';
 import type { Directory, Recipient } from './directory.js';
 import type { Enqueuer } from './enqueue.js';
 import type { InboxWaiter } from './inbox-waiter.js';
@@ -24,11 +24,18 @@ export interface Outgoing {
   idempotency_key?: string;
 }
 
-export interface PullOptions { max: number; visibility_timeout?: number; wait?: number }
+export interface PullOptions {
+  max: number;
+  visibility_timeout?: number;
+  wait?: number;
+  /** Leases of the previous batch to ack first, in the claim's own transaction. */
+  ack?: readonly LeaseRef[];
+}
 
 export interface Mailbox {
   send(caller: Caller, to: string, msg: Outgoing): Promise<EnqueueResult>;
-  pull(caller: Caller, opts: PullOptions): Promise<PulledRow[]>;
+  /** Claims messages (long poll); `acked` holds the outcome of each `opts.ack`. */
+  pull(caller: Caller, opts: PullOptions): Promise<Claimed>;
   /** Acks a batch of leases; each one's outcome by message id. */
   ack(caller: Caller, refs: readonly LeaseRef[]): Promise<Map<string, LeaseOutcome>>;
   reply(caller: Caller, originalId: string, msg: Outgoing & { lease_id?: string }): Promise<EnqueueResult>;
@@ -41,12 +48,17 @@ export function bodySize(body: unknown): number {
 }
 
 export function createMailbox({ pool, config, directory, enqueuer, waiter, metrics }: MailboxDeps): Mailbox {
-  async function claimTimed(agentId: string, max: number, visibility: number): Promise<PulledRow[]> {
+  function countAcks(outcomes: ReadonlyMap<string, LeaseOutcome>): void {
+    for (const o of outcomes.values()) metrics?.acks.inc({ outcome: o });
+  }
+
+  async function claimTimed(agentId: string, max: number, visibility: number, acks: readonly LeaseRef[]): Promise<Claimed> {
     const started = performance.now();
-    const rows = await claim(pool, agentId, max, visibility);
+    const claimed = await claim(pool, agentId, max, visibility, acks);
     metrics?.pullSeconds.observe(since(started));
-    metrics?.pulled.inc(rows.length);
-    return rows;
+    metrics?.pulled.inc(claimed.rows.length);
+    countAcks(claimed.acked);
+    return claimed;
   }
 
   function row(caller: Caller, to: Recipient, msg: Outgoing, extra: Partial<NewMessage> = {}): NewMessage {
@@ -89,16 +101,21 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, metri
       return withSpan('admp.pull', { 'admp.agent': caller.agentId, 'admp.max': opts.max, 'admp.wait_sec': opts.wait ?? 0 }, async (span) => {
         const visibility = Math.min(opts.visibility_timeout ?? config.defaultVisibilitySec, config.maxVisibilitySec);
         const deadline = Date.now() + (opts.wait ?? 0) * 1000;
+        let acks = opts.ack ?? [];
+        let acked: Claimed['acked'] | undefined;
         for (;;) {
           // Arm before looking, so a NOTIFY between the look and the wait is not lost.
           // A closed waiter (shutdown) ends long polls at once with what there is.
           const remaining = deadline - Date.now();
           const waiting = remaining > 0 && !waiter.closed ? waiter.arm(caller.agentId, remaining) : undefined;
-          const rows = await claimTimed(caller.agentId, opts.max, visibility);
-          if (rows.length > 0 || !waiting) {
+          const claimed = await claimTimed(caller.agentId, opts.max, visibility, acks);
+          // The acks are done by the first look; the looks after a wake-up only claim.
+          acked ??= claimed.acked;
+          acks = [];
+          if (claimed.rows.length > 0 || !waiting) {
             waiting?.cancel();
-            span.setAttribute('admp.pulled', rows.length);
-            return rows;
+            span.setAttributes({ 'admp.pulled': claimed.rows.length, 'admp.acked': acked.size });
+            return { rows: claimed.rows, acked };
           }
           await waiting.promise;
         }
@@ -108,7 +125,7 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, metri
     ack(caller, refs) {
       return withSpan('admp.ack', { 'admp.agent': caller.agentId, 'admp.batch': refs.length }, async () => {
         const outcomes = await ack(pool, caller.agentId, refs);
-        for (const o of outcomes.values()) metrics?.acks.inc({ outcome: o });
+        countAcks(outcomes);
         return outcomes;
       });
     },

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestApi, type TestAgent, type TestApi } from '../helpers/api.js';
-import { enqueueRows } from '../../src/db/messages.js';
+import { enqueueRows, sweepExpired } from '../../src/db/messages.js';
 
 async function send(api: TestApi, from: TestAgent, payload: Record<string, unknown>, headers: Record<string, string> = {}) {
   return api.core.app.inject({ method: 'POST', url: '/v1/messages', headers: { ...from.auth, ...headers }, payload });
@@ -102,6 +102,26 @@ test('a pull may carry the acks of the previous batch: one call per batch, each 
   assert.equal(leased[0].status, 'leased');
   // A pull without acks answers without `acked`.
   assert.equal('acked' in (await pullAcking(undefined)).json(), false);
+});
+
+test('an ack carried by a pull is done once and in the same transaction: a message back in the inbox is acked, not handed out again', async (t) => {
+  const api = await startTestApi();
+  t.after(() => api.close());
+  const [a, b] = [await api.agent('a-back'), await api.agent('b-back')];
+  assert.equal((await send(api, a, { to: b.address, type: 'seq', body: { i: 0 } })).statusCode, 201);
+  const [m] = await pull(api, b, { max: 1 });
+  // The lease runs out and the sweeper returns the message to the inbox; nobody re-leases it.
+  await api.db.pool.query("UPDATE message SET lease_until = now() - interval '1 second' WHERE id = $1", [m!.id]);
+  assert.equal((await sweepExpired(api.db.pool, 5)).returned, 1);
+
+  const started = Date.now();
+  const r = await api.core.app.inject({ method: 'POST', url: '/v1/inbox/pull', headers: b.auth, payload: { max: 10, wait: 1, ack: [{ id: m!.id, lease_id: m!.lease_id }] } });
+  assert.equal(r.statusCode, 200, r.body);
+  assert.deepEqual(r.json().acked, [{ id: m!.id, outcome: 'acked' }]);
+  assert.deepEqual(r.json().messages, [], 'the acked message is not claimed by the pull that acked it');
+  assert.ok(Date.now() - started >= 900, 'with nothing left the pull long-polls after its acks');
+  const { rows } = await api.db.pool.query('SELECT status, attempts FROM message WHERE id = $1', [m!.id]);
+  assert.deepEqual(rows[0], { status: 'acked', attempts: 1 });
 });
 
 test('pull is per-agent FIFO', async (t) => {

@@ -21,5 +21,5 @@ test('the documented hash-partitioning migration works, and enqueue, dedupe and 
   assert.deepEqual(r.map((x) => x.duplicate), [false, false, true, true]);
   assert.equal(r[2]!.id, r[0]!.id);
   const got = await claim(db.pool, 'bob', 10, 30);
-  assert.equal(got.length, 2, 'the row copied over and the new one');
+  assert.equal(got.rows.length, 2, 'the row copied over and the new one');
 });

@@ -11,12 +11,11 @@ export const inboxRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (
 
   app.post('/v1/inbox/pull', { schema: { body: PullBody, response: { 200: PullResponse } } }, async (req) => {
     const c = req.caller!;
-    // Acks of the previous batch first: a consumer loop needs one call per batch.
+    // Acks of the previous batch ride along (one call, one transaction per batch).
     const { ack } = req.body;
-    const acked = ack ? presentAcks(ack, await mailbox.ack(c, ack)) : undefined;
-    const rows = await mailbox.pull(c, req.body);
-    req.summary = { pulled: rows.length, ...(acked ? { acked: acked.length } : {}), ...(rows.length === 1 ? { message_id: rows[0]!.id, correlation_id: rows[0]!.correlation_id ?? undefined, channel: rows[0]!.channel } : {}) };
-    return { ...(acked ? { acked } : {}), messages: rows.map((m) => presentPulled(m, c.address)) };
+    const { rows, acked } = await mailbox.pull(c, req.body);
+    req.summary = { pulled: rows.length, ...(ack ? { acked: ack.length } : {}), ...(rows.length === 1 ? { message_id: rows[0]!.id, correlation_id: rows[0]!.correlation_id ?? undefined, channel: rows[0]!.channel } : {}) };
+    return { ...(ack ? { acked: presentAcks(ack, acked) } : {}), messages: rows.map((m) => presentPulled(m, c.address)) };
   });
 
   app.get('/v1/inbox', async (req) => {
