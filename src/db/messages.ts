@@ -75,7 +75,7 @@ export async function enqueueRows(db: Queryable, items: readonly NewMessage[], o
  * (synchronous_commit off).
  */
 export async function notifyEnqueued(db: Queryable, inboxes: readonly string[], outbound: boolean): Promise<void> {
-  await db.query("SELECT set_config('synchronous_commit', 'off', true), notify_enqueued($1::text[], $2)", [inboxes, outbound]);
+  await db.query({ name: 'admp_notify', text: "SELECT set_config('synchronous_commit', 'off', true), notify_enqueued($1::text[], $2)", values: [inboxes, outbound] });
 }
 
 const LOG = (event: string, extra = "'{}'::jsonb") => `delivery_log || jsonb_build_array(jsonb_build_object('at', now(), 'event', '${event}') || ${extra})`;
