@@ -9,7 +9,7 @@ export function createPool(url: string, max: number): pg.Pool {
     // Our prepared statements (enqueue, claim, ack) take one generic plan per connection.
     // Left to choose, PostgreSQL re-plans the claim on every call (its generic cost
     // estimate with an unknown LIMIT looks high), and planning costs about as much as
-    // running it: measured 1.2 ms → 0.8 ms of backend CPU per pull+ack cycle of 10.
+    // running it: backend CPU per cycle of 10, pull then ack, measured 1.14–1.30 → 0.77–0.93 ms.
     options: '-c plan_cache_mode=force_generic_plan',
   });
   // An idle client losing its connection must not crash the process; the next query reports it.
