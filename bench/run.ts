@@ -13,9 +13,9 @@ import { commitStats, once, rowsPerCommit, settle, startPostgres, type BenchData
 import { httpPullAck, prefillInboxes } from './pull-ack.js';
 import { cpuPerOp, cpuRatioOf, cpuTable, detailTable, metOf, ratioOf, targetTable, writeResults, type Measurement, type Target } from './report.js';
 import { ingestBench } from './ingest.js';
-import { httpSend } from './send.js';
 import { startServer, type ServerChild } from './server.js';
 import { DOMAIN, pullInbox, SENDER, sendRecipient } from './workload.js';
+import { wrkSend } from './wrk.js';
 
 function int(name: string, dflt: number): number {
   const v = process.env[name];
@@ -132,11 +132,11 @@ async function main(): Promise<void> {
 
   if (wanted('send')) {
     log(`HTTP send: warm-up ${settings.warmupSeconds} s`);
-    await httpSend(server.url, sender.token, { connections: settings.connections, seconds: settings.warmupSeconds, recipients: settings.recipients });
+    await wrkSend(server.url, sender.token, { connections: settings.connections, seconds: settings.warmupSeconds, recipients: settings.recipients });
     await settle(ours.pool, ['message']);
-    log(`HTTP send: autocannon, ${settings.connections} connections, pipelining 1, ${S} s`);
+    log(`HTTP send: wrk, ${settings.connections} connections, one request each at a time, ${S} s`);
     const before = await commitStats(ours.pool);
-    const { result: r, cpu } = await measured(groups, () => httpSend(server.url, sender.token, { connections: settings.connections, seconds: S, recipients: settings.recipients }));
+    const { result: r, cpu } = await measured(groups, () => wrkSend(server.url, sender.token, { connections: settings.connections, seconds: S, recipients: settings.recipients }));
     const after = await commitStats(ours.pool);
     const notes = [`${rowsPerCommit(before, after)} rows per commit`, ...noisy(cpu)];
     if (r.non2xx || r.errors || r.timeouts) notes.push(`status codes ${JSON.stringify(r.statusCodes)}, errors ${r.errors}, timeouts ${r.timeouts}`);

@@ -1,9 +1,6 @@
-// HTTP send throughput: autocannon (in this process) against `admp serve` (a child),
-// every request a POST /v1/messages from one authenticated sender to a random one of
-// the recipients, with its own Idempotency-Key and correlation id. Only 2xx count.
-import { randomUUID } from 'node:crypto';
+// HTTP POST load from autocannon (in this process) against `admp serve` (a child),
+// for the mail ingest road; the send step uses wrk (bench/wrk.ts). Only 2xx count.
 import autocannon, { type Result } from 'autocannon';
-import { sendRecipient, sendRequest } from './workload.js';
 
 export interface SendResult {
   readonly perSec: number;
@@ -30,14 +27,6 @@ export async function postLoad(url: string, path: string, opts: LoadOptions, nex
     requests: [{ method: 'POST', path, setupRequest: (req) => ({ ...req, ...next() }) }],
   });
   return summarize(await run);
-}
-
-export async function httpSend(url: string, token: string, opts: LoadOptions & { recipients: number }): Promise<SendResult> {
-  let seq = 0;
-  return postLoad(url, '/v1/messages', opts, () => ({
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
-    body: sendRequest(sendRecipient(Math.floor(Math.random() * opts.recipients)), seq++),
-  }));
 }
 
 /** autocannon's result as the report needs it: only 2xx count. */

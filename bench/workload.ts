@@ -1,7 +1,6 @@
 // What every measurement sends: one ~530-byte JSON task body (the size research/perf.md
 // used), the same agents, the same domain. The pgbench row and the pg-boss job carry
 // the same body, so the three stores write comparable bytes.
-import { randomUUID } from 'node:crypto';
 
 export const DOMAIN = 'agents.bench';
 export const SENDER = 'sender';
@@ -36,6 +35,6 @@ export const BODY_PREFIX = `${JSON.stringify(TASK).slice(0, -1)},"seq":`;
 export const body = (seq: number): unknown => ({ ...TASK, seq });
 
 /** The POST /v1/messages request body, as an agent would send it. */
-export function sendRequest(to: string, seq: number): string {
-  return JSON.stringify({ to: `${to}@${DOMAIN}`, type: TYPE, subject: SUBJECT, body: body(seq), correlation_id: randomUUID() });
+export function sendRequest(to: string, seq: number, correlationId: string): string {
+  return JSON.stringify({ to: `${to}@${DOMAIN}`, type: TYPE, subject: SUBJECT, body: body(seq), correlation_id: correlationId });
 }

@@ -78,7 +78,10 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     const route = req.routeOptions.url ?? 'unmatched';
     deps.metrics?.httpRequests.inc({ method: req.method, route, status: reply.statusCode });
     deps.metrics?.httpSeconds.observe({ route }, reply.elapsedTime / 1000);
-    req.log.info({ event: 'http', method: req.method, route, status: reply.statusCode, agent: req.caller?.agentId, outcome: 'ok', ...req.summary, ms: Math.round(reply.elapsedTime) }, 'request');
+    // Built only when it will be written: this hook runs on every request.
+    if (deps.log.isLevelEnabled('info')) {
+      req.log.info({ event: 'http', method: req.method, route, status: reply.statusCode, agent: req.caller?.agentId, outcome: 'ok', ...req.summary, ms: Math.round(reply.elapsedTime) }, 'request');
+    }
   });
 
   installErrorHandler(app);
