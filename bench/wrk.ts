@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { LoadOptions, SendResult } from './send.js';
 import { sendRecipient, sendRequest } from './workload.js';
 
-export const WRK = process.env.BENCH_WRK ?? 'wrk';
+const WRK = process.env.BENCH_WRK ?? 'wrk';
 
 // Placeholders that sendRequest's JSON carries verbatim; the Lua script fills them per request.
 const MARK = { rcpt: 'RCPT0MARK', seq: 987654321987, cid: 'CID0MARK' };
@@ -21,7 +21,7 @@ const lua = (s: string) => `[==[${s}]==]`;
  * The request generator: the request bodies sendRequest writes (bench/workload.ts),
  * each with a random recipient, its own seq, correlation id and Idempotency-Key.
  */
-export function sendScript(token: string, recipients: number): string {
+function sendScript(token: string, recipients: number): string {
   const parts = sendRequest(MARK.rcpt, MARK.seq, MARK.cid).split(new RegExp(`(${MARK.rcpt}|${MARK.seq}|${MARK.cid})`));
   const pieces = parts.map((p) => (p === MARK.rcpt ? 'rcpt' : p === String(MARK.seq) ? 'seq' : p === MARK.cid ? 'cid' : lua(p)));
   const names = Array.from({ length: recipients }, (_, i) => lua(sendRecipient(i)));
@@ -52,7 +52,7 @@ function latencyMs(out: string, pct: number): number {
 }
 
 /** wrk's summary as the report needs it: only 2xx count. */
-export function parseWrk(out: string): SendResult {
+function parseWrk(out: string): SendResult {
   const total = /(\d+) requests in ([\d.]+)(us|ms|s|m),/.exec(out);
   if (!total) throw new Error(`cannot read wrk's output:\n${out}`);
   const seconds = (Number(total[2]) * UNIT_MS[total[3]!]!) / 1000;
