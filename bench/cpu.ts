@@ -6,7 +6,10 @@ import { readFileSync, readdirSync } from 'node:fs';
 const TICK_SEC = 0.01; // USER_HZ is 100 on Linux (getconf CLK_TCK)
 const SAMPLE_MS = 250;
 
-interface Proc { ppid: number; ticks: number }
+interface Proc {
+  ppid: number;
+  ticks: number;
+}
 
 function processes(): Map<number, Proc> {
   const out = new Map<number, Proc>();
@@ -53,7 +56,9 @@ export function cpuWindow(groups: CpuGroups): () => CpuReport {
   // Sampled during the window too: processes that end inside it (pgbench and its
   // backends, autovacuum workers) keep the ticks last seen instead of vanishing.
   const seen = new Map(before);
-  const sample = () => { for (const [pid, p] of processes()) seen.set(pid, p); };
+  const sample = () => {
+    for (const [pid, p] of processes()) seen.set(pid, p);
+  };
   const timer = setInterval(sample, SAMPLE_MS);
   return () => {
     clearInterval(timer);
@@ -75,4 +80,7 @@ export function cpuWindow(groups: CpuGroups): () => CpuReport {
   };
 }
 
-export const formatCpu = (r: CpuReport): string => Object.entries(r).map(([k, v]) => `${k} ${v}%`).join(', ');
+export const formatCpu = (r: CpuReport): string =>
+  Object.entries(r)
+    .map(([k, v]) => `${k} ${v}%`)
+    .join(', ');

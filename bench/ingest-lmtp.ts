@@ -7,7 +7,10 @@ import { LineReader } from '../test/helpers/lmtp-client.js';
 import { runLoops, type LoopResult } from './loops.js';
 import { PARTNER_DOMAIN, RECIPIENT_ADDRESS, type MailSet } from './ingest-mail.js';
 
-interface Session { readonly socket: Socket; readonly reader: LineReader }
+interface Session {
+  readonly socket: Socket;
+  readonly reader: LineReader;
+}
 
 async function open(port: number): Promise<Session> {
   // Postfix writes a message out of one stream buffer; small writes held back by
@@ -31,7 +34,11 @@ function dataOf(tail: Buffer): Buffer {
   return Buffer.from(`${text}${text.endsWith('\r\n') ? '' : '\r\n'}.\r\n`, 'latin1');
 }
 
-export async function lmtpIngest(port: number, set: MailSet, opts: { connections: number; seconds: number }): Promise<LoopResult> {
+export async function lmtpIngest(
+  port: number,
+  set: MailSet,
+  opts: { connections: number; seconds: number },
+): Promise<LoopResult> {
   const sessions = await Promise.all(Array.from({ length: opts.connections }, () => open(port)));
   const end = dataOf(set.tail);
   const envelope = `MAIL FROM:<worker@${PARTNER_DOMAIN}>\r\nRCPT TO:<${RECIPIENT_ADDRESS}>\r\nDATA\r\n`;

@@ -30,23 +30,38 @@ const DKIM_HEADERS = 'from:to:subject:date:mime-version:content-type:x-agent-id:
 // A Message-ID with the length of every copy's, to be replaced in head and signature base.
 const MID_PLACEHOLDER = `00000000-0000-4000-8000-000000000000@${PARTNER_DOMAIN}`;
 
-export interface Partner { readonly signer: TestSigner; readonly dkim: DkimKey }
+export interface Partner {
+  readonly signer: TestSigner;
+  readonly dkim: DkimKey;
+}
 
 export function partner(): Partner {
   return { signer: signer(`worker@${PARTNER_DOMAIN}`, 'bench-1'), dkim: dkimKey(PARTNER_DOMAIN, 's2048') };
 }
 
 /** `n` distinct messages, each `heads[i]` followed by `tail`. */
-export interface MailSet { readonly heads: readonly Buffer[]; readonly tail: Buffer; readonly bytes: number }
+export interface MailSet {
+  readonly heads: readonly Buffer[];
+  readonly tail: Buffer;
+  readonly bytes: number;
+}
 
 export const message = (set: MailSet, i: number): Buffer => Buffer.concat([set.heads[i % set.heads.length]!, set.tail]);
 
 // Filler text for the envelope body (JSON, base64 in the mail: ×4/3 on the wire).
-const filler = (bytes: number): string => 'Quarterly capacity review, incidents and the migration plan. '.repeat(Math.ceil(bytes / 62)).slice(0, bytes);
+const filler = (bytes: number): string =>
+  'Quarterly capacity review, incidents and the migration plan. '.repeat(Math.ceil(bytes / 62)).slice(0, bytes);
 
-async function template(p: Partner, fillerBytes: number, now: number): Promise<{ raw: string; fields: SignedFields; signature: string }> {
+async function template(
+  p: Partner,
+  fillerBytes: number,
+  now: number,
+): Promise<{ raw: string; fields: SignedFields; signature: string }> {
   const envelope = {
-    to: RECIPIENT_ADDRESS, type: TYPE, subject: 'ingest bench', correlation_id: randomUUID(),
+    to: RECIPIENT_ADDRESS,
+    type: TYPE,
+    subject: 'ingest bench',
+    correlation_id: randomUUID(),
     body: { task: 'summarize', attachment: { name: 'operations-review.txt', text: filler(fillerBytes) } },
   };
   const built = await buildSignedMessage(envelope, p.signer, { now, messageId: `<${MID_PLACEHOLDER}>` });
@@ -54,8 +69,16 @@ async function template(p: Partner, fillerBytes: number, now: number): Promise<{
   const signature = /^X-Agent-Signature:\s*([A-Za-z0-9+/=]{88})\r\n/m.exec(raw)?.[1];
   if (!signature) throw new Error('template: no X-Agent-Signature line');
   const fields: SignedFields = {
-    agent: p.signer.agent, kid: p.signer.kid, timestamp: now, messageId: MID_PLACEHOLDER, to: RECIPIENT_ADDRESS,
-    from: p.signer.agent, subject: envelope.subject, type: TYPE, correlationId: envelope.correlation_id, body: built.envelopeBytes,
+    agent: p.signer.agent,
+    kid: p.signer.kid,
+    timestamp: now,
+    messageId: MID_PLACEHOLDER,
+    to: RECIPIENT_ADDRESS,
+    from: p.signer.agent,
+    subject: envelope.subject,
+    type: TYPE,
+    correlationId: envelope.correlation_id,
+    body: built.envelopeBytes,
   };
   return { raw, fields, signature };
 }
@@ -64,16 +87,30 @@ async function template(p: Partner, fillerBytes: number, now: number): Promise<{
  * `count` copies of a message of about `bytes` bytes. `prefix` is prepended to every
  * head (the LMTP road's Authentication-Results of our MTA).
  */
-export async function mailSet(p: Partner, o: { bytes: number; count: number; prefix?: string; now?: number }): Promise<MailSet> {
+export async function mailSet(
+  p: Partner,
+  o: { bytes: number; count: number; prefix?: string; now?: number },
+): Promise<MailSet> {
   const now = o.now ?? Math.floor(Date.now() / 1000);
   // Size the filler from a first build: the rest of the message is fixed overhead.
   const probe = await template(p, 0, now);
   const overhead = probe.raw.length + 600; // + the DKIM-Signature field
   const t = await template(p, Math.max(0, Math.floor(((o.bytes - overhead) * 3) / 4)), now);
   const d = p.dkim;
-  const signatureData = { signingDomain: d.domain, selector: d.selector, privateKey: d.privateKeyPem, algorithm: 'rsa-sha256' };
-  const dkim = await dkimSign(t.raw, { ...signatureData, canonicalization: 'relaxed/relaxed', headerList: DKIM_HEADERS as unknown as string[], signatureData: [signatureData] });
-  if (dkim.errors.length > 0 || dkim.signatures.trim() === '') throw new Error(`dkimSign: ${dkim.errors.map(String).join('; ') || 'no signature'}`);
+  const signatureData = {
+    signingDomain: d.domain,
+    selector: d.selector,
+    privateKey: d.privateKeyPem,
+    algorithm: 'rsa-sha256',
+  };
+  const dkim = await dkimSign(t.raw, {
+    ...signatureData,
+    canonicalization: 'relaxed/relaxed',
+    headerList: DKIM_HEADERS as unknown as string[],
+    signatureData: [signatureData],
+  });
+  if (dkim.errors.length > 0 || dkim.signatures.trim() === '')
+    throw new Error(`dkimSign: ${dkim.errors.map(String).join('; ') || 'no signature'}`);
   const full = `${o.prefix ?? ''}${dkim.signatures}${t.raw}`;
   const split = full.indexOf('\r\n\r\n') + 4;
   const head = full.slice(0, split);
@@ -90,7 +127,9 @@ export async function mailSet(p: Partner, o: { bytes: number; count: number; pre
 
 /** The plugin's X-Rspamd-Auth for a message whose DKIM Rspamd found good (rspamd/agents_bridge.lua). */
 export const RSPAMD_AUTH = JSON.stringify({
-  dkim: [{ result: 'allow', domain: PARTNER_DOMAIN, selector: 's2048' }], spf: { symbol: 'R_SPF_ALLOW' }, dmarc: { symbol: 'DMARC_POLICY_ALLOW' },
+  dkim: [{ result: 'allow', domain: PARTNER_DOMAIN, selector: 's2048' }],
+  spf: { symbol: 'R_SPF_ALLOW' },
+  dmarc: { symbol: 'DMARC_POLICY_ALLOW' },
 });
 
 /** Our MTA's verdict, topmost in the message, on the LMTP road. */

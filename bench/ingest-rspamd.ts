@@ -4,12 +4,23 @@
 import { message, RECIPIENT_ADDRESS, RSPAMD_AUTH, PARTNER_DOMAIN, type MailSet } from './ingest-mail.js';
 import { postLoad, type SendResult } from './send.js';
 
-export async function rspamdIngest(url: string, token: string, set: MailSet, opts: { connections: number; seconds: number }): Promise<SendResult> {
+export async function rspamdIngest(
+  url: string,
+  token: string,
+  set: MailSet,
+  opts: { connections: number; seconds: number },
+): Promise<SendResult> {
   let i = 0;
   const headers = {
-    authorization: `Bearer ${token}`, 'content-type': 'message/rfc822',
-    'x-envelope-from': `worker@${PARTNER_DOMAIN}`, 'x-envelope-to': RECIPIENT_ADDRESS,
-    'x-rspamd-auth': RSPAMD_AUTH, 'x-rspamd-client-ip': '127.0.0.1',
+    authorization: `Bearer ${token}`,
+    'content-type': 'message/rfc822',
+    'x-envelope-from': `worker@${PARTNER_DOMAIN}`,
+    'x-envelope-to': RECIPIENT_ADDRESS,
+    'x-rspamd-auth': RSPAMD_AUTH,
+    'x-rspamd-client-ip': '127.0.0.1',
   };
-  return postLoad(url, '/ingress/rspamd', opts, () => ({ headers: { ...headers, 'x-rspamd-queue-id': `Q${i}` }, body: message(set, i++) }));
+  return postLoad(url, '/ingress/rspamd', opts, () => ({
+    headers: { ...headers, 'x-rspamd-queue-id': `Q${i}` },
+    body: message(set, i++),
+  }));
 }

@@ -12,7 +12,19 @@ import { addRule } from '../src/policy/store.js';
 import { startDns } from '../test/helpers/dns.js';
 import { lmtpSend } from '../test/helpers/lmtp-client.js';
 import type { CpuReport } from './cpu.js';
-import { AUTHENTICATION_RESULTS, INGEST_RECIPIENT, mailSet, message, MTA_HOSTNAME, partner, PARTNER_DOMAIN, RECIPIENT_ADDRESS, RSPAMD_AUTH, type MailSet, type Partner } from './ingest-mail.js';
+import {
+  AUTHENTICATION_RESULTS,
+  INGEST_RECIPIENT,
+  mailSet,
+  message,
+  MTA_HOSTNAME,
+  partner,
+  PARTNER_DOMAIN,
+  RECIPIENT_ADDRESS,
+  RSPAMD_AUTH,
+  type MailSet,
+  type Partner,
+} from './ingest-mail.js';
 import { lmtpIngest } from './ingest-lmtp.js';
 import { rspamdIngest } from './ingest-rspamd.js';
 import { commitStats, rowsPerCommit, settle, type BenchDatabase, type BenchPostgres } from './postgres.js';
@@ -43,7 +55,10 @@ export interface IngestDeps {
 
 type Road = 'rspamd' | 'lmtp';
 type DkimMode = 'trust' | 'verify';
-interface Case { readonly road: Road; readonly bytes: number }
+interface Case {
+  readonly road: Road;
+  readonly bytes: number;
+}
 
 const SIZES = { '5 KB': 5_000, '100 KB': 100_000 } as const;
 const sizeName = (bytes: number) => (bytes === SIZES['5 KB'] ? '5 KB' : '100 KB');
@@ -64,10 +79,15 @@ const label = (road: Road, mode: DkimMode, bytes: number, workers: number) =>
 /** The cases one server runs: LMTP only where the verdict is trusted (its DKIM re-verification is the same code as the Rspamd road's). */
 function cases(mode: DkimMode, withLarge: boolean): Case[] {
   const sizes = withLarge ? [SIZES['5 KB'], SIZES['100 KB']] : [SIZES['5 KB']];
-  return (mode === 'trust' ? (['rspamd', 'lmtp'] as const) : (['rspamd'] as const)).flatMap((road) => sizes.map((bytes) => ({ road, bytes })));
+  return (mode === 'trust' ? (['rspamd', 'lmtp'] as const) : (['rspamd'] as const)).flatMap((road) =>
+    sizes.map((bytes) => ({ road, bytes })),
+  );
 }
 
-export async function ingestBench(deps: IngestDeps, s: IngestSettings): Promise<{ measurements: Measurement[]; targets: Target[] }> {
+export async function ingestBench(
+  deps: IngestDeps,
+  s: IngestSettings,
+): Promise<{ measurements: Measurement[]; targets: Target[] }> {
   const { log } = deps;
   const db = await deps.pg.database('ingest', { migrate: true });
   deps.cleanups.push(() => db.close());
@@ -78,7 +98,9 @@ export async function ingestBench(deps: IngestDeps, s: IngestSettings): Promise<
   const dns = await startDns({ txt: { [p.dkim.dnsName]: p.dkim.txt } });
   deps.cleanups.push(() => dns.stop());
   const token = randomBytes(24).toString('base64url');
-  log(`ingest: partner ${p.signer.agent} (pinned Ed25519 key), DKIM rsa-2048 ${p.dkim.dnsName} served by a loopback DNS server on ${dns.server}`);
+  log(
+    `ingest: partner ${p.signer.agent} (pinned Ed25519 key), DKIM rsa-2048 ${p.dkim.dnsName} served by a loopback DNS server on ${dns.server}`,
+  );
 
   const measurements: Measurement[] = [];
   const byCase = new Map<string, Measurement>();
@@ -88,14 +110,27 @@ export async function ingestBench(deps: IngestDeps, s: IngestSettings): Promise<
       if (todo.length === 0) continue;
       const lmtpPort = await freePort();
       const env = {
-        ADMP_WORKERS: String(workers), ADMP_DKIM_MODE: mode, ADMP_DNS_SERVERS: dns.server, ADMP_INGRESS_TOKEN: token,
-        ADMP_MIGRATE_ON_START: 'false', ADMP_MTA_HOSTNAME: MTA_HOSTNAME, ADMP_LMTP_LISTEN: `127.0.0.1:${lmtpPort}`, ADMP_PG_POOL_MAX: String(s.poolMax),
+        ADMP_WORKERS: String(workers),
+        ADMP_DKIM_MODE: mode,
+        ADMP_DNS_SERVERS: dns.server,
+        ADMP_INGRESS_TOKEN: token,
+        ADMP_MIGRATE_ON_START: 'false',
+        ADMP_MTA_HOSTNAME: MTA_HOSTNAME,
+        ADMP_LMTP_LISTEN: `127.0.0.1:${lmtpPort}`,
+        ADMP_PG_POOL_MAX: String(s.poolMax),
       };
       log(`ingest: starting admp serve with ADMP_WORKERS=${workers} ADMP_DKIM_MODE=${mode} (LMTP on ${lmtpPort})`);
       const server = await startServer(db.url, env, log, deps.serverRoot);
       try {
         for (const c of todo) {
-          const m = await measureCase(deps, s, { db, p, token, serverUrl: server.url, serverPid: server.pid, lmtpPort }, c, mode, workers);
+          const m = await measureCase(
+            deps,
+            s,
+            { db, p, token, serverUrl: server.url, serverPid: server.pid, lmtpPort },
+            c,
+            mode,
+            workers,
+          );
           measurements.push(m);
           byCase.set(`${c.road}/${mode}/${c.bytes}/${workers}`, m);
         }
@@ -113,36 +148,87 @@ export async function ingestBench(deps: IngestDeps, s: IngestSettings): Promise<
   return { measurements, targets };
 }
 
-interface Running { db: BenchDatabase; p: Partner; token: string; serverUrl: string; serverPid: number; lmtpPort: number }
+interface Running {
+  db: BenchDatabase;
+  p: Partner;
+  token: string;
+  serverUrl: string;
+  serverPid: number;
+  lmtpPort: number;
+}
 
-async function measureCase(deps: IngestDeps, s: IngestSettings, r: Running, c: Case, mode: DkimMode, workers: number): Promise<Measurement> {
+async function measureCase(
+  deps: IngestDeps,
+  s: IngestSettings,
+  r: Running,
+  c: Case,
+  mode: DkimMode,
+  workers: number,
+): Promise<Measurement> {
   const name = label(c.road, mode, c.bytes, workers);
   const prefix = c.road === 'lmtp' ? AUTHENTICATION_RESULTS : '';
   // Both drivers' results reduced to what the report needs.
-  const drive = async (set: MailSet, seconds: number): Promise<Pick<Measurement, 'perSec' | 'p50Ms' | 'p99Ms' | 'errors' | 'notes'> & { ok: number; raw: unknown }> => {
+  const drive = async (
+    set: MailSet,
+    seconds: number,
+  ): Promise<Pick<Measurement, 'perSec' | 'p50Ms' | 'p99Ms' | 'errors' | 'notes'> & { ok: number; raw: unknown }> => {
     if (c.road === 'lmtp') {
       const l = await lmtpIngest(r.lmtpPort, set, { connections: s.connections, seconds });
       return { ...l, ok: l.items, raw: l, notes: l.firstError ? [`first error: ${l.firstError}`] : [] };
     }
     const h = await rspamdIngest(r.serverUrl, r.token, set, { connections: s.connections, seconds });
     const errors = h.non2xx + h.errors + h.timeouts;
-    return { ...h, errors, raw: h, notes: errors ? [`status codes ${JSON.stringify(h.statusCodes)}, errors ${h.errors}, timeouts ${h.timeouts}`] : [] };
+    return {
+      ...h,
+      errors,
+      raw: h,
+      notes: errors
+        ? [`status codes ${JSON.stringify(h.statusCodes)}, errors ${h.errors}, timeouts ${h.timeouts}`]
+        : [],
+    };
   };
 
-  const warm = await mailSet(r.p, { bytes: c.bytes, count: Math.ceil(WARMUP_RATE[c.bytes]! * s.warmupSeconds), prefix });
+  const warm = await mailSet(r.p, {
+    bytes: c.bytes,
+    count: Math.ceil(WARMUP_RATE[c.bytes]! * s.warmupSeconds),
+    prefix,
+  });
   await sanityCheck(c.road, r, message(warm, warm.heads.length - 1));
   deps.log(`${name}: ${warm.bytes}-byte mail, warm-up ${s.warmupSeconds} s`);
   const warmed = await drive(warm, s.warmupSeconds);
-  const set = await mailSet(r.p, { bytes: c.bytes, count: Math.ceil(Math.max(WARMUP_RATE[c.bytes]!, warmed.perSec * WINDOW_HEADROOM) * s.seconds) + s.connections, prefix });
+  const set = await mailSet(r.p, {
+    bytes: c.bytes,
+    count: Math.ceil(Math.max(WARMUP_RATE[c.bytes]!, warmed.perSec * WINDOW_HEADROOM) * s.seconds) + s.connections,
+    prefix,
+  });
   await settle(r.db.pool, ['message']);
-  deps.log(`${name}: ${s.connections} ${c.road === 'rspamd' ? 'HTTP connections (autocannon)' : 'LMTP sessions, pipelined'}, ${set.heads.length} distinct messages, ${s.seconds} s`);
+  deps.log(
+    `${name}: ${s.connections} ${c.road === 'rspamd' ? 'HTTP connections (autocannon)' : 'LMTP sessions, pipelined'}, ${set.heads.length} distinct messages, ${s.seconds} s`,
+  );
   const before = await commitStats(r.db.pool);
   const { result, cpu } = await deps.measured(r.serverPid, () => drive(set, s.seconds));
   const after = await commitStats(r.db.pool);
   const stored = after.rows - before.rows;
-  const notes = [`${set.bytes}-byte messages; ${Math.round(stored)} rows stored for ${result.ok} accepted, ${rowsPerCommit(before, after)} rows per commit`, ...result.notes];
-  if (stored < result.ok) notes.push(`${Math.round(result.ok - stored)} accepted as duplicates: the ${set.heads.length} distinct messages ran out`);
-  return { label: name, unit: 'msgs/s', perSec: result.perSec, p50Ms: result.p50Ms, p99Ms: result.p99Ms, per: 'message', errors: result.errors, cpu, notes, raw: result.raw };
+  const notes = [
+    `${set.bytes}-byte messages; ${Math.round(stored)} rows stored for ${result.ok} accepted, ${rowsPerCommit(before, after)} rows per commit`,
+    ...result.notes,
+  ];
+  if (stored < result.ok)
+    notes.push(
+      `${Math.round(result.ok - stored)} accepted as duplicates: the ${set.heads.length} distinct messages ran out`,
+    );
+  return {
+    label: name,
+    unit: 'msgs/s',
+    perSec: result.perSec,
+    p50Ms: result.p50Ms,
+    p99Ms: result.p99Ms,
+    per: 'message',
+    errors: result.errors,
+    cpu,
+    notes,
+    raw: result.raw,
+  };
 }
 
 /** One delivery before the load: a set-up fault should stop the bench, not show as errors in a table. */
@@ -153,9 +239,17 @@ async function sanityCheck(road: Road, r: Running, raw: Buffer): Promise<void> {
     return;
   }
   const res = await fetch(`${r.serverUrl}/ingress/rspamd`, {
-    method: 'POST', body: new Uint8Array(raw),
-    headers: { authorization: `Bearer ${r.token}`, 'content-type': 'message/rfc822', 'x-envelope-from': `worker@${PARTNER_DOMAIN}`, 'x-envelope-to': RECIPIENT_ADDRESS, 'x-rspamd-auth': RSPAMD_AUTH },
+    method: 'POST',
+    body: new Uint8Array(raw),
+    headers: {
+      authorization: `Bearer ${r.token}`,
+      'content-type': 'message/rfc822',
+      'x-envelope-from': `worker@${PARTNER_DOMAIN}`,
+      'x-envelope-to': RECIPIENT_ADDRESS,
+      'x-rspamd-auth': RSPAMD_AUTH,
+    },
   });
   const body = await res.text();
-  if (res.status !== 200 || !body.includes('"duplicate":false')) throw new Error(`/ingress/rspamd sanity delivery failed: HTTP ${res.status} ${body}`);
+  if (res.status !== 200 || !body.includes('"duplicate":false'))
+    throw new Error(`/ingress/rspamd sanity delivery failed: HTTP ${res.status} ${body}`);
 }

@@ -26,7 +26,12 @@ export function percentile(sorted: readonly number[], p: number): number {
 // Past this many failures the measurement means nothing; stop instead of spinning.
 const MAX_ERRORS = 100;
 
-export async function runLoops(workers: number, seconds: number, step: Step, maxIterations = 10_000_000): Promise<LoopResult> {
+export async function runLoops(
+  workers: number,
+  seconds: number,
+  step: Step,
+  maxIterations = 10_000_000,
+): Promise<LoopResult> {
   const started = performance.now();
   const end = started + seconds * 1000;
   const latencies: number[] = [];

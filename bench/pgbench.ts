@@ -26,22 +26,55 @@ VALUES (gen_random_uuid(), 'rcpt-' || lpad(:a::text, 3, '0'), 'http', ${sql(SEND
         jsonb_build_array(jsonb_build_object('at', now(), 'event', 'delivered', 'channel', 'http')));
 `;
 
-export interface PgbenchResult { readonly perSec: number; readonly transactions: number; readonly p50Ms: number; readonly p99Ms: number; readonly failed: number }
+export interface PgbenchResult {
+  readonly perSec: number;
+  readonly transactions: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly failed: number;
+}
 
-export interface PgbenchRun { readonly pid: number; readonly done: Promise<PgbenchResult>; kill(): void }
+export interface PgbenchRun {
+  readonly pid: number;
+  readonly done: Promise<PgbenchResult>;
+  kill(): void;
+}
 
 export function pgbenchInsert(url: string, opts: { clients: number; seconds: number; recipients: number }): PgbenchRun {
   const u = new URL(url);
   const dir = mkdtempSync(join(tmpdir(), 'admp-bench-pgbench-'));
   writeFileSync(join(dir, 'insert.sql'), INSERT_SCRIPT);
-  const child = spawn(PGBENCH, [
-    '-n', '-M', 'prepared', '-f', join(dir, 'insert.sql'), '-D', `recipients=${opts.recipients}`,
-    '-c', String(opts.clients), '-j', String(Math.min(opts.clients, 2)), '-T', String(opts.seconds),
-    '-l', `--log-prefix=${join(dir, 'tx')}`,
-  ], {
-    env: { ...process.env, PGHOST: u.hostname, PGPORT: u.port || '5432', PGUSER: decodeURIComponent(u.username), PGPASSWORD: decodeURIComponent(u.password), PGDATABASE: u.pathname.slice(1) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    PGBENCH,
+    [
+      '-n',
+      '-M',
+      'prepared',
+      '-f',
+      join(dir, 'insert.sql'),
+      '-D',
+      `recipients=${opts.recipients}`,
+      '-c',
+      String(opts.clients),
+      '-j',
+      String(Math.min(opts.clients, 2)),
+      '-T',
+      String(opts.seconds),
+      '-l',
+      `--log-prefix=${join(dir, 'tx')}`,
+    ],
+    {
+      env: {
+        ...process.env,
+        PGHOST: u.hostname,
+        PGPORT: u.port || '5432',
+        PGUSER: decodeURIComponent(u.username),
+        PGPASSWORD: decodeURIComponent(u.password),
+        PGDATABASE: u.pathname.slice(1),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c));
   child.stderr!.on('data', (c: Buffer) => (out += c));
@@ -55,10 +88,22 @@ export function pgbenchInsert(url: string, opts: { clients: number; seconds: num
         const failed = /number of failed transactions: (\d+)/.exec(out);
         if (!tps || !tx) throw new Error(`cannot read pgbench output:\n${out}`);
         // Per-transaction log: client_id transaction_no time_us script_no time_epoch time_us_part.
-        const lat = readdirSync(dir).filter((f) => f.startsWith('tx.')).flatMap((f) =>
-          readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean).map((l) => Number(l.split(' ')[2]) / 1000));
+        const lat = readdirSync(dir)
+          .filter((f) => f.startsWith('tx.'))
+          .flatMap((f) =>
+            readFileSync(join(dir, f), 'utf8')
+              .split('\n')
+              .filter(Boolean)
+              .map((l) => Number(l.split(' ')[2]) / 1000),
+          );
         lat.sort((a, b) => a - b);
-        ok({ perSec: Number(tps[1]), transactions: Number(tx[1]), p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99), failed: Number(failed?.[1] ?? 0) });
+        ok({
+          perSec: Number(tps[1]),
+          transactions: Number(tx[1]),
+          p50Ms: percentile(lat, 50),
+          p99Ms: percentile(lat, 99),
+          failed: Number(failed?.[1] ?? 0),
+        });
       } catch (err) {
         fail(err);
       } finally {

@@ -28,24 +28,35 @@ export async function startBoss(url: string, poolMax: number, log: (line: string
   await boss.createQueue(FETCH_QUEUE);
   let seq = 0;
   return {
-    version: (JSON.parse(readFileSync(new URL('../node_modules/pg-boss/package.json', import.meta.url), 'utf8')) as { version: string }).version,
-    send: (inFlight, seconds) => runLoops(inFlight, seconds, async () => ((await boss.send(SEND_QUEUE, body(seq++) as object)) ? 1 : 0)),
+    version: (
+      JSON.parse(readFileSync(new URL('../node_modules/pg-boss/package.json', import.meta.url), 'utf8')) as {
+        version: string;
+      }
+    ).version,
+    send: (inFlight, seconds) =>
+      runLoops(inFlight, seconds, async () => ((await boss.send(SEND_QUEUE, body(seq++) as object)) ? 1 : 0)),
     async prefill(total) {
       const started = performance.now();
       const batch = (n: number) => Array.from({ length: n }, () => ({ data: body(seq++) as object }));
       for (let done = 0; done < total;) {
-        const sizes = [0, 1].map((i) => Math.max(0, Math.min(INSERT_BATCH, total - done - i * INSERT_BATCH))).filter((n) => n > 0);
+        const sizes = [0, 1]
+          .map((i) => Math.max(0, Math.min(INSERT_BATCH, total - done - i * INSERT_BATCH)))
+          .filter((n) => n > 0);
         await Promise.all(sizes.map((n) => boss.insert(FETCH_QUEUE, batch(n))));
         done += sizes.reduce((a, b) => a + b, 0);
       }
       return total / ((performance.now() - started) / 1000);
     },
-    fetchComplete: (workers, batchSize, seconds) => runLoops(workers, seconds, async () => {
-      const jobs = await boss.fetch(FETCH_QUEUE, { batchSize });
-      if (jobs.length === 0) return 0;
-      await boss.complete(FETCH_QUEUE, jobs.map((j) => j.id));
-      return jobs.length;
-    }),
+    fetchComplete: (workers, batchSize, seconds) =>
+      runLoops(workers, seconds, async () => {
+        const jobs = await boss.fetch(FETCH_QUEUE, { batchSize });
+        if (jobs.length === 0) return 0;
+        await boss.complete(
+          FETCH_QUEUE,
+          jobs.map((j) => j.id),
+        );
+        return jobs.length;
+      }),
     stop: () => boss.stop({ graceful: false, close: true }),
   };
 }

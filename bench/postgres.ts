@@ -84,10 +84,16 @@ export async function startPostgres(log: (line: string) => void): Promise<BenchP
       const pool = createPool(url(db), 8);
       if (options.migrate) await migrate(pool);
       const close = once(() => pool.end());
-      return { name: db, url: url(db), pool, close, drop: once(async () => {
-        await close();
-        await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-      }) };
+      return {
+        name: db,
+        url: url(db),
+        pool,
+        close,
+        drop: once(async () => {
+          await close();
+          await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+        }),
+      };
     },
     async stop() {
       if (stopEmbedded) {
@@ -96,7 +102,8 @@ export async function startPostgres(log: (line: string) => void): Promise<BenchP
         return;
       }
       // A shared server keeps running; only our databases go.
-      for (const db of created) await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => undefined);
+      for (const db of created)
+        await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => undefined);
     },
   };
 }
@@ -108,12 +115,16 @@ export async function settle(pool: pg.Pool, tables: string[]): Promise<void> {
   await pool.query('CHECKPOINT').catch(() => undefined);
 }
 
-export interface CommitStats { readonly commits: number; readonly rows: number }
+export interface CommitStats {
+  readonly commits: number;
+  readonly rows: number;
+}
 
 /** Commits and rows in a database: rows per commit shows how well the enqueue batcher gathers. */
 export async function commitStats(pool: pg.Pool): Promise<CommitStats> {
   const { rows } = await pool.query<CommitStats>(
-    `SELECT xact_commit::float8 AS commits, (SELECT count(*) FROM message)::float8 AS rows FROM pg_stat_database WHERE datname = current_database()`);
+    `SELECT xact_commit::float8 AS commits, (SELECT count(*) FROM message)::float8 AS rows FROM pg_stat_database WHERE datname = current_database()`,
+  );
   return rows[0]!;
 }
 

@@ -12,8 +12,9 @@ const PREFILL_BATCH = 5000;
 export async function prefillInboxes(pool: pg.Pool, inboxes: readonly string[], total: number): Promise<number> {
   const started = performance.now();
   const batches = Array.from({ length: Math.ceil(total / PREFILL_BATCH) }, (_, i) => i * PREFILL_BATCH);
-  const one = (from: number) => pool.query(
-    `SELECT count(*) FROM enqueue_message((
+  const one = (from: number) =>
+    pool.query(
+      `SELECT count(*) FROM enqueue_message((
        SELECT jsonb_agg(jsonb_build_object(
                 'to_agent_id', ($2::text[])[1 + g % cardinality($2::text[])], 'channel', 'http', 'status', 'delivered',
                 'from_agent', $3::text, 'subject', $4::text, 'type', $5::text, 'ttl_sec', $6::int,
@@ -21,27 +22,49 @@ export async function prefillInboxes(pool: pg.Pool, inboxes: readonly string[], 
                 'correlation_id', gen_random_uuid(), 'idempotency_key', gen_random_uuid(),
                 'source_fingerprint', encode(sha256(gen_random_uuid()::text::bytea), 'hex')))
          FROM generate_series($1::int, $1::int + $8::int - 1) g))`,
-    [from, inboxes, SENDER_ADDRESS, SUBJECT, TYPE, TTL_SEC, BODY_PREFIX, Math.min(PREFILL_BATCH, total - from)]);
+      [from, inboxes, SENDER_ADDRESS, SUBJECT, TYPE, TTL_SEC, BODY_PREFIX, Math.min(PREFILL_BATCH, total - from)],
+    );
   // Two statements in flight: one per core.
   for (let i = 0; i < batches.length; i += 2) await Promise.all(batches.slice(i, i + 2).map(one));
   return total / ((performance.now() - started) / 1000);
 }
 
-interface Lease { id: string; lease_id: string }
-interface Pulled { messages: Lease[]; acked?: { id: string; outcome: string }[] }
-interface Acked { results: { id: string; outcome: string }[] }
+interface Lease {
+  id: string;
+  lease_id: string;
+}
+interface Pulled {
+  messages: Lease[];
+  acked?: { id: string; outcome: string }[];
+}
+interface Acked {
+  results: { id: string; outcome: string }[];
+}
 
-export interface Consumer { readonly token: string }
+export interface Consumer {
+  readonly token: string;
+}
 
 /**
  * `ackInPull`: each pull carries the acks of the previous batch (`ack` in the pull
  * body), one call per batch; otherwise pull, then POST /v1/messages/ack.
  */
-export async function httpPullAck(url: string, consumers: readonly Consumer[], opts: { seconds: number; max: number; ackInPull?: boolean }): Promise<LoopResult> {
-  const http = new Pool(url, { connections: consumers.length, pipelining: 1, headersTimeout: 10_000, bodyTimeout: 10_000 });
+export async function httpPullAck(
+  url: string,
+  consumers: readonly Consumer[],
+  opts: { seconds: number; max: number; ackInPull?: boolean },
+): Promise<LoopResult> {
+  const http = new Pool(url, {
+    connections: consumers.length,
+    pipelining: 1,
+    headersTimeout: 10_000,
+    bodyTimeout: 10_000,
+  });
   const post = async <T>(token: string, path: string, payload: unknown): Promise<T> => {
     const res = await http.request({
-      method: 'POST', path, body: JSON.stringify(payload),
+      method: 'POST',
+      path,
+      body: JSON.stringify(payload),
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     });
     const text = await res.body.text();
@@ -50,17 +73,27 @@ export async function httpPullAck(url: string, consumers: readonly Consumer[], o
   };
   const checkAcked = (results: { outcome: string }[], expected: number): number => {
     const acked = results.filter((r) => r.outcome === 'acked').length;
-    if (acked !== expected) throw new Error(`ack: ${expected - acked} of ${expected} not acked (${results.find((r) => r.outcome !== 'acked')?.outcome})`);
+    if (acked !== expected)
+      throw new Error(
+        `ack: ${expected - acked} of ${expected} not acked (${results.find((r) => r.outcome !== 'acked')?.outcome})`,
+      );
     return acked;
   };
   const held: Lease[][] = consumers.map(() => []);
   try {
     if (opts.ackInPull) {
       // Each consumer holds one batch before the clock starts; a loop turn acks it and takes the next.
-      await Promise.all(consumers.map(async (c, w) => { held[w] = (await post<Pulled>(c.token, '/v1/inbox/pull', { max: opts.max })).messages; }));
+      await Promise.all(
+        consumers.map(async (c, w) => {
+          held[w] = (await post<Pulled>(c.token, '/v1/inbox/pull', { max: opts.max })).messages;
+        }),
+      );
       return await runLoops(consumers.length, opts.seconds, async (w) => {
         const ack = held[w]!.map((m) => ({ id: m.id, lease_id: m.lease_id }));
-        const { messages, acked } = await post<Pulled>(consumers[w]!.token, '/v1/inbox/pull', { max: opts.max, ...(ack.length ? { ack } : {}) });
+        const { messages, acked } = await post<Pulled>(consumers[w]!.token, '/v1/inbox/pull', {
+          max: opts.max,
+          ...(ack.length ? { ack } : {}),
+        });
         held[w] = messages;
         return ack.length ? checkAcked(acked ?? [], ack.length) : 0;
       });
@@ -69,7 +102,9 @@ export async function httpPullAck(url: string, consumers: readonly Consumer[], o
       const { token } = consumers[w]!;
       const { messages } = await post<Pulled>(token, '/v1/inbox/pull', { max: opts.max });
       if (messages.length === 0) return 0;
-      const { results } = await post<Acked>(token, '/v1/messages/ack', { items: messages.map((m) => ({ id: m.id, lease_id: m.lease_id })) });
+      const { results } = await post<Acked>(token, '/v1/messages/ack', {
+        items: messages.map((m) => ({ id: m.id, lease_id: m.lease_id })),
+      });
       return checkAcked(results, messages.length);
     });
   } finally {

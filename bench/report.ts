@@ -18,28 +18,54 @@ export interface Measurement {
 }
 
 /** `baseline`: another measurement of the same run, or a fixed rate (in `ours`' unit) the issue asks for. */
-export interface Target { readonly path: string; readonly ours?: Measurement; readonly baseline?: Measurement | number; readonly min: number }
+export interface Target {
+  readonly path: string;
+  readonly ours?: Measurement;
+  readonly baseline?: Measurement | number;
+  readonly min: number;
+}
 
 const count = (n: number, unit: string) => `${Math.round(n).toLocaleString('en-US')} ${unit}`;
 const rate = (m?: Measurement) => (m ? count(m.perSec, m.unit) : 'n/a');
-const baselineRate = (t: Target): number | undefined => (typeof t.baseline === 'number' ? t.baseline : t.baseline?.perSec);
+const baselineRate = (t: Target): number | undefined =>
+  typeof t.baseline === 'number' ? t.baseline : t.baseline?.perSec;
 export const ratioOf = (t: Target): number | undefined => {
   const b = baselineRate(t);
   return t.ours && b ? t.ours.perSec / b : undefined;
 };
-export const metOf = (t: Target): boolean | undefined => { const r = ratioOf(t); return r === undefined ? undefined : r >= t.min; };
+export const metOf = (t: Target): boolean | undefined => {
+  const r = ratioOf(t);
+  return r === undefined ? undefined : r >= t.min;
+};
 
 function markdownTable(header: string[], rows: string[][]): string {
-  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  return [
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => '---').join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
 }
 
 export function targetTable(targets: readonly Target[]): string {
-  return markdownTable(['path', 'ours', 'baseline', 'ratio', 'target', 'met'], targets.map((t) => {
-    const r = ratioOf(t);
-    const met = metOf(t);
-    const base = typeof t.baseline === 'number' ? `${count(t.baseline, t.ours?.unit ?? 'per s')} (target)` : `${rate(t.baseline)}${t.baseline ? ` (${t.baseline.label})` : ''}`;
-    return [t.path, rate(t.ours), base, r === undefined ? 'n/a' : r.toFixed(2), `≥ ${t.min}`, met === undefined ? 'n/a' : met ? 'yes' : 'NO'];
-  }));
+  return markdownTable(
+    ['path', 'ours', 'baseline', 'ratio', 'target', 'met'],
+    targets.map((t) => {
+      const r = ratioOf(t);
+      const met = metOf(t);
+      const base =
+        typeof t.baseline === 'number'
+          ? `${count(t.baseline, t.ours?.unit ?? 'per s')} (target)`
+          : `${rate(t.baseline)}${t.baseline ? ` (${t.baseline.label})` : ''}`;
+      return [
+        t.path,
+        rate(t.ours),
+        base,
+        r === undefined ? 'n/a' : r.toFixed(2),
+        `≥ ${t.min}`,
+        met === undefined ? 'n/a' : met ? 'yes' : 'NO',
+      ];
+    }),
+  );
 }
 
 /**
@@ -47,23 +73,39 @@ export function targetTable(targets: readonly Target[]): string {
  * operation, in µs. Unlike the rate it hardly moves when other work shares the box.
  */
 export function cpuPerOp(m: Measurement): number {
-  const ours = Object.entries(m.cpu).filter(([k]) => k !== 'busy' && k !== 'foreign').reduce((a, [, v]) => a + v, 0);
+  const ours = Object.entries(m.cpu)
+    .filter(([k]) => k !== 'busy' && k !== 'foreign')
+    .reduce((a, [, v]) => a + v, 0);
   return ((ours / 100) * 1e6) / m.perSec;
 }
 
 /** What the ratio would be if both sides were CPU-bound with the machine to themselves. */
-export const cpuRatioOf = (t: Target): number | undefined => (t.ours && t.baseline && typeof t.baseline !== 'number' ? cpuPerOp(t.baseline) / cpuPerOp(t.ours) : undefined);
+export const cpuRatioOf = (t: Target): number | undefined =>
+  t.ours && t.baseline && typeof t.baseline !== 'number' ? cpuPerOp(t.baseline) / cpuPerOp(t.ours) : undefined;
 
 export function cpuTable(targets: readonly Target[]): string {
-  return markdownTable(['path', 'ours CPU µs/op', 'baseline CPU µs/op', 'CPU-normalized ratio'], targets.flatMap((t) => (t.ours && t.baseline && typeof t.baseline !== 'number'
-    ? [[t.path, cpuPerOp(t.ours).toFixed(0), cpuPerOp(t.baseline).toFixed(0), cpuRatioOf(t)!.toFixed(2)]]
-    : [])));
+  return markdownTable(
+    ['path', 'ours CPU µs/op', 'baseline CPU µs/op', 'CPU-normalized ratio'],
+    targets.flatMap((t) =>
+      t.ours && t.baseline && typeof t.baseline !== 'number'
+        ? [[t.path, cpuPerOp(t.ours).toFixed(0), cpuPerOp(t.baseline).toFixed(0), cpuRatioOf(t)!.toFixed(2)]]
+        : [],
+    ),
+  );
 }
 
 export function detailTable(ms: readonly Measurement[]): string {
-  return markdownTable(['measurement', 'rate', 'p50 / p99 ms', 'errors', 'CPU (% of one core)', 'CPU µs/op'], ms.map((m) => [
-    m.label, rate(m), `${m.p50Ms.toFixed(1)} / ${m.p99Ms.toFixed(1)} per ${m.per}`, String(m.errors), formatCpu(m.cpu), cpuPerOp(m).toFixed(0),
-  ]));
+  return markdownTable(
+    ['measurement', 'rate', 'p50 / p99 ms', 'errors', 'CPU (% of one core)', 'CPU µs/op'],
+    ms.map((m) => [
+      m.label,
+      rate(m),
+      `${m.p50Ms.toFixed(1)} / ${m.p99Ms.toFixed(1)} per ${m.per}`,
+      String(m.errors),
+      formatCpu(m.cpu),
+      cpuPerOp(m).toFixed(0),
+    ]),
+  );
 }
 
 /** Writes bench/results/<timestamp>.json (kept out of git) and returns its path. */

@@ -9,9 +9,28 @@ import { cpuWindow, formatCpu, type CpuGroups, type CpuReport } from './cpu.js';
 import type { LoopResult } from './loops.js';
 import { pgbenchInsert } from './pgbench.js';
 import { startBoss, type BossBench } from './pgboss.js';
-import { commitStats, once, rowsPerCommit, settle, startPostgres, type BenchDatabase, type BenchPostgres } from './postgres.js';
+import {
+  commitStats,
+  once,
+  rowsPerCommit,
+  settle,
+  startPostgres,
+  type BenchDatabase,
+  type BenchPostgres,
+} from './postgres.js';
 import { httpPullAck, prefillInboxes } from './pull-ack.js';
-import { cpuPerOp, cpuRatioOf, cpuTable, detailTable, metOf, ratioOf, targetTable, writeResults, type Measurement, type Target } from './report.js';
+import {
+  cpuPerOp,
+  cpuRatioOf,
+  cpuTable,
+  detailTable,
+  metOf,
+  ratioOf,
+  targetTable,
+  writeResults,
+  type Measurement,
+  type Target,
+} from './report.js';
 import { ingestBench } from './ingest.js';
 import { startServer, type ServerChild } from './server.js';
 import { DOMAIN, pullInbox, SENDER, sendRecipient } from './workload.js';
@@ -25,7 +44,7 @@ function int(name: string, dflt: number): number {
 }
 
 const STEPS = ['send', 'pgbench', 'boss-send', 'pull', 'pull-next', 'boss-fetch', 'ingest'] as const;
-type StepName = typeof STEPS[number];
+type StepName = (typeof STEPS)[number];
 
 const settings = {
   seconds: int('BENCH_SECONDS', 15),
@@ -40,21 +59,27 @@ const settings = {
   quietWaitSeconds: int('BENCH_QUIET_WAIT_SECONDS', 15),
   ingestConnections: int('BENCH_INGEST_CONNECTIONS', 32),
   ingestWorkers: (process.env.BENCH_INGEST_WORKERS || '2,1').split(',').map((w) => {
-    if (!/^\d+$/.test(w.trim()) || Number(w) < 1) throw new Error(`BENCH_INGEST_WORKERS: "${w}" is not a positive integer`);
+    if (!/^\d+$/.test(w.trim()) || Number(w) < 1)
+      throw new Error(`BENCH_INGEST_WORKERS: "${w}" is not a positive integer`);
     return Number(w);
   }),
   ingestCases: process.env.BENCH_INGEST_CASES ?? '',
-  only: (process.env.BENCH_ONLY ?? STEPS.join(',')).split(',').map((s) => s.trim()).filter(Boolean) as StepName[],
+  only: (process.env.BENCH_ONLY ?? STEPS.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean) as StepName[],
 };
-for (const s of settings.only) if (!STEPS.includes(s)) throw new Error(`BENCH_ONLY: unknown step "${s}" (steps: ${STEPS.join(', ')})`);
+for (const s of settings.only)
+  if (!STEPS.includes(s)) throw new Error(`BENCH_ONLY: unknown step "${s}" (steps: ${STEPS.join(', ')})`);
 const wanted = (s: StepName) => settings.only.includes(s);
 
 const log = (line: string) => console.log(`# ${line}`);
 const cleanups: (() => Promise<void>)[] = [];
 let cleaning: Promise<void> | undefined;
-const cleanup = () => (cleaning ??= (async () => {
-  for (const f of cleanups.reverse()) await f().catch((e: Error) => log(`cleanup: ${e.message}`));
-})());
+const cleanup = () =>
+  (cleaning ??= (async () => {
+    for (const f of cleanups.reverse()) await f().catch((e: Error) => log(`cleanup: ${e.message}`));
+  })());
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
     log(`${sig}: stopping children and PostgreSQL`);
@@ -77,7 +102,10 @@ async function waitQuiet(groups: CpuGroups): Promise<number> {
   return foreign;
 }
 
-async function measured<T>(groups: CpuGroups, fn: () => Promise<T>): Promise<{ result: T; cpu: CpuReport; foreignBefore: number }> {
+async function measured<T>(
+  groups: CpuGroups,
+  fn: () => Promise<T>,
+): Promise<{ result: T; cpu: CpuReport; foreignBefore: number }> {
   const foreignBefore = await waitQuiet(groups);
   const close = cpuWindow(groups);
   const result = await fn();
@@ -85,14 +113,34 @@ async function measured<T>(groups: CpuGroups, fn: () => Promise<T>): Promise<{ r
 }
 
 function noisy(cpu: CpuReport): string[] {
-  return cpu.foreign! > FOREIGN_NOISY_PCT ? [`other processes used ${cpu.foreign}% of a core during this window: figure is depressed`] : [];
+  return cpu.foreign! > FOREIGN_NOISY_PCT
+    ? [`other processes used ${cpu.foreign}% of a core during this window: figure is depressed`]
+    : [];
 }
 
-function loopMeasurement(label: string, unit: string, per: string, r: LoopResult, cpu: CpuReport, notes: string[]): Measurement {
+function loopMeasurement(
+  label: string,
+  unit: string,
+  per: string,
+  r: LoopResult,
+  cpu: CpuReport,
+  notes: string[],
+): Measurement {
   const n = [...notes, ...noisy(cpu)];
   if (r.drained) n.push('the backlog ran dry before the time was up: raise BENCH_BACKLOG');
   if (r.firstError) n.push(`first error: ${r.firstError}`);
-  return { label, unit, perSec: r.perSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, per, errors: r.errors, cpu, notes: n, raw: r };
+  return {
+    label,
+    unit,
+    perSec: r.perSec,
+    p50Ms: r.p50Ms,
+    p99Ms: r.p99Ms,
+    per,
+    errors: r.errors,
+    cpu,
+    notes: n,
+    raw: r,
+  };
 }
 
 async function main(): Promise<void> {
@@ -112,12 +160,15 @@ async function main(): Promise<void> {
   };
   const ours: BenchDatabase = await pg.database('ours', { migrate: true });
   retireLater(() => ours.drop());
-  const serverVersion = (await ours.pool.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
+  const serverVersion = (await ours.pool.query<{ server_version: string }>('SHOW server_version')).rows[0]!
+    .server_version;
   log(`PostgreSQL ${serverVersion}; Node ${process.version}; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'})`);
 
   const sender = await addAgent(ours.pool, SENDER, DOMAIN);
   for (let i = 0; i < settings.recipients; i++) await addAgent(ours.pool, sendRecipient(i), DOMAIN);
-  const inboxes = await Promise.all(Array.from({ length: settings.pullInboxes }, (_, i) => addAgent(ours.pool, pullInbox(i), DOMAIN)));
+  const inboxes = await Promise.all(
+    Array.from({ length: settings.pullInboxes }, (_, i) => addAgent(ours.pool, pullInbox(i), DOMAIN)),
+  );
 
   const serverEnv = { ADMP_PG_POOL_MAX: String(settings.poolMax) };
   log(`starting admp serve (child process, ADMP_LOG_LEVEL=warn, ADMP_PG_POOL_MAX=${settings.poolMax}, LMTP off)`);
@@ -132,22 +183,46 @@ async function main(): Promise<void> {
 
   if (wanted('send')) {
     log(`HTTP send: warm-up ${settings.warmupSeconds} s`);
-    await wrkSend(server.url, sender.token, { connections: settings.connections, seconds: settings.warmupSeconds, recipients: settings.recipients });
+    await wrkSend(server.url, sender.token, {
+      connections: settings.connections,
+      seconds: settings.warmupSeconds,
+      recipients: settings.recipients,
+    });
     await settle(ours.pool, ['message']);
     log(`HTTP send: wrk, ${settings.connections} connections, one request each at a time, ${S} s`);
     const before = await commitStats(ours.pool);
-    const { result: r, cpu } = await measured(groups, () => wrkSend(server.url, sender.token, { connections: settings.connections, seconds: S, recipients: settings.recipients }));
+    const { result: r, cpu } = await measured(groups, () =>
+      wrkSend(server.url, sender.token, {
+        connections: settings.connections,
+        seconds: S,
+        recipients: settings.recipients,
+      }),
+    );
     const after = await commitStats(ours.pool);
     const notes = [`${rowsPerCommit(before, after)} rows per commit`, ...noisy(cpu)];
-    if (r.non2xx || r.errors || r.timeouts) notes.push(`status codes ${JSON.stringify(r.statusCodes)}, errors ${r.errors}, timeouts ${r.timeouts}`);
-    results.send = { label: `HTTP send (${settings.connections} conn)`, unit: 'req/s', perSec: r.perSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, per: 'request', errors: r.non2xx + r.errors + r.timeouts, cpu, notes, raw: r };
+    if (r.non2xx || r.errors || r.timeouts)
+      notes.push(`status codes ${JSON.stringify(r.statusCodes)}, errors ${r.errors}, timeouts ${r.timeouts}`);
+    results.send = {
+      label: `HTTP send (${settings.connections} conn)`,
+      unit: 'req/s',
+      perSec: r.perSec,
+      p50Ms: r.p50Ms,
+      p99Ms: r.p99Ms,
+      per: 'request',
+      errors: r.non2xx + r.errors + r.timeouts,
+      cpu,
+      notes,
+      raw: r,
+    };
   }
 
   if (wanted('pgbench')) {
     const db = await pg.database('pgbench', { migrate: true });
     retireLater(() => db.drop());
     await settle(db.pool, ['message']);
-    log(`pgbench: single-row INSERT of the same row, -c ${settings.connections} -j ${Math.min(settings.connections, 2)} -T ${S} -M prepared`);
+    log(
+      `pgbench: single-row INSERT of the same row, -c ${settings.connections} -j ${Math.min(settings.connections, 2)} -T ${S} -M prepared`,
+    );
     await waitQuiet(groups);
     const run = pgbenchInsert(db.url, { clients: settings.connections, seconds: S, recipients: settings.recipients });
     cleanups.push(async () => run.kill());
@@ -155,7 +230,18 @@ async function main(): Promise<void> {
     const r = await run.done;
     const cpu = close();
     const notes = r.failed ? [`${r.failed} failed transactions`] : [];
-    results.pgbench = { label: `pgbench INSERT (${settings.connections} clients)`, unit: 'tx/s', perSec: r.perSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, per: 'transaction', errors: r.failed, cpu, notes: [...notes, ...noisy(cpu)], raw: r };
+    results.pgbench = {
+      label: `pgbench INSERT (${settings.connections} clients)`,
+      unit: 'tx/s',
+      perSec: r.perSec,
+      p50Ms: r.p50Ms,
+      p99Ms: r.p99Ms,
+      per: 'transaction',
+      errors: r.failed,
+      cpu,
+      notes: [...notes, ...noisy(cpu)],
+      raw: r,
+    };
   }
 
   let boss: BossBench | undefined;
@@ -173,26 +259,59 @@ async function main(): Promise<void> {
     await settle(bossDb!.pool, ['pgboss.job']);
     log(`pg-boss send(): ${settings.connections} in flight, ${S} s`);
     const { result: r, cpu } = await measured(groups, () => boss!.send(settings.connections, S));
-    results['boss-send'] = loopMeasurement(`pg-boss ${boss.version} send (${settings.connections} in flight)`, 'jobs/s', 'send', r, cpu, []);
+    results['boss-send'] = loopMeasurement(
+      `pg-boss ${boss.version} send (${settings.connections} in flight)`,
+      'jobs/s',
+      'send',
+      r,
+      cpu,
+      [],
+    );
   }
 
   // Two consumer loops over the same backlog size: pull, then one batch ack (two calls
   // per batch); and pull carrying the previous batch's acks (one call per batch).
   const pullModes = [
-    { step: 'pull' as const, ackInPull: false, label: 'HTTP pull+ack', how: `pull max ${settings.batch} + one batch ack` },
-    { step: 'pull-next' as const, ackInPull: true, label: 'HTTP pull carrying its acks', how: `pull max ${settings.batch} carrying the previous batch's acks` },
+    {
+      step: 'pull' as const,
+      ackInPull: false,
+      label: 'HTTP pull+ack',
+      how: `pull max ${settings.batch} + one batch ack`,
+    },
+    {
+      step: 'pull-next' as const,
+      ackInPull: true,
+      label: 'HTTP pull carrying its acks',
+      how: `pull max ${settings.batch} carrying the previous batch's acks`,
+    },
   ];
   for (const mode of pullModes.filter((m) => wanted(m.step))) {
-    log(`${mode.label}: prefilling ${settings.backlog} messages into ${settings.pullInboxes} inboxes via enqueue_message`);
-    const prefillRate = await prefillInboxes(ours.pool, inboxes.map((a) => a.id), settings.backlog);
+    log(
+      `${mode.label}: prefilling ${settings.backlog} messages into ${settings.pullInboxes} inboxes via enqueue_message`,
+    );
+    const prefillRate = await prefillInboxes(
+      ours.pool,
+      inboxes.map((a) => a.id),
+      settings.backlog,
+    );
     await settle(ours.pool, ['message']);
-    const consumers = Array.from({ length: settings.consumers }, (_, i) => ({ token: inboxes[i % inboxes.length]!.token }));
+    const consumers = Array.from({ length: settings.consumers }, (_, i) => ({
+      token: inboxes[i % inboxes.length]!.token,
+    }));
     const cycle = { seconds: settings.warmupSeconds, max: settings.batch, ackInPull: mode.ackInPull };
     await httpPullAck(server.url, consumers, cycle);
     log(`${mode.label}: ${settings.consumers} consumers over ${settings.pullInboxes} inboxes, ${mode.how}, ${S} s`);
-    const { result: r, cpu } = await measured(groups, () => httpPullAck(server.url, consumers, { ...cycle, seconds: S }));
-    results[mode.step] = loopMeasurement(`${mode.label} (${settings.consumers} consumers, batch ${settings.batch})`, 'msgs/s', 'cycle', r, cpu,
-      [`prefill ${settings.backlog} via enqueue_message at ${Math.round(prefillRate)} rows/s`]);
+    const { result: r, cpu } = await measured(groups, () =>
+      httpPullAck(server.url, consumers, { ...cycle, seconds: S }),
+    );
+    results[mode.step] = loopMeasurement(
+      `${mode.label} (${settings.consumers} consumers, batch ${settings.batch})`,
+      'msgs/s',
+      'cycle',
+      r,
+      cpu,
+      [`prefill ${settings.backlog} via enqueue_message at ${Math.round(prefillRate)} rows/s`],
+    );
   }
 
   if (boss && wanted('boss-fetch')) {
@@ -202,41 +321,96 @@ async function main(): Promise<void> {
     await boss.fetchComplete(settings.consumers, settings.batch, settings.warmupSeconds);
     log(`pg-boss fetch({batchSize: ${settings.batch}}) + complete(ids): ${settings.consumers} workers, ${S} s`);
     const { result: r, cpu } = await measured(groups, () => boss!.fetchComplete(settings.consumers, settings.batch, S));
-    results['boss-fetch'] = loopMeasurement(`pg-boss ${boss.version} fetch+complete (${settings.consumers} workers, batch ${settings.batch})`, 'jobs/s', 'cycle', r, cpu,
-      [`prefill ${settings.backlog} via insert() at ${Math.round(prefillRate)} jobs/s`]);
+    results['boss-fetch'] = loopMeasurement(
+      `pg-boss ${boss.version} fetch+complete (${settings.consumers} workers, batch ${settings.batch})`,
+      'jobs/s',
+      'cycle',
+      r,
+      cpu,
+      [`prefill ${settings.backlog} via insert() at ${Math.round(prefillRate)} jobs/s`],
+    );
   }
 
   let ingest: Awaited<ReturnType<typeof ingestBench>> | undefined;
   if (wanted('ingest')) {
     for (const f of earlier.reverse()) await f();
-    ingest = await ingestBench({
-      pg, log, cleanups, serverRoot,
-      measured: async (server, fn) => {
-        const { result, cpu } = await measured({ postgres, server, bench: process.pid }, fn);
-        return { result, cpu };
+    ingest = await ingestBench(
+      {
+        pg,
+        log,
+        cleanups,
+        serverRoot,
+        measured: async (server, fn) => {
+          const { result, cpu } = await measured({ postgres, server, bench: process.pid }, fn);
+          return { result, cpu };
+        },
       },
-    }, { seconds: S, warmupSeconds: settings.warmupSeconds, connections: settings.ingestConnections, poolMax: settings.poolMax, workers: settings.ingestWorkers, only: settings.ingestCases });
+      {
+        seconds: S,
+        warmupSeconds: settings.warmupSeconds,
+        connections: settings.ingestConnections,
+        poolMax: settings.poolMax,
+        workers: settings.ingestWorkers,
+        only: settings.ingestCases,
+      },
+    );
     for (const m of ingest.measurements) m.notes.push(...noisy(m.cpu));
   }
 
   const targets: Target[] = [
-    { path: `HTTP send vs pgbench single-row INSERT, ${settings.connections} clients`, ours: results.send, baseline: results.pgbench, min: 0.7 },
+    {
+      path: `HTTP send vs pgbench single-row INSERT, ${settings.connections} clients`,
+      ours: results.send,
+      baseline: results.pgbench,
+      min: 0.7,
+    },
     { path: 'HTTP send vs pg-boss send', ours: results.send, baseline: results['boss-send'], min: 2 },
-    { path: `HTTP pull+ack (batch ${settings.batch}) vs pg-boss fetch+complete`, ours: results.pull, baseline: results['boss-fetch'], min: 1 },
-    { path: `HTTP pull carrying its acks (batch ${settings.batch}) vs pg-boss fetch+complete`, ours: results['pull-next'], baseline: results['boss-fetch'], min: 1 },
+    {
+      path: `HTTP pull+ack (batch ${settings.batch}) vs pg-boss fetch+complete`,
+      ours: results.pull,
+      baseline: results['boss-fetch'],
+      min: 1,
+    },
+    {
+      path: `HTTP pull carrying its acks (batch ${settings.batch}) vs pg-boss fetch+complete`,
+      ours: results['pull-next'],
+      baseline: results['boss-fetch'],
+      min: 1,
+    },
     ...(ingest?.targets ?? []),
   ];
   const measurements = [...STEPS.flatMap((s) => (results[s] ? [results[s]!] : [])), ...(ingest?.measurements ?? [])];
-  console.log(`\n## Targets\n\n${targetTable(targets)}\n\n## CPU per operation (robust to other load on the box)\n\n${cpuTable(targets)}\n\n## Measurements\n\n${detailTable(measurements)}\n`);
+  console.log(
+    `\n## Targets\n\n${targetTable(targets)}\n\n## CPU per operation (robust to other load on the box)\n\n${cpuTable(targets)}\n\n## Measurements\n\n${detailTable(measurements)}\n`,
+  );
   for (const m of measurements) for (const n of m.notes) console.log(`- ${m.label}: ${n}`);
   const path = writeResults({
     started: started.toISOString(),
-    environment: { node: process.version, postgres: serverVersion, postgresSource: pg.source, cpus: cpus().length, cpuModel: cpus()[0]?.model, pgBoss: boss?.version },
+    environment: {
+      node: process.version,
+      postgres: serverVersion,
+      postgresSource: pg.source,
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model,
+      pgBoss: boss?.version,
+    },
     settings,
     server: { logLevel: 'warn', root: serverRoot ?? '.', ...serverEnv },
-    targets: targets.map((t) => ({ path: t.path, ours: t.ours?.perSec, baseline: typeof t.baseline === 'number' ? t.baseline : t.baseline?.perSec, ratio: ratioOf(t), min: t.min, met: metOf(t), cpuNormalizedRatio: cpuRatioOf(t) })),
-    measurements: Object.fromEntries([...Object.entries(results), ...(ingest?.measurements ?? []).map((m) => [m.label, m] as const)]
-      .map(([k, m]) => [k, { ...m, cpuText: formatCpu(m.cpu), cpuUsPerOp: cpuPerOp(m) }])),
+    targets: targets.map((t) => ({
+      path: t.path,
+      ours: t.ours?.perSec,
+      baseline: typeof t.baseline === 'number' ? t.baseline : t.baseline?.perSec,
+      ratio: ratioOf(t),
+      min: t.min,
+      met: metOf(t),
+      cpuNormalizedRatio: cpuRatioOf(t),
+    })),
+    measurements: Object.fromEntries(
+      [...Object.entries(results), ...(ingest?.measurements ?? []).map((m) => [m.label, m] as const)].map(([k, m]) => [
+        k,
+        { ...m, cpuText: formatCpu(m.cpu), cpuUsPerOp: cpuPerOp(m) },
+      ]),
+    ),
   });
   console.log(`\nresults: ${path}`);
 }

@@ -14,10 +14,18 @@ export interface SendResult {
   readonly statusCodes: Record<string, number>;
 }
 
-export interface LoadOptions { readonly connections: number; readonly seconds: number }
+export interface LoadOptions {
+  readonly connections: number;
+  readonly seconds: number;
+}
 
 /** POSTs to `path` from `connections` keep-alive connections for `seconds`, one request each at a time. */
-export async function postLoad(url: string, path: string, opts: LoadOptions, next: () => { headers: Record<string, string>; body: string | Buffer }): Promise<SendResult> {
+export async function postLoad(
+  url: string,
+  path: string,
+  opts: LoadOptions,
+  next: () => { headers: Record<string, string>; body: string | Buffer },
+): Promise<SendResult> {
   const run = autocannon({
     url,
     connections: opts.connections,

@@ -8,7 +8,11 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 15_000;
 
-export interface ServerChild { readonly url: string; readonly pid: number; stop(): Promise<void> }
+export interface ServerChild {
+  readonly url: string;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
 
 export function serverEnv(databaseUrl: string, port: number, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return {
@@ -23,15 +27,27 @@ export function serverEnv(databaseUrl: string, port: number, extra: NodeJS.Proce
 }
 
 /** `root`: the checkout to run (another one, to compare a proposed change side by side). */
-export async function startServer(databaseUrl: string, extraEnv: NodeJS.ProcessEnv, log: (line: string) => void, root = ROOT): Promise<ServerChild> {
+export async function startServer(
+  databaseUrl: string,
+  extraEnv: NodeJS.ProcessEnv,
+  log: (line: string) => void,
+  root = ROOT,
+): Promise<ServerChild> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   // e.g. BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the server.
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/cli/main.ts', 'serve'], {
-    cwd: root, env: serverEnv(databaseUrl, port, extraEnv), stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: root,
+    env: serverEnv(databaseUrl, port, extraEnv),
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const forward = (chunk: Buffer) => chunk.toString().split('\n').filter(Boolean).forEach((l) => log(`[admp serve] ${l}`));
+  const forward = (chunk: Buffer) =>
+    chunk
+      .toString()
+      .split('\n')
+      .filter(Boolean)
+      .forEach((l) => log(`[admp serve] ${l}`));
   child.stdout!.on('data', forward);
   child.stderr!.on('data', forward);
   const exited = new Promise<number | null>((ok) => child.once('exit', (code) => ok(code)));
@@ -39,7 +55,10 @@ export async function startServer(databaseUrl: string, extraEnv: NodeJS.ProcessE
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`admp serve exited with code ${child.exitCode} before it was ready`);
-    const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+    const ready = await fetch(`${url}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ready) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');

@@ -24,8 +24,9 @@ const TASK = {
     audience: 'engineering leadership',
   },
   constraints: { deadline: '2026-11-24T12:00:00Z', cite_sources: true, format: 'markdown' },
-  context: 'Quarterly operations review. Focus on incidents, capacity headroom and the migration plan; '
-    + 'leave out staffing. Flag any number that changed by more than ten percent against the last quarter.',
+  context:
+    'Quarterly operations review. Focus on incidents, capacity headroom and the migration plan; ' +
+    'leave out staffing. Flag any number that changed by more than ten percent against the last quarter.',
   reply_to: 'planner@agents.bench',
 };
 
@@ -36,5 +37,11 @@ export const body = (seq: number): unknown => ({ ...TASK, seq });
 
 /** The POST /v1/messages request body, as an agent would send it. */
 export function sendRequest(to: string, seq: number, correlationId: string): string {
-  return JSON.stringify({ to: `${to}@${DOMAIN}`, type: TYPE, subject: SUBJECT, body: body(seq), correlation_id: correlationId });
+  return JSON.stringify({
+    to: `${to}@${DOMAIN}`,
+    type: TYPE,
+    subject: SUBJECT,
+    body: body(seq),
+    correlation_id: correlationId,
+  });
 }

@@ -23,7 +23,9 @@ const lua = (s: string) => `[==[${s}]==]`;
  */
 function sendScript(token: string, recipients: number): string {
   const parts = sendRequest(MARK.rcpt, MARK.seq, MARK.cid).split(new RegExp(`(${MARK.rcpt}|${MARK.seq}|${MARK.cid})`));
-  const pieces = parts.map((p) => (p === MARK.rcpt ? 'rcpt' : p === String(MARK.seq) ? 'seq' : p === MARK.cid ? 'cid' : lua(p)));
+  const pieces = parts.map((p) =>
+    p === MARK.rcpt ? 'rcpt' : p === String(MARK.seq) ? 'seq' : p === MARK.cid ? 'cid' : lua(p),
+  );
   const names = Array.from({ length: recipients }, (_, i) => lua(sendRecipient(i)));
   return `local rcpts = {${names.join(',')}}
 local auth = ${lua(`Bearer ${token}`)}
@@ -61,25 +63,56 @@ function parseWrk(out: string): SendResult {
   const [connect, read, write, timeouts] = socket ? socket.slice(1).map(Number) : [0, 0, 0, 0];
   const ok = Number(total[1]) - non2xx;
   return {
-    perSec: ok / seconds, ok, non2xx, errors: connect! + read! + write!, timeouts: timeouts!,
-    p50Ms: latencyMs(out, 50), p99Ms: latencyMs(out, 99), seconds,
+    perSec: ok / seconds,
+    ok,
+    non2xx,
+    errors: connect! + read! + write!,
+    timeouts: timeouts!,
+    p50Ms: latencyMs(out, 50),
+    p99Ms: latencyMs(out, 99),
+    seconds,
     statusCodes: { '2xx': ok, 'non-2xx': non2xx },
   };
 }
 
 /** POST /v1/messages from `connections` keep-alive connections for `seconds`, one request each at a time. */
-export async function wrkSend(url: string, token: string, opts: LoadOptions & { recipients: number }): Promise<SendResult> {
+export async function wrkSend(
+  url: string,
+  token: string,
+  opts: LoadOptions & { recipients: number },
+): Promise<SendResult> {
   const dir = mkdtempSync(join(tmpdir(), 'admp-bench-wrk-'));
   try {
     writeFileSync(join(dir, 'send.lua'), sendScript(token, opts.recipients));
-    const child = spawn(WRK, ['-t', String(Math.min(opts.connections, 2)), '-c', String(opts.connections), '-d', `${opts.seconds}s`,
-      '--timeout', '10s', '--latency', '-s', join(dir, 'send.lua'), url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      WRK,
+      [
+        '-t',
+        String(Math.min(opts.connections, 2)),
+        '-c',
+        String(opts.connections),
+        '-d',
+        `${opts.seconds}s`,
+        '--timeout',
+        '10s',
+        '--latency',
+        '-s',
+        join(dir, 'send.lua'),
+        url,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c));
     child.stderr.on('data', (c: Buffer) => (out += c));
     const code = await new Promise<number | null>((ok, fail) => {
       child.once('error', (err: NodeJS.ErrnoException) =>
-        fail(err.code === 'ENOENT' ? new Error(`${WRK} not found: install Debian's wrk (apt-get install wrk) or set BENCH_WRK`) : err));
+        fail(
+          err.code === 'ENOENT'
+            ? new Error(`${WRK} not found: install Debian's wrk (apt-get install wrk) or set BENCH_WRK`)
+            : err,
+        ),
+      );
       child.once('exit', ok);
     });
     if (code !== 0) throw new Error(`wrk exited with ${code}:\n${out}`);

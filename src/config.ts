@@ -22,57 +22,321 @@ interface Setting<K extends Kind = Kind> {
 const s = <K extends Kind>(x: Setting<K>): Setting<K> => x;
 
 export const SETTINGS = {
-  databaseUrl: s({ env: 'DATABASE_URL', kind: 'string', default: '', doc: 'PostgreSQL URL. Empty: start an embedded PostgreSQL with data under `<data_dir>/pg`.' }),
-  dataDir: s({ env: 'ADMP_DATA_DIR', kind: 'string', default: './var', doc: 'Directory for the embedded database and local state.' }),
-  embeddedPgPort: s({ env: 'ADMP_EMBEDDED_PG_PORT', kind: 'int', default: '54329', min: 0, max: 65535, doc: 'Port of the embedded PostgreSQL (0 picks a free port).' }),
-  workers: s({ env: 'ADMP_WORKERS', kind: 'int', default: '1', min: 1, max: 64, doc: 'Server processes sharing the listeners (node:cluster); one per core uses all cores for ingest.' }),
-  migrateOnStart: s({ env: 'ADMP_MIGRATE_ON_START', kind: 'bool', default: 'true', doc: 'Apply pending migrations when `admp serve` starts.' }),
-  pgPoolMax: s({ env: 'ADMP_PG_POOL_MAX', kind: 'int', default: '16', min: 1, max: 500, doc: 'Maximum PostgreSQL connections per process.' }),
-  httpListen: s({ env: 'ADMP_HTTP_LISTEN', kind: 'listen', default: '127.0.0.1:8080', doc: 'Address:port of the agent HTTP API and the Rspamd ingress endpoint.' }),
-  metricsListen: s({ env: 'ADMP_METRICS_LISTEN', kind: 'string', default: '', doc: 'Address:port for `/metrics` on its own listener. Empty: served on the API listener.' }),
-  metricsRefreshMs: s({ env: 'ADMP_METRICS_REFRESH_MS', kind: 'int', default: '15000', min: 1000, max: 3600000, doc: 'How often the queue gauges (`admp_inbox_depth` of the deepest inboxes, `admp_queue_messages`) are read from the database.' }),
-  logLevel: s({ env: 'ADMP_LOG_LEVEL', kind: 'enum', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'pino log level.' }),
-  domains: s({ env: 'ADMP_DOMAINS', kind: 'list', default: 'agents.localhost', doc: 'Our agents domains (comma separated). The first is the default for `admp agent add`.' }),
-  maxBodyBytes: s({ env: 'ADMP_MAX_BODY_BYTES', kind: 'int', default: '262144', min: 1024, max: 104857600, doc: 'Largest accepted JSON message body (HTTP request body or mail envelope part), in bytes.' }),
-  maxMailBytes: s({ env: 'ADMP_MAX_MAIL_BYTES', kind: 'int', default: '10485760', min: 1024, max: 104857600, doc: 'Largest accepted raw mail on the ingress roads, in bytes.' }),
-  maxAttempts: s({ env: 'ADMP_MAX_ATTEMPTS', kind: 'int', default: '5', min: 1, max: 1000, doc: 'Leases a message may take before it goes `dead`.' }),
-  defaultTtlSec: s({ env: 'ADMP_DEFAULT_TTL_SEC', kind: 'int', default: '604800', min: 1, max: 31536000, doc: 'Message time to live when the sender gives none.' }),
-  defaultVisibilitySec: s({ env: 'ADMP_DEFAULT_VISIBILITY_SEC', kind: 'int', default: '30', min: 1, max: 43200, doc: 'Lease length when a pull gives no `visibility_timeout`.' }),
-  maxVisibilitySec: s({ env: 'ADMP_MAX_VISIBILITY_SEC', kind: 'int', default: '43200', min: 1, max: 43200, doc: 'Longest lease or extension (12 h, as SQS).' }),
-  reclaimIntervalMs: s({ env: 'ADMP_RECLAIM_INTERVAL_MS', kind: 'int', default: '1000', min: 50, max: 600000, doc: 'How often expired leases and TTLs are swept.' }),
-  authCacheSec: s({ env: 'ADMP_AUTH_CACHE_SEC', kind: 'int', default: '30', min: 0, max: 3600, doc: 'How long a verified bearer token is cached in memory (revocation takes effect within this time).' }),
-  clockSkewSec: s({ env: 'ADMP_CLOCK_SKEW_SEC', kind: 'int', default: '300', min: 1, max: 3600, doc: 'Accepted clock difference for HMAC requests, JWTs and agent signatures (±).' }),
-  ingressToken: s({ env: 'ADMP_INGRESS_TOKEN', kind: 'string', default: '', doc: 'Bearer secret the Rspamd plugin presents on `POST /ingress/rspamd`. Empty: the endpoint refuses every call.' }),
-  ingestBatchWaitMs: s({ env: 'ADMP_INGEST_BATCH_WAIT_MS', kind: 'int', default: '3', min: 0, max: 100, doc: 'How long stored mail (both ingress roads) may wait for more mail to share its commit (at most 32 per commit). Mail is throughput-bound, so fewer, larger commits take more mail per second; 0 stores each message as soon as a database connection is free.' }),
-  ingressBudgetMs: s({ env: 'ADMP_INGRESS_BUDGET_MS', kind: 'int', default: '8000', min: 100, max: 60000, doc: 'Time the ingress pipeline may take before it answers a temporary failure (keep under the plugin timeout).' }),
-  lmtpListen: s({ env: 'ADMP_LMTP_LISTEN', kind: 'string', default: '127.0.0.1:2526', doc: 'Address:port of the LMTP receiver. Empty: LMTP off.' }),
-  lmtpAllow: s({ env: 'ADMP_LMTP_ALLOW', kind: 'list', default: '127.0.0.0/8,::1/128', doc: 'CIDRs allowed to connect to the LMTP receiver.' }),
-  mtaHostname: s({ env: 'ADMP_MTA_HOSTNAME', kind: 'string', default: '', doc: 'authserv-id of our own MTA; on the LMTP road only the topmost Authentication-Results with this id is trusted.' }),
-  dkimMode: s({ env: 'ADMP_DKIM_MODE', kind: 'enum', default: 'trust', values: ['trust', 'verify'], doc: '`trust` the MTA/Rspamd DKIM verdict, or `verify` DKIM again with mailauth through ADMP_DNS_SERVERS.' }),
-  dnsServers: s({ env: 'ADMP_DNS_SERVERS', kind: 'list', default: '', doc: 'DNS servers (host or host:port) for DKIM re-verification and `_agentkeys` TXT lookups. Empty: the system resolver.' }),
-  dnsTimeoutMs: s({ env: 'ADMP_DNS_TIMEOUT_MS', kind: 'int', default: '2000', min: 100, max: 30000, doc: 'Timeout of one DNS query.' }),
-  keyFetchTimeoutMs: s({ env: 'ADMP_KEY_FETCH_TIMEOUT_MS', kind: 'int', default: '3000', min: 100, max: 30000, doc: 'Timeout for fetching a partner JWKS.' }),
-  keyCacheSec: s({ env: 'ADMP_KEY_CACHE_SEC', kind: 'int', default: '300', min: 0, max: 86400, doc: 'How long discovered partner keys (JWKS, DNS) are cached.' }),
-  jwksScheme: s({ env: 'ADMP_JWKS_SCHEME', kind: 'enum', default: 'https', values: ['https', 'http'], doc: 'Scheme for `/.well-known/agent-keys.json` of partners (`http` only for tests and closed networks).' }),
-  jwksPort: s({ env: 'ADMP_JWKS_PORT', kind: 'int', default: '0', min: 0, max: 65535, doc: 'Port for partner JWKS URLs (0: the scheme default).' }),
-  policyFile: s({ env: 'ADMP_POLICY_FILE', kind: 'string', default: '', doc: 'YAML file of ingress policy rules (docs/policy.md).' }),
-  relayUrl: s({ env: 'ADMP_RELAY_URL', kind: 'string', default: '', doc: 'SMTP relay for mail to other organisations (docs/federation.md): `smtp://host:port` (STARTTLS when offered) or `smtps://user:pass@host:465`. Empty: the outbound worker is off and remote messages stay `queued`.' }),
-  relayTimeoutMs: s({ env: 'ADMP_RELAY_TIMEOUT_MS', kind: 'int', default: '30000', min: 1000, max: 600000, doc: 'Timeout of one submission to the relay (connect, each command, the data).' }),
-  outboundConcurrency: s({ env: 'ADMP_OUTBOUND_CONCURRENCY', kind: 'int', default: '4', min: 1, max: 100, doc: 'Submissions one instance runs at once.' }),
-  outboundBackoffMs: s({ env: 'ADMP_OUTBOUND_BACKOFF_MS', kind: 'int', default: '30000', min: 10, max: 3600000, doc: 'Delay before the first retry after a temporary relay answer; it doubles per attempt, with jitter, up to one hour.' }),
-  outboundDeadlineSec: s({ env: 'ADMP_OUTBOUND_DEADLINE_SEC', kind: 'int', default: '172800', min: 1, max: 31536000, doc: 'How long temporary relay failures are retried before the message is `failed` (reason `timeout`).' }),
-  keysDir: s({ env: 'ADMP_KEYS_DIR', kind: 'string', default: '', doc: 'Directory of agents\' private keys `<agent>.<kid>.pem` (`admp key create` writes them; the outbound worker signs with them). Empty: `<data_dir>/keys`.' }),
-  shutdownGraceMs: s({ env: 'ADMP_SHUTDOWN_GRACE_MS', kind: 'int', default: '10000', min: 0, max: 600000, doc: 'Time in-flight requests and LMTP transactions get after SIGTERM.' }),
+  databaseUrl: s({
+    env: 'DATABASE_URL',
+    kind: 'string',
+    default: '',
+    doc: 'PostgreSQL URL. Empty: start an embedded PostgreSQL with data under `<data_dir>/pg`.',
+  }),
+  dataDir: s({
+    env: 'ADMP_DATA_DIR',
+    kind: 'string',
+    default: './var',
+    doc: 'Directory for the embedded database and local state.',
+  }),
+  embeddedPgPort: s({
+    env: 'ADMP_EMBEDDED_PG_PORT',
+    kind: 'int',
+    default: '54329',
+    min: 0,
+    max: 65535,
+    doc: 'Port of the embedded PostgreSQL (0 picks a free port).',
+  }),
+  workers: s({
+    env: 'ADMP_WORKERS',
+    kind: 'int',
+    default: '1',
+    min: 1,
+    max: 64,
+    doc: 'Server processes sharing the listeners (node:cluster); one per core uses all cores for ingest.',
+  }),
+  migrateOnStart: s({
+    env: 'ADMP_MIGRATE_ON_START',
+    kind: 'bool',
+    default: 'true',
+    doc: 'Apply pending migrations when `admp serve` starts.',
+  }),
+  pgPoolMax: s({
+    env: 'ADMP_PG_POOL_MAX',
+    kind: 'int',
+    default: '16',
+    min: 1,
+    max: 500,
+    doc: 'Maximum PostgreSQL connections per process.',
+  }),
+  httpListen: s({
+    env: 'ADMP_HTTP_LISTEN',
+    kind: 'listen',
+    default: '127.0.0.1:8080',
+    doc: 'Address:port of the agent HTTP API and the Rspamd ingress endpoint.',
+  }),
+  metricsListen: s({
+    env: 'ADMP_METRICS_LISTEN',
+    kind: 'string',
+    default: '',
+    doc: 'Address:port for `/metrics` on its own listener. Empty: served on the API listener.',
+  }),
+  metricsRefreshMs: s({
+    env: 'ADMP_METRICS_REFRESH_MS',
+    kind: 'int',
+    default: '15000',
+    min: 1000,
+    max: 3600000,
+    doc: 'How often the queue gauges (`admp_inbox_depth` of the deepest inboxes, `admp_queue_messages`) are read from the database.',
+  }),
+  logLevel: s({
+    env: 'ADMP_LOG_LEVEL',
+    kind: 'enum',
+    default: 'info',
+    values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    doc: 'pino log level.',
+  }),
+  domains: s({
+    env: 'ADMP_DOMAINS',
+    kind: 'list',
+    default: 'agents.localhost',
+    doc: 'Our agents domains (comma separated). The first is the default for `admp agent add`.',
+  }),
+  maxBodyBytes: s({
+    env: 'ADMP_MAX_BODY_BYTES',
+    kind: 'int',
+    default: '262144',
+    min: 1024,
+    max: 104857600,
+    doc: 'Largest accepted JSON message body (HTTP request body or mail envelope part), in bytes.',
+  }),
+  maxMailBytes: s({
+    env: 'ADMP_MAX_MAIL_BYTES',
+    kind: 'int',
+    default: '10485760',
+    min: 1024,
+    max: 104857600,
+    doc: 'Largest accepted raw mail on the ingress roads, in bytes.',
+  }),
+  maxAttempts: s({
+    env: 'ADMP_MAX_ATTEMPTS',
+    kind: 'int',
+    default: '5',
+    min: 1,
+    max: 1000,
+    doc: 'Leases a message may take before it goes `dead`.',
+  }),
+  defaultTtlSec: s({
+    env: 'ADMP_DEFAULT_TTL_SEC',
+    kind: 'int',
+    default: '604800',
+    min: 1,
+    max: 31536000,
+    doc: 'Message time to live when the sender gives none.',
+  }),
+  defaultVisibilitySec: s({
+    env: 'ADMP_DEFAULT_VISIBILITY_SEC',
+    kind: 'int',
+    default: '30',
+    min: 1,
+    max: 43200,
+    doc: 'Lease length when a pull gives no `visibility_timeout`.',
+  }),
+  maxVisibilitySec: s({
+    env: 'ADMP_MAX_VISIBILITY_SEC',
+    kind: 'int',
+    default: '43200',
+    min: 1,
+    max: 43200,
+    doc: 'Longest lease or extension (12 h, as SQS).',
+  }),
+  reclaimIntervalMs: s({
+    env: 'ADMP_RECLAIM_INTERVAL_MS',
+    kind: 'int',
+    default: '1000',
+    min: 50,
+    max: 600000,
+    doc: 'How often expired leases and TTLs are swept.',
+  }),
+  authCacheSec: s({
+    env: 'ADMP_AUTH_CACHE_SEC',
+    kind: 'int',
+    default: '30',
+    min: 0,
+    max: 3600,
+    doc: 'How long a verified bearer token is cached in memory (revocation takes effect within this time).',
+  }),
+  clockSkewSec: s({
+    env: 'ADMP_CLOCK_SKEW_SEC',
+    kind: 'int',
+    default: '300',
+    min: 1,
+    max: 3600,
+    doc: 'Accepted clock difference for HMAC requests, JWTs and agent signatures (±).',
+  }),
+  ingressToken: s({
+    env: 'ADMP_INGRESS_TOKEN',
+    kind: 'string',
+    default: '',
+    doc: 'Bearer secret the Rspamd plugin presents on `POST /ingress/rspamd`. Empty: the endpoint refuses every call.',
+  }),
+  ingestBatchWaitMs: s({
+    env: 'ADMP_INGEST_BATCH_WAIT_MS',
+    kind: 'int',
+    default: '3',
+    min: 0,
+    max: 100,
+    doc: 'How long stored mail (both ingress roads) may wait for more mail to share its commit (at most 32 per commit). Mail is throughput-bound, so fewer, larger commits take more mail per second; 0 stores each message as soon as a database connection is free.',
+  }),
+  ingressBudgetMs: s({
+    env: 'ADMP_INGRESS_BUDGET_MS',
+    kind: 'int',
+    default: '8000',
+    min: 100,
+    max: 60000,
+    doc: 'Time the ingress pipeline may take before it answers a temporary failure (keep under the plugin timeout).',
+  }),
+  lmtpListen: s({
+    env: 'ADMP_LMTP_LISTEN',
+    kind: 'string',
+    default: '127.0.0.1:2526',
+    doc: 'Address:port of the LMTP receiver. Empty: LMTP off.',
+  }),
+  lmtpAllow: s({
+    env: 'ADMP_LMTP_ALLOW',
+    kind: 'list',
+    default: '127.0.0.0/8,::1/128',
+    doc: 'CIDRs allowed to connect to the LMTP receiver.',
+  }),
+  mtaHostname: s({
+    env: 'ADMP_MTA_HOSTNAME',
+    kind: 'string',
+    default: '',
+    doc: 'authserv-id of our own MTA; on the LMTP road only the topmost Authentication-Results with this id is trusted.',
+  }),
+  dkimMode: s({
+    env: 'ADMP_DKIM_MODE',
+    kind: 'enum',
+    default: 'trust',
+    values: ['trust', 'verify'],
+    doc: '`trust` the MTA/Rspamd DKIM verdict, or `verify` DKIM again with mailauth through ADMP_DNS_SERVERS.',
+  }),
+  dnsServers: s({
+    env: 'ADMP_DNS_SERVERS',
+    kind: 'list',
+    default: '',
+    doc: 'DNS servers (host or host:port) for DKIM re-verification and `_agentkeys` TXT lookups. Empty: the system resolver.',
+  }),
+  dnsTimeoutMs: s({
+    env: 'ADMP_DNS_TIMEOUT_MS',
+    kind: 'int',
+    default: '2000',
+    min: 100,
+    max: 30000,
+    doc: 'Timeout of one DNS query.',
+  }),
+  keyFetchTimeoutMs: s({
+    env: 'ADMP_KEY_FETCH_TIMEOUT_MS',
+    kind: 'int',
+    default: '3000',
+    min: 100,
+    max: 30000,
+    doc: 'Timeout for fetching a partner JWKS.',
+  }),
+  keyCacheSec: s({
+    env: 'ADMP_KEY_CACHE_SEC',
+    kind: 'int',
+    default: '300',
+    min: 0,
+    max: 86400,
+    doc: 'How long discovered partner keys (JWKS, DNS) are cached.',
+  }),
+  jwksScheme: s({
+    env: 'ADMP_JWKS_SCHEME',
+    kind: 'enum',
+    default: 'https',
+    values: ['https', 'http'],
+    doc: 'Scheme for `/.well-known/agent-keys.json` of partners (`http` only for tests and closed networks).',
+  }),
+  jwksPort: s({
+    env: 'ADMP_JWKS_PORT',
+    kind: 'int',
+    default: '0',
+    min: 0,
+    max: 65535,
+    doc: 'Port for partner JWKS URLs (0: the scheme default).',
+  }),
+  policyFile: s({
+    env: 'ADMP_POLICY_FILE',
+    kind: 'string',
+    default: '',
+    doc: 'YAML file of ingress policy rules (docs/policy.md).',
+  }),
+  relayUrl: s({
+    env: 'ADMP_RELAY_URL',
+    kind: 'string',
+    default: '',
+    doc: 'SMTP relay for mail to other organisations (docs/federation.md): `smtp://host:port` (STARTTLS when offered) or `smtps://user:pass@host:465`. Empty: the outbound worker is off and remote messages stay `queued`.',
+  }),
+  relayTimeoutMs: s({
+    env: 'ADMP_RELAY_TIMEOUT_MS',
+    kind: 'int',
+    default: '30000',
+    min: 1000,
+    max: 600000,
+    doc: 'Timeout of one submission to the relay (connect, each command, the data).',
+  }),
+  outboundConcurrency: s({
+    env: 'ADMP_OUTBOUND_CONCURRENCY',
+    kind: 'int',
+    default: '4',
+    min: 1,
+    max: 100,
+    doc: 'Submissions one instance runs at once.',
+  }),
+  outboundBackoffMs: s({
+    env: 'ADMP_OUTBOUND_BACKOFF_MS',
+    kind: 'int',
+    default: '30000',
+    min: 10,
+    max: 3600000,
+    doc: 'Delay before the first retry after a temporary relay answer; it doubles per attempt, with jitter, up to one hour.',
+  }),
+  outboundDeadlineSec: s({
+    env: 'ADMP_OUTBOUND_DEADLINE_SEC',
+    kind: 'int',
+    default: '172800',
+    min: 1,
+    max: 31536000,
+    doc: 'How long temporary relay failures are retried before the message is `failed` (reason `timeout`).',
+  }),
+  keysDir: s({
+    env: 'ADMP_KEYS_DIR',
+    kind: 'string',
+    default: '',
+    doc: "Directory of agents' private keys `<agent>.<kid>.pem` (`admp key create` writes them; the outbound worker signs with them). Empty: `<data_dir>/keys`.",
+  }),
+  shutdownGraceMs: s({
+    env: 'ADMP_SHUTDOWN_GRACE_MS',
+    kind: 'int',
+    default: '10000',
+    min: 0,
+    max: 600000,
+    doc: 'Time in-flight requests and LMTP transactions get after SIGTERM.',
+  }),
 } as const;
 
 type SettingsSpec = typeof SETTINGS;
-type ValueOf<S> = S extends Setting<'int'> ? number
-  : S extends Setting<'bool'> ? boolean
-  : S extends Setting<'list'> ? readonly string[]
-  : S extends Setting<'listen'> ? Listen
-  : string;
+type ValueOf<S> =
+  S extends Setting<'int'>
+    ? number
+    : S extends Setting<'bool'>
+      ? boolean
+      : S extends Setting<'list'>
+        ? readonly string[]
+        : S extends Setting<'listen'>
+          ? Listen
+          : string;
 
-export interface Listen { readonly host: string; readonly port: number }
+export interface Listen {
+  readonly host: string;
+  readonly port: number;
+}
 export type Config = { readonly [K in keyof SettingsSpec]: ValueOf<SettingsSpec[K]> };
 
 export const yamlKey = (env: string): string => env.replace(/^ADMP_/, '').toLowerCase();
@@ -104,11 +368,17 @@ function convert(key: string, spec: Setting, raw: string): unknown {
       throw new ConfigError(key, `expected true or false, got "${raw}"`);
     }
     case 'list':
-      return Object.freeze(raw.split(',').map((x) => x.trim()).filter(Boolean));
+      return Object.freeze(
+        raw
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean),
+      );
     case 'listen':
       return parseListen(raw, key);
     case 'enum':
-      if (!spec.values?.includes(raw)) throw new ConfigError(key, `must be one of ${spec.values?.join(', ')}, got "${raw}"`);
+      if (!spec.values?.includes(raw))
+        throw new ConfigError(key, `must be one of ${spec.values?.join(', ')}, got "${raw}"`);
       return raw;
   }
 }
@@ -121,7 +391,8 @@ function readYaml(path: string): Record<string, unknown> {
     throw new ConfigError('ADMP_CONFIG', `cannot read ${path}: ${(err as Error).message}`);
   }
   if (doc == null) return {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError('ADMP_CONFIG', `${path} must hold a mapping`);
+  if (typeof doc !== 'object' || Array.isArray(doc))
+    throw new ConfigError('ADMP_CONFIG', `${path} must hold a mapping`);
   return doc as Record<string, unknown>;
 }
 
@@ -129,7 +400,10 @@ function readYaml(path: string): Record<string, unknown> {
  * Builds the frozen config. Precedence: environment, then the YAML file named by
  * ADMP_CONFIG, then defaults. Unknown YAML keys are errors, so typos do not pass silently.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof SettingsSpec, string>> = {}): Config {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<Record<keyof SettingsSpec, string>> = {},
+): Config {
   const file = env.ADMP_CONFIG ? readYaml(env.ADMP_CONFIG) : {};
   const known = new Set(Object.values(SETTINGS).map((x) => yamlKey(x.env)));
   for (const k of Object.keys(file)) {
@@ -138,16 +412,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const out: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(SETTINGS) as [keyof SettingsSpec, Setting][]) {
     const fromFile = file[yamlKey(spec.env)];
-    const raw = overrides[name] ?? env[spec.env] ?? (fromFile === undefined ? undefined : Array.isArray(fromFile) ? fromFile.join(',') : String(fromFile)) ?? spec.default;
+    const raw =
+      overrides[name] ??
+      env[spec.env] ??
+      (fromFile === undefined ? undefined : Array.isArray(fromFile) ? fromFile.join(',') : String(fromFile)) ??
+      spec.default;
     out[name] = convert(spec.env, spec, raw);
   }
-  if ((out.domains as string[]).length === 0) throw new ConfigError('ADMP_DOMAINS', 'at least one agents domain is required');
+  if ((out.domains as string[]).length === 0)
+    throw new ConfigError('ADMP_DOMAINS', 'at least one agents domain is required');
   out.domains = Object.freeze((out.domains as string[]).map((d) => d.toLowerCase()));
   return Object.freeze(out) as Config;
 }
 
 /** The README configuration table, generated from SETTINGS so the two never drift. */
 export function configMarkdown(): string {
-  const rows = Object.values(SETTINGS).map((x: Setting) => `| \`${x.env}\` | \`${yamlKey(x.env)}\` | ${x.default === '' ? '(empty)' : `\`${x.default}\``} | ${x.doc} |`);
+  const rows = Object.values(SETTINGS).map(
+    (x: Setting) =>
+      `| \`${x.env}\` | \`${yamlKey(x.env)}\` | ${x.default === '' ? '(empty)' : `\`${x.default}\``} | ${x.doc} |`,
+  );
   return ['| environment | YAML key | default | meaning |', '| --- | --- | --- | --- |', ...rows].join('\n');
 }

@@ -68,7 +68,10 @@ export class AdmpError extends Error {
 /** Invalid configuration: names the offending key. Thrown only at start. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
-  constructor(readonly key: string, problem: string) {
+  constructor(
+    readonly key: string,
+    problem: string,
+  ) {
     super(`configuration ${key}: ${problem}`);
   }
 }
@@ -78,7 +81,15 @@ export class ConfigError extends Error {
 // resources, 57P shutdown/crash/cannot connect now, 58 system error, 40001/40P01
 // serialization failure/deadlock) as opposed to a bug in our SQL.
 const TRANSIENT_SQLSTATE = /^(08|28|3D000|53|57P|58|40001|40P01)/;
-const TRANSIENT_NODE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH']);
+const TRANSIENT_NODE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+]);
 
 /**
  * Normalises anything thrown into an AdmpError. Unknown errors become `internal`
@@ -90,14 +101,22 @@ export function toAdmpError(err: unknown): AdmpError {
   const e = err as { code?: unknown; message?: unknown };
   const code = typeof e?.code === 'string' ? e.code : '';
   const msg = typeof e?.message === 'string' ? e.message : '';
-  if (TRANSIENT_SQLSTATE.test(code) || TRANSIENT_NODE.has(code) || /not currently accepting connections|Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i.test(msg)) {
+  if (
+    TRANSIENT_SQLSTATE.test(code) ||
+    TRANSIENT_NODE.has(code) ||
+    /not currently accepting connections|Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i.test(
+      msg,
+    )
+  ) {
     return new AdmpError('storage_unavailable', 'message store temporarily unavailable');
   }
   return new AdmpError('internal', 'internal error');
 }
 
 /** JSON error body of the HTTP API: `{"error":{"code","message"}}`. */
-export function httpErrorBody(err: AdmpError): { error: { code: ErrorCode; message: string; details?: Record<string, unknown> } } {
+export function httpErrorBody(err: AdmpError): {
+  error: { code: ErrorCode; message: string; details?: Record<string, unknown> };
+} {
   return { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } };
 }
 

@@ -3,11 +3,31 @@
 import pino from 'pino';
 
 export const REDACT_PATHS = [
-  'req.headers.authorization', 'req.headers["x-signature"]', 'req.headers["x-agent-signature"]',
-  'headers.authorization', '*.token', '*.secret', '*.hmac_secret', '*.private_key', '*.privateKey', '*.password',
-  'token', 'secret', 'hmac_secret', 'private_key', 'privateKey', 'password', 'ingressToken',
+  'req.headers.authorization',
+  'req.headers["x-signature"]',
+  'req.headers["x-agent-signature"]',
+  'headers.authorization',
+  '*.token',
+  '*.secret',
+  '*.hmac_secret',
+  '*.private_key',
+  '*.privateKey',
+  '*.password',
+  'token',
+  'secret',
+  'hmac_secret',
+  'private_key',
+  'privateKey',
+  'password',
+  'ingressToken',
   // Ed25519 seeds, private JWK members (RFC 8037 "d"), and config dumps (DATABASE_URL may carry a password).
-  'seed', '*.seed', '*.jwk.d', '*.ingressToken', 'databaseUrl', '*.databaseUrl', 'req.headers.cookie',
+  'seed',
+  '*.seed',
+  '*.jwk.d',
+  '*.ingressToken',
+  'databaseUrl',
+  '*.databaseUrl',
+  'req.headers.cookie',
 ];
 
 export type Logger = pino.Logger;

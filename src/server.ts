@@ -38,9 +38,16 @@ export interface Core {
 }
 
 /** Test seams: where the internet would be (partner JWKS fetches). */
-export interface WireOptions { readonly keyDeps?: Omit<Parameters<typeof createKeyResolver>[1], 'db'> }
+export interface WireOptions {
+  readonly keyDeps?: Omit<Parameters<typeof createKeyResolver>[1], 'db'>;
+}
 
-export async function wire(config: Config, db: Pick<Database, 'pool' | 'url'>, log: Logger, options: WireOptions = {}): Promise<Core> {
+export async function wire(
+  config: Config,
+  db: Pick<Database, 'pool' | 'url'>,
+  log: Logger,
+  options: WireOptions = {},
+): Promise<Core> {
   const policyFile = readPolicyFile(config.policyFile);
   const waiter = await createInboxWaiter(db.url, (err) => log.warn({ err }, 'LISTEN connection lost; reconnecting'));
   const metrics = createMetrics({ pool: db.pool, max: config.pgPoolMax });
@@ -56,7 +63,11 @@ export async function wire(config: Config, db: Pick<Database, 'pool' | 'url'>, l
   });
   const dns = configuredResolver({ servers: config.dnsServers, timeoutMs: config.dnsTimeoutMs });
   const pipeline = createPipeline({
-    pool: db.pool, enqueuer: mailEnqueuer, config, directory, metrics,
+    pool: db.pool,
+    enqueuer: mailEnqueuer,
+    config,
+    directory,
+    metrics,
     policy: createPolicySource(db.pool, policyFile),
     resolveKey: createKeyResolver(config, { db: db.pool, metrics, ...options.keyDeps }),
     dnsResolve: (name, rrtype) => dns.resolve(name, rrtype) as Promise<string[] | string[][]>,
@@ -95,17 +106,33 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  log.info({ event: 'start', database: config.databaseUrl ? 'DATABASE_URL' : `embedded PostgreSQL under ${config.dataDir}/pg` },
-    config.databaseUrl ? 'using PostgreSQL from DATABASE_URL' : `starting embedded PostgreSQL (data in ${config.dataDir}/pg)`);
+  log.info(
+    {
+      event: 'start',
+      database: config.databaseUrl ? 'DATABASE_URL' : `embedded PostgreSQL under ${config.dataDir}/pg`,
+    },
+    config.databaseUrl
+      ? 'using PostgreSQL from DATABASE_URL'
+      : `starting embedded PostgreSQL (data in ${config.dataDir}/pg)`,
+  );
   const stopTracing = await startTracing(process.env, log);
   const db = await openDatabase(config, { migrate: config.migrateOnStart });
   const core = await wire(config, db, log);
-  const metricsListener = config.metricsListen ? await listenMetrics(core.metrics.registry, config.metricsListen) : undefined;
-  if (metricsListener) log.info({ event: 'listening', metrics: metricsListener.url }, `metrics on ${metricsListener.url}/metrics`);
+  const metricsListener = config.metricsListen
+    ? await listenMetrics(core.metrics.registry, config.metricsListen)
+    : undefined;
+  if (metricsListener)
+    log.info({ event: 'listening', metrics: metricsListener.url }, `metrics on ${metricsListener.url}/metrics`);
   const httpUrl = await core.app.listen({ host: config.httpListen.host, port: config.httpListen.port });
   log.info({ event: 'listening', http: httpUrl }, `agent API listening on ${httpUrl}`);
-  const lmtp = config.lmtpListen ? await listenLmtp(createLmtpServer({ config, log, pipeline: core.pipeline, directory: core.directory, metrics: core.metrics }), config.lmtpListen) : undefined;
-  if (lmtp) log.info({ event: 'listening', lmtp: config.lmtpListen }, `LMTP receiver listening on ${config.lmtpListen}`);
+  const lmtp = config.lmtpListen
+    ? await listenLmtp(
+        createLmtpServer({ config, log, pipeline: core.pipeline, directory: core.directory, metrics: core.metrics }),
+        config.lmtpListen,
+      )
+    : undefined;
+  if (lmtp)
+    log.info({ event: 'listening', lmtp: config.lmtpListen }, `LMTP receiver listening on ${config.lmtpListen}`);
   return {
     core,
     lmtp,

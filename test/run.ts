@@ -19,12 +19,24 @@ if (!process.env.DATABASE_URL) {
 } else {
   console.log('# test database: DATABASE_URL');
 }
-const env = { ...process.env, DATABASE_URL: process.env.DATABASE_URL || embedded!.url, ADMP_TEST_ADMIN_URL: process.env.DATABASE_URL || embedded!.url };
+const env = {
+  ...process.env,
+  DATABASE_URL: process.env.DATABASE_URL || embedded!.url,
+  ADMP_TEST_ADMIN_URL: process.env.DATABASE_URL || embedded!.url,
+};
 // Node 20's runner does not expand globs, so the files are listed here.
-const findTests = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) =>
-  e.isDirectory() ? findTests(join(d, e.name)) : e.name.endsWith('.test.ts') ? [join(d, e.name)] : []);
-const files = (args.length > 0 ? args : ['test']).flatMap((a) => (statSync(a).isDirectory() ? findTests(a).sort() : [a]));
-const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], { stdio: 'inherit', env });
+const findTests = (d: string): string[] =>
+  readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? findTests(join(d, e.name)) : e.name.endsWith('.test.ts') ? [join(d, e.name)] : [],
+  );
+const files = (args.length > 0 ? args : ['test']).flatMap((a) =>
+  statSync(a).isDirectory() ? findTests(a).sort() : [a],
+);
+const child = spawn(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
+  { stdio: 'inherit', env },
+);
 const code: number = await new Promise((ok) => child.on('exit', (c, sig) => ok(c ?? (sig ? 1 : 0))));
 if (embedded) await embedded.stop().catch(() => undefined);
 if (dir) rmSync(dir, { recursive: true, force: true });

@@ -51,7 +51,8 @@ async function confirmThenRun(o: Common, run: (args: RunArgs, d: Deps) => Promis
   const args = { mailcowDir: resolve(o.mailcowDir), dryRun: true };
   if (o.dryRun) return run(args, d);
   if (!o.yes) {
-    if (!process.stdin.isTTY) throw new InstallError('not a terminal: pass --yes to apply without a question, or --dry-run to see the changes');
+    if (!process.stdin.isTTY)
+      throw new InstallError('not a terminal: pass --yes to apply without a question, or --dry-run to see the changes');
     await run(args, d);
     const rl = createInterface({ input: process.stdin, output: process.stdout });
     const answer = await rl.question('Apply these changes? [y/N] ');
@@ -62,30 +63,39 @@ async function confirmThenRun(o: Common, run: (args: RunArgs, d: Deps) => Promis
 }
 
 function mode(value: string): Mode {
-  if (value !== 'postfilter' && value !== 'lmtp' && value !== 'both') throw new InvalidArgumentError('postfilter, lmtp or both');
+  if (value !== 'postfilter' && value !== 'lmtp' && value !== 'both')
+    throw new InvalidArgumentError('postfilter, lmtp or both');
   return value;
 }
 
 function seconds(value: string): number {
   const n = Number(value);
-  if (!(n > 0 && n <= 20)) throw new InvalidArgumentError('seconds in (0, 20]: under Mailcow\'s 25 s task_timeout');
+  if (!(n > 0 && n <= 20)) throw new InvalidArgumentError("seconds in (0, 20]: under Mailcow's 25 s task_timeout");
   return n;
 }
 
-const common = (c: Command): Command => c
-  .requiredOption('--mailcow-dir <dir>', 'mailcow-dockerized checkout (where mailcow.conf is)')
-  .option('--api-key <key>', 'Mailcow read-write API key (or env ADMP_MAILCOW_API_KEY); without it you get the relay-domain steps to do by hand')
-  .option('--api-url <url>', 'Mailcow API base URL (default https://MAILCOW_HOSTNAME[:HTTPS_PORT])')
-  .option('--dry-run', 'print a unified diff of every file and each container step; change nothing')
-  .option('--yes', 'apply without asking')
-  .option('--no-docker', 'only change files; print the container steps instead of running them')
-  .option('--json', 'print the outcome as JSON');
+const common = (c: Command): Command =>
+  c
+    .requiredOption('--mailcow-dir <dir>', 'mailcow-dockerized checkout (where mailcow.conf is)')
+    .option(
+      '--api-key <key>',
+      'Mailcow read-write API key (or env ADMP_MAILCOW_API_KEY); without it you get the relay-domain steps to do by hand',
+    )
+    .option('--api-url <url>', 'Mailcow API base URL (default https://MAILCOW_HOSTNAME[:HTTPS_PORT])')
+    .option('--dry-run', 'print a unified diff of every file and each container step; change nothing')
+    .option('--yes', 'apply without asking')
+    .option('--no-docker', 'only change files; print the container steps instead of running them')
+    .option('--json', 'print the outcome as JSON');
 
 async function apiBase(mailcowDir: string): Promise<string> {
   const { readFile } = await import('node:fs/promises');
   const { inspectCheckout } = await import('../installer/mailcow-checkout.js');
   const read = (f: string) => readFile(resolve(mailcowDir, f), 'utf8').catch(() => null);
-  const info = inspectCheckout({ conf: await read('mailcow.conf'), env: await read('.env'), compose: await read('docker-compose.yml') });
+  const info = inspectCheckout({
+    conf: await read('mailcow.conf'),
+    env: await read('.env'),
+    compose: await read('docker-compose.yml'),
+  });
   return `https://${info.hostname}${info.httpsPort === '443' ? '' : `:${info.httpsPort}`}`;
 }
 
@@ -94,24 +104,44 @@ function report(o: Common, outcome: Outcome): void {
 }
 
 export function registerInstall(program: Command): void {
-  common(program.command('install').description('attach the ADMP bridge to a Mailcow installation (README "Install into Mailcow")'))
+  common(
+    program
+      .command('install')
+      .description('attach the ADMP bridge to a Mailcow installation (README "Install into Mailcow")'),
+  )
     .requiredOption('--domain <domain>', 'agents domain, e.g. agents.example.com')
     .option('--mode <mode>', 'postfilter (Rspamd plugin), lmtp (Postfix transport) or both', mode, 'both' as Mode)
     .option('--database-url <url>', 'use this PostgreSQL instead of adding the admp-postgres service')
     .option('--image <tag>', 'bridge image (built from compose/Dockerfile when missing)', 'admp-bridge:latest')
     .option('--http-publish <host:port>', 'publish the bridge HTTP API on the host ("" for none)', '127.0.0.1:8080')
     .option('--bridge-timeout <seconds>', 'Rspamd plugin HTTP timeout', seconds, 10)
-    .action(async (o: Common & { domain: string; mode: Mode; databaseUrl?: string; image: string; httpPublish: string; bridgeTimeout: number }) => {
-      const d = deps(o, () => apiBase(o.mailcowDir), Boolean(o.json));
-      const options = {
-        domain: o.domain.toLowerCase(), mode: o.mode, databaseUrl: o.databaseUrl ?? null, image: o.image,
-        httpPublish: o.httpPublish, timeoutSec: o.bridgeTimeout,
-      };
-      report(o, await confirmThenRun(o, (args, dd) => runInstall(args, options, dd), d));
-    });
-  common(program.command('uninstall').description('remove exactly what `admp install` added'))
-    .action(async (o: Common) => {
+    .action(
+      async (
+        o: Common & {
+          domain: string;
+          mode: Mode;
+          databaseUrl?: string;
+          image: string;
+          httpPublish: string;
+          bridgeTimeout: number;
+        },
+      ) => {
+        const d = deps(o, () => apiBase(o.mailcowDir), Boolean(o.json));
+        const options = {
+          domain: o.domain.toLowerCase(),
+          mode: o.mode,
+          databaseUrl: o.databaseUrl ?? null,
+          image: o.image,
+          httpPublish: o.httpPublish,
+          timeoutSec: o.bridgeTimeout,
+        };
+        report(o, await confirmThenRun(o, (args, dd) => runInstall(args, options, dd), d));
+      },
+    );
+  common(program.command('uninstall').description('remove exactly what `admp install` added')).action(
+    async (o: Common) => {
       const d = deps(o, () => apiBase(o.mailcowDir), Boolean(o.json));
       report(o, await confirmThenRun(o, runUninstall, d));
-    });
+    },
+  );
 }

@@ -6,7 +6,17 @@ import { AdmpError } from '../errors.js';
 import type { Pool } from 'pg';
 import type { Config } from '../config.js';
 import { parseAddress, type AgentAddress } from '../core/address.js';
-import { insertLocalKey, keyState, listAllKeys, listValidKeys, pinPartnerKey, retireOtherKeys, revokeAgentKeys, revokeKey, type AgentKeyRow } from '../db/keys.js';
+import {
+  insertLocalKey,
+  keyState,
+  listAllKeys,
+  listValidKeys,
+  pinPartnerKey,
+  retireOtherKeys,
+  revokeAgentKeys,
+  revokeKey,
+  type AgentKeyRow,
+} from '../db/keys.js';
 import { keyFileName, keysDir } from '../keys/key-files.js';
 import { createAgentKey, seedFromPem } from '../keys/private-key.js';
 import { agentKeyTxtRecords } from '../keys/dns.js';
@@ -15,14 +25,22 @@ import { withDb } from './agents.js';
 import { print, table } from './output.js';
 
 const keyJson = (k: AgentKeyRow, at: Date) => ({
-  domain: k.domain, kid: k.kid, agent: k.agent, source: k.source, state: keyState(k, at),
-  public_key: k.publicKey.toString('base64'), not_before: k.notBefore, not_after: k.notAfter, revoked_at: k.revokedAt,
+  domain: k.domain,
+  kid: k.kid,
+  agent: k.agent,
+  source: k.source,
+  state: keyState(k, at),
+  public_key: k.publicKey.toString('base64'),
+  not_before: k.notBefore,
+  not_after: k.notAfter,
+  revoked_at: k.revokedAt,
 });
 
 /** Decodes a raw 32-byte public key given in base64 or base64url. */
 function publicKeyArg(s: string): Buffer {
   const b = Buffer.from(s.trim(), /[-_]/.test(s) ? 'base64url' : 'base64');
-  if (b.length !== 32 || !/^[A-Za-z0-9+/_-]{43}=?$/.test(s.trim())) throw new AdmpError('bad_request', 'the public key must be 32 bytes in base64');
+  if (b.length !== 32 || !/^[A-Za-z0-9+/_-]{43}=?$/.test(s.trim()))
+    throw new AdmpError('bad_request', 'the public key must be 32 bytes in base64');
   return b;
 }
 
@@ -50,22 +68,32 @@ const TXT_TTL_SEC = 300;
 /** `local` or `local@domain`, which must be one of our domains. */
 function localAgent(arg: string, config: Config): AgentAddress {
   const agent = parseAddress(arg.includes('@') ? arg : `${arg}@${config.domains[0]}`, 'agent');
-  if (!config.domains.includes(agent.domain)) throw new AdmpError('bad_request', `${agent.domain} is not one of our domains (${config.domains.join(', ')})`);
+  if (!config.domains.includes(agent.domain))
+    throw new AdmpError('bad_request', `${agent.domain} is not one of our domains (${config.domains.join(', ')})`);
   return agent;
 }
 
 /** A TXT value as zone-file strings: quoted, at most 255 bytes each (RFC 1035 §3.3.14). */
-const zoneTxt = (text: string): string => (text.match(/[\s\S]{1,255}/g) ?? ['']).map((c) => `"${c.replace(/["\\]/g, '\\$&')}"`).join(' ');
+const zoneTxt = (text: string): string =>
+  (text.match(/[\s\S]{1,255}/g) ?? ['']).map((c) => `"${c.replace(/["\\]/g, '\\$&')}"`).join(' ');
 
 /** Writes the private key file (never overwriting one), then records the public key; removes the file if that fails. */
-async function createKey(db: Pool, config: Config, agent: AgentAddress, o: { out?: string; notAfter: Date | null }): Promise<{ row: AgentKeyRow; file: string }> {
+async function createKey(
+  db: Pool,
+  config: Config,
+  agent: AgentAddress,
+  o: { out?: string; notAfter: Date | null },
+): Promise<{ row: AgentKeyRow; file: string }> {
   const k = await createAgentKey();
   const file = o.out ?? join(keysDir(config), keyFileName(agent.address, k.kid));
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   // 'wx': never overwrite an existing key file; 0600: only the owner may read the private key.
   await writeFile(file, k.privateKeyPem, { mode: 0o600, flag: 'wx' });
   try {
-    return { row: await insertLocalKey(db, { agent: agent.address, kid: k.kid, publicKey: k.publicKey, notAfter: o.notAfter }), file };
+    return {
+      row: await insertLocalKey(db, { agent: agent.address, kid: k.kid, publicKey: k.publicKey, notAfter: o.notAfter }),
+      file,
+    };
   } catch (err) {
     await unlink(file).catch(() => undefined);
     throw err;
@@ -75,62 +103,104 @@ async function createKey(db: Pool, config: Config, agent: AgentAddress, o: { out
 export function registerKeys(program: Command): void {
   const key = program.command('key').description('agent signing keys (Ed25519)');
 
-  key.command('create <agent>')
-    .description('create a key pair for a local agent: the private key goes to a file (mode 0600), the public key to agent_key')
+  key
+    .command('create <agent>')
+    .description(
+      'create a key pair for a local agent: the private key goes to a file (mode 0600), the public key to agent_key',
+    )
     .option('--out <file>', 'private key file (default <keys_dir>/<agent>.<kid>.pem)')
     .option('--not-after <date>', 'the key expires at this time (ISO 8601)')
     .option('--json', 'print JSON')
     .action(async (agentArg: string, o: { out?: string; notAfter?: string; json?: boolean }) => {
       await withDb(async (db, config) => {
-        const { row, file } = await createKey(db, config, localAgent(agentArg, config), { out: o.out, notAfter: dateArg(o.notAfter) ?? null });
+        const { row, file } = await createKey(db, config, localAgent(agentArg, config), {
+          out: o.out,
+          notAfter: dateArg(o.notAfter) ?? null,
+        });
         const dns = agentKeyTxtRecords([row])[0]!;
-        print(o.json, { ...keyJson(row, new Date()), private_key_file: file, dns_txt: dns },
-          () => `created key ${row.kid} for ${row.agent}\nprivate key: ${file}\npublic key:  ${row.publicKey.toString('base64')}\nDNS TXT:     ${dns.name} "${dns.text}"`);
+        print(
+          o.json,
+          { ...keyJson(row, new Date()), private_key_file: file, dns_txt: dns },
+          () =>
+            `created key ${row.kid} for ${row.agent}\nprivate key: ${file}\npublic key:  ${row.publicKey.toString('base64')}\nDNS TXT:     ${dns.name} "${dns.text}"`,
+        );
       });
     });
 
-  key.command('rotate <agent>')
-    .description('create a new key for a local agent; its other keys keep verifying for the overlap window, then expire')
-    .option('--overlap <seconds>', `how long the old keys stay valid (at least ${MIN_OVERLAP_SEC})`, String(DEFAULT_OVERLAP_SEC))
+  key
+    .command('rotate <agent>')
+    .description(
+      'create a new key for a local agent; its other keys keep verifying for the overlap window, then expire',
+    )
+    .option(
+      '--overlap <seconds>',
+      `how long the old keys stay valid (at least ${MIN_OVERLAP_SEC})`,
+      String(DEFAULT_OVERLAP_SEC),
+    )
     .option('--json', 'print JSON')
     .action(async (agentArg: string, o: { overlap: string; json?: boolean }) => {
       const overlap = Number(o.overlap);
-      if (!Number.isInteger(overlap) || overlap < MIN_OVERLAP_SEC) throw new AdmpError('bad_request', `--overlap must be an integer of at least ${MIN_OVERLAP_SEC} seconds`);
+      if (!Number.isInteger(overlap) || overlap < MIN_OVERLAP_SEC)
+        throw new AdmpError('bad_request', `--overlap must be an integer of at least ${MIN_OVERLAP_SEC} seconds`);
       await withDb(async (db, config) => {
         const agent = localAgent(agentArg, config);
         const { row, file } = await createKey(db, config, agent, { notAfter: null });
         const until = new Date(Date.now() + overlap * 1000);
         const retired = await retireOtherKeys(db, agent.address, row.kid, until);
-        print(o.json, { ...keyJson(row, new Date()), private_key_file: file, retiring: retired, retiring_at: retired.length > 0 ? until : null },
-          () => `created key ${row.kid} for ${row.agent} (private key: ${file})\n${retired.length > 0 ? `old keys ${retired.join(', ')} stay valid until ${until.toISOString()}` : 'no older key to retire'}\nrun \`admp key dns ${row.agent}\` and publish the records`);
+        print(
+          o.json,
+          {
+            ...keyJson(row, new Date()),
+            private_key_file: file,
+            retiring: retired,
+            retiring_at: retired.length > 0 ? until : null,
+          },
+          () =>
+            `created key ${row.kid} for ${row.agent} (private key: ${file})\n${retired.length > 0 ? `old keys ${retired.join(', ')} stay valid until ${until.toISOString()}` : 'no older key to retire'}\nrun \`admp key dns ${row.agent}\` and publish the records`,
+        );
       });
     });
 
-  key.command('dns <agent-or-domain>')
-    .description("print the _agentkeys TXT records of an agent's (or a whole domain's) currently valid keys, in zone-file form")
+  key
+    .command('dns <agent-or-domain>')
+    .description(
+      "print the _agentkeys TXT records of an agent's (or a whole domain's) currently valid keys, in zone-file form",
+    )
     .option('--json', 'print JSON')
     .action(async (arg: string, o: { json?: boolean }) => {
       await withDb(async (db, config) => {
-        const filter = config.domains.includes(arg.toLowerCase()) ? { domain: arg } : { agent: localAgent(arg, config).address };
+        const filter = config.domains.includes(arg.toLowerCase())
+          ? { domain: arg }
+          : { agent: localAgent(arg, config).address };
         const records = agentKeyTxtRecords(await listValidKeys(db, { ...filter, source: 'local' }, new Date()));
-        print(o.json, records, () => records.map((r) => `${r.name}. ${TXT_TTL_SEC} IN TXT ${zoneTxt(r.text)}`).join('\n'));
+        print(o.json, records, () =>
+          records.map((r) => `${r.name}. ${TXT_TTL_SEC} IN TXT ${zoneTxt(r.text)}`).join('\n'),
+        );
       });
     });
 
-  key.command('import <agent-address> <kid> <public-key>')
+  key
+    .command('import <agent-address> <kid> <public-key>')
     .description("pin a partner agent's public key (raw 32 bytes, base64)")
     .option('--not-after <date>', 'stop trusting the key at this time (ISO 8601)')
     .option('--json', 'print JSON')
     .action(async (agentArg: string, kid: string, pk: string, o: { notAfter?: string; json?: boolean }) => {
       await withDb(async (db, config) => {
         const agent = parseAddress(agentArg, 'agent-address');
-        if (config.domains.includes(agent.domain)) throw new AdmpError('bad_request', `${agent.domain} is our domain: use \`admp key create\``);
-        const row = await pinPartnerKey(db, { agent: agent.address, kid, publicKey: publicKeyArg(pk), notAfter: dateArg(o.notAfter) ?? null });
+        if (config.domains.includes(agent.domain))
+          throw new AdmpError('bad_request', `${agent.domain} is our domain: use \`admp key create\``);
+        const row = await pinPartnerKey(db, {
+          agent: agent.address,
+          kid,
+          publicKey: publicKeyArg(pk),
+          notAfter: dateArg(o.notAfter) ?? null,
+        });
         print(o.json, keyJson(row, new Date()), () => `pinned key ${row.kid} for ${row.agent}`);
       });
     });
 
-  key.command('list')
+  key
+    .command('list')
     .description('list keys: ours (local) and pinned partner keys')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
@@ -141,7 +211,8 @@ export function registerKeys(program: Command): void {
       });
     });
 
-  key.command('revoke <agent-or-domain> [kid]')
+  key
+    .command('revoke <agent-or-domain> [kid]')
     .description('revoke keys from now on: every key of an agent, one kid of an agent, or (domain, kid)')
     .option('--json', 'print JSON')
     .action(async (arg: string, kid: string | undefined, o: { json?: boolean }) => {
@@ -154,12 +225,14 @@ export function registerKeys(program: Command): void {
         }
         const agent = localAgent(arg, config);
         const revoked = await revokeAgentKeys(db, agent.address, now, kid);
-        if (revoked.length === 0) throw new AdmpError('not_found', `no live key${kid ? ` ${kid}` : ''} of ${agent.address}`);
+        if (revoked.length === 0)
+          throw new AdmpError('not_found', `no live key${kid ? ` ${kid}` : ''} of ${agent.address}`);
         print(o.json, { agent: agent.address, revoked }, () => `revoked ${revoked.join(', ')} of ${agent.address}`);
       });
     });
 
-  program.command('sign')
+  program
+    .command('sign')
     .description('print or write a signed agent message (.eml)')
     .requiredOption('--agent <address>', 'sending agent address')
     .requiredOption('--key <file>', 'private key PEM (PKCS#8 Ed25519)')
@@ -175,18 +248,40 @@ export function registerKeys(program: Command): void {
     })
     .option('--out <file>', 'write the .eml here instead of printing it')
     .option('--json', 'print JSON ({message_id, file} or {message_id, eml})')
-    .action(async (o: { agent: string; key: string; kid: string; to: string; type: string; body: string; subject?: string; correlationId?: string; ttlSec?: number; out?: string; json?: boolean }) => {
-      const seed = seedFromPem(await readFile(o.key, 'utf8'));
-      const m = await buildSignedMessage(
-        { to: o.to, type: o.type, subject: o.subject, body: await bodyArg(o.body), correlation_id: o.correlationId, ttl_sec: o.ttlSec },
-        { agent: o.agent, kid: o.kid, seed });
-      if (o.out) {
-        await writeFile(o.out, m.eml);
-        print(o.json, { message_id: m.messageId, file: o.out }, () => `wrote ${o.out} (Message-ID ${m.messageId})`);
-      } else if (o.json) {
-        print(true, { message_id: m.messageId, eml: m.eml.toString('utf8') }, () => '');
-      } else {
-        process.stdout.write(m.eml);
-      }
-    });
+    .action(
+      async (o: {
+        agent: string;
+        key: string;
+        kid: string;
+        to: string;
+        type: string;
+        body: string;
+        subject?: string;
+        correlationId?: string;
+        ttlSec?: number;
+        out?: string;
+        json?: boolean;
+      }) => {
+        const seed = seedFromPem(await readFile(o.key, 'utf8'));
+        const m = await buildSignedMessage(
+          {
+            to: o.to,
+            type: o.type,
+            subject: o.subject,
+            body: await bodyArg(o.body),
+            correlation_id: o.correlationId,
+            ttl_sec: o.ttlSec,
+          },
+          { agent: o.agent, kid: o.kid, seed },
+        );
+        if (o.out) {
+          await writeFile(o.out, m.eml);
+          print(o.json, { message_id: m.messageId, file: o.out }, () => `wrote ${o.out} (Message-ID ${m.messageId})`);
+        } else if (o.json) {
+          print(true, { message_id: m.messageId, eml: m.eml.toString('utf8') }, () => '');
+        } else {
+          process.stdout.write(m.eml);
+        }
+      },
+    );
 }

@@ -9,7 +9,9 @@ import { registerPolicy } from './policy.js';
 import { registerInstall } from './install.js';
 import { registerDoctor } from './doctor.js';
 
-const program = new Command('admp').description('Agent Dispatch: authenticated agent messaging over HTTP and email').showHelpAfterError();
+const program = new Command('admp')
+  .description('Agent Dispatch: authenticated agent messaging over HTTP and email')
+  .showHelpAfterError();
 
 registerServe(program);
 registerAgents(program);

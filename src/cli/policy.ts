@@ -10,7 +10,9 @@ const collect = (v: string, acc: string[]) => [...acc, v];
 
 export function registerPolicy(program: Command): void {
   const policy = program.command('policy').description('manage delivery policy rules');
-  policy.command('add').description('add a rule: who may send what to whom (first match wins)')
+  policy
+    .command('add')
+    .description('add a rule: who may send what to whom (first match wins)')
     .requiredOption('--from <glob>', 'sender agent address glob, e.g. "*@agents.partner.example"')
     .requiredOption('--to <glob>', 'recipient agent address glob')
     .option('--type <glob>', 'ADMP type glob (repeatable)', collect, [])
@@ -18,20 +20,55 @@ export function registerPolicy(program: Command): void {
     .option('--max-bytes <n>', 'largest message admitted', (v) => Number(v))
     .option('--action <allow|deny>', 'what a match does', 'allow')
     .option('--json', 'print JSON')
-    .action(async (o: { from: string; to: string; type: string[]; subject?: string; maxBytes?: number; action: string; json?: boolean }) => withDb(async (pool) => {
-      if (o.action !== 'allow' && o.action !== 'deny') throw new AdmpError('bad_request', '--action is allow or deny');
-      if (o.maxBytes !== undefined && !(Number.isInteger(o.maxBytes) && o.maxBytes > 0)) throw new AdmpError('bad_request', '--max-bytes is a positive integer');
-      const row = await addRule(pool, { from: o.from, to: o.to, types: o.type, subject: o.subject, max_bytes: o.maxBytes, action: o.action });
-      print(o.json, row, () => `rule ${row.id} added: ${row.action} ${row.from_glob} -> ${row.to_glob}`);
-    }));
-  policy.command('list').description('list run-time rules').option('--json', 'print JSON')
-    .action(async (o: { json?: boolean }) => withDb(async (pool) => {
-      const rows = await listRules(pool);
-      print(o.json, rows, () => table(rows.map((r) => ({ ...r, types: r.types.join(',') })), ['id', 'action', 'from_glob', 'to_glob', 'types', 'subject', 'max_bytes']));
-    }));
-  policy.command('remove <id>').description('remove a run-time rule').option('--json', 'print JSON')
-    .action(async (id: string, o: { json?: boolean }) => withDb(async (pool) => {
-      if (!await removeRule(pool, Number(id))) throw new AdmpError('not_found', `no rule ${id}`);
-      print(o.json, { removed: Number(id) }, () => `rule ${id} removed`);
-    }));
+    .action(
+      async (o: {
+        from: string;
+        to: string;
+        type: string[];
+        subject?: string;
+        maxBytes?: number;
+        action: string;
+        json?: boolean;
+      }) =>
+        withDb(async (pool) => {
+          if (o.action !== 'allow' && o.action !== 'deny')
+            throw new AdmpError('bad_request', '--action is allow or deny');
+          if (o.maxBytes !== undefined && !(Number.isInteger(o.maxBytes) && o.maxBytes > 0))
+            throw new AdmpError('bad_request', '--max-bytes is a positive integer');
+          const row = await addRule(pool, {
+            from: o.from,
+            to: o.to,
+            types: o.type,
+            subject: o.subject,
+            max_bytes: o.maxBytes,
+            action: o.action,
+          });
+          print(o.json, row, () => `rule ${row.id} added: ${row.action} ${row.from_glob} -> ${row.to_glob}`);
+        }),
+    );
+  policy
+    .command('list')
+    .description('list run-time rules')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) =>
+      withDb(async (pool) => {
+        const rows = await listRules(pool);
+        print(o.json, rows, () =>
+          table(
+            rows.map((r) => ({ ...r, types: r.types.join(',') })),
+            ['id', 'action', 'from_glob', 'to_glob', 'types', 'subject', 'max_bytes'],
+          ),
+        );
+      }),
+    );
+  policy
+    .command('remove <id>')
+    .description('remove a run-time rule')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { json?: boolean }) =>
+      withDb(async (pool) => {
+        if (!(await removeRule(pool, Number(id)))) throw new AdmpError('not_found', `no rule ${id}`);
+        print(o.json, { removed: Number(id) }, () => `rule ${id} removed`);
+      }),
+    );
 }

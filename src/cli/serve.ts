@@ -14,7 +14,13 @@ function onSignals(log: Logger, stop: () => Promise<void>): void {
     if (stopping) return;
     stopping = true;
     log.info({ event: 'shutdown', signal }, 'shutting down');
-    stop().then(() => process.exit(0), (err) => { log.error({ err }, 'shutdown failed'); process.exit(1); });
+    stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGTERM', () => handler('SIGTERM'));
   process.on('SIGINT', () => handler('SIGINT'));
@@ -46,21 +52,35 @@ async function servePrimary(config: Config, log: Logger): Promise<void> {
   onSignals(log, async () => {
     stopping = true;
     const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
-    await Promise.all(workers.map((w) => new Promise<void>((ok) => { w.once('exit', () => ok()); w.process.kill('SIGTERM'); })));
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((ok) => {
+            w.once('exit', () => ok());
+            w.process.kill('SIGTERM');
+          }),
+      ),
+    );
     await db.embedded?.stop();
   });
 }
 
 export function registerServe(program: Command): void {
-  program.command('serve').description('run the agent API, the Rspamd ingress endpoint and the LMTP receiver').action(async () => {
-    const config = loadConfig();
-    const log = createLogger(config.logLevel);
-    if (config.workers > 1 && cluster.isPrimary) await servePrimary(config, log);
-    else await serveOne(config, log);
-  });
+  program
+    .command('serve')
+    .description('run the agent API, the Rspamd ingress endpoint and the LMTP receiver')
+    .action(async () => {
+      const config = loadConfig();
+      const log = createLogger(config.logLevel);
+      if (config.workers > 1 && cluster.isPrimary) await servePrimary(config, log);
+      else await serveOne(config, log);
+    });
 
-  program.command('migrate').description('apply pending database migrations (safe to run twice or concurrently)')
-    .option('--json', 'print JSON').action(async (opts: { json?: boolean }) => {
+  program
+    .command('migrate')
+    .description('apply pending database migrations (safe to run twice or concurrently)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
       const db = await openDatabase(loadConfig());
       try {
         const applied = await migrate(db.pool);
@@ -70,12 +90,23 @@ export function registerServe(program: Command): void {
       }
     });
 
-  program.command('config').description('validate and print the effective configuration')
-    .option('--json', 'print JSON').option('--markdown', 'print the configuration reference table')
+  program
+    .command('config')
+    .description('validate and print the effective configuration')
+    .option('--json', 'print JSON')
+    .option('--markdown', 'print the configuration reference table')
     .action((opts: { json?: boolean; markdown?: boolean }) => {
       if (opts.markdown) return print(false, null, configMarkdown);
       const config = loadConfig();
-      const shown = { ...config, databaseUrl: config.databaseUrl.replace(/:[^:@/]*@/, ':***@'), ingressToken: config.ingressToken ? '***' : '' };
-      print(opts.json, shown, () => Object.entries(shown).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join('\n'));
+      const shown = {
+        ...config,
+        databaseUrl: config.databaseUrl.replace(/:[^:@/]*@/, ':***@'),
+        ingressToken: config.ingressToken ? '***' : '',
+      };
+      print(opts.json, shown, () =>
+        Object.entries(shown)
+          .map(([k, v]) => `${k} = ${JSON.stringify(v)}`)
+          .join('\n'),
+      );
     });
 }

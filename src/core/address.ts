@@ -2,7 +2,11 @@
 // agent.id rule of migrations/0001_core.sql; the domain is a DNS name (RFC 1035 §2.3.1).
 import { AdmpError } from '../errors.js';
 
-export interface AgentAddress { readonly local: string; readonly domain: string; readonly address: string }
+export interface AgentAddress {
+  readonly local: string;
+  readonly domain: string;
+  readonly address: string;
+}
 
 const LOCAL = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const DOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/;
@@ -15,7 +19,10 @@ export function tryParseAddress(input: string): AgentAddress | undefined {
   const at = input.lastIndexOf('@');
   if (at <= 0) return undefined;
   const local = input.slice(0, at).toLowerCase();
-  const domain = input.slice(at + 1).toLowerCase().replace(/\.$/, '');
+  const domain = input
+    .slice(at + 1)
+    .toLowerCase()
+    .replace(/\.$/, '');
   if (!LOCAL.test(local) || !DOMAIN.test(domain)) return undefined;
   return { local, domain, address: `${local}@${domain}` };
 }
@@ -23,6 +30,7 @@ export function tryParseAddress(input: string): AgentAddress | undefined {
 /** Parses an agent address or throws `bad_request` naming the field. */
 export function parseAddress(input: string, field: string): AgentAddress {
   const a = tryParseAddress(input);
-  if (!a) throw new AdmpError('bad_request', `${field}: "${input.slice(0, 100)}" is not an agent address (local@domain)`);
+  if (!a)
+    throw new AdmpError('bad_request', `${field}: "${input.slice(0, 100)}" is not an agent address (local@domain)`);
   return a;
 }

@@ -18,6 +18,15 @@ export interface FingerprintInput {
 }
 
 export function fingerprint(m: FingerprintInput): string {
-  const canonical = canonicalJson(['admp-fp-v1', m.from.toLowerCase(), m.to.toLowerCase(), m.type, m.subject ?? null, m.correlation_id ?? null, m.unique_id, m.body]);
+  const canonical = canonicalJson([
+    'admp-fp-v1',
+    m.from.toLowerCase(),
+    m.to.toLowerCase(),
+    m.type,
+    m.subject ?? null,
+    m.correlation_id ?? null,
+    m.unique_id,
+    m.body,
+  ]);
   return createHash('sha256').update(canonical).digest('hex');
 }

@@ -44,7 +44,11 @@ export interface Delivery {
 
 export type Decision =
   | { readonly allow: true; readonly rule: string }
-  | { readonly allow: false; readonly reason: 'denied_by_rule' | 'too_large' | 'unknown_sender'; readonly message: string };
+  | {
+      readonly allow: false;
+      readonly reason: 'denied_by_rule' | 'too_large' | 'unknown_sender';
+      readonly message: string;
+    };
 
 const globCache = new Map<string, RegExp>();
 
@@ -52,7 +56,10 @@ const globCache = new Map<string, RegExp>();
 export function glob(pattern: string): RegExp {
   let re = globCache.get(pattern);
   if (!re) {
-    const body = pattern.split('').map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('');
+    const body = pattern
+      .split('')
+      .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
+      .join('');
     re = new RegExp(`^${body}$`, 'i');
     globCache.set(pattern, re);
   }
@@ -60,9 +67,10 @@ export function glob(pattern: string): RegExp {
 }
 
 const matches = (r: PolicyRule, d: Delivery): boolean =>
-  glob(r.from).test(d.from) && glob(r.to).test(d.to)
-  && (!r.types || r.types.length === 0 || r.types.some((t) => glob(t).test(d.type)))
-  && (r.subject === undefined || glob(r.subject).test(d.subject ?? ''));
+  glob(r.from).test(d.from) &&
+  glob(r.to).test(d.to) &&
+  (!r.types || r.types.length === 0 || r.types.some((t) => glob(t).test(d.type))) &&
+  (r.subject === undefined || glob(r.subject).test(d.subject ?? ''));
 
 const label = (r: PolicyRule, i: number): string => r.id ?? `rule ${i + 1} (${r.from} -> ${r.to})`;
 
@@ -70,20 +78,35 @@ export function decide(policy: Policy, ourDomains: readonly string[], d: Deliver
   const i = policy.rules.findIndex((r) => matches(r, d));
   const rule = policy.rules[i];
   if (rule) {
-    if (rule.action === 'deny') return { allow: false, reason: 'denied_by_rule', message: `policy ${label(rule, i)} refuses ${d.from} -> ${d.to}` };
+    if (rule.action === 'deny')
+      return {
+        allow: false,
+        reason: 'denied_by_rule',
+        message: `policy ${label(rule, i)} refuses ${d.from} -> ${d.to}`,
+      };
     if (rule.max_bytes !== undefined && d.bytes > rule.max_bytes) {
-      return { allow: false, reason: 'too_large', message: `policy ${label(rule, i)} admits at most ${rule.max_bytes} bytes` };
+      return {
+        allow: false,
+        reason: 'too_large',
+        message: `policy ${label(rule, i)} admits at most ${rule.max_bytes} bytes`,
+      };
     }
     return { allow: true, rule: label(rule, i) };
   }
   const senderDomain = d.from.slice(d.from.lastIndexOf('@') + 1).toLowerCase();
   if (ourDomains.includes(senderDomain)) return { allow: true, rule: 'default: local sender' };
-  return { allow: false, reason: 'unknown_sender', message: `no policy admits ${d.from} (unknown external senders are refused)` };
+  return {
+    allow: false,
+    reason: 'unknown_sender',
+    message: `no policy admits ${d.from} (unknown external senders are refused)`,
+  };
 }
 
 /** May the MTA's SASL user `user` send as agent `agent`? */
 export function saslMayActAs(policy: Policy, user: string, agent: string): boolean {
-  return policy.sasl.some((m) => m.user.toLowerCase() === user.toLowerCase() && m.agents.some((g) => glob(g).test(agent)));
+  return policy.sasl.some(
+    (m) => m.user.toLowerCase() === user.toLowerCase() && m.agents.some((g) => glob(g).test(agent)),
+  );
 }
 
 export const EMPTY_POLICY: Policy = Object.freeze({ rules: [], sasl: [], max_inbox: 0 });

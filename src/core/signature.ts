@@ -8,7 +8,14 @@
 // The base is an RFC 8785 (JCS) object of decoded values, bound to the envelope
 // recipient (a DKIM signature can be replayed to another RCPT TO; ours cannot), to
 // the Message-ID (the nonce the dedupe fingerprint includes) and to a timestamp.
-import { createHash, createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  sign as nodeSign,
+  verify as nodeVerify,
+  type KeyObject,
+} from 'node:crypto';
 import * as ed from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
 import { canonicalJson } from './canonical-json.js';
@@ -59,7 +66,11 @@ export const bodyDigest = (body: Uint8Array): string => b64url(createHash('sha25
 export const canonicalSubject = (s: string): string => s.replace(/[ \t\r\n]+/g, ' ').trim();
 
 /** `<id@host>` → `id@host`. */
-export const canonicalMessageId = (s: string): string => s.trim().replace(/^<(.*)>$/s, '$1').trim();
+export const canonicalMessageId = (s: string): string =>
+  s
+    .trim()
+    .replace(/^<(.*)>$/s, '$1')
+    .trim();
 
 /** The signature base: the UTF-8 bytes of this RFC 8785 string are what Ed25519 signs. */
 export function signatureBase(f: SignedFields): string {
@@ -106,7 +117,11 @@ export function signBase(seed: Uint8Array, base: string, impl: Ed25519Impl = 'no
 }
 
 /** The four X-Agent-* header values for a message. */
-export function signatureHeaders(f: SignedFields, seed: Uint8Array, impl: Ed25519Impl = 'node'): Record<string, string> {
+export function signatureHeaders(
+  f: SignedFields,
+  seed: Uint8Array,
+  impl: Ed25519Impl = 'node',
+): Record<string, string> {
   return {
     'X-Agent-ID': f.agent.trim().toLowerCase(),
     'X-Agent-KID': f.kid,
@@ -167,10 +182,18 @@ export interface VerifyOptions {
   readonly resolveKey: KeyResolver;
 }
 
-export type SignatureFailure = 'signature_missing' | 'signature_invalid' | 'signature_expired' | 'unknown_key' | 'key_unavailable';
+export type SignatureFailure =
+  'signature_missing' | 'signature_invalid' | 'signature_expired' | 'unknown_key' | 'key_unavailable';
 
 export type VerifyResult =
-  | { readonly ok: true; readonly agent: string; readonly kid: string; readonly keySource: KeySource; readonly timestamp: number; readonly messageId: string }
+  | {
+      readonly ok: true;
+      readonly agent: string;
+      readonly kid: string;
+      readonly keySource: KeySource;
+      readonly timestamp: number;
+      readonly messageId: string;
+    }
   | { readonly ok: false; readonly code: SignatureFailure; readonly reason: string };
 
 const fail = (code: SignatureFailure, reason: string): VerifyResult => ({ ok: false, code, reason });
@@ -218,27 +241,39 @@ export async function verifySignature(input: VerifyInput, opts: VerifyOptions): 
   if (missing.length > 0) return fail('signature_missing', `missing ${missing.join(', ')}`);
   // One of each: a prepended duplicate could otherwise be displayed or used instead
   // of the signed one (research/anchors.md §4.2, tokencanopy/e2a#751).
-  for (const [name, max, min] of [...AGENT_HEADERS.map((h) => [h, 1, 1] as const), ['from', 1, 1] as const, ['message-id', 1, 1] as const, ['subject', 1, 0] as const]) {
+  for (const [name, max, min] of [
+    ...AGENT_HEADERS.map((h) => [h, 1, 1] as const),
+    ['from', 1, 1] as const,
+    ['message-id', 1, 1] as const,
+    ['subject', 1, 0] as const,
+  ]) {
     const n = headers.get(name)?.length ?? 0;
-    if (n > max || n < min) return fail('signature_invalid', `${name} must appear ${min === max ? 'exactly once' : 'at most once'}, found ${n}`);
+    if (n > max || n < min)
+      return fail(
+        'signature_invalid',
+        `${name} must appear ${min === max ? 'exactly once' : 'at most once'}, found ${n}`,
+      );
   }
   const value = (h: (typeof AGENT_HEADERS)[number]): string => unfold(headers.get(h)![0]!);
 
   const agent = tryParseAddress(value('x-agent-id'));
   if (!agent) return fail('signature_invalid', 'X-Agent-ID is not an agent address');
   const from = input.from === undefined ? undefined : tryParseAddress(input.from);
-  if (from?.address !== agent.address) return fail('signature_invalid', 'From must be the single address in X-Agent-ID');
+  if (from?.address !== agent.address)
+    return fail('signature_invalid', 'From must be the single address in X-Agent-ID');
   const kid = value('x-agent-kid');
   if (!KID.test(kid)) return fail('signature_invalid', 'X-Agent-KID is malformed');
   const ts = value('x-agent-timestamp');
   if (!/^[0-9]{1,12}$/.test(ts)) return fail('signature_invalid', 'X-Agent-Timestamp must be integer Unix seconds');
   const signature = value('x-agent-signature').replace(/\s+/g, '');
   if (!SIGNATURE_B64.test(signature)) return fail('signature_invalid', 'X-Agent-Signature must be 64 bytes in base64');
-  if (!input.messageId || canonicalMessageId(input.messageId) === '') return fail('signature_invalid', 'Message-ID is missing');
+  if (!input.messageId || canonicalMessageId(input.messageId) === '')
+    return fail('signature_invalid', 'Message-ID is missing');
 
   const rcpt = tryParseAddress(input.envelopeRecipient);
   const to = tryParseAddress(input.envelope.to);
-  if (!rcpt || to?.address !== rcpt.address) return fail('signature_invalid', 'the envelope recipient is not the signed recipient');
+  if (!rcpt || to?.address !== rcpt.address)
+    return fail('signature_invalid', 'the envelope recipient is not the signed recipient');
 
   const timestamp = Number(ts);
   if (Math.abs(opts.now - timestamp) > opts.clockSkewSec) {
@@ -254,8 +289,10 @@ export async function verifySignature(input: VerifyInput, opts: VerifyOptions): 
   if (found.status === 'unavailable') return fail('key_unavailable', `key ${kid} of ${agent.domain}: ${found.reason}`);
   if (found.status === 'not_found') return fail('unknown_key', `no key ${kid} for ${agent.domain}`);
   const key = found.key;
-  if (key.domain !== agent.domain || key.kid !== kid) return fail('unknown_key', `key ${kid} does not belong to ${agent.domain}`);
-  if (key.agent !== null && key.agent !== agent.address) return fail('unknown_key', `key ${kid} belongs to another agent`);
+  if (key.domain !== agent.domain || key.kid !== kid)
+    return fail('unknown_key', `key ${kid} does not belong to ${agent.domain}`);
+  if (key.agent !== null && key.agent !== agent.address)
+    return fail('unknown_key', `key ${kid} belongs to another agent`);
 
   const base = signatureBase({
     agent: agent.address,
@@ -271,5 +308,12 @@ export async function verifySignature(input: VerifyInput, opts: VerifyOptions): 
   });
   const good = nodeVerify(null, Buffer.from(base, 'utf8'), publicKeyObject(key), Buffer.from(signature, 'base64'));
   if (!good) return fail('signature_invalid', 'signature does not verify');
-  return { ok: true, agent: agent.address, kid, keySource: key.source, timestamp, messageId: canonicalMessageId(input.messageId) };
+  return {
+    ok: true,
+    agent: agent.address,
+    kid,
+    keySource: key.source,
+    timestamp,
+    messageId: canonicalMessageId(input.messageId),
+  };
 }

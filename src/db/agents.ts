@@ -4,25 +4,46 @@ import type pg from 'pg';
 import { AdmpError } from '../errors.js';
 import { inTransaction } from './pool.js';
 
-export interface AgentRow { id: string; domain: string; status: 'active' | 'disabled'; created_at: Date }
-export interface Credentials { token: string; hmac_secret: string }
+export interface AgentRow {
+  id: string;
+  domain: string;
+  status: 'active' | 'disabled';
+  created_at: Date;
+}
+export interface Credentials {
+  token: string;
+  hmac_secret: string;
+}
 
 export const TOKEN_PREFIX = 'admp_';
 export const hashToken = (token: string): Buffer => createHash('sha256').update(token).digest();
 const newToken = (): string => TOKEN_PREFIX + randomBytes(32).toString('base64url');
 const newSecret = (): Buffer => randomBytes(32);
 
-async function issue(client: pg.PoolClient, agentId: string, kinds: ('token' | 'hmac')[]): Promise<Partial<Credentials>> {
+async function issue(
+  client: pg.PoolClient,
+  agentId: string,
+  kinds: ('token' | 'hmac')[],
+): Promise<Partial<Credentials>> {
   const out: Partial<Credentials> = {};
   for (const kind of kinds) {
-    await client.query('UPDATE agent_credential SET revoked_at = now() WHERE agent_id = $1 AND kind = $2 AND revoked_at IS NULL', [agentId, kind]);
+    await client.query(
+      'UPDATE agent_credential SET revoked_at = now() WHERE agent_id = $1 AND kind = $2 AND revoked_at IS NULL',
+      [agentId, kind],
+    );
     if (kind === 'token') {
       out.token = newToken();
-      await client.query("INSERT INTO agent_credential (agent_id, kind, token_hash) VALUES ($1, 'token', $2)", [agentId, hashToken(out.token)]);
+      await client.query("INSERT INTO agent_credential (agent_id, kind, token_hash) VALUES ($1, 'token', $2)", [
+        agentId,
+        hashToken(out.token),
+      ]);
     } else {
       const secret = newSecret();
       out.hmac_secret = secret.toString('base64url');
-      await client.query("INSERT INTO agent_credential (agent_id, kind, secret) VALUES ($1, 'hmac', $2)", [agentId, secret]);
+      await client.query("INSERT INTO agent_credential (agent_id, kind, secret) VALUES ($1, 'hmac', $2)", [
+        agentId,
+        secret,
+      ]);
     }
   }
   return out;
@@ -31,7 +52,10 @@ async function issue(client: pg.PoolClient, agentId: string, kinds: ('token' | '
 /** Creates an agent with a fresh bearer token and HMAC secret; they are returned once and never stored in the clear (the token). */
 export async function addAgent(pool: pg.Pool, id: string, domain: string): Promise<AgentRow & Credentials> {
   return inTransaction(pool, async (c) => {
-    const res = await c.query<AgentRow>('INSERT INTO agent (id, domain) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING RETURNING *', [id, domain]);
+    const res = await c.query<AgentRow>(
+      'INSERT INTO agent (id, domain) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING RETURNING *',
+      [id, domain],
+    );
     const row = res.rows[0];
     if (!row) throw new AdmpError('bad_request', `agent ${id} already exists`);
     const creds = (await issue(c, id, ['token', 'hmac'])) as Credentials;
@@ -40,7 +64,11 @@ export async function addAgent(pool: pg.Pool, id: string, domain: string): Promi
 }
 
 /** Revokes the agent's current token (and HMAC secret when asked) and issues new ones. */
-export async function rotateCredentials(pool: pg.Pool, id: string, kinds: ('token' | 'hmac')[]): Promise<Partial<Credentials>> {
+export async function rotateCredentials(
+  pool: pg.Pool,
+  id: string,
+  kinds: ('token' | 'hmac')[],
+): Promise<Partial<Credentials>> {
   return inTransaction(pool, async (c) => {
     const res = await c.query('SELECT 1 FROM agent WHERE id = $1 FOR UPDATE', [id]);
     if (res.rowCount === 0) throw new AdmpError('not_found', `no agent ${id}`);
@@ -59,13 +87,17 @@ export async function findAgent(pool: pg.Pool, id: string): Promise<AgentRow | u
 export async function agentByToken(pool: pg.Pool, token: string): Promise<AgentRow | undefined> {
   const { rows } = await pool.query<AgentRow>(
     `SELECT a.id, a.domain, a.status, a.created_at FROM agent_credential c JOIN agent a ON a.id = c.agent_id
-      WHERE c.kind = 'token' AND c.token_hash = $1 AND c.revoked_at IS NULL AND a.status = 'active'`, [hashToken(token)]);
+      WHERE c.kind = 'token' AND c.token_hash = $1 AND c.revoked_at IS NULL AND a.status = 'active'`,
+    [hashToken(token)],
+  );
   return rows[0];
 }
 
 export async function hmacSecrets(pool: pg.Pool, agentId: string): Promise<Buffer[]> {
   const { rows } = await pool.query<{ secret: Buffer }>(
     `SELECT c.secret FROM agent_credential c JOIN agent a ON a.id = c.agent_id
-      WHERE c.kind = 'hmac' AND c.agent_id = $1 AND c.revoked_at IS NULL AND a.status = 'active'`, [agentId]);
+      WHERE c.kind = 'hmac' AND c.agent_id = $1 AND c.revoked_at IS NULL AND a.status = 'active'`,
+    [agentId],
+  );
   return rows.map((r) => r.secret);
 }

@@ -15,8 +15,13 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export async function openDatabase(config: Config, options: { migrate?: boolean; poolMax?: number } = {}): Promise<Database> {
-  const embedded = config.databaseUrl ? undefined : await startEmbedded({ dataDir: join(config.dataDir, 'pg'), port: config.embeddedPgPort });
+export async function openDatabase(
+  config: Config,
+  options: { migrate?: boolean; poolMax?: number } = {},
+): Promise<Database> {
+  const embedded = config.databaseUrl
+    ? undefined
+    : await startEmbedded({ dataDir: join(config.dataDir, 'pg'), port: config.embeddedPgPort });
   const url = config.databaseUrl || embedded!.url;
   const pool = createPool(url, options.poolMax ?? config.pgPoolMax);
   try {

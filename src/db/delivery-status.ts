@@ -8,7 +8,11 @@ import type { DeliveryReport } from '../ingress/dsn.js';
  * The message is found by id (from a VERP bounce address) or by its Message-ID.
  * Returns the id it matched, if any.
  */
-export async function recordDeliveryReport(db: Pick<pg.Pool, 'query'>, match: { id?: string; mailMessageId?: string }, report: DeliveryReport): Promise<string | undefined> {
+export async function recordDeliveryReport(
+  db: Pick<pg.Pool, 'query'>,
+  match: { id?: string; mailMessageId?: string },
+  report: DeliveryReport,
+): Promise<string | undefined> {
   if (!match.id && !match.mailMessageId) return undefined;
   const failed = report.recipients.find((r) => r.action === 'failed');
   const delivered = report.recipients.find((r) => r.action === 'delivered' || r.action === 'relayed');
@@ -20,6 +24,7 @@ export async function recordDeliveryReport(db: Pick<pg.Pool, 'query'>, match: { 
         delivery_log = delivery_log || jsonb_build_array(jsonb_build_object('at', now(), 'event', 'dsn', 'recipients', $4::jsonb))
       WHERE ($1::uuid IS NOT NULL AND id = $1::uuid) OR ($1::uuid IS NULL AND mail_message_id = $2)
      RETURNING id`,
-    [match.id ?? null, match.mailMessageId ?? null, next, JSON.stringify(report.recipients)]);
+    [match.id ?? null, match.mailMessageId ?? null, next, JSON.stringify(report.recipients)],
+  );
   return rows[0]?.id;
 }

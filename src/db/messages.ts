@@ -53,7 +53,12 @@ export interface NewMessage {
   mail_message_id?: string | null;
 }
 
-export interface EnqueueResult { id: string; duplicate: boolean; status: MessageStatus; conflict: boolean }
+export interface EnqueueResult {
+  id: string;
+  duplicate: boolean;
+  status: MessageStatus;
+  conflict: boolean;
+}
 
 type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
 
@@ -62,11 +67,20 @@ type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
  * `notify: false` the caller wakes the recipients itself after the commit
  * (notifyEnqueued), which lets concurrent batches share WAL flushes.
  */
-export async function enqueueRows(db: Queryable, items: readonly NewMessage[], opts: { notify?: boolean } = {}): Promise<EnqueueResult[]> {
+export async function enqueueRows(
+  db: Queryable,
+  items: readonly NewMessage[],
+  opts: { notify?: boolean } = {},
+): Promise<EnqueueResult[]> {
   // A named statement: parsed and planned once per connection.
   const { rows } = await db.query<EnqueueResult & { idx: number }>({
-    name: 'admp_enqueue', text: 'SELECT idx, id, duplicate, status, conflict FROM enqueue_message($1::jsonb, $2)', values: [JSON.stringify(items), opts.notify ?? true] });
-  return rows.sort((a, b) => a.idx - b.idx).map((r) => ({ id: r.id, duplicate: r.duplicate, status: r.status, conflict: r.conflict }));
+    name: 'admp_enqueue',
+    text: 'SELECT idx, id, duplicate, status, conflict FROM enqueue_message($1::jsonb, $2)',
+    values: [JSON.stringify(items), opts.notify ?? true],
+  });
+  return rows
+    .sort((a, b) => a.idx - b.idx)
+    .map((r) => ({ id: r.id, duplicate: r.duplicate, status: r.status, conflict: r.conflict }));
 }
 
 /**
@@ -75,15 +89,38 @@ export async function enqueueRows(db: Queryable, items: readonly NewMessage[], o
  * (synchronous_commit off).
  */
 export async function notifyEnqueued(db: Queryable, inboxes: readonly string[], outbound: boolean): Promise<void> {
-  await db.query({ name: 'admp_notify', text: "SELECT set_config('synchronous_commit', 'off', true), notify_enqueued($1::text[], $2)", values: [inboxes, outbound] });
+  await db.query({
+    name: 'admp_notify',
+    text: "SELECT set_config('synchronous_commit', 'off', true), notify_enqueued($1::text[], $2)",
+    values: [inboxes, outbound],
+  });
 }
 
-const LOG = (event: string, extra = "'{}'::jsonb") => `delivery_log || jsonb_build_array(jsonb_build_object('at', now(), 'event', '${event}') || ${extra})`;
+const LOG = (event: string, extra = "'{}'::jsonb") =>
+  `delivery_log || jsonb_build_array(jsonb_build_object('at', now(), 'event', '${event}') || ${extra})`;
 
 /** What a consumer gets for a claimed message (no history or bookkeeping columns: less to read and send). */
-export type PulledRow = Pick<MessageRow, 'id' | 'lease_id' | 'lease_until' | 'from_agent' | 'channel' | 'type' | 'subject' | 'body' | 'correlation_id' | 'in_reply_to' | 'attempts' | 'created_at' | 'auth'>;
+export type PulledRow = Pick<
+  MessageRow,
+  | 'id'
+  | 'lease_id'
+  | 'lease_until'
+  | 'from_agent'
+  | 'channel'
+  | 'type'
+  | 'subject'
+  | 'body'
+  | 'correlation_id'
+  | 'in_reply_to'
+  | 'attempts'
+  | 'created_at'
+  | 'auth'
+>;
 
-export interface LeaseRef { id: string; lease_id: string }
+export interface LeaseRef {
+  id: string;
+  lease_id: string;
+}
 export type LeaseOutcome = 'ok' | 'not_found' | 'forbidden' | 'lease_conflict';
 
 /**
@@ -97,7 +134,10 @@ const ACK_UPDATE = `UPDATE message m SET status = 'acked', acked_at = now(), lea
       WHERE m.to_agent_id = $1 AND m.id = r.id AND m.lease_id = r.lease_id AND m.status IN ('leased', 'delivered')
      RETURNING m.id`;
 
-export interface Claimed { rows: PulledRow[]; acked: Map<string, LeaseOutcome> }
+export interface Claimed {
+  rows: PulledRow[];
+  acked: Map<string, LeaseOutcome>;
+}
 
 /**
  * Claims up to `max` deliverable messages of one agent in FIFO order (created_at, id),
@@ -106,7 +146,13 @@ export interface Claimed { rows: PulledRow[]; acked: Map<string, LeaseOutcome> }
  * previous batch (`acks`) ride in the same statement, so a consumer cycle is one
  * transaction and one WAL flush; an acked row is never claimed again by it.
  */
-export async function claim(db: Queryable, agentId: string, max: number, visibilitySec: number, acks: readonly LeaseRef[] = []): Promise<Claimed> {
+export async function claim(
+  db: Queryable,
+  agentId: string,
+  max: number,
+  visibilitySec: number,
+  acks: readonly LeaseRef[] = [],
+): Promise<Claimed> {
   const ids = acks.map((r) => r.id);
   // Named statements (here and in ack): planned once per connection, not per call;
   // planning this statement costs about as much as running it.
@@ -132,7 +178,8 @@ export async function claim(db: Queryable, agentId: string, max: number, visibil
      SELECT c.*, a.ids AS acked
        FROM (SELECT coalesce(array_agg(id), '{}') AS ids FROM acked) a
        LEFT JOIN claimed c ON true`,
-    values: [agentId, ids, acks.map((r) => r.lease_id), max, visibilitySec] });
+    values: [agentId, ids, acks.map((r) => r.lease_id), max, visibilitySec],
+  });
   const claimed = rows.filter((r) => r.id !== null).map(({ acked: _, ...m }) => m as PulledRow);
   claimed.sort((a, b) => a.created_at.getTime() - b.created_at.getTime() || (a.id < b.id ? -1 : 1));
   return { rows: claimed, acked: await ackOutcomes(db, agentId, ids, rows[0]!.acked) };
@@ -143,34 +190,65 @@ async function classifyMisses(db: Queryable, agentId: string, ids: string[]): Pr
   const out = new Map<string, LeaseOutcome>(ids.map((id) => [id, 'not_found']));
   if (ids.length === 0) return out;
   const { rows } = await db.query<{ id: string; to_agent_id: string }>(
-    'SELECT id, to_agent_id FROM message WHERE id = ANY($1::uuid[])', [ids]);
+    'SELECT id, to_agent_id FROM message WHERE id = ANY($1::uuid[])',
+    [ids],
+  );
   for (const r of rows) out.set(r.id, r.to_agent_id === agentId ? 'lease_conflict' : 'forbidden');
   return out;
 }
 
 /** Each ack's outcome: `ok` when its row was updated, else why not (classifyMisses). */
-async function ackOutcomes(db: Queryable, agentId: string, ids: readonly string[], done: readonly string[]): Promise<Map<string, LeaseOutcome>> {
+async function ackOutcomes(
+  db: Queryable,
+  agentId: string,
+  ids: readonly string[],
+  done: readonly string[],
+): Promise<Map<string, LeaseOutcome>> {
   const ok = new Set(done);
-  const misses = await classifyMisses(db, agentId, ids.filter((id) => !ok.has(id)));
+  const misses = await classifyMisses(
+    db,
+    agentId,
+    ids.filter((id) => !ok.has(id)),
+  );
   return new Map(ids.map((id) => [id, ok.has(id) ? 'ok' : misses.get(id)!]));
 }
 
 /** Acks a batch of leases (ACK_UPDATE); each one's outcome by message id. */
-export async function ack(db: Queryable, agentId: string, refs: readonly LeaseRef[]): Promise<Map<string, LeaseOutcome>> {
+export async function ack(
+  db: Queryable,
+  agentId: string,
+  refs: readonly LeaseRef[],
+): Promise<Map<string, LeaseOutcome>> {
   const ids = refs.map((r) => r.id);
-  const { rows } = await db.query<{ id: string }>({ name: 'admp_ack', text: ACK_UPDATE, values: [agentId, ids, refs.map((r) => r.lease_id)] });
-  return ackOutcomes(db, agentId, ids, rows.map((r) => r.id));
+  const { rows } = await db.query<{ id: string }>({
+    name: 'admp_ack',
+    text: ACK_UPDATE,
+    values: [agentId, ids, refs.map((r) => r.lease_id)],
+  });
+  return ackOutcomes(
+    db,
+    agentId,
+    ids,
+    rows.map((r) => r.id),
+  );
 }
 
 export type NackAction = { kind: 'extend'; sec: number } | { kind: 'release'; delaySec: number };
 
 /** Extends a lease, or returns the message to the inbox (after a delay), or to `dead` when attempts are spent. */
-export async function nack(db: Queryable, agentId: string, ref: LeaseRef, action: NackAction, maxAttempts: number): Promise<{ outcome: LeaseOutcome; status?: MessageStatus; lease_until?: Date | null }> {
-  const sql = action.kind === 'extend'
-    ? `UPDATE message m SET lease_until = now() + make_interval(secs => $4), delivery_log = ${LOG('extended', "jsonb_build_object('sec', $4::int)")}
+export async function nack(
+  db: Queryable,
+  agentId: string,
+  ref: LeaseRef,
+  action: NackAction,
+  maxAttempts: number,
+): Promise<{ outcome: LeaseOutcome; status?: MessageStatus; lease_until?: Date | null }> {
+  const sql =
+    action.kind === 'extend'
+      ? `UPDATE message m SET lease_until = now() + make_interval(secs => $4), delivery_log = ${LOG('extended', "jsonb_build_object('sec', $4::int)")}
         WHERE m.to_agent_id = $1 AND m.id = $2 AND m.lease_id = $3 AND m.status = 'leased'
        RETURNING m.status, m.lease_until`
-    : `UPDATE message m SET
+      : `UPDATE message m SET
           status = CASE WHEN m.attempts >= $5 THEN 'dead'::message_status ELSE 'delivered' END,
           lease_until = NULL,
           visible_at = now() + make_interval(secs => $4),
@@ -179,7 +257,10 @@ export async function nack(db: Queryable, agentId: string, ref: LeaseRef, action
             ELSE jsonb_build_object('at', now(), 'event', 'released', 'delay_sec', $4::int) END)
         WHERE m.to_agent_id = $1 AND m.id = $2 AND m.lease_id = $3 AND m.status = 'leased'
        RETURNING m.status, m.lease_until`;
-  const params = action.kind === 'extend' ? [agentId, ref.id, ref.lease_id, action.sec] : [agentId, ref.id, ref.lease_id, action.delaySec, maxAttempts];
+  const params =
+    action.kind === 'extend'
+      ? [agentId, ref.id, ref.lease_id, action.sec]
+      : [agentId, ref.id, ref.lease_id, action.delaySec, maxAttempts];
   const { rows } = await db.query<{ status: MessageStatus; lease_until: Date | null }>(sql, params);
   if (rows[0]) {
     if (rows[0].status === 'delivered') await db.query('SELECT pg_notify($1, $2)', ['admp_inbox', agentId]);
@@ -189,7 +270,12 @@ export async function nack(db: Queryable, agentId: string, ref: LeaseRef, action
 }
 
 /** A message as its sender or recipient may see it; undefined when absent, 'forbidden' for anyone else. */
-export async function messageFor(db: Queryable, id: string, agentId: string, address: string): Promise<MessageRow | 'forbidden' | undefined> {
+export async function messageFor(
+  db: Queryable,
+  id: string,
+  agentId: string,
+  address: string,
+): Promise<MessageRow | 'forbidden' | undefined> {
   const { rows } = await db.query<MessageRow>('SELECT * FROM message WHERE id = $1', [id]);
   const row = rows[0];
   if (!row) return undefined;
@@ -205,7 +291,12 @@ export async function lockForReply(client: pg.PoolClient, id: string, agentId: s
   return row;
 }
 
-export async function recordReply(client: pg.PoolClient, original: MessageRow, replyId: string, leaseId: string | undefined): Promise<void> {
+export async function recordReply(
+  client: pg.PoolClient,
+  original: MessageRow,
+  replyId: string,
+  leaseId: string | undefined,
+): Promise<void> {
   const { rowCount } = await client.query(
     `UPDATE message SET reply = $3::uuid,
             status = CASE WHEN $4::uuid IS NOT NULL THEN 'acked'::message_status ELSE status END,
@@ -215,13 +306,17 @@ export async function recordReply(client: pg.PoolClient, original: MessageRow, r
                            || CASE WHEN $4::uuid IS NOT NULL THEN jsonb_build_array(jsonb_build_object('at', now(), 'event', 'acked')) ELSE '[]'::jsonb END
       WHERE id = $1 AND to_agent_id = $2
         AND ($4::uuid IS NULL OR (lease_id = $4::uuid AND status IN ('leased', 'delivered')))`,
-    [original.id, original.to_agent_id, replyId, leaseId ?? null]);
-  if (rowCount === 0) throw new AdmpError('lease_conflict', `lease ${leaseId} is no longer current for message ${original.id}`);
+    [original.id, original.to_agent_id, replyId, leaseId ?? null],
+  );
+  if (rowCount === 0)
+    throw new AdmpError('lease_conflict', `lease ${leaseId} is no longer current for message ${original.id}`);
 }
 
 export async function inboxDepth(db: Queryable, agentId: string): Promise<Record<MessageStatus, number>> {
   const { rows } = await db.query<{ status: MessageStatus; n: number }>(
-    'SELECT status, count(*)::int AS n FROM message WHERE to_agent_id = $1 GROUP BY status', [agentId]);
+    'SELECT status, count(*)::int AS n FROM message WHERE to_agent_id = $1 GROUP BY status',
+    [agentId],
+  );
   const out = { queued: 0, sent: 0, delivered: 0, leased: 0, acked: 0, failed: 0, dead: 0 };
   for (const r of rows) out[r.status] = r.n;
   return out;
@@ -231,7 +326,9 @@ export async function listDead(db: Queryable, agentId: string, limit: number, be
   const { rows } = await db.query<MessageRow>(
     `SELECT * FROM message WHERE to_agent_id = $1 AND status = 'dead'
         AND ($3::timestamptz IS NULL OR created_at < $3)
-      ORDER BY created_at DESC, id LIMIT $2`, [agentId, limit, before ?? null]);
+      ORDER BY created_at DESC, id LIMIT $2`,
+    [agentId, limit, before ?? null],
+  );
   return rows;
 }
 
@@ -241,7 +338,9 @@ export async function redrive(db: Queryable, agentId: string, ids: readonly stri
     `UPDATE message SET status = 'delivered', attempts = 0, lease_until = NULL, lease_id = NULL, visible_at = now(),
             expires_at = now() + make_interval(secs => ttl_sec), delivery_log = ${LOG('redriven')}
       WHERE to_agent_id = $1 AND status = 'dead' AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[]))
-     RETURNING id`, [agentId, ids === 'all' ? null : ids]);
+     RETURNING id`,
+    [agentId, ids === 'all' ? null : ids],
+  );
   if (rows.length > 0) await db.query('SELECT pg_notify($1, $2)', ['admp_inbox', agentId]);
   return rows.map((r) => r.id);
 }
@@ -252,7 +351,11 @@ export async function redrive(db: Queryable, agentId: string, ids: readonly stri
  * several instances at once: each statement locks only the rows it changes
  * (SKIP LOCKED) and re-checks the condition under the lock.
  */
-export async function sweepExpired(db: Queryable, maxAttempts: number, batch = 1000): Promise<{ returned: number; dead: { reason: string; n: number }[] }> {
+export async function sweepExpired(
+  db: Queryable,
+  maxAttempts: number,
+  batch = 1000,
+): Promise<{ returned: number; dead: { reason: string; n: number }[] }> {
   const leases = await db.query<{ to_agent_id: string; status: MessageStatus; reason: string | null }>(
     `WITH due AS (
        SELECT id, to_agent_id FROM message WHERE status = 'leased' AND lease_until < now()
@@ -270,7 +373,8 @@ export async function sweepExpired(db: Queryable, maxAttempts: number, batch = 1
        FROM decided d
       WHERE m.id = d.id AND m.to_agent_id = d.to_agent_id
      RETURNING m.to_agent_id, m.status, d.reason`,
-    [maxAttempts, batch]);
+    [maxAttempts, batch],
+  );
   const ttl = await db.query<{ n: number }>(
     `WITH due AS (
        SELECT id, to_agent_id FROM message WHERE status IN ('queued', 'delivered') AND expires_at <= now()
@@ -278,7 +382,9 @@ export async function sweepExpired(db: Queryable, maxAttempts: number, batch = 1
      UPDATE message m SET status = 'dead',
             delivery_log = m.delivery_log || jsonb_build_array(jsonb_build_object('at', now(), 'event', 'dead', 'reason', 'ttl_expired'))
        FROM due WHERE m.id = due.id AND m.to_agent_id = due.to_agent_id
-     RETURNING 1 AS n`, [batch]);
+     RETURNING 1 AS n`,
+    [batch],
+  );
   const returnedAgents = new Set(leases.rows.filter((r) => r.status === 'delivered').map((r) => r.to_agent_id));
   for (const agent of returnedAgents) await db.query('SELECT pg_notify($1, $2)', ['admp_inbox', agent]);
   const deadBy = new Map<string, number>();

@@ -10,14 +10,26 @@ export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.
 // Arbitrary but fixed: the advisory lock key shared by every ADMP process.
 const LOCK_KEY = 0x41444d50; // 'ADMP'
 
-export interface Migration { readonly version: number; readonly name: string; readonly sql: string; readonly checksum: string }
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+  readonly checksum: string;
+}
 
 export async function loadMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]> {
   const files = (await readdir(dir)).filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f)).sort();
-  return Promise.all(files.map(async (f) => {
-    const sql = await readFile(dir + f, 'utf8');
-    return { version: Number(f.slice(0, 4)), name: f.replace(/\.sql$/, ''), sql, checksum: createHash('sha256').update(sql).digest('hex') };
-  }));
+  return Promise.all(
+    files.map(async (f) => {
+      const sql = await readFile(dir + f, 'utf8');
+      return {
+        version: Number(f.slice(0, 4)),
+        name: f.replace(/\.sql$/, ''),
+        sql,
+        checksum: createHash('sha256').update(sql).digest('hex'),
+      };
+    }),
+  );
 }
 
 const BOOKKEEPING = `CREATE TABLE IF NOT EXISTS schema_migration (
@@ -33,16 +45,25 @@ export async function migrate(pool: pg.Pool, dir = MIGRATIONS_DIR): Promise<stri
       await client.query('BEGIN');
       await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
       await client.query(BOOKKEEPING);
-      const done = await client.query<{ checksum: string }>('SELECT checksum FROM schema_migration WHERE version = $1', [m.version]);
+      const done = await client.query<{ checksum: string }>(
+        'SELECT checksum FROM schema_migration WHERE version = $1',
+        [m.version],
+      );
       if (done.rows[0]) {
         if (done.rows[0].checksum !== m.checksum) {
-          throw new Error(`migration ${m.name} was changed after it was applied (checksum mismatch); add a new migration instead`);
+          throw new Error(
+            `migration ${m.name} was changed after it was applied (checksum mismatch); add a new migration instead`,
+          );
         }
         await client.query('COMMIT');
         continue;
       }
       await client.query(m.sql);
-      await client.query('INSERT INTO schema_migration (version, name, checksum) VALUES ($1, $2, $3)', [m.version, m.name, m.checksum]);
+      await client.query('INSERT INTO schema_migration (version, name, checksum) VALUES ($1, $2, $3)', [
+        m.version,
+        m.name,
+        m.checksum,
+      ]);
       await client.query('COMMIT');
       applied.push(m.name);
     } catch (err) {

@@ -5,7 +5,10 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
 export function createPool(url: string, max: number): pg.Pool {
   const pool = new pg.Pool({
-    connectionString: url, max, connectionTimeoutMillis: 5000, idleTimeoutMillis: 30000,
+    connectionString: url,
+    max,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30000,
     // Our prepared statements (enqueue, claim, ack) take one generic plan per connection.
     // Left to choose, PostgreSQL re-plans the claim on every call (its generic cost
     // estimate with an unknown LIMIT looks high), and planning costs about as much as

@@ -80,7 +80,19 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     deps.metrics?.httpSeconds.observe({ route }, reply.elapsedTime / 1000);
     // Built only when it will be written: this hook runs on every request.
     if (deps.log.isLevelEnabled('info')) {
-      req.log.info({ event: 'http', method: req.method, route, status: reply.statusCode, agent: req.caller?.agentId, outcome: 'ok', ...req.summary, ms: Math.round(reply.elapsedTime) }, 'request');
+      req.log.info(
+        {
+          event: 'http',
+          method: req.method,
+          route,
+          status: reply.statusCode,
+          agent: req.caller?.agentId,
+          outcome: 'ok',
+          ...req.summary,
+          ms: Math.round(reply.elapsedTime),
+        },
+        'request',
+      );
     }
   });
 
@@ -92,7 +104,9 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   if (deps.metrics && !deps.config.metricsListen) void app.register(metricsRoutes(deps.metrics.registry));
   void app.register(async (v1) => {
     // Authenticate before validating, so a stranger learns nothing about the schema.
-    v1.addHook('preValidation', async (req) => { req.caller = await deps.auth.authenticate(req); });
+    v1.addHook('preValidation', async (req) => {
+      req.caller = await deps.auth.authenticate(req);
+    });
     await v1.register(messageRoutes(deps));
     await v1.register(inboxRoutes(deps));
   });

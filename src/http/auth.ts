@@ -17,7 +17,9 @@ import type { Caller } from '../queue/mailbox.js';
 /** Looks up one of our agents' valid Ed25519 public keys (raw 32 bytes) by (domain, kid). */
 export type LocalKeyLookup = (domain: string, kid: string, agent: string) => Promise<Buffer | undefined>;
 
-export interface Authenticator { authenticate(req: FastifyRequest): Promise<Caller> }
+export interface Authenticator {
+  authenticate(req: FastifyRequest): Promise<Caller>;
+}
 
 const unauthorized = (why: string) => new AdmpError('unauthorized', why);
 // RFC 8410: SubjectPublicKeyInfo prefix of a raw Ed25519 public key.
@@ -61,7 +63,11 @@ export function createAuthenticator(pool: pg.Pool, config: Config, findLocalKey:
     if (!kid || !addr) throw unauthorized('JWT needs a kid header and an iss claim naming the agent address');
     const raw = await findLocalKey(addr.domain, kid, addr.address);
     if (!raw) throw unauthorized(`no valid key ${kid} for ${addr.address}`);
-    const key: KeyObject = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+    const key: KeyObject = createPublicKey({
+      key: Buffer.concat([ED25519_SPKI_PREFIX, raw]),
+      format: 'der',
+      type: 'spki',
+    });
     try {
       const { payload } = await jwtVerify(jwt, key, {
         algorithms: ['EdDSA'],
@@ -70,7 +76,8 @@ export function createAuthenticator(pool: pg.Pool, config: Config, findLocalKey:
         requiredClaims: ['exp', 'iat'],
         clockTolerance: config.clockSkewSec,
       });
-      if (payload.exp! - payload.iat! > JWT_MAX_LIFETIME_SEC) throw unauthorized(`JWT lifetime over ${JWT_MAX_LIFETIME_SEC} s`);
+      if (payload.exp! - payload.iat! > JWT_MAX_LIFETIME_SEC)
+        throw unauthorized(`JWT lifetime over ${JWT_MAX_LIFETIME_SEC} s`);
     } catch (err) {
       if (err instanceof AdmpError) throw err;
       throw unauthorized(`JWT rejected: ${(err as Error).message}`);
@@ -83,7 +90,8 @@ export function createAuthenticator(pool: pg.Pool, config: Config, findLocalKey:
   async function byHmac(req: FastifyRequest, idHeader: string): Promise<Caller> {
     const ts = req.headers['x-timestamp'];
     const sig = req.headers['x-signature'];
-    if (typeof ts !== 'string' || typeof sig !== 'string') throw unauthorized('HMAC auth needs X-Agent-Id, X-Timestamp and X-Signature');
+    if (typeof ts !== 'string' || typeof sig !== 'string')
+      throw unauthorized('HMAC auth needs X-Agent-Id, X-Timestamp and X-Signature');
     if (!/^\d{1,12}$/.test(ts) || Math.abs(Date.now() / 1000 - Number(ts)) > config.clockSkewSec) {
       throw unauthorized(`X-Timestamp outside ±${config.clockSkewSec} s`);
     }

@@ -7,15 +7,24 @@ function fromFastify(err: FastifyError): AdmpError | undefined {
   if (err.validation) {
     const v = err.validation[0];
     const where = err.validationContext ?? 'body';
-    const field = v ? `${where}${v.instancePath.replace(/\//g, '.')}${v.keyword === 'required' ? `.${(v.params as { missingProperty?: string }).missingProperty}` : ''}` : where;
-    const what = v?.keyword === 'additionalProperties' ? `unknown field "${(v.params as { additionalProperty?: string }).additionalProperty}"` : v?.message ?? 'invalid';
+    const field = v
+      ? `${where}${v.instancePath.replace(/\//g, '.')}${v.keyword === 'required' ? `.${(v.params as { missingProperty?: string }).missingProperty}` : ''}`
+      : where;
+    const what =
+      v?.keyword === 'additionalProperties'
+        ? `unknown field "${(v.params as { additionalProperty?: string }).additionalProperty}"`
+        : (v?.message ?? 'invalid');
     return new AdmpError('bad_request', `${field}: ${what}`, { field });
   }
   switch (err.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE': return new AdmpError('payload_too_large', 'request body too large');
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return new AdmpError('unsupported_media_type', 'send application/json');
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY': return new AdmpError('invalid_json', 'empty JSON body');
-    default: return undefined;
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new AdmpError('payload_too_large', 'request body too large');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new AdmpError('unsupported_media_type', 'send application/json');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new AdmpError('invalid_json', 'empty JSON body');
+    default:
+      return undefined;
   }
 }
 
@@ -28,6 +37,8 @@ export function installErrorHandler(app: FastifyInstance): void {
     void reply.status(err.httpStatus).send(httpErrorBody(err));
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.status(404).send(httpErrorBody(new AdmpError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)));
+    void reply
+      .status(404)
+      .send(httpErrorBody(new AdmpError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)));
   });
 }

@@ -47,6 +47,6 @@ export function presentStatus(m: MessageRow, toAddress: string) {
 export function presentAcks(refs: readonly LeaseRef[], outcomes: ReadonlyMap<string, LeaseOutcome>) {
   return refs.map(({ id }) => {
     const o = outcomes.get(id)!;
-    return { id, outcome: o === 'ok' ? 'acked' as const : o };
+    return { id, outcome: o === 'ok' ? ('acked' as const) : o };
   });
 }

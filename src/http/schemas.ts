@@ -3,56 +3,79 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
 export const Uuid = Type.String({ format: 'uuid' });
-const AgentType = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$', description: 'ADMP message type, e.g. task.request' });
+const AgentType = Type.String({
+  pattern: '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$',
+  description: 'ADMP message type, e.g. task.request',
+});
 
 /** The ADMP envelope: what an HTTP send carries, and the JSON body of an agent mail. */
-export const Envelope = Type.Object({
-  to: Type.String({ minLength: 1, maxLength: 320 }),
-  type: AgentType,
-  subject: Type.Optional(Type.String({ maxLength: 998 })), // RFC 5322 §2.1.1 line limit
-  body: Type.Unknown(),
-  correlation_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-  ttl_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: 31536000 })),
-}, { additionalProperties: false });
+export const Envelope = Type.Object(
+  {
+    to: Type.String({ minLength: 1, maxLength: 320 }),
+    type: AgentType,
+    subject: Type.Optional(Type.String({ maxLength: 998 })), // RFC 5322 §2.1.1 line limit
+    body: Type.Unknown(),
+    correlation_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    ttl_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: 31536000 })),
+  },
+  { additionalProperties: false },
+);
 export type Envelope = Static<typeof Envelope>;
 
-export const ReplyBody = Type.Object({
-  lease_id: Type.Optional(Uuid),
-  type: AgentType,
-  subject: Type.Optional(Type.String({ maxLength: 998 })),
-  body: Type.Unknown(),
-  ttl_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: 31536000 })),
-}, { additionalProperties: false });
+export const ReplyBody = Type.Object(
+  {
+    lease_id: Type.Optional(Uuid),
+    type: AgentType,
+    subject: Type.Optional(Type.String({ maxLength: 998 })),
+    body: Type.Unknown(),
+    ttl_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: 31536000 })),
+  },
+  { additionalProperties: false },
+);
 
 export const IdParams = Type.Object({ id: Uuid });
-export const IdempotencyHeaders = Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) });
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+});
 
 /** Leases to ack: a batch ack, or the acks a pull carries for the previous batch. */
-const LeaseRefs = Type.Array(Type.Object({ id: Uuid, lease_id: Uuid }, { additionalProperties: false }), { minItems: 1, maxItems: 100 });
+const LeaseRefs = Type.Array(Type.Object({ id: Uuid, lease_id: Uuid }, { additionalProperties: false }), {
+  minItems: 1,
+  maxItems: 100,
+});
 
-export const PullBody = Type.Object({
-  max: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
-  visibility_timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 43200 })),
-  wait: Type.Integer({ minimum: 0, maximum: 20, default: 0 }),
-  ack: Type.Optional(LeaseRefs),
-}, { additionalProperties: false });
+export const PullBody = Type.Object(
+  {
+    max: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
+    visibility_timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 43200 })),
+    wait: Type.Integer({ minimum: 0, maximum: 20, default: 0 }),
+    ack: Type.Optional(LeaseRefs),
+  },
+  { additionalProperties: false },
+);
 
 export const LeaseBody = Type.Object({ lease_id: Uuid }, { additionalProperties: false });
-export const NackBody = Type.Object({
-  lease_id: Uuid,
-  extend_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: 43200 })),
-  delay_sec: Type.Optional(Type.Integer({ minimum: 0, maximum: 43200 })),
-}, { additionalProperties: false });
+export const NackBody = Type.Object(
+  {
+    lease_id: Uuid,
+    extend_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: 43200 })),
+    delay_sec: Type.Optional(Type.Integer({ minimum: 0, maximum: 43200 })),
+  },
+  { additionalProperties: false },
+);
 export const BatchAckBody = Type.Object({ items: LeaseRefs }, { additionalProperties: false });
 
 export const DeadQuery = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: 100, default: 50 }),
   before: Type.Optional(Type.String({ format: 'date-time' })),
 });
-export const RedriveBody = Type.Object({
-  ids: Type.Optional(Type.Array(Uuid, { minItems: 1, maxItems: 1000 })),
-  all: Type.Optional(Type.Boolean()),
-}, { additionalProperties: false });
+export const RedriveBody = Type.Object(
+  {
+    ids: Type.Optional(Type.Array(Uuid, { minItems: 1, maxItems: 1000 })),
+    all: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
@@ -74,9 +97,16 @@ export const PulledMessage = Type.Object({
   auth: Type.Unknown(),
 });
 /** One ack of a batch: `acked`, or why not (`not_found`, `forbidden`, `lease_conflict`). */
-const AckResults = Type.Array(Type.Object({
-  id: Uuid,
-  outcome: Type.Union([Type.Literal('acked'), Type.Literal('not_found'), Type.Literal('forbidden'), Type.Literal('lease_conflict')]),
-}));
+const AckResults = Type.Array(
+  Type.Object({
+    id: Uuid,
+    outcome: Type.Union([
+      Type.Literal('acked'),
+      Type.Literal('not_found'),
+      Type.Literal('forbidden'),
+      Type.Literal('lease_conflict'),
+    ]),
+  }),
+);
 export const PullResponse = Type.Object({ acked: Type.Optional(AckResults), messages: Type.Array(PulledMessage) });
 export const BatchAckResponse = Type.Object({ results: AckResults });

@@ -4,7 +4,10 @@
 // authserv-id must be ignored, and may be forged).
 import type { DkimOutcome, DkimVerdict, DomainAuth } from './domain-auth.js';
 
-interface HeaderLine { readonly name: string; readonly value: string }
+interface HeaderLine {
+  readonly name: string;
+  readonly value: string;
+}
 
 /** Removes RFC 5322 comments (nested parentheses) and unfolds. */
 function stripComments(v: string): string {
@@ -13,15 +16,26 @@ function stripComments(v: string): string {
   let quoted = false;
   for (const c of v.replace(/\r?\n[ \t]+/g, ' ')) {
     if (c === '"' && depth === 0) quoted = !quoted;
-    if (!quoted && c === '(') { depth++; continue; }
-    if (!quoted && c === ')' && depth > 0) { depth--; continue; }
+    if (!quoted && c === '(') {
+      depth++;
+      continue;
+    }
+    if (!quoted && c === ')' && depth > 0) {
+      depth--;
+      continue;
+    }
     if (depth === 0) out += c;
   }
   return out;
 }
 
-export function parseAuthenticationResults(value: string): { authservId: string; results: { method: string; result: string; props: Record<string, string> }[] } {
-  const [head, ...resinfos] = stripComments(value).split(';').map((s) => s.trim());
+export function parseAuthenticationResults(value: string): {
+  authservId: string;
+  results: { method: string; result: string; props: Record<string, string> }[];
+} {
+  const [head, ...resinfos] = stripComments(value)
+    .split(';')
+    .map((s) => s.trim());
   const authservId = (head ?? '').split(/\s+/)[0]!.toLowerCase();
   const results = resinfos.filter(Boolean).map((r) => {
     const [first, ...rest] = r.split(/\s+/);
@@ -38,18 +52,27 @@ export function parseAuthenticationResults(value: string): { authservId: string;
 
 /** The DomainAuth of the topmost Authentication-Results by `authservId`, or none. */
 export function trustedAuthResults(headers: readonly HeaderLine[], authservId: string): DomainAuth {
-  const ours = headers.filter((h) => h.name.toLowerCase() === 'authentication-results')
+  const ours = headers
+    .filter((h) => h.name.toLowerCase() === 'authentication-results')
     .map((h) => parseAuthenticationResults(h.value))
     .find((ar) => authservId !== '' && ar.authservId === authservId.toLowerCase());
   if (!ours) return { source: 'none', dkim: [] };
-  const dkim: DkimVerdict[] = ours.results.filter((r) => r.method === 'dkim').map((r) => ({
-    result: r.result as DkimOutcome,
-    // header.d (RFC 8601 §2.7.1); older writers give only header.i=@domain.
-    domain: (r.props['header.d'] ?? r.props['header.i']?.replace(/^.*@/, '') ?? '').toLowerCase(),
-    ...(r.props['header.s'] ? { selector: r.props['header.s'] } : {}),
-  }));
+  const dkim: DkimVerdict[] = ours.results
+    .filter((r) => r.method === 'dkim')
+    .map((r) => ({
+      result: r.result as DkimOutcome,
+      // header.d (RFC 8601 §2.7.1); older writers give only header.i=@domain.
+      domain: (r.props['header.d'] ?? r.props['header.i']?.replace(/^.*@/, '') ?? '').toLowerCase(),
+      ...(r.props['header.s'] ? { selector: r.props['header.s'] } : {}),
+    }));
   const first = (m: string) => ours.results.find((r) => r.method === m)?.result;
-  return { source: 'authentication-results', dkim, ...(first('spf') ? { spf: first('spf') } : {}), ...(first('dmarc') ? { dmarc: first('dmarc') } : {}), ...(first('arc') ? { arc: first('arc') } : {}) };
+  return {
+    source: 'authentication-results',
+    dkim,
+    ...(first('spf') ? { spf: first('spf') } : {}),
+    ...(first('dmarc') ? { dmarc: first('dmarc') } : {}),
+    ...(first('arc') ? { arc: first('arc') } : {}),
+  };
 }
 
 /** The header fields of a raw message (up to the first empty line), unfolded lazily by the parser above. */

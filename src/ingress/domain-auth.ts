@@ -8,7 +8,11 @@ import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 
 export type DkimOutcome = 'pass' | 'fail' | 'neutral' | 'temperror' | 'permerror' | 'none' | 'policy';
 
-export interface DkimVerdict { readonly result: DkimOutcome; readonly domain: string; readonly selector?: string }
+export interface DkimVerdict {
+  readonly result: DkimOutcome;
+  readonly domain: string;
+  readonly selector?: string;
+}
 
 export interface DomainAuth {
   readonly source: 'rspamd' | 'authentication-results' | 'mailauth' | 'none';
@@ -30,9 +34,21 @@ export const alignedDkimPass = (auth: DomainAuth, senderDomain: string): string 
   auth.dkim.find((v) => v.result === 'pass' && isAligned(v.domain, senderDomain))?.domain;
 
 /** Rspamd's dkim results (rspamd.md §4.3) to RFC 8601 result names. */
-const RSPAMD_DKIM: Record<string, DkimOutcome> = { allow: 'pass', reject: 'fail', tempfail: 'temperror', permfail: 'permerror', 'not found': 'none', 'bad record': 'permerror' };
+const RSPAMD_DKIM: Record<string, DkimOutcome> = {
+  allow: 'pass',
+  reject: 'fail',
+  tempfail: 'temperror',
+  permfail: 'permerror',
+  'not found': 'none',
+  'bad record': 'permerror',
+};
 
-interface RspamdAuthJson { dkim?: { result?: string; domain?: string; selector?: string }[]; spf?: { symbol?: string }; dmarc?: { symbol?: string }; arc?: { symbol?: string } }
+interface RspamdAuthJson {
+  dkim?: { result?: string; domain?: string; selector?: string }[];
+  spf?: { symbol?: string };
+  dmarc?: { symbol?: string };
+  arc?: { symbol?: string };
+}
 
 /** Reads the plugin's X-Rspamd-Auth header (rspamd/agents_bridge.lua `auth_json`). */
 export function fromRspamd(header: string | undefined): DomainAuth {
@@ -44,8 +60,13 @@ export function fromRspamd(header: string | undefined): DomainAuth {
   }
   return {
     source: 'rspamd',
-    dkim: (Array.isArray(j.dkim) ? j.dkim : []).filter((d) => typeof d?.domain === 'string')
-      .map((d) => ({ result: RSPAMD_DKIM[d.result ?? ''] ?? 'neutral', domain: d.domain!.toLowerCase(), ...(d.selector ? { selector: d.selector } : {}) })),
+    dkim: (Array.isArray(j.dkim) ? j.dkim : [])
+      .filter((d) => typeof d?.domain === 'string')
+      .map((d) => ({
+        result: RSPAMD_DKIM[d.result ?? ''] ?? 'neutral',
+        domain: d.domain!.toLowerCase(),
+        ...(d.selector ? { selector: d.selector } : {}),
+      })),
     ...(j.spf?.symbol ? { spf: j.spf.symbol } : {}),
     ...(j.dmarc?.symbol ? { dmarc: j.dmarc.symbol } : {}),
     ...(j.arc?.symbol ? { arc: j.arc.symbol } : {}),
@@ -71,7 +92,9 @@ export function cachedResolver(resolve: Resolver, ttlMs = 60_000, max = 1024, no
     const answer = resolve(name, rrtype);
     if (cache.size >= max) cache.delete(cache.keys().next().value!);
     cache.set(id, { answer, at: now() });
-    answer.catch(() => { if (cache.get(id)?.answer === answer) cache.delete(id); });
+    answer.catch(() => {
+      if (cache.get(id)?.answer === answer) cache.delete(id);
+    });
     return answer;
   };
 }
@@ -93,7 +116,9 @@ export async function verifyDkim(raw: Buffer, resolver: Resolver): Promise<Domai
   return {
     source: 'mailauth',
     dkim: res.results.map((r: { status: { result: string }; signingDomain?: string; selector?: string }) => ({
-      result: (r.status.result as DkimOutcome) ?? 'neutral', domain: (r.signingDomain ?? '').toLowerCase(), ...(r.selector ? { selector: r.selector } : {}),
+      result: (r.status.result as DkimOutcome) ?? 'neutral',
+      domain: (r.signingDomain ?? '').toLowerCase(),
+      ...(r.selector ? { selector: r.selector } : {}),
     })),
   };
 }

@@ -24,24 +24,33 @@ export interface DeliveryReport {
 
 export function isDeliveryReport(parsed: ParsedMail): boolean {
   const ct = parsed.headers.get('content-type') as { value?: string; params?: Record<string, string> } | undefined;
-  return ct?.value?.toLowerCase() === 'multipart/report' && ct.params?.['report-type']?.toLowerCase() === 'delivery-status';
+  return (
+    ct?.value?.toLowerCase() === 'multipart/report' && ct.params?.['report-type']?.toLowerCase() === 'delivery-status'
+  );
 }
 
 /** RFC 822-style field blocks separated by blank lines, with unfolding. */
 function fieldBlocks(text: string): Map<string, string>[] {
-  return text.replace(/\r\n/g, '\n').split(/\n\s*\n/).map((block) => {
-    const fields = new Map<string, string>();
-    for (const line of block.replace(/\n[ \t]+/g, ' ').split('\n')) {
-      const colon = line.indexOf(':');
-      if (colon > 0) fields.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
-    }
-    return fields;
-  }).filter((f) => f.size > 0);
+  return text
+    .replace(/\r\n/g, '\n')
+    .split(/\n\s*\n/)
+    .map((block) => {
+      const fields = new Map<string, string>();
+      for (const line of block.replace(/\n[ \t]+/g, ' ').split('\n')) {
+        const colon = line.indexOf(':');
+        if (colon > 0) fields.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+      }
+      return fields;
+    })
+    .filter((f) => f.size > 0);
 }
 
 /** The body of the first MIME part whose Content-Type starts with `type`. */
 function mimePart(raw: string, type: string): string | undefined {
-  const re = new RegExp(`content-type:\\s*${type.replace('/', '\\/')}[^\\n]*\\n(?:[ \\t][^\\n]*\\n|[a-z-]+:[^\\n]*\\n)*\\n`, 'i');
+  const re = new RegExp(
+    `content-type:\\s*${type.replace('/', '\\/')}[^\\n]*\\n(?:[ \\t][^\\n]*\\n|[a-z-]+:[^\\n]*\\n)*\\n`,
+    'i',
+  );
   const m = re.exec(raw);
   if (!m) return undefined;
   const rest = raw.slice(m.index + m[0].length);
@@ -49,7 +58,11 @@ function mimePart(raw: string, type: string): string | undefined {
   return end >= 0 ? rest.slice(0, end) : rest;
 }
 
-const stripType = (v: string | undefined) => v?.replace(/^[a-z0-9-]+;\s*/i, '').replace(/^<|>$/g, '').trim();
+const stripType = (v: string | undefined) =>
+  v
+    ?.replace(/^[a-z0-9-]+;\s*/i, '')
+    .replace(/^<|>$/g, '')
+    .trim();
 
 export function parseDeliveryReport(raw: Buffer): DeliveryReport {
   const text = raw.toString('utf8').replace(/\r\n/g, '\n');
@@ -59,12 +72,14 @@ export function parseDeliveryReport(raw: Buffer): DeliveryReport {
   const returnedHeaders = returned ? fieldBlocks(returned.split(/\n\n/)[0] ?? '')[0] : undefined;
   const mid = returnedHeaders?.get('message-id');
   return {
-    recipients: perRecipient.filter((f) => f.has('action')).map((f) => ({
-      recipient: stripType(f.get('final-recipient') ?? f.get('original-recipient')) ?? '',
-      action: (f.get('action') ?? '').toLowerCase(),
-      status: f.get('status') ?? '',
-      ...(f.get('diagnostic-code') ? { diagnostic: f.get('diagnostic-code') } : {}),
-    })),
+    recipients: perRecipient
+      .filter((f) => f.has('action'))
+      .map((f) => ({
+        recipient: stripType(f.get('final-recipient') ?? f.get('original-recipient')) ?? '',
+        action: (f.get('action') ?? '').toLowerCase(),
+        status: f.get('status') ?? '',
+        ...(f.get('diagnostic-code') ? { diagnostic: f.get('diagnostic-code') } : {}),
+      })),
     ...(mid ? { originalMessageId: mid.trim() } : {}),
     ...(perMessage?.get('original-envelope-id') ? { envelopeId: perMessage.get('original-envelope-id') } : {}),
   };

@@ -19,7 +19,14 @@ import { recordDeliveryReport } from '../db/delivery-status.js';
 import type { Directory } from '../queue/directory.js';
 import type { Enqueuer } from '../queue/enqueue.js';
 import type { PolicySource } from '../policy/store.js';
-import { alignedDkimPass, cachedResolver, isAligned, verifyDkim, type DomainAuth, type Resolver } from './domain-auth.js';
+import {
+  alignedDkimPass,
+  cachedResolver,
+  isAligned,
+  verifyDkim,
+  type DomainAuth,
+  type Resolver,
+} from './domain-auth.js';
 import { isDeliveryReport, parseDeliveryReport } from './dsn.js';
 import { headerFields } from './authentication-results.js';
 import { observeEnqueue, type Metrics } from '../metrics.js';
@@ -54,7 +61,11 @@ export interface IngestOptions {
   readonly facts?: IngestFacts;
 }
 
-export interface IngestFacts { messageId?: string; correlationId?: string; from?: string }
+export interface IngestFacts {
+  messageId?: string;
+  correlationId?: string;
+  from?: string;
+}
 
 export interface PipelineDeps {
   readonly pool: pg.Pool;
@@ -69,15 +80,20 @@ export interface PipelineDeps {
   readonly metrics?: Metrics;
 }
 
-export interface Pipeline { ingest(d: MailDelivery, opts: IngestOptions): Promise<RecipientResult[]> }
+export interface Pipeline {
+  ingest(d: MailDelivery, opts: IngestOptions): Promise<RecipientResult[]>;
+}
 
 const checkEnvelope = TypeCompiler.Compile(Envelope);
 // VERP return path of our outbound mail: bounces come back to admp-bounce+<message id>@<agents domain>.
 export const BOUNCE_LOCAL = /^admp-bounce\+([0-9a-f-]{36})@/i;
 
 const SIGNATURE_CODE: Record<SignatureFailure, ErrorCode> = {
-  signature_missing: 'signature_missing', signature_invalid: 'signature_invalid', signature_expired: 'signature_expired',
-  unknown_key: 'unknown_key', key_unavailable: 'key_unavailable',
+  signature_missing: 'signature_missing',
+  signature_invalid: 'signature_invalid',
+  signature_expired: 'signature_expired',
+  unknown_key: 'unknown_key',
+  key_unavailable: 'key_unavailable',
 };
 
 const DSN_ACTIONS = new Set(['failed', 'delayed', 'delivered', 'relayed', 'expanded']);
@@ -94,12 +110,20 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   const dkimKeys = cachedResolver(deps.dnsResolve);
 
-  async function domainAuth(d: MailDelivery, senderDomain: string, sender: string, policy: Policy): Promise<{ auth: DomainAuth; method: string } | AdmpError> {
-    if (d.saslUser && saslMayActAs(policy, d.saslUser, sender)) return { auth: d.trusted, method: `sasl:${d.saslUser}` };
+  async function domainAuth(
+    d: MailDelivery,
+    senderDomain: string,
+    sender: string,
+    policy: Policy,
+  ): Promise<{ auth: DomainAuth; method: string } | AdmpError> {
+    if (d.saslUser && saslMayActAs(policy, d.saslUser, sender))
+      return { auth: d.trusted, method: `sasl:${d.saslUser}` };
     // Trusting the MTA needs a verdict to trust: when an earlier `accept` made Rspamd
     // skip its DKIM check (passthrough), a signed message arrives without one, and
     // is verified here instead (through the configured resolver).
-    const verify = config.dkimMode === 'verify' || (d.trusted.dkim.length === 0 && headerFields(d.raw).some((h) => h.name.toLowerCase() === 'dkim-signature'));
+    const verify =
+      config.dkimMode === 'verify' ||
+      (d.trusted.dkim.length === 0 && headerFields(d.raw).some((h) => h.name.toLowerCase() === 'dkim-signature'));
     const auth = verify ? await verifyDkim(d.raw, dkimKeys) : d.trusted;
     const domain = alignedDkimPass(auth, senderDomain);
     if (domain) return { auth, method: `dkim:${domain}` };
@@ -110,12 +134,33 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return new AdmpError('domain_auth_failed', `no DKIM pass aligned with ${senderDomain} (${seen})`);
   }
 
-  async function checkRecipient(d: MailDelivery, fields: MailSignatureFields, recipient: string, ctx: {
-    sender: string; auth: DomainAuth; method: string; envelope: { to: string; type: string; subject?: string; body: unknown; correlation_id?: string; ttl_sec?: number }; bodyBytes: Buffer; policy: Policy;
-  }): Promise<Check> {
+  async function checkRecipient(
+    d: MailDelivery,
+    fields: MailSignatureFields,
+    recipient: string,
+    ctx: {
+      sender: string;
+      auth: DomainAuth;
+      method: string;
+      envelope: {
+        to: string;
+        type: string;
+        subject?: string;
+        body: unknown;
+        correlation_id?: string;
+        ttl_sec?: number;
+      };
+      bodyBytes: Buffer;
+      policy: Policy;
+    },
+  ): Promise<Check> {
     const fail = (error: AdmpError): Check => ({ recipient, error });
-    const sig = await withSpan('admp.ingest.signature', { 'admp.recipient': recipient }, () => verifySignature({ ...fields, body: ctx.bodyBytes, envelopeRecipient: recipient, envelope: ctx.envelope },
-      { now: now(), clockSkewSec: config.clockSkewSec, resolveKey: deps.resolveKey }));
+    const sig = await withSpan('admp.ingest.signature', { 'admp.recipient': recipient }, () =>
+      verifySignature(
+        { ...fields, body: ctx.bodyBytes, envelopeRecipient: recipient, envelope: ctx.envelope },
+        { now: now(), clockSkewSec: config.clockSkewSec, resolveKey: deps.resolveKey },
+      ),
+    );
     if (!sig.ok) {
       deps.metrics?.signatureFailed.inc({ reason: sig.code });
       return fail(new AdmpError(SIGNATURE_CODE[sig.code], `agent signature: ${sig.reason}`));
@@ -127,11 +172,25 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const subject = ctx.envelope.subject ?? fields.subject ?? null;
     const verdict = await withSpan('admp.ingest.policy', { 'admp.recipient': recipient }, async () => {
       const to = await directory.resolve(recipient, 'recipient');
-      if (to.kind !== 'local') return denied('not_local', new AdmpError('policy_denied', `${recipient} is not in our agents domains`));
-      const decision = decide(ctx.policy, config.domains, { from: ctx.sender, to: to.address, type: ctx.envelope.type, subject, bytes: d.raw.length });
-      if (!decision.allow) return denied(decision.reason, new AdmpError(decision.reason === 'too_large' ? 'payload_too_large' : 'policy_denied', decision.message));
-      if (ctx.policy.max_inbox > 0 && await inboxFull(to.agentId, ctx.policy.max_inbox)) {
-        return denied('quota_exceeded', new AdmpError('quota_exceeded', `inbox of ${to.address} is full; try again later`));
+      if (to.kind !== 'local')
+        return denied('not_local', new AdmpError('policy_denied', `${recipient} is not in our agents domains`));
+      const decision = decide(ctx.policy, config.domains, {
+        from: ctx.sender,
+        to: to.address,
+        type: ctx.envelope.type,
+        subject,
+        bytes: d.raw.length,
+      });
+      if (!decision.allow)
+        return denied(
+          decision.reason,
+          new AdmpError(decision.reason === 'too_large' ? 'payload_too_large' : 'policy_denied', decision.message),
+        );
+      if (ctx.policy.max_inbox > 0 && (await inboxFull(to.agentId, ctx.policy.max_inbox))) {
+        return denied(
+          'quota_exceeded',
+          new AdmpError('quota_exceeded', `inbox of ${to.address} is full; try again later`),
+        );
       }
       return { to, decision };
     });
@@ -151,10 +210,25 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         correlation_id: ctx.envelope.correlation_id ?? null,
         ttl_sec: ctx.envelope.ttl_sec ?? config.defaultTtlSec,
         mail_message_id: messageId,
-        source_fingerprint: fingerprint({ from: ctx.sender, to: to.address, type: ctx.envelope.type, subject, correlation_id: ctx.envelope.correlation_id, body: ctx.envelope.body, unique_id: `mid:${messageId}` }),
+        source_fingerprint: fingerprint({
+          from: ctx.sender,
+          to: to.address,
+          type: ctx.envelope.type,
+          subject,
+          correlation_id: ctx.envelope.correlation_id,
+          body: ctx.envelope.body,
+          unique_id: `mid:${messageId}`,
+        }),
         headers: { message_id: messageId, road: d.road, ...(d.queueId ? { queue_id: d.queueId } : {}) },
         auth: {
-          domain: { method: ctx.method, source: ctx.auth.source, dkim: ctx.auth.dkim, spf: ctx.auth.spf, dmarc: ctx.auth.dmarc, arc: ctx.auth.arc },
+          domain: {
+            method: ctx.method,
+            source: ctx.auth.source,
+            dkim: ctx.auth.dkim,
+            spf: ctx.auth.spf,
+            dmarc: ctx.auth.dmarc,
+            arc: ctx.auth.arc,
+          },
           signature: { agent: sig.agent, kid: sig.kid, key_source: sig.keySource, timestamp: sig.timestamp },
           policy: decision.rule,
           client_ip: d.clientIp ?? null,
@@ -166,26 +240,37 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   async function inboxFull(agentId: string, max: number): Promise<boolean> {
     // Counting at most `max` rows keeps the check cheap however deep the inbox is.
     const { rows } = await pool.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM (SELECT 1 FROM message WHERE to_agent_id = $1 AND status IN ('delivered', 'leased') LIMIT $2) s`, [agentId, max]);
+      `SELECT count(*)::int AS n FROM (SELECT 1 FROM message WHERE to_agent_id = $1 AND status IN ('delivered', 'leased') LIMIT $2) s`,
+      [agentId, max],
+    );
     return rows[0]!.n >= max;
   }
 
   async function report(d: MailDelivery): Promise<RecipientResult[]> {
     const rep = parseDeliveryReport(d.raw);
     for (const r of rep.recipients) deps.metrics?.dsn.inc({ action: DSN_ACTIONS.has(r.action) ? r.action : 'other' });
-    return Promise.all(d.recipients.map(async (recipient) => {
-      const id = BOUNCE_LOCAL.exec(recipient)?.[1];
-      const matched = await recordDeliveryReport(pool, { id, mailMessageId: rep.originalMessageId ? canonicalMessageId(rep.originalMessageId) : undefined }, rep);
-      return { recipient, kind: 'report' as const, ...(matched ? { id: matched } : {}) };
-    }));
+    return Promise.all(
+      d.recipients.map(async (recipient) => {
+        const id = BOUNCE_LOCAL.exec(recipient)?.[1];
+        const matched = await recordDeliveryReport(
+          pool,
+          { id, mailMessageId: rep.originalMessageId ? canonicalMessageId(rep.originalMessageId) : undefined },
+          rep,
+        );
+        return { recipient, kind: 'report' as const, ...(matched ? { id: matched } : {}) };
+      }),
+    );
   }
 
   async function check(d: MailDelivery, facts: IngestFacts | undefined): Promise<Check[] | RecipientResult[]> {
     const all = (error: AdmpError): Check[] => d.recipients.map((recipient) => ({ recipient, error }));
-    if (d.raw.length > config.maxMailBytes) return all(new AdmpError('payload_too_large', `message is larger than ${config.maxMailBytes} bytes`));
+    if (d.raw.length > config.maxMailBytes)
+      return all(new AdmpError('payload_too_large', `message is larger than ${config.maxMailBytes} bytes`));
     let parsed: ParsedMail;
     try {
-      parsed = await withSpan('admp.ingest.parse', { 'admp.bytes': d.raw.length }, () => simpleParser(d.raw, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, skipTextLinks: true }));
+      parsed = await withSpan('admp.ingest.parse', { 'admp.bytes': d.raw.length }, () =>
+        simpleParser(d.raw, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, skipTextLinks: true }),
+      );
     } catch (err) {
       return all(new AdmpError('bad_request', `unparsable message: ${(err as Error).message}`));
     }
@@ -197,11 +282,17 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (!sender) return all(new AdmpError('signature_invalid', 'From must hold exactly one agent address'));
     if (facts) facts.from = sender.address;
     const policy = await deps.policy.current();
-    const authn = await withSpan('admp.ingest.domain_auth', { 'admp.sender_domain': sender.domain }, () => domainAuth(d, sender.domain, sender.address, policy));
+    const authn = await withSpan('admp.ingest.domain_auth', { 'admp.sender_domain': sender.domain }, () =>
+      domainAuth(d, sender.domain, sender.address, policy),
+    );
     if (authn instanceof AdmpError) return all(authn);
 
-    if (!fields.body) return all(new AdmpError('invalid_envelope', 'no ADMP envelope: expected one application/json part (or a JSON text body)'));
-    if (fields.body.length > config.maxBodyBytes) return all(new AdmpError('payload_too_large', `envelope is larger than ${config.maxBodyBytes} bytes`));
+    if (!fields.body)
+      return all(
+        new AdmpError('invalid_envelope', 'no ADMP envelope: expected one application/json part (or a JSON text body)'),
+      );
+    if (fields.body.length > config.maxBodyBytes)
+      return all(new AdmpError('payload_too_large', `envelope is larger than ${config.maxBodyBytes} bytes`));
     let envelope: unknown;
     try {
       envelope = JSON.parse(fields.body.toString('utf8'));
@@ -210,17 +301,28 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     }
     if (!checkEnvelope.Check(envelope)) {
       const e = checkEnvelope.Errors(envelope).First();
-      return all(new AdmpError('invalid_envelope', `envelope${e?.path.replace(/\//g, '.') ?? ''}: ${e?.message ?? 'invalid'}`));
+      return all(
+        new AdmpError('invalid_envelope', `envelope${e?.path.replace(/\//g, '.') ?? ''}: ${e?.message ?? 'invalid'}`),
+      );
     }
     if (facts && envelope.correlation_id) facts.correlationId = envelope.correlation_id;
-    const ctx = { sender: sender.address, auth: authn.auth, method: authn.method, envelope, bodyBytes: fields.body, policy };
-    return Promise.all(d.recipients.map(async (r) => {
-      try {
-        return await checkRecipient(d, fields, r, ctx);
-      } catch (err) {
-        return { recipient: r, error: toAdmpError(err) };
-      }
-    }));
+    const ctx = {
+      sender: sender.address,
+      auth: authn.auth,
+      method: authn.method,
+      envelope,
+      bodyBytes: fields.body,
+      policy,
+    };
+    return Promise.all(
+      d.recipients.map(async (r) => {
+        try {
+          return await checkRecipient(d, fields, r, ctx);
+        } catch (err) {
+          return { recipient: r, error: toAdmpError(err) };
+        }
+      }),
+    );
   }
 
   async function ingest(d: MailDelivery, opts: IngestOptions): Promise<RecipientResult[]> {
@@ -238,7 +340,12 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     try {
       // One recipient (the usual case) joins the shared batcher; several go in one
       // statement of their own, so that all or none of them are stored.
-      stored = ok.length === 1 ? [await deps.enqueuer.enqueue(ok[0]!.item!)] : ok.length > 1 ? await enqueueAll(ok.map((c) => c.item!)) : [];
+      stored =
+        ok.length === 1
+          ? [await deps.enqueuer.enqueue(ok[0]!.item!)]
+          : ok.length > 1
+            ? await enqueueAll(ok.map((c) => c.item!))
+            : [];
     } catch (err) {
       const e = toAdmpError(err);
       return cs.map((c) => result(c.error ? c : { recipient: c.recipient, error: e }));
@@ -252,14 +359,24 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   }
 
   async function enqueueAll(items: NewMessage[]): Promise<EnqueueResult[]> {
-    const stored = await withSpan('admp.enqueue', { 'admp.channel': 'smtp', 'admp.batch': items.length }, () => enqueueRows(pool, items));
+    const stored = await withSpan('admp.enqueue', { 'admp.channel': 'smtp', 'admp.batch': items.length }, () =>
+      enqueueRows(pool, items),
+    );
     if (deps.metrics) for (const s of stored) observeEnqueue(deps.metrics, 'smtp', s.duplicate);
     return stored;
   }
 
   return {
     ingest(d, opts) {
-      return withSpan('admp.ingest', { 'admp.road': d.road, 'admp.recipients': d.recipients.length, ...(d.queueId ? { 'admp.queue_id': d.queueId } : {}) }, () => ingest(d, opts));
+      return withSpan(
+        'admp.ingest',
+        {
+          'admp.road': d.road,
+          'admp.recipients': d.recipients.length,
+          ...(d.queueId ? { 'admp.queue_id': d.queueId } : {}),
+        },
+        () => ingest(d, opts),
+      );
     },
   };
 }

@@ -20,13 +20,17 @@ export function overallOutcome(results: readonly RecipientResult[]): RecipientRe
 }
 
 /** A pino logger: the process's, or a request's (`req.log`). */
-export interface SummaryLog { info: LogFn; warn: LogFn }
+export interface SummaryLog {
+  info: LogFn;
+  warn: LogFn;
+}
 
 export function summarizeIngest(log: SummaryLog, metrics: Metrics | undefined, s: IngestSummary): void {
   const seconds = (performance.now() - s.started) / 1000;
   const ids = s.results.flatMap((r) => ('id' in r && r.id ? [r.id] : []));
   metrics?.ingestSeconds.observe({ road: s.road }, seconds);
-  for (const r of s.results) metrics?.ingress.inc({ road: s.road, outcome: r.kind, code: 'error' in r ? r.error.code : 'none' });
+  for (const r of s.results)
+    metrics?.ingress.inc({ road: s.road, outcome: r.kind, code: 'error' in r ? r.error.code : 'none' });
   const outcome = overallOutcome(s.results);
   const line = {
     event: 'ingest',
@@ -39,7 +43,13 @@ export function summarizeIngest(log: SummaryLog, metrics: Metrics | undefined, s
     mail_message_id: s.facts.messageId,
     correlation_id: s.facts.correlationId,
     from: s.facts.from,
-    results: s.results.map((r) => ({ recipient: r.recipient, outcome: r.kind, id: 'id' in r ? r.id : undefined, code: 'error' in r ? r.error.code : undefined, ...('duplicate' in r && r.duplicate ? { duplicate: true } : {}) })),
+    results: s.results.map((r) => ({
+      recipient: r.recipient,
+      outcome: r.kind,
+      id: 'id' in r ? r.id : undefined,
+      code: 'error' in r ? r.error.code : undefined,
+      ...('duplicate' in r && r.duplicate ? { duplicate: true } : {}),
+    })),
     ms: Math.round(seconds * 1000),
   };
   if (outcome === 'tempfail') log.warn(line, 'ingest');

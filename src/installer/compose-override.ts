@@ -5,8 +5,16 @@
 import { Document, isMap, isScalar, parseDocument, visit, type Node, type YAMLMap } from 'yaml';
 import { InstallError } from './install-error.js';
 import {
-  BRIDGE_ALIAS, BRIDGE_HTTP_PORT, BRIDGE_LMTP_PORT, BRIDGE_SERVICE, MAILCOW_NETWORK, OVERRIDE_FILE,
-  POSTGRES_ALIAS, POSTGRES_SERVICE, POSTGRES_VOLUME, BRIDGE_VOLUME,
+  BRIDGE_ALIAS,
+  BRIDGE_HTTP_PORT,
+  BRIDGE_LMTP_PORT,
+  BRIDGE_SERVICE,
+  MAILCOW_NETWORK,
+  OVERRIDE_FILE,
+  POSTGRES_ALIAS,
+  POSTGRES_SERVICE,
+  POSTGRES_VOLUME,
+  BRIDGE_VOLUME,
 } from './layout.js';
 
 export interface BridgeSpec {
@@ -69,7 +77,10 @@ function postgresService(spec: BridgeSpec): Record<string, unknown> {
 /** The services and volumes the installer owns, keyed as they appear in the override. */
 export function ownedEntries(spec: BridgeSpec): { services: Record<string, unknown>; volumes: Record<string, object> } {
   return spec.databaseUrl === null
-    ? { services: { [BRIDGE_SERVICE]: bridgeService(spec), [POSTGRES_SERVICE]: postgresService(spec) }, volumes: { [BRIDGE_VOLUME]: {}, [POSTGRES_VOLUME]: {} } }
+    ? {
+        services: { [BRIDGE_SERVICE]: bridgeService(spec), [POSTGRES_SERVICE]: postgresService(spec) },
+        volumes: { [BRIDGE_VOLUME]: {}, [POSTGRES_VOLUME]: {} },
+      }
     : { services: { [BRIDGE_SERVICE]: bridgeService(spec) }, volumes: { [BRIDGE_VOLUME]: {} } };
 }
 
@@ -89,12 +100,17 @@ function parseOverride(text: string): Document {
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     const line = e.linePos?.[0]?.line;
-    throw new InstallError(`not valid YAML${line ? ` (line ${line})` : ''}: ${e.message.split('\n')[0]}; fix it first, nothing was changed`, OVERRIDE_FILE);
+    throw new InstallError(
+      `not valid YAML${line ? ` (line ${line})` : ''}: ${e.message.split('\n')[0]}; fix it first, nothing was changed`,
+      OVERRIDE_FILE,
+    );
   }
-  if (doc.contents !== null && !isMap(doc.contents)) throw new InstallError('top level is not a mapping; fix it first, nothing was changed', OVERRIDE_FILE);
+  if (doc.contents !== null && !isMap(doc.contents))
+    throw new InstallError('top level is not a mapping; fix it first, nothing was changed', OVERRIDE_FILE);
   for (const key of ['services', 'volumes']) {
     const v = doc.get(key, true);
-    if (v !== undefined && !(isScalar(v) && v.value === null) && !isMap(v)) throw new InstallError(`"${key}" is not a mapping; fix it first, nothing was changed`, OVERRIDE_FILE);
+    if (v !== undefined && !(isScalar(v) && v.value === null) && !isMap(v))
+      throw new InstallError(`"${key}" is not a mapping; fix it first, nothing was changed`, OVERRIDE_FILE);
   }
   return doc;
 }
@@ -130,7 +146,10 @@ export function mergeOverride(current: string | null, spec: BridgeSpec): MergedO
   const doc = parseOverride(text);
   if (doc.contents === null) doc.contents = doc.createNode({}) as YAMLMap;
   const createdKeys: string[] = [];
-  for (const [key, entries, all] of [['services', owned.services, OWNED_SERVICES], ['volumes', owned.volumes, OWNED_VOLUMES]] as const) {
+  for (const [key, entries, all] of [
+    ['services', owned.services, OWNED_SERVICES],
+    ['volumes', owned.volumes, OWNED_VOLUMES],
+  ] as const) {
     const has = isMap(doc.get(key, true));
     if (Object.keys(entries).length === 0) {
       if (has) for (const name of all) ensureMap(doc, key).delete(name);
@@ -150,7 +169,10 @@ export function mergeOverride(current: string | null, spec: BridgeSpec): MergedO
 export function unmergeOverride(current: string, createdKeys: readonly string[]): string {
   const doc = parseOverride(current);
   if (doc.contents === null) return current;
-  for (const [key, names] of [['services', OWNED_SERVICES], ['volumes', OWNED_VOLUMES]] as const) {
+  for (const [key, names] of [
+    ['services', OWNED_SERVICES],
+    ['volumes', OWNED_VOLUMES],
+  ] as const) {
     const map = doc.get(key, true);
     if (!isMap(map)) continue;
     for (const name of names) map.delete(name);

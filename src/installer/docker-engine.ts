@@ -38,7 +38,9 @@ export function dockerEngine(docker: Dockerode): Engine {
     },
 
     async exec(container, cmd) {
-      const exec = await docker.getContainer(container.id).exec({ Cmd: [...cmd], AttachStdout: true, AttachStderr: true });
+      const exec = await docker
+        .getContainer(container.id)
+        .exec({ Cmd: [...cmd], AttachStdout: true, AttachStderr: true });
       const stream = await exec.start({ hijack: true, stdin: false });
       const sink = new PassThrough();
       const chunks: Buffer[] = [];
@@ -58,7 +60,13 @@ export function dockerEngine(docker: Dockerode): Engine {
     },
 
     async imageExists(tag) {
-      return docker.getImage(tag).inspect().then(() => true, () => false);
+      return docker
+        .getImage(tag)
+        .inspect()
+        .then(
+          () => true,
+          () => false,
+        );
     },
 
     async buildImage(contextDir, files, dockerfile, tag) {

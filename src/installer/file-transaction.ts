@@ -14,17 +14,27 @@ export async function readSnapshot(dir: string, paths: readonly string[]): Promi
     try {
       bytes = await readFile(join(dir, p));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') { out.set(p, null); continue; }
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        out.set(p, null);
+        continue;
+      }
       throw err;
     }
     const text = bytes.toString('utf8');
-    if (!Buffer.from(text, 'utf8').equals(bytes)) throw new InstallError('not UTF-8 text; the installer will not edit it', p);
+    if (!Buffer.from(text, 'utf8').equals(bytes))
+      throw new InstallError('not UTF-8 text; the installer will not edit it', p);
     out.set(p, text);
   }
   return out;
 }
 
-interface Undo { path: string; content: Buffer | null; mode: number; uid: number; gid: number }
+interface Undo {
+  path: string;
+  content: Buffer | null;
+  mode: number;
+  uid: number;
+  gid: number;
+}
 
 export class FileTransaction {
   private readonly undo: Undo[] = [];
@@ -39,14 +49,26 @@ export class FileTransaction {
   private async applyOne(e: FileEdit): Promise<void> {
     const abs = join(this.dir, e.path);
     const old = await lstat(abs).catch(() => null);
-    if (old && !old.isFile()) throw new InstallError('is not a regular file (a symlink?); the installer will not replace it', e.path);
-    this.undo.push({ path: abs, content: old ? await readFile(abs) : null, mode: old?.mode ?? 0, uid: old?.uid ?? -1, gid: old?.gid ?? -1 });
+    if (old && !old.isFile())
+      throw new InstallError('is not a regular file (a symlink?); the installer will not replace it', e.path);
+    this.undo.push({
+      path: abs,
+      content: old ? await readFile(abs) : null,
+      mode: old?.mode ?? 0,
+      uid: old?.uid ?? -1,
+      gid: old?.gid ?? -1,
+    });
     if (e.after === null) {
       if (old) await unlink(abs);
       return;
     }
     await this.mkdirs(dirname(abs));
-    await writeAtomic(abs, Buffer.from(e.after, 'utf8'), old ? old.mode & 0o7777 : e.mode, old ? { uid: old.uid, gid: old.gid } : null);
+    await writeAtomic(
+      abs,
+      Buffer.from(e.after, 'utf8'),
+      old ? old.mode & 0o7777 : e.mode,
+      old ? { uid: old.uid, gid: old.gid } : null,
+    );
   }
 
   private async mkdirs(d: string): Promise<void> {
@@ -68,7 +90,12 @@ export class FileTransaction {
   }
 }
 
-async function writeAtomic(abs: string, bytes: Buffer, mode: number, owner: { uid: number; gid: number } | null): Promise<void> {
+async function writeAtomic(
+  abs: string,
+  bytes: Buffer,
+  mode: number,
+  owner: { uid: number; gid: number } | null,
+): Promise<void> {
   const tmp = `${abs}.admp-tmp-${process.pid}`;
   await writeFile(tmp, bytes, { mode });
   try {

@@ -2,7 +2,10 @@
 // and raised before anything is changed (or after a rollback).
 export class InstallError extends Error {
   override readonly name = 'InstallError';
-  constructor(message: string, readonly file?: string) {
+  constructor(
+    message: string,
+    readonly file?: string,
+  ) {
     super(file ? `${file}: ${message}` : message);
   }
 }

@@ -44,7 +44,10 @@ export function parseState(text: string | null): InstallState | null {
   try {
     s = JSON.parse(text) as Partial<InstallState>;
   } catch {
-    throw new InstallError('not valid JSON; restore it from a backup or remove the installation by hand (README "Rollback")', STATE_FILE);
+    throw new InstallError(
+      'not valid JSON; restore it from a backup or remove the installation by hand (README "Rollback")',
+      STATE_FILE,
+    );
   }
   if (s.version !== 1 || typeof s.domain !== 'string' || typeof s.files !== 'object' || !s.secrets) {
     throw new InstallError('not a state file this installer wrote (version 1)', STATE_FILE);

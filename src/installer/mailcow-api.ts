@@ -24,14 +24,21 @@ export function mailcowApi(baseUrl: string, apiKey: string, dispatcher?: Dispatc
   async function call(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Answer> {
     const res = await request(new URL(path, baseUrl), {
       method,
-      headers: { 'x-api-key': apiKey, accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        'x-api-key': apiKey,
+        accept: 'application/json',
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       ...(dispatcher ? { dispatcher } : {}),
     }).catch((err: Error) => {
       throw new InstallError(`Mailcow API ${baseUrl} unreachable: ${err.message}`);
     });
     const text = await res.body.text();
-    if (res.statusCode === 401 || res.statusCode === 403) throw new InstallError(`Mailcow API refused the key (HTTP ${res.statusCode}); it needs read-write access and an allow-list entry for this host`);
+    if (res.statusCode === 401 || res.statusCode === 403)
+      throw new InstallError(
+        `Mailcow API refused the key (HTTP ${res.statusCode}); it needs read-write access and an allow-list entry for this host`,
+      );
     if (res.statusCode !== 200) throw new InstallError(`Mailcow API ${method} ${path}: HTTP ${res.statusCode}`);
     try {
       return JSON.parse(text) as Answer;
@@ -58,10 +65,19 @@ export function mailcowApi(baseUrl: string, apiKey: string, dispatcher?: Dispatc
       return { domain, relaysAll: truthy(a.backupmx) && truthy(a.relay_all_recipients) };
     },
     async addRelayDomain(domain) {
-      requireSuccess('add domain', await call('POST', '/api/v1/add/domain', {
-        domain, active: 1, backupmx: 1, relay_all_recipients: 1, relay_unknown_only: 0,
-        mailboxes: 0, aliases: 0, description: 'ADMP agents (managed by admp install)',
-      }));
+      requireSuccess(
+        'add domain',
+        await call('POST', '/api/v1/add/domain', {
+          domain,
+          active: 1,
+          backupmx: 1,
+          relay_all_recipients: 1,
+          relay_unknown_only: 0,
+          mailboxes: 0,
+          aliases: 0,
+          description: 'ADMP agents (managed by admp install)',
+        }),
+      );
     },
     async deleteDomain(domain) {
       requireSuccess('delete domain', await call('POST', '/api/v1/delete/domain', [domain]));

@@ -3,7 +3,14 @@
 // passes the file contents (null when missing).
 import { parseDocument } from 'yaml';
 import { InstallError } from './install-error.js';
-import { MAILCOW_COMPOSE, MAILCOW_CONF, MAILCOW_NETWORK, OVERRIDE_FILE, POSTFIX_SERVICE, RSPAMD_SERVICE } from './layout.js';
+import {
+  MAILCOW_COMPOSE,
+  MAILCOW_CONF,
+  MAILCOW_NETWORK,
+  OVERRIDE_FILE,
+  POSTFIX_SERVICE,
+  RSPAMD_SERVICE,
+} from './layout.js';
 
 export interface CheckoutFiles {
   readonly conf: string | null;
@@ -41,13 +48,18 @@ export function parseEnvFile(text: string): Map<string, string> {
 function requireCompose(text: string | null): void {
   if (text === null) throw new InstallError(`not a Mailcow checkout: ${MAILCOW_COMPOSE} is missing`);
   const doc = parseDocument(text);
-  if (doc.errors.length > 0) throw new InstallError(`not a Mailcow checkout: cannot parse it (${doc.errors[0]!.message.split('\n')[0]})`, MAILCOW_COMPOSE);
+  if (doc.errors.length > 0)
+    throw new InstallError(
+      `not a Mailcow checkout: cannot parse it (${doc.errors[0]!.message.split('\n')[0]})`,
+      MAILCOW_COMPOSE,
+    );
   const services = doc.getIn(['services']) as { has?: (k: string) => boolean } | undefined;
   const networks = doc.getIn(['networks']) as { has?: (k: string) => boolean } | undefined;
   for (const s of [POSTFIX_SERVICE, RSPAMD_SERVICE]) {
     if (!services?.has?.(s)) throw new InstallError(`not a Mailcow checkout: no service ${s}`, MAILCOW_COMPOSE);
   }
-  if (!networks?.has?.(MAILCOW_NETWORK)) throw new InstallError(`not a Mailcow checkout: no network ${MAILCOW_NETWORK}`, MAILCOW_COMPOSE);
+  if (!networks?.has?.(MAILCOW_NETWORK))
+    throw new InstallError(`not a Mailcow checkout: no network ${MAILCOW_NETWORK}`, MAILCOW_COMPOSE);
 }
 
 /**
@@ -60,12 +72,18 @@ function requireOverrideLoaded(vars: ReadonlyMap<string, string>): void {
   const sep = vars.get('COMPOSE_PATH_SEPARATOR') || ':';
   const listed = composeFile.split(sep).some((p) => p.trim().replace(/^.*\//, '') === OVERRIDE_FILE);
   if (!listed) {
-    throw new InstallError(`COMPOSE_FILE=${composeFile} hides ${OVERRIDE_FILE}, so Compose would not start the bridge; add ${OVERRIDE_FILE} to COMPOSE_FILE or remove COMPOSE_FILE`, MAILCOW_CONF);
+    throw new InstallError(
+      `COMPOSE_FILE=${composeFile} hides ${OVERRIDE_FILE}, so Compose would not start the bridge; add ${OVERRIDE_FILE} to COMPOSE_FILE or remove COMPOSE_FILE`,
+      MAILCOW_CONF,
+    );
   }
 }
 
 export function inspectCheckout(files: CheckoutFiles): MailcowInfo {
-  if (files.conf === null) throw new InstallError(`not a Mailcow checkout: ${MAILCOW_CONF} is missing (run generate_config.sh first, or pass the right --mailcow-dir)`);
+  if (files.conf === null)
+    throw new InstallError(
+      `not a Mailcow checkout: ${MAILCOW_CONF} is missing (run generate_config.sh first, or pass the right --mailcow-dir)`,
+    );
   requireCompose(files.compose);
   // .env wins where both define a key: it is the file Compose itself reads.
   const vars = new Map([...parseEnvFile(files.conf), ...(files.env !== null ? parseEnvFile(files.env) : [])]);
@@ -75,7 +93,8 @@ export function inspectCheckout(files: CheckoutFiles): MailcowInfo {
   }
   requireOverrideLoaded(vars);
   const ipv4Network = vars.get('IPV4_NETWORK') || '172.22.1';
-  if (!/^\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(ipv4Network)) throw new InstallError(`IPV4_NETWORK must be three octets like 172.22.1 ("${ipv4Network}")`, MAILCOW_CONF);
+  if (!/^\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(ipv4Network))
+    throw new InstallError(`IPV4_NETWORK must be three octets like 172.22.1 ("${ipv4Network}")`, MAILCOW_CONF);
   return {
     hostname: hostname.toLowerCase(),
     // generate_config.sh's default; Compose lower-cases project names.
@@ -86,4 +105,3 @@ export function inspectCheckout(files: CheckoutFiles): MailcowInfo {
     vars,
   };
 }
-

@@ -2,14 +2,35 @@
 // options, compute every file edit and container action of an install or uninstall.
 // Nothing here reads the disk, talks to Docker or draws random numbers.
 import { mergeOverride, unmergeOverride, type BridgeSpec } from './compose-override.js';
-import { decodeBytes, encodeBytes, serializeState, sha256, parseState, type FileRecord, type InstallState, type Mode } from './install-state.js';
+import {
+  decodeBytes,
+  encodeBytes,
+  serializeState,
+  sha256,
+  parseState,
+  type FileRecord,
+  type InstallState,
+  type Mode,
+} from './install-state.js';
 import { InstallError } from './install-error.js';
 import type { MailcowInfo } from './mailcow-checkout.js';
 import {
-  OVERRIDE_FILE, RSPAMD_ACTIONS_FILE, RSPAMD_CONF_FILE, RSPAMD_LOADER_FILE, RSPAMD_PLUGIN_FILE, STATE_FILE, TRANSPORT_FILE,
+  OVERRIDE_FILE,
+  RSPAMD_ACTIONS_FILE,
+  RSPAMD_CONF_FILE,
+  RSPAMD_LOADER_FILE,
+  RSPAMD_PLUGIN_FILE,
+  STATE_FILE,
+  TRANSPORT_FILE,
 } from './layout.js';
 import {
-  HASH_STYLE, LUA_STYLE, renderActionsBlock, renderLoaderBlock, renderPluginConf, renderTransportBlock, type ShippedFiles,
+  HASH_STYLE,
+  LUA_STYLE,
+  renderActionsBlock,
+  renderLoaderBlock,
+  renderPluginConf,
+  renderTransportBlock,
+  type ShippedFiles,
 } from './shipped-files.js';
 import { removeBlock, upsertBlock, type BlockStyle } from './text-block.js';
 
@@ -65,11 +86,17 @@ function withoutOurs(path: string, current: string | null, rec: FileRecord): str
   // Changed by someone since install: take out only our part, keep theirs.
   const kind = KINDS[path]!;
   if ('own' in kind) return null;
-  const rest = 'yaml' in kind ? unmergeOverride(current, rec.createdKeys ?? []) : removeBlock(current, kind.block, path, rec.addedNewline);
+  const rest =
+    'yaml' in kind
+      ? unmergeOverride(current, rec.createdKeys ?? [])
+      : removeBlock(current, kind.block, path, rec.addedNewline);
   return rec.created && rest.trim() === '' ? null : rest;
 }
 
-interface Desired { readonly text: string; readonly record: Omit<FileRecord, 'after'> }
+interface Desired {
+  readonly text: string;
+  readonly record: Omit<FileRecord, 'after'>;
+}
 
 /** Content with our part in it; `base` is the file as it would be without us. */
 function withOurs(path: string, base: string | null, ours: string | BridgeSpec, prev: FileRecord | undefined): Desired {
@@ -98,7 +125,12 @@ function actionsFor(changed: ReadonlySet<string>, uninstall: boolean): Container
   return out;
 }
 
-function finish(snapshot: Snapshot, after: Map<string, string | null>, state: InstallState | null, uninstall: boolean): Plan {
+function finish(
+  snapshot: Snapshot,
+  after: Map<string, string | null>,
+  state: InstallState | null,
+  uninstall: boolean,
+): Plan {
   after.set(STATE_FILE, state ? serializeState(state) : null);
   const edits: FileEdit[] = [];
   for (const path of MANAGED_FILES) {
@@ -125,16 +157,24 @@ const DOMAIN = /^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}
 
 export function planInstall(input: InstallInputs): Plan {
   const { snapshot, shipped, options } = input;
-  if (!DOMAIN.test(options.domain)) throw new InstallError(`--domain ${options.domain} is not a lower-case domain name like agents.example.com`);
+  if (!DOMAIN.test(options.domain))
+    throw new InstallError(`--domain ${options.domain} is not a lower-case domain name like agents.example.com`);
   // Mailcow refuses a domain equal to its host name (domain_cannot_match_hostname).
-  if (options.domain === input.info.hostname) throw new InstallError(`--domain must differ from MAILCOW_HOSTNAME (${input.info.hostname})`);
+  if (options.domain === input.info.hostname)
+    throw new InstallError(`--domain must differ from MAILCOW_HOSTNAME (${input.info.hostname})`);
   const prev = parseState(snapshot.get(STATE_FILE) ?? null);
   const secrets = prev?.secrets ?? { ingressToken: input.newSecret(), postgresPassword: input.newSecret() };
   const postfilter = options.mode !== 'lmtp';
   const lmtp = options.mode !== 'postfilter';
   const spec: BridgeSpec = {
-    image: options.image, domain: options.domain, databaseUrl: options.databaseUrl, postgresPassword: secrets.postgresPassword,
-    ingressToken: secrets.ingressToken, lmtp, postfilter, httpPublish: options.httpPublish,
+    image: options.image,
+    domain: options.domain,
+    databaseUrl: options.databaseUrl,
+    postgresPassword: secrets.postgresPassword,
+    ingressToken: secrets.ingressToken,
+    lmtp,
+    postfilter,
+    httpPublish: options.httpPublish,
   };
   const ours = new Map<string, string | BridgeSpec>([
     [OVERRIDE_FILE, spec],
@@ -142,7 +182,14 @@ export function planInstall(input: InstallInputs): Plan {
   ]);
   if (postfilter) {
     ours.set(RSPAMD_PLUGIN_FILE, shipped.plugin);
-    ours.set(RSPAMD_CONF_FILE, renderPluginConf(shipped, { domain: options.domain, token: secrets.ingressToken, timeoutSec: options.timeoutSec }));
+    ours.set(
+      RSPAMD_CONF_FILE,
+      renderPluginConf(shipped, {
+        domain: options.domain,
+        token: secrets.ingressToken,
+        timeoutSec: options.timeoutSec,
+      }),
+    );
     ours.set(RSPAMD_LOADER_FILE, renderLoaderBlock());
     ours.set(RSPAMD_ACTIONS_FILE, renderActionsBlock(shipped));
   }
@@ -163,8 +210,12 @@ export function planInstall(input: InstallInputs): Plan {
     files[path] = { ...d.record, after: sha256(d.text) };
   }
   const state: InstallState = {
-    version: 1, domain: options.domain, mode: options.mode, secrets,
-    relayDomainCreated: prev?.relayDomainCreated || input.relayDomainCreated, files,
+    version: 1,
+    domain: options.domain,
+    mode: options.mode,
+    secrets,
+    relayDomainCreated: prev?.relayDomainCreated || input.relayDomainCreated,
+    files,
   };
   return finish(snapshot, after, state, false);
 }

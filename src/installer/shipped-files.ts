@@ -15,11 +15,18 @@ const regexEscape = (s: string): string => s.replace(/[.\\+*?^$()[\]{}|/]/g, '\\
 
 /** Fills @ADMP_…@ placeholders; comment lines (#) stay as shipped, they only explain them. */
 function fill(template: string, source: string, values: Record<string, string>): string {
-  return template.split('\n').map((line) => (line.trimStart().startsWith('#') ? line : line.replace(/@(ADMP_[A-Z_]+)@/g, (whole, name: string) => {
-    const v = values[name];
-    if (v === undefined) throw new InstallError(`unknown placeholder ${whole}`, source);
-    return v;
-  }))).join('\n');
+  return template
+    .split('\n')
+    .map((line) =>
+      line.trimStart().startsWith('#')
+        ? line
+        : line.replace(/@(ADMP_[A-Z_]+)@/g, (whole, name: string) => {
+            const v = values[name];
+            if (v === undefined) throw new InstallError(`unknown placeholder ${whole}`, source);
+            return v;
+          }),
+    )
+    .join('\n');
 }
 
 export interface PluginValues {
@@ -45,9 +52,15 @@ export function renderPluginConf(shipped: ShippedFiles, v: PluginValues): string
  * Mailcow as a relay domain (research/mailcow.md §2.5, §3.4).
  */
 export function renderTransportBlock(shipped: ShippedFiles, domain: string, lmtp: boolean): string {
-  const filled = fill(shipped.transport, SHIPPED.transport, { ADMP_AGENTS_DOMAIN_REGEX: regexEscape(domain), ADMP_AGENTS_DOMAIN: domain });
-  if (!filled.includes(LMTP_NEXTHOP)) throw new InstallError(`no ${LMTP_NEXTHOP} next hop in the shipped template`, SHIPPED.transport);
-  const block = lmtp ? filled : filled.split(LMTP_NEXTHOP).join('retry:4.3.0 ADMP bridge postfilter did not take this message');
+  const filled = fill(shipped.transport, SHIPPED.transport, {
+    ADMP_AGENTS_DOMAIN_REGEX: regexEscape(domain),
+    ADMP_AGENTS_DOMAIN: domain,
+  });
+  if (!filled.includes(LMTP_NEXTHOP))
+    throw new InstallError(`no ${LMTP_NEXTHOP} next hop in the shipped template`, SHIPPED.transport);
+  const block = lmtp
+    ? filled
+    : filled.split(LMTP_NEXTHOP).join('retry:4.3.0 ADMP bridge postfilter did not take this message');
   assertBlock(block, HASH_STYLE, SHIPPED.transport);
   return block;
 }
@@ -65,7 +78,8 @@ export function renderActionsBlock(shipped: ShippedFiles): string {
  * it ships (checked with rspamadm configdump on 3.4: "disabled (unconfigured)").
  */
 export function renderLoaderBlock(): string {
-  return renderBlock(`do
+  return renderBlock(
+    `do
   local ucl = require "ucl"
   local dir = rspamd_paths['LOCAL_CONFDIR'] .. '/local.d/'
   local parser = ucl.parser()
@@ -84,5 +98,7 @@ export function renderLoaderBlock(): string {
   cfg.get_all_opt = get_all_opt
   if not loaded then error('${BLOCK_ID}: local.d/agents_bridge.lua: ' .. tostring(load_err)) end
 end
-`, LUA_STYLE);
+`,
+    LUA_STYLE,
+  );
 }

@@ -9,10 +9,14 @@ export interface BlockStyle {
   readonly comment: string;
 }
 
-const begin = (s: BlockStyle): string => `${s.comment} >>> ${BLOCK_ID} BEGIN (managed by \`admp install\`; \`admp uninstall\` removes it)`;
+const begin = (s: BlockStyle): string =>
+  `${s.comment} >>> ${BLOCK_ID} BEGIN (managed by \`admp install\`; \`admp uninstall\` removes it)`;
 const end = (s: BlockStyle): string => `${s.comment} <<< ${BLOCK_ID} END`;
 
-interface Span { start: number; end: number }
+interface Span {
+  start: number;
+  end: number;
+}
 
 /** Byte range of the block including its END line's newline, or null; refuses half blocks. */
 function findBlock(text: string, style: BlockStyle, file: string): Span | null {
@@ -23,7 +27,8 @@ function findBlock(text: string, style: BlockStyle, file: string): Span | null {
   for (const line of lines) {
     const next = offset + line.length + 1;
     if (line.startsWith(`${style.comment} >>> ${BLOCK_ID} BEGIN`)) {
-      if (start >= 0 || found) throw new InstallError(`more than one "${BLOCK_ID}" block; remove the extra one by hand`, file);
+      if (start >= 0 || found)
+        throw new InstallError(`more than one "${BLOCK_ID}" block; remove the extra one by hand`, file);
       start = offset;
     } else if (line === end(style)) {
       if (start < 0) throw new InstallError(`"${BLOCK_ID} END" marker without BEGIN; fix the file by hand`, file);
@@ -50,7 +55,8 @@ export interface Upserted {
 /** Checks that `block` is exactly one marked block (a shipped template, or renderBlock's output). */
 export function assertBlock(block: string, style: BlockStyle, source: string): void {
   const span = findBlock(block, style, source);
-  if (!span || span.start !== 0 || span.end !== block.length) throw new InstallError(`expected exactly one "${BLOCK_ID}" block and nothing else`, source);
+  if (!span || span.start !== 0 || span.end !== block.length)
+    throw new InstallError(`expected exactly one "${BLOCK_ID}" block and nothing else`, source);
 }
 
 /** The file with the marked `block` in it (replacing ours in place, else appended). */

@@ -24,7 +24,7 @@ function ops(a: string[], b: string[]): Op[] {
   let i = 0;
   let j = 0;
   while (i < n || j < m) {
-    if (i < n && j < m && a[i] === b[j]) out.push({ t: ' ', line: a[i++]! }), j++;
+    if (i < n && j < m && a[i] === b[j]) (out.push({ t: ' ', line: a[i++]! }), j++);
     // Deletions before insertions, as diff -u prints them.
     else if (i < n && (j === m || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) out.push({ t: '-', line: a[i++]! });
     else out.push({ t: '+', line: b[j++]! });
@@ -37,7 +37,10 @@ export function unifiedDiff(path: string, before: string | null, after: string |
   if (before === after) return '';
   const all = ops(lines(before), lines(after));
   const changed = all.flatMap((o, k) => (o.t === ' ' ? [] : [k]));
-  const out = [`--- ${before === null ? '/dev/null' : `a/${path}`}`, `+++ ${after === null ? '/dev/null' : `b/${path}`}`];
+  const out = [
+    `--- ${before === null ? '/dev/null' : `a/${path}`}`,
+    `+++ ${after === null ? '/dev/null' : `b/${path}`}`,
+  ];
   let g = 0;
   while (g < changed.length) {
     // One hunk: changes less than 2·context unchanged lines apart.

@@ -10,7 +10,13 @@ import { startPeriodic, type Job } from './periodic.js';
 
 export type { Job } from './periodic.js';
 
-export function startSweeper(pool: pg.Pool, log: Logger, intervalMs: number, maxAttempts: number, metrics?: Metrics): Job {
+export function startSweeper(
+  pool: pg.Pool,
+  log: Logger,
+  intervalMs: number,
+  maxAttempts: number,
+  metrics?: Metrics,
+): Job {
   return startPeriodic(intervalMs, async (stopped) => {
     try {
       // Keep sweeping while full batches come back, so a backlog drains quickly.
@@ -19,7 +25,8 @@ export function startSweeper(pool: pg.Pool, log: Logger, intervalMs: number, max
         const dead = r.dead.reduce((n, d) => n + d.n, 0);
         metrics?.leaseExpired.inc(r.returned);
         for (const d of r.dead) metrics?.dead.inc({ reason: d.reason }, d.n);
-        if (r.returned > 0 || dead > 0) log.info({ event: 'sweep', returned: r.returned, dead: r.dead }, 'expired leases swept');
+        if (r.returned > 0 || dead > 0)
+          log.info({ event: 'sweep', returned: r.returned, dead: r.dead }, 'expired leases swept');
         if (r.returned + dead < 1000 || stopped()) break;
       }
       metrics?.jobRuns.inc({ task: 'sweep', outcome: 'ok' });

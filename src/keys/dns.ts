@@ -33,10 +33,12 @@ export function parseAgentKeyTxt(text: string, domain: string): AgentPublicKey |
 
 /** TXT record texts publishing our valid local keys (for `admp key dns`); one record per key. */
 export function agentKeyTxtRecords(rows: readonly AgentKeyRow[]): { name: string; text: string }[] {
-  return rows.filter((r) => r.source === 'local').map((r) => ({
-    name: `${TXT_LABEL}.${r.domain}`,
-    text: `kid=${r.kid}; x=${r.publicKey.toString('base64')}; agent=${r.agent}`,
-  }));
+  return rows
+    .filter((r) => r.source === 'local')
+    .map((r) => ({
+      name: `${TXT_LABEL}.${r.domain}`,
+      text: `kid=${r.kid}; x=${r.publicKey.toString('base64')}; agent=${r.agent}`,
+    }));
 }
 
 /** A DNS TXT query; the shape of `Resolver#resolveTxt`: one array of strings per record. */

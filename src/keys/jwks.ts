@@ -24,9 +24,17 @@ export interface AgentJwk {
 /** Our JWKS document from agent_key rows valid now; partner (pinned) rows are never published. */
 export function ourJwks(rows: readonly AgentKeyRow[]): { keys: AgentJwk[] } {
   return {
-    keys: rows.filter((r) => r.source === 'local').map((r) => ({
-      kty: 'OKP', crv: 'Ed25519', kid: r.kid, x: base64url.encode(r.publicKey), use: 'sig', alg: 'EdDSA', agent: r.agent,
-    })),
+    keys: rows
+      .filter((r) => r.source === 'local')
+      .map((r) => ({
+        kty: 'OKP',
+        crv: 'Ed25519',
+        kid: r.kid,
+        x: base64url.encode(r.publicKey),
+        use: 'sig',
+        alg: 'EdDSA',
+        agent: r.agent,
+      })),
   };
 }
 
@@ -42,7 +50,8 @@ export function parseJwks(doc: unknown, domain: string): AgentPublicKey[] {
   return keys.flatMap((k: JWK & { agent?: unknown }): AgentPublicKey[] => {
     if (k?.kty !== 'OKP' || k.crv !== 'Ed25519' || typeof k.x !== 'string' || !X_B64URL.test(k.x)) return [];
     if (typeof k.kid !== 'string' || !KID.test(k.kid)) return [];
-    if ((k.use !== undefined && k.use !== 'sig') || (k.alg !== undefined && k.alg !== 'EdDSA' && k.alg !== 'Ed25519')) return [];
+    if ((k.use !== undefined && k.use !== 'sig') || (k.alg !== undefined && k.alg !== 'EdDSA' && k.alg !== 'Ed25519'))
+      return [];
     if ('d' in k) return []; // a private key published by mistake is not trusted
     let agent: string | null = null;
     if (k.agent !== undefined) {
@@ -95,8 +104,10 @@ export async function fetchJwks(domain: string, o: JwksFetchOptions): Promise<Ke
       }
       chunks.push(chunk as Buffer);
     }
-    if (res.statusCode === 200) return { status: 'ok', keys: parseJwks(JSON.parse(Buffer.concat(chunks).toString('utf8')), domain) };
-    if (res.statusCode === 429 || res.statusCode >= 500) return { status: 'unavailable', reason: `${url}: HTTP ${res.statusCode}` };
+    if (res.statusCode === 200)
+      return { status: 'ok', keys: parseJwks(JSON.parse(Buffer.concat(chunks).toString('utf8')), domain) };
+    if (res.statusCode === 429 || res.statusCode >= 500)
+      return { status: 'unavailable', reason: `${url}: HTTP ${res.statusCode}` };
     return { status: 'absent' };
   } catch (err) {
     return { status: 'unavailable', reason: `${url}: ${(err as Error).message}` };

@@ -9,7 +9,8 @@ import { publicKeyFromSeed } from '../core/signature.js';
 import type { SigningKey } from '../mail/signed-message.js';
 import { seedFromPem } from './private-key.js';
 
-export const keysDir = (config: Pick<Config, 'keysDir' | 'dataDir'>): string => config.keysDir || join(config.dataDir, 'keys');
+export const keysDir = (config: Pick<Config, 'keysDir' | 'dataDir'>): string =>
+  config.keysDir || join(config.dataDir, 'keys');
 
 export const keyFileName = (agent: string, kid: string): string => `${agent}.${kid}.pem`;
 
@@ -24,12 +25,22 @@ export const PUBLISH_DELAY_SEC = 300;
  */
 export function signingOrder(rows: readonly AgentKeyRow[], at: Date): AgentKeyRow[] {
   const settled = at.getTime() - PUBLISH_DELAY_SEC * 1000;
-  const newestFirst = [...rows].sort((a, b) => b.notBefore.getTime() - a.notBefore.getTime() || b.createdAt.getTime() - a.createdAt.getTime());
-  return [...newestFirst.filter((r) => r.notBefore.getTime() <= settled), ...newestFirst.filter((r) => r.notBefore.getTime() > settled)];
+  const newestFirst = [...rows].sort(
+    (a, b) => b.notBefore.getTime() - a.notBefore.getTime() || b.createdAt.getTime() - a.createdAt.getTime(),
+  );
+  return [
+    ...newestFirst.filter((r) => r.notBefore.getTime() <= settled),
+    ...newestFirst.filter((r) => r.notBefore.getTime() > settled),
+  ];
 }
 
 /** The key `agent` signs with at `at`: the first of signingOrder whose PEM file exists and matches; undefined when none does. */
-export async function loadSigningKey(db: Queryable, dir: string, agent: string, at: Date): Promise<SigningKey | undefined> {
+export async function loadSigningKey(
+  db: Queryable,
+  dir: string,
+  agent: string,
+  at: Date,
+): Promise<SigningKey | undefined> {
   const rows = await listValidKeys(db, { agent, source: 'local' }, at);
   for (const row of signingOrder(rows, at)) {
     let pem: string;

@@ -45,7 +45,8 @@ export class KeySetCache {
   async lookup(domain: string, kid: string): Promise<KeyLookup> {
     let e = this.#entries.get(domain);
     const age = e ? this.opts.now() - e.at : Infinity;
-    const unknownKid = e !== undefined && age < this.opts.ttlMs && !find(e.set, kid) && (!e.refetch || age >= this.opts.refetchMs);
+    const unknownKid =
+      e !== undefined && age < this.opts.ttlMs && !find(e.set, kid) && (!e.refetch || age >= this.opts.refetchMs);
     if (!e || age >= this.opts.ttlMs || unknownKid) {
       this.opts.observe?.('miss');
       e = await this.#fetch(domain, unknownKid);

@@ -20,7 +20,11 @@ export const keyThumbprint = (publicKey: Uint8Array): Promise<string> =>
 export async function createAgentKey(): Promise<NewAgentKey> {
   const { privateKey } = generateKeyPairSync('ed25519');
   const publicKey = publicKeyFromSeed(seedOfPrivateKey(privateKey));
-  return { kid: await keyThumbprint(publicKey), publicKey, privateKeyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString() };
+  return {
+    kid: await keyThumbprint(publicKey),
+    publicKey,
+    privateKeyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+  };
 }
 
 /** The 32-byte seed in a PKCS#8 Ed25519 PEM. */

@@ -25,7 +25,10 @@ export function databaseKeys(db: Queryable, now: () => number, cacheMs = 0): Key
     try {
       const row = await findValidKey(db, domain, kid, new Date(now()));
       if (!row) return { status: 'not_found' };
-      const lookup: KeyLookup = { status: 'found', key: { domain: row.domain, kid: row.kid, agent: row.agent, publicKey: row.publicKey, source: row.source } };
+      const lookup: KeyLookup = {
+        status: 'found',
+        key: { domain: row.domain, kid: row.kid, agent: row.agent, publicKey: row.publicKey, source: row.source },
+      };
       if (cacheMs > 0) found.set(id, { lookup, at: now() });
       return lookup;
     } catch (err) {
@@ -40,7 +43,11 @@ export function databaseKeys(db: Queryable, now: () => number, cacheMs = 0): Key
  * does and one of them could not answer, the result is "unavailable" (the key may be
  * in the source we could not read, so the sender should retry), else "not_found".
  */
-export function chainResolvers(ourDomains: readonly string[], local: KeyResolver, remote: readonly KeyResolver[]): KeyResolver {
+export function chainResolvers(
+  ourDomains: readonly string[],
+  local: KeyResolver,
+  remote: readonly KeyResolver[],
+): KeyResolver {
   return async (domain, kid) => {
     const first = await local(domain, kid);
     if (first.status === 'found' || ourDomains.includes(domain)) return first;
@@ -74,14 +81,29 @@ export interface KeyResolverDeps {
 export function createKeyResolver(config: Config, deps: KeyResolverDeps): KeyResolver {
   const now = deps.now ?? Date.now;
   const cache = (source: 'jwks' | 'dns') => ({
-    ttlMs: config.keyCacheSec * 1000, refetchMs: Math.min(REFETCH_MS, config.keyCacheSec * 1000), now,
+    ttlMs: config.keyCacheSec * 1000,
+    refetchMs: Math.min(REFETCH_MS, config.keyCacheSec * 1000),
+    now,
     observe: (event: 'hit' | 'miss' | 'fetch_failed') => {
       if (event === 'fetch_failed') deps.metrics?.keyFetchFailures.inc({ source });
       else deps.metrics?.keyLookups.inc({ source, result: event });
     },
   });
-  const jwks = new KeySetCache((d) => fetchJwks(d, { scheme: config.jwksScheme as 'https' | 'http', port: config.jwksPort, timeoutMs: config.keyFetchTimeoutMs, dispatcher: deps.dispatcher }), cache('jwks'));
-  const resolveTxt = deps.resolveTxt ?? createTxtResolver({ servers: config.dnsServers, timeoutMs: config.dnsTimeoutMs });
+  const jwks = new KeySetCache(
+    (d) =>
+      fetchJwks(d, {
+        scheme: config.jwksScheme as 'https' | 'http',
+        port: config.jwksPort,
+        timeoutMs: config.keyFetchTimeoutMs,
+        dispatcher: deps.dispatcher,
+      }),
+    cache('jwks'),
+  );
+  const resolveTxt =
+    deps.resolveTxt ?? createTxtResolver({ servers: config.dnsServers, timeoutMs: config.dnsTimeoutMs });
   const dns = new KeySetCache((d) => fetchDnsKeys(d, resolveTxt), cache('dns'));
-  return chainResolvers(config.domains, databaseKeys(deps.db, now, LOCAL_KEY_CACHE_MS), [(d, k) => jwks.lookup(d, k), (d, k) => dns.lookup(d, k)]);
+  return chainResolvers(config.domains, databaseKeys(deps.db, now, LOCAL_KEY_CACHE_MS), [
+    (d, k) => jwks.lookup(d, k),
+    (d, k) => dns.lookup(d, k),
+  ]);
 }

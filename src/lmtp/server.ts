@@ -36,7 +36,13 @@ const allowed = (list: BlockList, ip: string): boolean => {
   return v4 ? list.check(v4, 'ipv4') : list.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4');
 };
 
-export interface LmtpDeps { config: Config; log: Logger; pipeline: Pipeline; directory: Directory; metrics?: Metrics }
+export interface LmtpDeps {
+  config: Config;
+  log: Logger;
+  pipeline: Pipeline;
+  directory: Directory;
+  metrics?: Metrics;
+}
 
 export function createLmtpServer({ config, log, pipeline, directory, metrics }: LmtpDeps): SMTPServer {
   const clients = allowList(config.lmtpAllow);
@@ -67,7 +73,12 @@ export function createLmtpServer({ config, log, pipeline, directory, metrics }: 
       // Bounces to our VERP return path are reports, not agent mail.
       if (BOUNCE_LOCAL.test(rcpt)) return cb();
       directory.resolve(rcpt, 'recipient').then(
-        (r) => cb(r.kind === 'local' ? null : lmtpError(new AdmpError('policy_denied', `${rcpt} is not in our agents domains`))),
+        (r) =>
+          cb(
+            r.kind === 'local'
+              ? null
+              : lmtpError(new AdmpError('policy_denied', `${rcpt} is not in our agents domains`)),
+          ),
         (err) => cb(lmtpError(toAdmpError(err))),
       );
     },
@@ -83,25 +94,44 @@ export function createLmtpServer({ config, log, pipeline, directory, metrics }: 
         const facts: IngestFacts = {};
         // smtp-server keeps XFORWARD attributes under their upper-case names (XFORWARD_README).
         const queueId = session.xForward?.get('IDENT') ? String(session.xForward.get('IDENT')) : undefined;
-        pipeline.ingest({
-          road: 'lmtp',
-          raw,
-          envelopeFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-          recipients,
-          trusted: trustedAuthResults(headerFields(raw), config.mtaHostname),
-          clientIp: String(session.xForward?.get('ADDR') ?? session.remoteAddress),
-          queueId,
-        }, { atomic: false, facts }).then((results) => {
-          summarizeIngest(log, metrics, { road: 'lmtp', queueId, facts, results, started });
-          cb(null, results.map((r) => (r.kind === 'stored' || r.kind === 'report'
-            ? `2.6.0 <${r.recipient}> ${r.kind === 'stored' ? `stored as ${r.id}${r.duplicate ? ' (duplicate)' : ''}` : 'delivery report recorded'}`
-            : lmtpError(r.error))) as unknown as string);
-        }, (err) => {
-          log.error({ err, event: 'ingest', road: 'lmtp' }, 'ingest failed');
-          const error = toAdmpError(err);
-          summarizeIngest(log, metrics, { road: 'lmtp', queueId, facts, results: recipients.map((recipient) => ({ recipient, kind: 'tempfail', error })), started });
-          cb(lmtpError(error));
-        });
+        pipeline
+          .ingest(
+            {
+              road: 'lmtp',
+              raw,
+              envelopeFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+              recipients,
+              trusted: trustedAuthResults(headerFields(raw), config.mtaHostname),
+              clientIp: String(session.xForward?.get('ADDR') ?? session.remoteAddress),
+              queueId,
+            },
+            { atomic: false, facts },
+          )
+          .then(
+            (results) => {
+              summarizeIngest(log, metrics, { road: 'lmtp', queueId, facts, results, started });
+              cb(
+                null,
+                results.map((r) =>
+                  r.kind === 'stored' || r.kind === 'report'
+                    ? `2.6.0 <${r.recipient}> ${r.kind === 'stored' ? `stored as ${r.id}${r.duplicate ? ' (duplicate)' : ''}` : 'delivery report recorded'}`
+                    : lmtpError(r.error),
+                ) as unknown as string,
+              );
+            },
+            (err) => {
+              log.error({ err, event: 'ingest', road: 'lmtp' }, 'ingest failed');
+              const error = toAdmpError(err);
+              summarizeIngest(log, metrics, {
+                road: 'lmtp',
+                queueId,
+                facts,
+                results: recipients.map((recipient) => ({ recipient, kind: 'tempfail', error })),
+                started,
+              });
+              cb(lmtpError(error));
+            },
+          );
       });
     },
   });

@@ -45,17 +45,33 @@ export interface SignedMessage {
 export const ENVELOPE_MEDIA_TYPE = 'application/json';
 
 /** Builds a complete signed message: text/plain note + application/json envelope (base64, so no MTA can alter its bytes). */
-export async function buildSignedMessage(envelope: AgentEnvelope, key: SigningKey, opts: BuildOptions = {}): Promise<SignedMessage> {
+export async function buildSignedMessage(
+  envelope: AgentEnvelope,
+  key: SigningKey,
+  opts: BuildOptions = {},
+): Promise<SignedMessage> {
   const from = parseAddress(key.agent, 'agent');
   const to = parseAddress(envelope.to, 'to');
   const now = opts.now ?? Math.floor(Date.now() / 1000);
   const messageId = opts.messageId ?? `<${randomUUID()}@${from.domain}>`;
   const subject = envelope.subject ?? `ADMP ${envelope.type}`;
   const envelopeBytes = Buffer.from(canonicalJson({ ...envelope, to: to.address }), 'utf8');
-  const headers = signatureHeaders({
-    agent: from.address, kid: key.kid, timestamp: now, messageId, to: to.address, from: from.address,
-    subject, type: envelope.type, correlationId: envelope.correlation_id ?? null, body: envelopeBytes,
-  }, key.seed, opts.impl);
+  const headers = signatureHeaders(
+    {
+      agent: from.address,
+      kid: key.kid,
+      timestamp: now,
+      messageId,
+      to: to.address,
+      from: from.address,
+      subject,
+      type: envelope.type,
+      correlationId: envelope.correlation_id ?? null,
+      body: envelopeBytes,
+    },
+    key.seed,
+    opts.impl,
+  );
   const mail = new MailComposer({
     from: from.address,
     to: to.address,
@@ -64,7 +80,14 @@ export async function buildSignedMessage(envelope: AgentEnvelope, key: SigningKe
     date: new Date(now * 1000),
     headers,
     text: `Agent message of type ${envelope.type} from ${from.address} to ${to.address}.\nThe attached ${ENVELOPE_MEDIA_TYPE} part is the signed ADMP envelope (docs/protocol.md).\n`,
-    attachments: [{ filename: 'admp-envelope.json', content: envelopeBytes, contentType: ENVELOPE_MEDIA_TYPE, contentTransferEncoding: 'base64' }],
+    attachments: [
+      {
+        filename: 'admp-envelope.json',
+        content: envelopeBytes,
+        contentType: ENVELOPE_MEDIA_TYPE,
+        contentTransferEncoding: 'base64',
+      },
+    ],
   });
   return { eml: await mail.compile().build(), messageId, envelopeBytes };
 }

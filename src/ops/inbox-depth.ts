@@ -18,15 +18,20 @@ export async function refreshQueueGauges(pool: pg.Pool, metrics: Metrics, topAge
   // The partial indexes message_inbox and message_leases cover the first two.
   const depth = await pool.query<{ agent: string; n: number }>(
     `SELECT to_agent_id AS agent, count(*)::int AS n FROM message WHERE status IN ('delivered', 'leased')
-      GROUP BY to_agent_id ORDER BY n DESC, to_agent_id LIMIT $1`, [topAgents]);
+      GROUP BY to_agent_id ORDER BY n DESC, to_agent_id LIMIT $1`,
+    [topAgents],
+  );
   const byStatus = await pool.query<{ status: string; n: number }>(
-    `SELECT status::text, count(*)::int AS n FROM message WHERE status IN ('queued', 'delivered', 'leased') GROUP BY status`);
+    `SELECT status::text, count(*)::int AS n FROM message WHERE status IN ('queued', 'delivered', 'leased') GROUP BY status`,
+  );
   const oldest = await pool.query<{ age: number | null }>(
-    `SELECT extract(epoch FROM now() - min(created_at))::float8 AS age FROM message WHERE status = 'delivered' AND visible_at <= now()`);
+    `SELECT extract(epoch FROM now() - min(created_at))::float8 AS age FROM message WHERE status = 'delivered' AND visible_at <= now()`,
+  );
   // Reset first: an agent that left the top list must not keep its last value.
   metrics.inboxDepth.reset();
   for (const r of depth.rows) metrics.inboxDepth.set({ agent: r.agent }, r.n);
-  for (const status of WAITING) metrics.queueMessages.set({ status }, byStatus.rows.find((r) => r.status === status)?.n ?? 0);
+  for (const status of WAITING)
+    metrics.queueMessages.set({ status }, byStatus.rows.find((r) => r.status === status)?.n ?? 0);
   metrics.oldestDeliverableSeconds.set(Math.max(0, oldest.rows[0]?.age ?? 0));
 }
 
@@ -48,5 +53,10 @@ export function startInboxDepthRefresh(pool: pg.Pool, metrics: Metrics, log: Log
   // First values at start, not one interval later.
   const first = run();
   const job = startPeriodic(intervalMs, run);
-  return { async stop() { await first; await job.stop(); } };
+  return {
+    async stop() {
+      await first;
+      await job.stop();
+    },
+  };
 }

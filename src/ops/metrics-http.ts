@@ -6,9 +6,11 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Registry } from 'prom-client';
 import { parseListen } from '../config.js';
 
-export const metricsRoutes = (registry: Registry): FastifyPluginAsync => async (app) => {
-  app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
-};
+export const metricsRoutes =
+  (registry: Registry): FastifyPluginAsync =>
+  async (app) => {
+    app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  };
 
 export interface MetricsListener {
   /** `http://host:port`. */
@@ -26,7 +28,8 @@ export async function listenMetrics(registry: Registry, listen: string): Promise
     }
     registry.metrics().then(
       (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics collection failed: ${err.message}\n`),
+      (err: Error) =>
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics collection failed: ${err.message}\n`),
     );
   });
   await new Promise<void>((ok, fail) => {
@@ -37,9 +40,10 @@ export async function listenMetrics(registry: Registry, listen: string): Promise
   const shown = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
   return {
     url: `http://${shown}:${addr.port}`,
-    close: () => new Promise<void>((ok) => {
-      server.closeAllConnections();
-      server.close(() => ok());
-    }),
+    close: () =>
+      new Promise<void>((ok) => {
+        server.closeAllConnections();
+        server.close(() => ok());
+      }),
   };
 }

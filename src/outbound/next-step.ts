@@ -10,7 +10,13 @@ export interface RetryPolicy {
   readonly deadlineSec: number;
 }
 
-export function nextStep(row: { attempts: number; created_at: Date }, answer: RelayOutcome, nowMs: number, policy: RetryPolicy, random: () => number = Math.random): Outcome {
+export function nextStep(
+  row: { attempts: number; created_at: Date },
+  answer: RelayOutcome,
+  nowMs: number,
+  policy: RetryPolicy,
+  random: () => number = Math.random,
+): Outcome {
   const attempt = row.attempts;
   if (answer.kind === 'accepted') return { status: 'sent', log: { event: 'sent', attempt, relay: answer.response } };
   const detail = { attempt, code: answer.code, diagnostic: answer.diagnostic };

@@ -7,7 +7,12 @@ export type RelayOutcome =
   | { readonly kind: 'accepted'; readonly response: string }
   | { readonly kind: 'temporary' | 'permanent'; readonly code: number | null; readonly diagnostic: string };
 
-interface NodemailerError { code?: unknown; responseCode?: unknown; response?: unknown; message?: unknown }
+interface NodemailerError {
+  code?: unknown;
+  responseCode?: unknown;
+  response?: unknown;
+  message?: unknown;
+}
 
 export function relayAccepted(info: { response?: unknown }): RelayOutcome {
   return { kind: 'accepted', response: typeof info.response === 'string' ? info.response : '250' };
@@ -16,8 +21,16 @@ export function relayAccepted(info: { response?: unknown }): RelayOutcome {
 export function relayRefused(err: unknown): RelayOutcome {
   const e = (err ?? {}) as NodemailerError;
   const code = typeof e.responseCode === 'number' ? e.responseCode : null;
-  const diagnostic = (typeof e.response === 'string' && e.response !== '' ? e.response : typeof e.message === 'string' ? e.message : String(err))
-    .replace(/\s+/g, ' ').trim().slice(0, 1000);
+  const diagnostic = (
+    typeof e.response === 'string' && e.response !== ''
+      ? e.response
+      : typeof e.message === 'string'
+        ? e.message
+        : String(err)
+  )
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 1000);
   // A refused login (535) is our configuration, not the recipient's: it must not fail messages.
   const permanent = code !== null && code >= 500 && e.code !== 'EAUTH';
   return { kind: permanent ? 'permanent' : 'temporary', code, diagnostic };

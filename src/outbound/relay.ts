@@ -12,7 +12,9 @@ export interface Relay {
   close(): void;
 }
 
-export function createRelay(config: Pick<Config, 'relayUrl' | 'relayTimeoutMs' | 'outboundConcurrency' | 'domains'>): Relay {
+export function createRelay(
+  config: Pick<Config, 'relayUrl' | 'relayTimeoutMs' | 'outboundConcurrency' | 'domains'>,
+): Relay {
   const transport = nodemailer.createTransport({
     url: config.relayUrl,
     pool: true,

@@ -7,7 +7,8 @@ import { parseAddress } from '../core/address.js';
 import { buildSignedMessage, type AgentEnvelope, type SigningKey } from '../mail/signed-message.js';
 import type { OutboundRow } from './store.js';
 
-export const bounceAddress = (messageId: string, sender: string): string => `admp-bounce+${messageId}@${parseAddress(sender, 'from').domain}`;
+export const bounceAddress = (messageId: string, sender: string): string =>
+  `admp-bounce+${messageId}@${parseAddress(sender, 'from').domain}`;
 
 /**
  * The envelope of a row at `nowSec`. ttl_sec is what is left, so the message expires at
@@ -33,6 +34,9 @@ export interface OutboundMail {
 
 /** Signs afresh on every attempt (the timestamp must be current), with the Message-ID fixed at the first claim. */
 export async function renderOutbound(row: OutboundRow, key: SigningKey, nowSec: number): Promise<OutboundMail> {
-  const signed = await buildSignedMessage(outboundEnvelope(row, nowSec), key, { now: nowSec, messageId: `<${row.mail_message_id}>` });
+  const signed = await buildSignedMessage(outboundEnvelope(row, nowSec), key, {
+    now: nowSec,
+    messageId: `<${row.mail_message_id}>`,
+  });
   return { from: bounceAddress(row.id, row.from_agent), to: row.to_agent_id, raw: signed.eml };
 }

@@ -7,7 +7,12 @@ import type { Metrics } from '../metrics.js';
 import { createRelay } from './relay.js';
 import { startOutboundWorker, type OutboundWorker } from './worker.js';
 
-export function startOutbound(config: Config, db: { pool: pg.Pool; url: string }, log: Logger, metrics: Metrics): OutboundWorker | undefined {
+export function startOutbound(
+  config: Config,
+  db: { pool: pg.Pool; url: string },
+  log: Logger,
+  metrics: Metrics,
+): OutboundWorker | undefined {
   if (!config.relayUrl) {
     log.warn({ event: 'outbound_off' }, 'ADMP_RELAY_URL is empty: messages to other organisations stay queued');
     return undefined;

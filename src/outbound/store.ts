@@ -31,7 +31,8 @@ export async function claimDue(db: Queryable, max: number, holdSec: number): Pro
        FROM due
       WHERE m.id = due.id AND m.to_agent_id = due.to_agent_id
      RETURNING m.*`,
-    [max, holdSec]);
+    [max, holdSec],
+  );
   return rows;
 }
 
@@ -45,7 +46,11 @@ export type Outcome =
  * `queued`: a delivery report that arrived first (a fast DSN) is not overwritten,
  * but the attempt is still logged. Returns false when the claim was lost.
  */
-export async function recordOutcome(db: Queryable, row: Pick<OutboundRow, 'id' | 'to_agent_id' | 'lease_id'>, o: Outcome): Promise<boolean> {
+export async function recordOutcome(
+  db: Queryable,
+  row: Pick<OutboundRow, 'id' | 'to_agent_id' | 'lease_id'>,
+  o: Outcome,
+): Promise<boolean> {
   const retryMs = o.status === 'queued' ? o.retryInMs : null;
   const { rowCount } = await db.query(
     `UPDATE message SET
@@ -55,6 +60,7 @@ export async function recordOutcome(db: Queryable, row: Pick<OutboundRow, 'id' |
         delivery_log = delivery_log || jsonb_build_array(jsonb_build_object('at', now()) || $6::jsonb
           || CASE WHEN $5::bigint IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('retry_at', now() + $5::bigint * interval '1 millisecond') END)
       WHERE id = $1 AND to_agent_id = $2 AND lease_id = $3`,
-    [row.id, row.to_agent_id, row.lease_id, o.status, retryMs, JSON.stringify(o.log)]);
+    [row.id, row.to_agent_id, row.lease_id, o.status, retryMs, JSON.stringify(o.log)],
+  );
   return rowCount === 1;
 }

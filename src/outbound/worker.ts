@@ -48,7 +48,8 @@ export function startOutboundWorker(deps: OutboundDeps): OutboundWorker {
     const at = new Date();
     const key = await loadSigningKey(pool, dir, row.from_agent, at);
     // A missing key is our configuration fault: retried (and visible in the log) until fixed or the deadline.
-    if (!key) return { kind: 'temporary', code: null, diagnostic: `no valid private key of ${row.from_agent} in ${dir}` };
+    if (!key)
+      return { kind: 'temporary', code: null, diagnostic: `no valid private key of ${row.from_agent} in ${dir}` };
     const mail = await renderOutbound(row, key, Math.floor(at.getTime() / 1000));
     return { ...(await relay.submit(mail, row.id)), kid: key.kid };
   }
@@ -56,10 +57,16 @@ export function startOutboundWorker(deps: OutboundDeps): OutboundWorker {
   async function deliver(row: OutboundRow): Promise<void> {
     try {
       const answer = await attempt(row);
-      const step = nextStep(row, answer, Date.now(), { backoffMs: config.outboundBackoffMs, deadlineSec: config.outboundDeadlineSec });
+      const step = nextStep(row, answer, Date.now(), {
+        backoffMs: config.outboundBackoffMs,
+        deadlineSec: config.outboundDeadlineSec,
+      });
       const outcome = answer.kid ? { ...step, log: { ...step.log, kid: answer.kid } } : step;
       const recorded = await recordOutcome(pool, row, outcome);
-      log.info({ event: 'outbound', id: row.id, to: row.to_agent_id, ...outcome.log, recorded }, `outbound ${String(outcome.log.event)}`);
+      log.info(
+        { event: 'outbound', id: row.id, to: row.to_agent_id, ...outcome.log, recorded },
+        `outbound ${String(outcome.log.event)}`,
+      );
       deps.metrics?.outbound.inc({ outcome: String(outcome.log.event) });
     } catch (err) {
       // Nothing recorded: the claim runs out and the message is tried again.
@@ -99,7 +106,13 @@ export function startOutboundWorker(deps: OutboundDeps): OutboundWorker {
     if (stopped) return;
     timer = setTimeout(() => void pump().finally(schedule), deps.pollMs ?? POLL_MS);
   };
-  const listener = deps.url ? listen(deps.url, () => void pump(), (err) => log.warn({ err, event: 'outbound' }, 'LISTEN admp_outbound lost; reconnecting')) : undefined;
+  const listener = deps.url
+    ? listen(
+        deps.url,
+        () => void pump(),
+        (err) => log.warn({ err, event: 'outbound' }, 'LISTEN admp_outbound lost; reconnecting'),
+      )
+    : undefined;
   schedule();
   void pump();
 

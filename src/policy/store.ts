@@ -10,21 +10,34 @@ import type pg from 'pg';
 import { ConfigError } from '../errors.js';
 import { EMPTY_POLICY, type Policy, type PolicyRule } from '../core/policy.js';
 
-const Rule = Type.Object({
-  id: Type.Optional(Type.String()),
-  from: Type.String({ minLength: 1 }),
-  to: Type.String({ minLength: 1 }),
-  types: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
-  subject: Type.Optional(Type.String()),
-  max_bytes: Type.Optional(Type.Integer({ minimum: 1 })),
-  action: Type.Union([Type.Literal('allow'), Type.Literal('deny')]),
-}, { additionalProperties: false });
+const Rule = Type.Object(
+  {
+    id: Type.Optional(Type.String()),
+    from: Type.String({ minLength: 1 }),
+    to: Type.String({ minLength: 1 }),
+    types: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+    subject: Type.Optional(Type.String()),
+    max_bytes: Type.Optional(Type.Integer({ minimum: 1 })),
+    action: Type.Union([Type.Literal('allow'), Type.Literal('deny')]),
+  },
+  { additionalProperties: false },
+);
 
-export const PolicyFile = Type.Object({
-  rules: Type.Optional(Type.Array(Rule)),
-  sasl: Type.Optional(Type.Array(Type.Object({ user: Type.String({ minLength: 1 }), agents: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }) }, { additionalProperties: false }))),
-  max_inbox: Type.Optional(Type.Integer({ minimum: 0 })),
-}, { additionalProperties: false });
+export const PolicyFile = Type.Object(
+  {
+    rules: Type.Optional(Type.Array(Rule)),
+    sasl: Type.Optional(
+      Type.Array(
+        Type.Object(
+          { user: Type.String({ minLength: 1 }), agents: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }) },
+          { additionalProperties: false },
+        ),
+      ),
+    ),
+    max_inbox: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
 
 export function readPolicyFile(path: string): Policy {
   if (!path) return EMPTY_POLICY;
@@ -40,22 +53,40 @@ export function readPolicyFile(path: string): Policy {
   return Object.freeze({ rules: p.rules ?? [], sasl: p.sasl ?? [], max_inbox: p.max_inbox ?? 0 });
 }
 
-interface RuleRow { id: number; from_glob: string; to_glob: string; types: string[]; subject: string | null; max_bytes: number | null; action: 'allow' | 'deny' }
+interface RuleRow {
+  id: number;
+  from_glob: string;
+  to_glob: string;
+  types: string[];
+  subject: string | null;
+  max_bytes: number | null;
+  action: 'allow' | 'deny';
+}
 
 export const ruleFromRow = (r: RuleRow): PolicyRule => ({
-  id: `db:${r.id}`, from: r.from_glob, to: r.to_glob, types: r.types, action: r.action,
-  ...(r.subject !== null ? { subject: r.subject } : {}), ...(r.max_bytes !== null ? { max_bytes: r.max_bytes } : {}),
+  id: `db:${r.id}`,
+  from: r.from_glob,
+  to: r.to_glob,
+  types: r.types,
+  action: r.action,
+  ...(r.subject !== null ? { subject: r.subject } : {}),
+  ...(r.max_bytes !== null ? { max_bytes: r.max_bytes } : {}),
 });
 
 export async function listRules(db: Pick<pg.Pool, 'query'>): Promise<RuleRow[]> {
-  return (await db.query<RuleRow>('SELECT id, from_glob, to_glob, types, subject, max_bytes, action FROM policy_rule ORDER BY id')).rows;
+  return (
+    await db.query<RuleRow>(
+      'SELECT id, from_glob, to_glob, types, subject, max_bytes, action FROM policy_rule ORDER BY id',
+    )
+  ).rows;
 }
 
 export async function addRule(db: Pick<pg.Pool, 'query'>, r: Omit<PolicyRule, 'id'>): Promise<RuleRow> {
   const { rows } = await db.query<RuleRow>(
     `INSERT INTO policy_rule (from_glob, to_glob, types, subject, max_bytes, action) VALUES ($1, $2, $3, $4, $5, $6)
      RETURNING id, from_glob, to_glob, types, subject, max_bytes, action`,
-    [r.from, r.to, r.types ?? [], r.subject ?? null, r.max_bytes ?? null, r.action]);
+    [r.from, r.to, r.types ?? [], r.subject ?? null, r.max_bytes ?? null, r.action],
+  );
   return rows[0]!;
 }
 
@@ -65,7 +96,9 @@ export async function removeRule(db: Pick<pg.Pool, 'query'>, id: number): Promis
 
 const REFRESH_MS = 5000;
 
-export interface PolicySource { current(): Promise<Policy> }
+export interface PolicySource {
+  current(): Promise<Policy>;
+}
 
 export function createPolicySource(pool: pg.Pool, file: Policy): PolicySource {
   let cached: { policy: Policy; at: number } | undefined;

@@ -8,8 +8,7 @@ import { parseAddress, isAgentId, type AgentAddress } from '../core/address.js';
 import { findAgent, type AgentRow } from '../db/agents.js';
 
 export type Recipient =
-  | { kind: 'local'; agentId: string; address: string }
-  | { kind: 'remote'; address: string; domain: string };
+  { kind: 'local'; agentId: string; address: string } | { kind: 'remote'; address: string; domain: string };
 
 export interface Directory {
   /** Resolves `to` (an address, or a bare local agent id); unknown local agents are `unknown_recipient`. */

@@ -7,7 +7,12 @@ import { enqueueRows, notifyEnqueued, type EnqueueResult, type NewMessage } from
 import { observeEnqueue, since, type Metrics } from '../metrics.js';
 import { withSpan } from '../tracing.js';
 
-interface Pending { item: NewMessage; at: number; resolve: (r: EnqueueResult) => void; reject: (e: unknown) => void }
+interface Pending {
+  item: NewMessage;
+  at: number;
+  resolve: (r: EnqueueResult) => void;
+  reject: (e: unknown) => void;
+}
 
 export interface EnqueuerOptions {
   /**
@@ -75,7 +80,10 @@ export function createEnqueuer(pool: pg.Pool, options: EnqueuerOptions = {}): En
     if (inFlight || queue.length === 0) return;
     const wait = fillWait();
     if (wait > 0) {
-      fillTimer ??= setTimeout(() => { fillTimer = undefined; pump(); }, Math.ceil(wait));
+      fillTimer ??= setTimeout(() => {
+        fillTimer = undefined;
+        pump();
+      }, Math.ceil(wait));
       return;
     }
     clearTimeout(fillTimer);

@@ -4,7 +4,10 @@
 // lands between the look and the wait still wakes them.
 import pg from 'pg';
 
-export interface Waiter { readonly promise: Promise<void>; cancel(): void }
+export interface Waiter {
+  readonly promise: Promise<void>;
+  cancel(): void;
+}
 
 export interface InboxWaiter {
   arm(agentId: string, timeoutMs: number): Waiter;
@@ -18,11 +21,16 @@ export async function createInboxWaiter(url: string, onError: (err: Error) => vo
   let client: pg.Client | undefined;
   let closed = false;
 
-  const wakeAll = () => { for (const set of waiting.values()) for (const f of set) f(); };
+  const wakeAll = () => {
+    for (const set of waiting.values()) for (const f of set) f();
+  };
 
   async function connect(): Promise<void> {
     const c = new pg.Client({ connectionString: url });
-    c.on('notification', (n) => { const set = waiting.get(n.payload ?? ''); if (set) for (const f of set) f(); });
+    c.on('notification', (n) => {
+      const set = waiting.get(n.payload ?? '');
+      if (set) for (const f of set) f();
+    });
     c.on('error', (err) => {
       onError(err);
       client = undefined;
@@ -43,7 +51,9 @@ export async function createInboxWaiter(url: string, onError: (err: Error) => vo
     arm(agentId, timeoutMs) {
       let done!: () => void;
       let timer: NodeJS.Timeout | undefined;
-      const promise = new Promise<void>((ok) => { done = ok; });
+      const promise = new Promise<void>((ok) => {
+        done = ok;
+      });
       const set = waiting.get(agentId) ?? new Set();
       waiting.set(agentId, set);
       const finish = () => {

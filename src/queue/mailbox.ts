@@ -6,14 +6,29 @@ import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
 import { fingerprint } from '../core/fingerprint.js';
 import { inTransaction } from '../db/pool.js';
-import { ack, claim, enqueueRows, lockForReply, recordReply, type Claimed, type EnqueueResult, type LeaseOutcome, type LeaseRef, type NewMessage } from '../db/messages.js';
+import {
+  ack,
+  claim,
+  enqueueRows,
+  lockForReply,
+  recordReply,
+  type Claimed,
+  type EnqueueResult,
+  type LeaseOutcome,
+  type LeaseRef,
+  type NewMessage,
+} from '../db/messages.js';
 import type { Directory, Recipient } from './directory.js';
 import type { Enqueuer } from './enqueue.js';
 import type { InboxWaiter } from './inbox-waiter.js';
 import { observeEnqueue, since, type Metrics } from '../metrics.js';
 import { withSpan } from '../tracing.js';
 
-export interface Caller { readonly agentId: string; readonly domain: string; readonly address: string }
+export interface Caller {
+  readonly agentId: string;
+  readonly domain: string;
+  readonly address: string;
+}
 
 export interface Outgoing {
   type: string;
@@ -41,7 +56,14 @@ export interface Mailbox {
   reply(caller: Caller, originalId: string, msg: Outgoing & { lease_id?: string }): Promise<EnqueueResult>;
 }
 
-export interface MailboxDeps { pool: pg.Pool; config: Config; directory: Directory; enqueuer: Enqueuer; waiter: InboxWaiter; metrics?: Metrics }
+export interface MailboxDeps {
+  pool: pg.Pool;
+  config: Config;
+  directory: Directory;
+  enqueuer: Enqueuer;
+  waiter: InboxWaiter;
+  metrics?: Metrics;
+}
 
 export function bodySize(body: unknown): number {
   return Buffer.byteLength(JSON.stringify(body));
@@ -52,7 +74,12 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, metri
     for (const o of outcomes.values()) metrics?.acks.inc({ outcome: o });
   }
 
-  async function claimTimed(agentId: string, max: number, visibility: number, acks: readonly LeaseRef[]): Promise<Claimed> {
+  async function claimTimed(
+    agentId: string,
+    max: number,
+    visibility: number,
+    acks: readonly LeaseRef[],
+  ): Promise<Claimed> {
     const started = performance.now();
     const claimed = await claim(pool, agentId, max, visibility, acks);
     metrics?.pullSeconds.observe(since(started));
@@ -80,14 +107,25 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, metri
       idempotency_key: msg.idempotency_key ?? null,
       ttl_sec: msg.ttl_sec ?? config.defaultTtlSec,
       source_fingerprint: msg.idempotency_key
-        ? fingerprint({ from: caller.address, to: toAddress, type: msg.type, subject: msg.subject, correlation_id: msg.correlation_id, body: msg.body, unique_id: `idem:${msg.idempotency_key}` })
+        ? fingerprint({
+            from: caller.address,
+            to: toAddress,
+            type: msg.type,
+            subject: msg.subject,
+            correlation_id: msg.correlation_id,
+            body: msg.body,
+            unique_id: `idem:${msg.idempotency_key}`,
+          })
         : null,
       ...extra,
     };
   }
 
   function checked(r: EnqueueResult, key: string | undefined): EnqueueResult {
-    if (r.conflict) throw new AdmpError('idempotency_conflict', `Idempotency-Key "${key}" was already used for a different message`, { id: r.id });
+    if (r.conflict)
+      throw new AdmpError('idempotency_conflict', `Idempotency-Key "${key}" was already used for a different message`, {
+        id: r.id,
+      });
     return r;
   }
 
@@ -98,28 +136,32 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, metri
     },
 
     pull(caller, opts) {
-      return withSpan('admp.pull', { 'admp.agent': caller.agentId, 'admp.max': opts.max, 'admp.wait_sec': opts.wait ?? 0 }, async (span) => {
-        const visibility = Math.min(opts.visibility_timeout ?? config.defaultVisibilitySec, config.maxVisibilitySec);
-        const deadline = Date.now() + (opts.wait ?? 0) * 1000;
-        let acks = opts.ack ?? [];
-        let acked: Claimed['acked'] | undefined;
-        for (;;) {
-          // Arm before looking, so a NOTIFY between the look and the wait is not lost.
-          // A closed waiter (shutdown) ends long polls at once with what there is.
-          const remaining = deadline - Date.now();
-          const waiting = remaining > 0 && !waiter.closed ? waiter.arm(caller.agentId, remaining) : undefined;
-          const claimed = await claimTimed(caller.agentId, opts.max, visibility, acks);
-          // The acks are done by the first look; the looks after a wake-up only claim.
-          acked ??= claimed.acked;
-          acks = [];
-          if (claimed.rows.length > 0 || !waiting) {
-            waiting?.cancel();
-            span.setAttributes({ 'admp.pulled': claimed.rows.length, 'admp.acked': acked.size });
-            return { rows: claimed.rows, acked };
+      return withSpan(
+        'admp.pull',
+        { 'admp.agent': caller.agentId, 'admp.max': opts.max, 'admp.wait_sec': opts.wait ?? 0 },
+        async (span) => {
+          const visibility = Math.min(opts.visibility_timeout ?? config.defaultVisibilitySec, config.maxVisibilitySec);
+          const deadline = Date.now() + (opts.wait ?? 0) * 1000;
+          let acks = opts.ack ?? [];
+          let acked: Claimed['acked'] | undefined;
+          for (;;) {
+            // Arm before looking, so a NOTIFY between the look and the wait is not lost.
+            // A closed waiter (shutdown) ends long polls at once with what there is.
+            const remaining = deadline - Date.now();
+            const waiting = remaining > 0 && !waiter.closed ? waiter.arm(caller.agentId, remaining) : undefined;
+            const claimed = await claimTimed(caller.agentId, opts.max, visibility, acks);
+            // The acks are done by the first look; the looks after a wake-up only claim.
+            acked ??= claimed.acked;
+            acks = [];
+            if (claimed.rows.length > 0 || !waiting) {
+              waiting?.cancel();
+              span.setAttributes({ 'admp.pulled': claimed.rows.length, 'admp.acked': acked.size });
+              return { rows: claimed.rows, acked };
+            }
+            await waiting.promise;
           }
-          await waiting.promise;
-        }
-      });
+        },
+      );
     },
 
     ack(caller, refs) {
@@ -144,7 +186,10 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, metri
         // An idempotent replay of the same reply answers like the first time.
         if (result.duplicate && result.id === original.reply) return result;
         // Any other second reply is refused; throwing rolls back the row just inserted.
-        if (original.reply) throw new AdmpError('lease_conflict', `message ${originalId} was already answered by ${original.reply}`, { reply: original.reply });
+        if (original.reply)
+          throw new AdmpError('lease_conflict', `message ${originalId} was already answered by ${original.reply}`, {
+            reply: original.reply,
+          });
         await recordReply(client, original, result.id, msg.lease_id);
         return result;
       });

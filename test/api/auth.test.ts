@@ -16,8 +16,14 @@ test('bearer tokens: valid, rotated (old one refused), and each agent sees only 
   assert.equal((await api.core.app.inject({ url: '/v1/inbox', headers: b.auth })).json().agent, b.address);
   const { token } = await rotateCredentials(api.db.pool, 'alice', ['token']);
   assert.equal((await api.core.app.inject({ url: '/v1/inbox', headers: a.auth })).statusCode, 401);
-  assert.equal((await api.core.app.inject({ url: '/v1/inbox', headers: { authorization: `Bearer ${token}` } })).statusCode, 200);
-  const { rows } = await api.db.pool.query("SELECT count(*)::int AS n FROM agent_credential WHERE token_hash IS NOT NULL AND position(convert_to($1, 'UTF8') in token_hash) > 0", [token]);
+  assert.equal(
+    (await api.core.app.inject({ url: '/v1/inbox', headers: { authorization: `Bearer ${token}` } })).statusCode,
+    200,
+  );
+  const { rows } = await api.db.pool.query(
+    "SELECT count(*)::int AS n FROM agent_credential WHERE token_hash IS NOT NULL AND position(convert_to($1, 'UTF8') in token_hash) > 0",
+    [token],
+  );
   assert.equal(rows[0].n, 0, 'tokens are stored hashed, never in the clear');
 });
 
@@ -30,10 +36,16 @@ test('EdDSA JWT signed with the agent key: accepted; wrong key, wrong audience, 
   await insertLocalKey(api.db.pool, { agent: 'alice@agents.test', kid: 'k1', publicKey: raw });
   const jwt = (opts: { key?: typeof privateKey; aud?: string; exp?: number; iat?: number; kid?: string } = {}) => {
     const now = Math.floor(Date.now() / 1000);
-    return new SignJWT({}).setProtectedHeader({ alg: 'EdDSA', kid: opts.kid ?? 'k1' }).setIssuer('alice@agents.test')
-      .setAudience(opts.aud ?? 'agents.test').setIssuedAt(opts.iat ?? now).setExpirationTime(opts.exp ?? now + 120).sign(opts.key ?? privateKey);
+    return new SignJWT({})
+      .setProtectedHeader({ alg: 'EdDSA', kid: opts.kid ?? 'k1' })
+      .setIssuer('alice@agents.test')
+      .setAudience(opts.aud ?? 'agents.test')
+      .setIssuedAt(opts.iat ?? now)
+      .setExpirationTime(opts.exp ?? now + 120)
+      .sign(opts.key ?? privateKey);
   };
-  const call = async (token: string) => api.core.app.inject({ url: '/v1/inbox', headers: { authorization: `Bearer ${token}` } });
+  const call = async (token: string) =>
+    api.core.app.inject({ url: '/v1/inbox', headers: { authorization: `Bearer ${token}` } });
   assert.equal((await call(await jwt())).statusCode, 200);
   const other = generateKeyPairSync('ed25519').privateKey;
   const now = Math.floor(Date.now() / 1000);
@@ -56,18 +68,37 @@ test('HMAC headers over method, path, timestamp and body hash', async (t) => {
   const [a, b] = [await api.agent('alice'), await api.agent('bob')];
   const body = JSON.stringify({ to: b.address, type: 't', body: { n: 1 } });
   const signed = (ts: number, payload = body, secret = a.hmac_secret) => ({
-    'x-agent-id': a.address, 'x-timestamp': String(ts), 'content-type': 'application/json',
-    'x-signature': createHmac('sha256', Buffer.from(secret, 'base64url')).update(hmacBase('POST', '/v1/messages', String(ts), payload)).digest('base64'),
+    'x-agent-id': a.address,
+    'x-timestamp': String(ts),
+    'content-type': 'application/json',
+    'x-signature': createHmac('sha256', Buffer.from(secret, 'base64url'))
+      .update(hmacBase('POST', '/v1/messages', String(ts), payload))
+      .digest('base64'),
   });
   const now = Math.floor(Date.now() / 1000);
   const ok = await api.core.app.inject({ method: 'POST', url: '/v1/messages', headers: signed(now), payload: body });
   assert.equal(ok.statusCode, 201, ok.body);
-  const tampered = await api.core.app.inject({ method: 'POST', url: '/v1/messages', headers: signed(now), payload: body.replace('"n":1', '"n":2') });
+  const tampered = await api.core.app.inject({
+    method: 'POST',
+    url: '/v1/messages',
+    headers: signed(now),
+    payload: body.replace('"n":1', '"n":2'),
+  });
   assert.equal(tampered.statusCode, 401);
-  const old = await api.core.app.inject({ method: 'POST', url: '/v1/messages', headers: signed(now - 301), payload: body });
+  const old = await api.core.app.inject({
+    method: 'POST',
+    url: '/v1/messages',
+    headers: signed(now - 301),
+    payload: body,
+  });
   assert.equal(old.statusCode, 401);
   assert.match(old.json().error.message, /X-Timestamp/);
-  const wrongSecret = await api.core.app.inject({ method: 'POST', url: '/v1/messages', headers: signed(now, body, b.hmac_secret), payload: body });
+  const wrongSecret = await api.core.app.inject({
+    method: 'POST',
+    url: '/v1/messages',
+    headers: signed(now, body, b.hmac_secret),
+    payload: body,
+  });
   assert.equal(wrongSecret.statusCode, 401);
   const { rows } = await api.db.pool.query('SELECT count(*)::int AS n FROM message');
   assert.equal(rows[0].n, 1);

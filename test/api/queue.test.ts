@@ -5,22 +5,42 @@ import assert from 'node:assert/strict';
 import { startTestApi, type TestAgent, type TestApi } from '../helpers/api.js';
 import { enqueueRows, sweepExpired } from '../../src/db/messages.js';
 
-async function send(api: TestApi, from: TestAgent, payload: Record<string, unknown>, headers: Record<string, string> = {}) {
+async function send(
+  api: TestApi,
+  from: TestAgent,
+  payload: Record<string, unknown>,
+  headers: Record<string, string> = {},
+) {
   return api.core.app.inject({ method: 'POST', url: '/v1/messages', headers: { ...from.auth, ...headers }, payload });
 }
 async function pull(api: TestApi, who: TestAgent, body: Record<string, unknown> = { max: 10 }) {
   const r = await api.core.app.inject({ method: 'POST', url: '/v1/inbox/pull', headers: who.auth, payload: body });
   assert.equal(r.statusCode, 200, r.body);
-  return r.json().messages as { id: string; lease_id: string; attempts: number; body: unknown; correlation_id: string | null; from: string; type: string }[];
+  return r.json().messages as {
+    id: string;
+    lease_id: string;
+    attempts: number;
+    body: unknown;
+    correlation_id: string | null;
+    from: string;
+    type: string;
+  }[];
 }
-const post = (api: TestApi, who: TestAgent, url: string, payload: unknown) => api.core.app.inject({ method: 'POST', url, headers: who.auth, payload: payload as object });
+const post = (api: TestApi, who: TestAgent, url: string, payload: unknown) =>
+  api.core.app.inject({ method: 'POST', url, headers: who.auth, payload: payload as object });
 
 test('send, pull with a lease, ack; status shows the history to sender and recipient only', async (t) => {
   const api = await startTestApi();
   t.after(() => api.close());
   const [a, b, c] = [await api.agent('alice'), await api.agent('bob'), await api.agent('carol')];
 
-  const sent = await send(api, a, { to: b.address, type: 'task.request', subject: 'hi', body: { n: 1 }, correlation_id: 'c-1' });
+  const sent = await send(api, a, {
+    to: b.address,
+    type: 'task.request',
+    subject: 'hi',
+    body: { n: 1 },
+    correlation_id: 'c-1',
+  });
   assert.equal(sent.statusCode, 201);
   const { id, status } = sent.json();
   assert.equal(status, 'delivered');
@@ -39,7 +59,10 @@ test('send, pull with a lease, ack; status shows the history to sender and recip
     const st = await api.core.app.inject({ url: `/v1/messages/${id}`, headers: who.auth });
     assert.equal(st.statusCode, 200);
     assert.equal(st.json().status, 'acked');
-    assert.deepEqual(st.json().delivery_log.map((e: { event: string }) => e.event), ['delivered', 'acked']);
+    assert.deepEqual(
+      st.json().delivery_log.map((e: { event: string }) => e.event),
+      ['delivered', 'acked'],
+    );
   }
   const other = await api.core.app.inject({ url: `/v1/messages/${id}`, headers: c.auth });
   assert.equal(other.statusCode, 403);
@@ -61,11 +84,19 @@ test('8 concurrent consumers never hold the same message at once; every message 
     for (;;) {
       const msgs = await pull(api, b, { max: 7, visibility_timeout: 60 });
       if (msgs.length === 0) return;
-      for (const m of msgs) { if (held.has(m.id)) overlap++; held.add(m.id); }
+      for (const m of msgs) {
+        if (held.has(m.id)) overlap++;
+        held.add(m.id);
+      }
       await new Promise((r) => setImmediate(r));
-      const r = await post(api, b, '/v1/messages/ack', { items: msgs.map((m) => ({ id: m.id, lease_id: m.lease_id })) });
+      const r = await post(api, b, '/v1/messages/ack', {
+        items: msgs.map((m) => ({ id: m.id, lease_id: m.lease_id })),
+      });
       assert.equal(r.statusCode, 200, r.body);
-      for (const x of r.json().results) { assert.equal(x.outcome, 'acked'); acked.push(x.id); }
+      for (const x of r.json().results) {
+        assert.equal(x.outcome, 'acked');
+        acked.push(x.id);
+      }
       for (const m of msgs) held.delete(m.id);
     }
   };
@@ -73,7 +104,9 @@ test('8 concurrent consumers never hold the same message at once; every message 
   assert.equal(overlap, 0);
   assert.equal(acked.length, N);
   assert.equal(new Set(acked).size, N);
-  const { rows } = await api.db.pool.query("SELECT count(*)::int AS n FROM message WHERE status = 'acked' AND attempts = 1");
+  const { rows } = await api.db.pool.query(
+    "SELECT count(*)::int AS n FROM message WHERE status = 'acked' AND attempts = 1",
+  );
   assert.equal(rows[0].n, N);
 });
 
@@ -81,24 +114,42 @@ test('a pull may carry the acks of the previous batch: one call per batch, each 
   const api = await startTestApi();
   t.after(() => api.close());
   const [a, b] = [await api.agent('a-next'), await api.agent('b-next')];
-  for (let i = 0; i < 5; i++) assert.equal((await send(api, a, { to: b.address, type: 'seq', body: { i } })).statusCode, 201);
+  for (let i = 0; i < 5; i++)
+    assert.equal((await send(api, a, { to: b.address, type: 'seq', body: { i } })).statusCode, 201);
   const first = await pull(api, b, { max: 2 });
-  const pullAcking = (ack: unknown) => api.core.app.inject({ method: 'POST', url: '/v1/inbox/pull', headers: b.auth, payload: { max: 2, ack } });
+  const pullAcking = (ack: unknown) =>
+    api.core.app.inject({ method: 'POST', url: '/v1/inbox/pull', headers: b.auth, payload: { max: 2, ack } });
 
   const r = await pullAcking(first.map((m) => ({ id: m.id, lease_id: m.lease_id })));
   assert.equal(r.statusCode, 200, r.body);
-  assert.deepEqual(r.json().acked, first.map((m) => ({ id: m.id, outcome: 'acked' })));
-  assert.deepEqual(r.json().messages.map((m: { body: { i: number } }) => m.body.i), [2, 3], 'the next batch, in order');
+  assert.deepEqual(
+    r.json().acked,
+    first.map((m) => ({ id: m.id, outcome: 'acked' })),
+  );
+  assert.deepEqual(
+    r.json().messages.map((m: { body: { i: number } }) => m.body.i),
+    [2, 3],
+    'the next batch, in order',
+  );
   const { rows } = await api.db.pool.query("SELECT count(*)::int AS n FROM message WHERE status = 'acked'");
   assert.equal(rows[0].n, 2);
 
   // An ack that is refused is reported and changes nothing; the pull still happens.
   const second = r.json().messages as { id: string; lease_id: string }[];
-  const stale = await pullAcking([{ id: second[0]!.id, lease_id: first[0]!.lease_id }, { id: second[1]!.id, lease_id: second[1]!.lease_id }]);
+  const stale = await pullAcking([
+    { id: second[0]!.id, lease_id: first[0]!.lease_id },
+    { id: second[1]!.id, lease_id: second[1]!.lease_id },
+  ]);
   assert.equal(stale.statusCode, 200, stale.body);
-  assert.deepEqual(stale.json().acked.map((x: { outcome: string }) => x.outcome), ['lease_conflict', 'acked']);
-  assert.deepEqual(stale.json().messages.map((m: { body: { i: number } }) => m.body.i), [4]);
-  const { rows: leased } = await api.db.pool.query("SELECT status FROM message WHERE id = $1", [second[0]!.id]);
+  assert.deepEqual(
+    stale.json().acked.map((x: { outcome: string }) => x.outcome),
+    ['lease_conflict', 'acked'],
+  );
+  assert.deepEqual(
+    stale.json().messages.map((m: { body: { i: number } }) => m.body.i),
+    [4],
+  );
+  const { rows: leased } = await api.db.pool.query('SELECT status FROM message WHERE id = $1', [second[0]!.id]);
   assert.equal(leased[0].status, 'leased');
   // A pull without acks answers without `acked`.
   assert.equal('acked' in (await pullAcking(undefined)).json(), false);
@@ -115,7 +166,12 @@ test('an ack carried by a pull is done once and in the same transaction: a messa
   assert.equal((await sweepExpired(api.db.pool, 5)).returned, 1);
 
   const started = Date.now();
-  const r = await api.core.app.inject({ method: 'POST', url: '/v1/inbox/pull', headers: b.auth, payload: { max: 10, wait: 1, ack: [{ id: m!.id, lease_id: m!.lease_id }] } });
+  const r = await api.core.app.inject({
+    method: 'POST',
+    url: '/v1/inbox/pull',
+    headers: b.auth,
+    payload: { max: 10, wait: 1, ack: [{ id: m!.id, lease_id: m!.lease_id }] },
+  });
   assert.equal(r.statusCode, 200, r.body);
   assert.deepEqual(r.json().acked, [{ id: m!.id, outcome: 'acked' }]);
   assert.deepEqual(r.json().messages, [], 'the acked message is not claimed by the pull that acked it');
@@ -128,8 +184,12 @@ test('pull is per-agent FIFO', async (t) => {
   const api = await startTestApi();
   t.after(() => api.close());
   const [a, b] = [await api.agent('a1'), await api.agent('b1')];
-  for (let i = 0; i < 5; i++) assert.equal((await send(api, a, { to: b.address, type: 'seq', body: { i } })).statusCode, 201);
-  assert.deepEqual((await pull(api, b, { max: 10 })).map((m) => (m.body as { i: number }).i), [0, 1, 2, 3, 4]);
+  for (let i = 0; i < 5; i++)
+    assert.equal((await send(api, a, { to: b.address, type: 'seq', body: { i } })).statusCode, 201);
+  assert.deepEqual(
+    (await pull(api, b, { max: 10 })).map((m) => (m.body as { i: number }).i),
+    [0, 1, 2, 3, 4],
+  );
 });
 
 test('an unacked message comes back after its lease and goes dead after max_attempts; redrive requeues it', async (t) => {
@@ -174,7 +234,11 @@ test('nack extends a lease, or returns the message after a delay', async (t) => 
   assert.equal(ext.statusCode, 200);
   assert.equal(ext.json().status, 'leased');
   await new Promise((r) => setTimeout(r, 1300));
-  assert.equal((await pull(api, b)).length, 0, 'the extended lease still holds after the original one would have expired');
+  assert.equal(
+    (await pull(api, b)).length,
+    0,
+    'the extended lease still holds after the original one would have expired',
+  );
   const rel = await post(api, b, `/v1/messages/${id}/nack`, { lease_id: m!.lease_id, delay_sec: 1 });
   assert.equal(rel.json().status, 'delivered');
   assert.equal((await pull(api, b)).length, 0, 'not visible during the delay');
@@ -202,7 +266,9 @@ test('idempotent send returns one row; a reused key with another body is a confl
   const [a, b, c] = [await api.agent('a5'), await api.agent('b5'), await api.agent('c5')];
   const payload = { to: b.address, type: 't', body: { x: 1 } };
   const first = await send(api, a, payload, { 'idempotency-key': 'k-1' });
-  const replays = await Promise.all(Array.from({ length: 5 }, () => send(api, a, payload, { 'idempotency-key': 'k-1' })));
+  const replays = await Promise.all(
+    Array.from({ length: 5 }, () => send(api, a, payload, { 'idempotency-key': 'k-1' })),
+  );
   assert.equal(first.statusCode, 201);
   for (const r of replays) {
     assert.equal(r.statusCode, 200);
@@ -223,7 +289,16 @@ test('fingerprint dedupe: the same source fingerprint for the same recipient is 
   const api = await startTestApi();
   t.after(() => api.close());
   await api.agent('b6');
-  const item = { to_agent_id: 'b6', channel: 'smtp' as const, from_agent: 'x@agents.partner.test', type: 't', body: {}, status: 'delivered' as const, ttl_sec: 60, source_fingerprint: 'ab'.repeat(32) };
+  const item = {
+    to_agent_id: 'b6',
+    channel: 'smtp' as const,
+    from_agent: 'x@agents.partner.test',
+    type: 't',
+    body: {},
+    status: 'delivered' as const,
+    ttl_sec: 60,
+    source_fingerprint: 'ab'.repeat(32),
+  };
   const results = await Promise.all(Array.from({ length: 6 }, () => api.core.enqueuer.enqueue(item)));
   assert.equal(new Set(results.map((r) => r.id)).size, 1);
   assert.equal(results.filter((r) => !r.duplicate).length, 1);
@@ -259,7 +334,11 @@ test('reply goes to the original sender with its correlation id, and acks the or
   const [a, b] = [await api.agent('a8'), await api.agent('b8')];
   const { id } = (await send(api, a, { to: b.address, type: 'task.request', body: { q: 1 } })).json();
   const [m] = await pull(api, b);
-  const r = await post(api, b, `/v1/messages/${id}/reply`, { lease_id: m!.lease_id, type: 'task.result', body: { a: 2 } });
+  const r = await post(api, b, `/v1/messages/${id}/reply`, {
+    lease_id: m!.lease_id,
+    type: 'task.result',
+    body: { a: 2 },
+  });
   assert.equal(r.statusCode, 201, r.body);
   const [answer] = await pull(api, a);
   assert.equal(answer!.correlation_id, id, 'no correlation id on the original: the reply correlates to its id');

@@ -5,11 +5,22 @@ import assert from 'node:assert/strict';
 import { createTestDatabase } from '../helpers/db.js';
 import { createEnqueuer } from '../../src/queue/enqueue.js';
 
-const item = (n: number) => ({ to_agent_id: 'bob', channel: 'smtp' as const, from_agent: 'a@agents.partner.test', type: 't', body: { n }, status: 'delivered' as const, ttl_sec: 60 });
+const item = (n: number) => ({
+  to_agent_id: 'bob',
+  channel: 'smtp' as const,
+  from_agent: 'a@agents.partner.test',
+  type: 't',
+  body: { n },
+  status: 'delivered' as const,
+  ttl_sec: 60,
+});
 
 /** Rows of one commit share created_at (now() is the transaction's start). */
 async function commitsOf(db: Awaited<ReturnType<typeof createTestDatabase>>, ids: string[]): Promise<number> {
-  const { rows } = await db.pool.query('SELECT count(DISTINCT created_at)::int AS n FROM message WHERE id = ANY($1::uuid[])', [ids]);
+  const { rows } = await db.pool.query(
+    'SELECT count(DISTINCT created_at)::int AS n FROM message WHERE id = ANY($1::uuid[])',
+    [ids],
+  );
   return rows[0].n;
 }
 
@@ -22,7 +33,14 @@ test('a filling batch leaves when it is full, or when its oldest message has wai
   const full = await Promise.all([1, 2, 3, 4].map((n) => enqueuer.enqueue(item(n))));
   const fullMs = performance.now() - started;
   assert.equal(new Set(full.map((r) => r.id)).size, 4, 'each caller gets its own row');
-  assert.equal(await commitsOf(db, full.map((r) => r.id)), 1, 'four rows, one commit');
+  assert.equal(
+    await commitsOf(
+      db,
+      full.map((r) => r.id),
+    ),
+    1,
+    'four rows, one commit',
+  );
   assert.ok(fullMs < 300, `a full batch did not wait for the timer (${fullMs.toFixed(0)} ms)`);
 
   const alone = performance.now();
@@ -51,5 +69,11 @@ test('without fillWaitMs, callers that arrive while a batch is in flight share t
   const results = await Promise.all(Array.from({ length: 20 }, (_, n) => enqueuer.enqueue(item(n))));
   assert.equal(new Set(results.map((r) => r.id)).size, 20);
   // The first caller leaves alone at once; the 19 that queued behind it go together.
-  assert.equal(await commitsOf(db, results.map((r) => r.id)), 2);
+  assert.equal(
+    await commitsOf(
+      db,
+      results.map((r) => r.id),
+    ),
+    2,
+  );
 });

@@ -7,7 +7,10 @@ test('migrations apply once; running twice, or concurrently, is harmless', async
   const db = await createTestDatabase({ migrate: false });
   t.after(() => db.drop());
   const all = await loadMigrations();
-  assert.deepEqual(await pendingMigrations(db.pool), all.map((m) => m.name));
+  assert.deepEqual(
+    await pendingMigrations(db.pool),
+    all.map((m) => m.name),
+  );
   const results = await Promise.all([migrate(db.pool), migrate(db.pool), migrate(db.pool)]);
   // Exactly one of the three concurrent runs applied each migration.
   assert.deepEqual(results.flat().sort(), all.map((m) => m.name).sort());
@@ -21,7 +24,8 @@ test('every unique index on message and message_dedupe includes to_agent_id (par
   const db = await createTestDatabase();
   t.after(() => db.drop());
   const { rows } = await db.pool.query<{ indexdef: string }>(
-    "SELECT indexdef FROM pg_indexes WHERE tablename IN ('message', 'message_dedupe') AND indexdef LIKE 'CREATE UNIQUE%'");
+    "SELECT indexdef FROM pg_indexes WHERE tablename IN ('message', 'message_dedupe') AND indexdef LIKE 'CREATE UNIQUE%'",
+  );
   assert.equal(rows.length, 2);
   for (const r of rows) assert.match(r.indexdef, /to_agent_id/, r.indexdef);
 });

@@ -12,13 +12,27 @@ const partitionSql = /## Hash partitioning[\s\S]*?```sql\n([\s\S]*?)```/.exec(do
 test('the documented hash-partitioning migration works, and enqueue, dedupe and claim still do', async (t) => {
   const db = await createTestDatabase();
   t.after(() => db.drop());
-  const item = (to: string, key: string) => ({ to_agent_id: to, channel: 'http' as const, from_agent: 'a@agents.test', type: 't', body: { to }, status: 'delivered' as const, ttl_sec: 60, idempotency_key: key });
+  const item = (to: string, key: string) => ({
+    to_agent_id: to,
+    channel: 'http' as const,
+    from_agent: 'a@agents.test',
+    type: 't',
+    body: { to },
+    status: 'delivered' as const,
+    ttl_sec: 60,
+    idempotency_key: key,
+  });
   await enqueueRows(db.pool, [item('bob', 'k0')]);
   await db.pool.query(partitionSql);
-  const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'message'::regclass");
+  const { rows } = await db.pool.query(
+    "SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'message'::regclass",
+  );
   assert.equal(rows[0].n, 16);
   const r = await enqueueRows(db.pool, [item('bob', 'k1'), item('carol', 'k1'), item('bob', 'k1'), item('bob', 'k0')]);
-  assert.deepEqual(r.map((x) => x.duplicate), [false, false, true, true]);
+  assert.deepEqual(
+    r.map((x) => x.duplicate),
+    [false, false, true, true],
+  );
   assert.equal(r[2]!.id, r[0]!.id);
   const got = await claim(db.pool, 'bob', 10, 30);
   assert.equal(got.rows.length, 2, 'the row copied over and the new one');

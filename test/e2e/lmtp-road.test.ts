@@ -25,15 +25,27 @@ test('LMTP road: Postfix + rspamd milter (Authentication-Results) + transport lm
   if (!requireBinaries(t, ['rspamd', 'postfix', 'postqueue', 'swaks'])) return;
   const world = await startPartnerWorld(t, { ADMP_MTA_HOSTNAME: MTA });
   const { api, bob } = world;
-  const lmtp = createLmtpServer({ config: api.config, log: createLogger('silent'), pipeline: api.core.pipeline, directory: api.core.directory });
+  const lmtp = createLmtpServer({
+    config: api.config,
+    log: createLogger('silent'),
+    pipeline: api.core.pipeline,
+    directory: api.core.directory,
+  });
   await new Promise<void>((ok) => lmtp.listen(0, '127.0.0.1', ok));
   world.onClose(() => new Promise<void>((ok) => lmtp.close(() => ok())));
   const lmtpPort = (lmtp.server.address() as AddressInfo).port;
   // No agents_bridge settings: on this road rspamd only scores and writes headers.
-  const rspamd = await startRspamd({ dns: world.dns.server, pluginConfig: null,
-    extraLocal: { 'local.d/milter_headers.conf': readFileSync(MAILCOW_MILTER_HEADERS, 'utf8') } });
+  const rspamd = await startRspamd({
+    dns: world.dns.server,
+    pluginConfig: null,
+    extraLocal: { 'local.d/milter_headers.conf': readFileSync(MAILCOW_MILTER_HEADERS, 'utf8') },
+  });
   world.onClose(() => rspamd.stop());
-  const postfix = await startPostfix({ milter: rspamd.milter, relayDomains: [AGENTS], transport: { [AGENTS]: `lmtp:inet:127.0.0.1:${lmtpPort}` } });
+  const postfix = await startPostfix({
+    milter: rspamd.milter,
+    relayDomains: [AGENTS],
+    transport: { [AGENTS]: `lmtp:inet:127.0.0.1:${lmtpPort}` },
+  });
   world.onClose(() => postfix.stop());
   const lmtpRelay = `relay=127.0.0.1[127.0.0.1]:${lmtpPort}`;
   /** Postfix's delivery line for `rcpt` of message `qid` once it says `status`. */
@@ -46,21 +58,24 @@ test('LMTP road: Postfix + rspamd milter (Authentication-Results) + transport lm
     return line!;
   };
 
-  await t.test('delivers: 250 at SMTP, Postfix status=sent with our 250, one row authenticated by the trusted Authentication-Results', async () => {
-    const mail = await world.mail(bob.address);
-    const r = await world.send(postfix, [bob.address], mail);
-    assert.equal(r.code, 250, r.transcript);
-    const line = await delivery(r.queueId, bob.address, 'sent');
-    assert.ok(line.includes(lmtpRelay), line);
-    const [row, ...more] = await world.stored(mail);
-    assert.deepEqual(more, []);
-    assert.ok(line.includes(`(250 2.6.0 <${bob.address}> stored as ${row!.id})`), line);
-    assert.deepEqual(row!.headers, { message_id: mail.messageId, road: 'lmtp', queue_id: r.queueId });
-    assert.equal(row!.auth.domain.source, 'authentication-results');
-    assert.equal(row!.auth.domain.method, `dkim:${PARTNER}`);
-    assert.deepEqual(row!.auth.domain.dkim, [{ result: 'pass', domain: PARTNER, selector: 's2025' }]);
-    assert.equal(row!.auth.client_ip, PARTNER_MTA.clientAddr, 'the original client, from Postfix\'s XFORWARD');
-  });
+  await t.test(
+    'delivers: 250 at SMTP, Postfix status=sent with our 250, one row authenticated by the trusted Authentication-Results',
+    async () => {
+      const mail = await world.mail(bob.address);
+      const r = await world.send(postfix, [bob.address], mail);
+      assert.equal(r.code, 250, r.transcript);
+      const line = await delivery(r.queueId, bob.address, 'sent');
+      assert.ok(line.includes(lmtpRelay), line);
+      const [row, ...more] = await world.stored(mail);
+      assert.deepEqual(more, []);
+      assert.ok(line.includes(`(250 2.6.0 <${bob.address}> stored as ${row!.id})`), line);
+      assert.deepEqual(row!.headers, { message_id: mail.messageId, road: 'lmtp', queue_id: r.queueId });
+      assert.equal(row!.auth.domain.source, 'authentication-results');
+      assert.equal(row!.auth.domain.method, `dkim:${PARTNER}`);
+      assert.deepEqual(row!.auth.domain.dkim, [{ result: 'pass', domain: PARTNER, selector: 's2025' }]);
+      assert.equal(row!.auth.client_ip, PARTNER_MTA.clientAddr, "the original client, from Postfix's XFORWARD");
+    },
+  );
 
   await t.test('refuses: a bad agent signature is bounced with 550 5.7.7 and the partner gets a DSN', async () => {
     const mail = await world.mail(bob.address, { signedFor: `carol@${AGENTS}` });
@@ -74,47 +89,66 @@ test('LMTP road: Postfix + rspamd milter (Authentication-Results) + transport lm
     assert.ok(dsn, postfix.log());
     const [queued] = (await postfix.queue()).filter((m) => m.queue_id === dsn);
     assert.equal(queued?.sender, 'MAILER-DAEMON', 'the null sender (RFC 5321 4.5.5)');
-    assert.deepEqual(queued?.recipients.map((x) => x.address), [world.worker.agent]);
+    assert.deepEqual(
+      queued?.recipients.map((x) => x.address),
+      [world.worker.agent],
+    );
   });
 
-  await t.test('a forged Authentication-Results with our authserv-id does not stand in for DKIM: bounced with 550 5.7.26', async () => {
-    const forged = `Authentication-Results: ${MTA}; dkim=pass header.d=${PARTNER} header.s=s2025; spf=pass smtp.mailfrom=${PARTNER}`;
-    const mail = await world.mail(bob.address, { dkim: false, headers: [forged] });
-    const r = await world.send(postfix, [bob.address], mail);
-    assert.equal(r.code, 250, r.transcript);
-    assert.match(await delivery(r.queueId, bob.address, 'bounced'), /said: 550 5\.7\.26 no DKIM pass aligned with partner\.example \(=none\)/, 'rspamd found no signature; the forged header was not believed');
-    assert.deepEqual(await world.stored(mail), []);
-  });
+  await t.test(
+    'a forged Authentication-Results with our authserv-id does not stand in for DKIM: bounced with 550 5.7.26',
+    async () => {
+      const forged = `Authentication-Results: ${MTA}; dkim=pass header.d=${PARTNER} header.s=s2025; spf=pass smtp.mailfrom=${PARTNER}`;
+      const mail = await world.mail(bob.address, { dkim: false, headers: [forged] });
+      const r = await world.send(postfix, [bob.address], mail);
+      assert.equal(r.code, 250, r.transcript);
+      assert.match(
+        await delivery(r.queueId, bob.address, 'bounced'),
+        /said: 550 5\.7\.26 no DKIM pass aligned with partner\.example \(=none\)/,
+        'rspamd found no signature; the forged header was not believed',
+      );
+      assert.deepEqual(await world.stored(mail), []);
+    },
+  );
 
-  await t.test('refuses mail from our own agents domain: the DSN comes back over LMTP and is recorded as a report, not enqueued', async () => {
-    await api.agent('alice', AGENTS);
-    const mail = await world.mail(bob.address, { signedFor: `carol@${AGENTS}` });
-    const before = await world.count();
-    const r = await world.send(postfix, [bob.address], mail, { from: `alice@${AGENTS}` });
-    assert.equal(r.code, 250, r.transcript);
-    assert.match(await delivery(r.queueId, bob.address, 'bounced'), /said: 550 5\.7\.7 /);
-    const dsn = /sender non-delivery notification: ([0-9A-Z]+)/.exec(logOf(postfix, r.queueId!).join('\n'))?.[1];
-    assert.ok(dsn, postfix.log());
-    const line = await delivery(dsn, `alice@${AGENTS}`, 'sent');
-    assert.ok(line.includes(`(250 2.6.0 <alice@${AGENTS}> delivery report recorded)`), line);
-    assert.equal(await world.count(), before);
-  });
+  await t.test(
+    'refuses mail from our own agents domain: the DSN comes back over LMTP and is recorded as a report, not enqueued',
+    async () => {
+      await api.agent('alice', AGENTS);
+      const mail = await world.mail(bob.address, { signedFor: `carol@${AGENTS}` });
+      const before = await world.count();
+      const r = await world.send(postfix, [bob.address], mail, { from: `alice@${AGENTS}` });
+      assert.equal(r.code, 250, r.transcript);
+      assert.match(await delivery(r.queueId, bob.address, 'bounced'), /said: 550 5\.7\.7 /);
+      const dsn = /sender non-delivery notification: ([0-9A-Z]+)/.exec(logOf(postfix, r.queueId!).join('\n'))?.[1];
+      assert.ok(dsn, postfix.log());
+      const line = await delivery(dsn, `alice@${AGENTS}`, 'sent');
+      assert.ok(line.includes(`(250 2.6.0 <alice@${AGENTS}> delivery report recorded)`), line);
+      assert.equal(await world.count(), before);
+    },
+  );
 
-  await t.test('tempfails: database down → 451 4.3.0, the message stays queued; once the database is back it arrives once', async (c) => {
-    const mail = await world.mail(bob.address);
-    await api.db.block();
-    c.after(() => api.db.unblock());
-    const r = await world.send(postfix, [bob.address], mail);
-    assert.equal(r.code, 250, r.transcript);
-    const line = await delivery(r.queueId, bob.address, 'deferred');
-    assert.match(line, /said: 451 4\.3\.0 message store temporarily unavailable/);
-    const [queued] = (await postfix.queue()).filter((m) => m.queue_id === r.queueId);
-    assert.equal(queued?.queue_name, 'deferred');
-    assert.match(queued?.recipients[0]?.delay_reason ?? '', /451 4\.3\.0/);
-    await api.db.unblock();
-    await postfix.flush();
-    await delivery(r.queueId, bob.address, 'sent');
-    assert.equal((await world.stored(mail)).length, 1);
-    assert.deepEqual((await postfix.queue()).filter((m) => m.queue_id === r.queueId), []);
-  });
+  await t.test(
+    'tempfails: database down → 451 4.3.0, the message stays queued; once the database is back it arrives once',
+    async (c) => {
+      const mail = await world.mail(bob.address);
+      await api.db.block();
+      c.after(() => api.db.unblock());
+      const r = await world.send(postfix, [bob.address], mail);
+      assert.equal(r.code, 250, r.transcript);
+      const line = await delivery(r.queueId, bob.address, 'deferred');
+      assert.match(line, /said: 451 4\.3\.0 message store temporarily unavailable/);
+      const [queued] = (await postfix.queue()).filter((m) => m.queue_id === r.queueId);
+      assert.equal(queued?.queue_name, 'deferred');
+      assert.match(queued?.recipients[0]?.delay_reason ?? '', /451 4\.3\.0/);
+      await api.db.unblock();
+      await postfix.flush();
+      await delivery(r.queueId, bob.address, 'sent');
+      assert.equal((await world.stored(mail)).length, 1);
+      assert.deepEqual(
+        (await postfix.queue()).filter((m) => m.queue_id === r.queueId),
+        [],
+      );
+    },
+  );
 });

@@ -44,7 +44,11 @@ export interface StoredRow {
   status: string;
   body: unknown;
   headers: { road?: string; queue_id?: string };
-  auth: { domain: { method: string; source: string; dkim: unknown[] }; signature: { agent: string; kid: string; key_source: string }; client_ip: string | null };
+  auth: {
+    domain: { method: string; source: string; dkim: unknown[] };
+    signature: { agent: string; kid: string; key_source: string };
+    client_ip: string | null;
+  };
 }
 
 export interface PartnerWorld {
@@ -56,7 +60,12 @@ export interface PartnerWorld {
   readonly bob: TestAgent;
   mail(to: string, o?: MailOptions): Promise<PartnerMail>;
   /** Submits `mail` to Postfix from the partner's MTA (envelope sender: the partner's agent unless given; `login`: as a SASL-authenticated client). */
-  send(postfix: TestPostfix, to: readonly string[], mail: PartnerMail, o?: { from?: string; login?: string }): Promise<SmtpOutcome>;
+  send(
+    postfix: TestPostfix,
+    to: readonly string[],
+    mail: PartnerMail,
+    o?: { from?: string; login?: string },
+  ): Promise<SmtpOutcome>;
   /** The rows `message` holds for this mail. */
   stored(mail: PartnerMail): Promise<StoredRow[]>;
   /** Every row of `message`. */
@@ -72,15 +81,19 @@ export async function startPartnerWorld(t: TestContext, env: Record<string, stri
     for (const stop of stops.reverse()) await stop();
   });
   const dkim = dkimKey(PARTNER, 's2025');
-  const dns = await startDns({ txt: {
-    [dkim.dnsName]: dkim.txt,
-    [PARTNER]: `v=spf1 ip4:${PARTNER_MTA.clientAddr} -all`,
-    [`_dmarc.${PARTNER}`]: 'v=DMARC1; p=reject',
-  } });
+  const dns = await startDns({
+    txt: {
+      [dkim.dnsName]: dkim.txt,
+      [PARTNER]: `v=spf1 ip4:${PARTNER_MTA.clientAddr} -all`,
+      [`_dmarc.${PARTNER}`]: 'v=DMARC1; p=reject',
+    },
+  });
   stops.push(() => dns.stop());
   // Key discovery stays on loopback: partner JWKS names resolve to 127.0.0.1, TXT to the test DNS.
-  const api = await startTestApi({ ADMP_DOMAINS: AGENTS, ADMP_POLICY_FILE: '', ADMP_DNS_SERVERS: dns.server, ...env },
-    { keyDeps: { dispatcher: loopbackDispatcher() } });
+  const api = await startTestApi(
+    { ADMP_DOMAINS: AGENTS, ADMP_POLICY_FILE: '', ADMP_DNS_SERVERS: dns.server, ...env },
+    { keyDeps: { dispatcher: loopbackDispatcher() } },
+  );
   stops.push(() => api.close());
   const worker = signer(`worker@${PARTNER}`);
   await trust(api.db.pool, worker);
@@ -93,13 +106,28 @@ export async function startPartnerWorld(t: TestContext, env: Record<string, stri
     worker,
     bob,
     async mail(to, o = {}) {
-      const signed = await buildSignedMessage({ to: o.signedFor ?? to, type: 'task.request', body: { n: ++n } }, o.as ?? worker);
+      const signed = await buildSignedMessage(
+        { to: o.signedFor ?? to, type: 'task.request', body: { n: ++n } },
+        o.as ?? worker,
+      );
       const raw = [...(o.headers ?? []), ''].join('\r\n') + signed.eml.toString('utf8');
-      return { data: o.dkim === false ? raw : await signMessage(raw, dkim), messageId: canonicalMessageId(signed.messageId) };
+      return {
+        data: o.dkim === false ? raw : await signMessage(raw, dkim),
+        messageId: canonicalMessageId(signed.messageId),
+      };
     },
-    send: (postfix, to, mail, o = {}) => sendMail({ port: postfix.port, from: o.from ?? worker.agent, to, data: mail.data, ...PARTNER_MTA, ...(o.login ? { login: o.login } : {}) }),
+    send: (postfix, to, mail, o = {}) =>
+      sendMail({
+        port: postfix.port,
+        from: o.from ?? worker.agent,
+        to,
+        data: mail.data,
+        ...PARTNER_MTA,
+        ...(o.login ? { login: o.login } : {}),
+      }),
     async stored(mail) {
-      return (await api.db.pool.query<StoredRow>('SELECT * FROM message WHERE mail_message_id = $1', [mail.messageId])).rows;
+      return (await api.db.pool.query<StoredRow>('SELECT * FROM message WHERE mail_message_id = $1', [mail.messageId]))
+        .rows;
     },
     onClose: (stop) => void stops.push(stop),
     async count() {
@@ -117,4 +145,8 @@ export async function waitFor(what: string, check: () => boolean | Promise<boole
 }
 
 /** The Postfix log lines about queue id `qid`. */
-export const logOf = (postfix: TestPostfix, qid: string): string[] => postfix.log().split('\n').filter((l) => l.includes(`: ${qid}: `));
+export const logOf = (postfix: TestPostfix, qid: string): string[] =>
+  postfix
+    .log()
+    .split('\n')
+    .filter((l) => l.includes(`: ${qid}: `));

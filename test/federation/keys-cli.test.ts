@@ -24,16 +24,32 @@ test('key rotate keeps both keys valid for the overlap; key dns and the JWKS sho
   const db = await createTestDatabase();
   const dir = mkdtempSync(join(tmpdir(), 'admp-rotate-'));
   const keysDir = join(dir, 'private');
-  t.after(async () => { rmSync(dir, { recursive: true, force: true }); await db.drop(); });
-  const env = { PATH: process.env.PATH ?? '', DATABASE_URL: db.url, ADMP_DATA_DIR: dir, ADMP_KEYS_DIR: keysDir, ADMP_DOMAINS: DOMAIN, ADMP_MIGRATE_ON_START: 'false' };
-  const admp = async (...args: string[]) => (await run(process.execPath, ['--import', 'tsx', main, ...args], { env })).stdout;
+  t.after(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await db.drop();
+  });
+  const env = {
+    PATH: process.env.PATH ?? '',
+    DATABASE_URL: db.url,
+    ADMP_DATA_DIR: dir,
+    ADMP_KEYS_DIR: keysDir,
+    ADMP_DOMAINS: DOMAIN,
+    ADMP_MIGRATE_ON_START: 'false',
+  };
+  const admp = async (...args: string[]) =>
+    (await run(process.execPath, ['--import', 'tsx', main, ...args], { env })).stdout;
   const admpJson = async (...args: string[]) => JSON.parse(await admp(...args, '--json'));
   const config = loadConfig({ DATABASE_URL: db.url, ADMP_DOMAINS: DOMAIN, ADMP_LOG_LEVEL: 'silent' });
   const core = await wire(config, db, createLogger('silent'));
   t.after(() => core.stop());
   const published = async () => {
-    const jwks = (await core.app.inject({ url: '/.well-known/agent-keys.json' })).json().keys.map((k: { kid: string }) => k.kid).sort();
-    const txt = (await admpJson('key', 'dns', 'carol')).map((r: { text: string }) => /kid=([^;]+);/.exec(r.text)![1]).sort();
+    const jwks = (await core.app.inject({ url: '/.well-known/agent-keys.json' }))
+      .json()
+      .keys.map((k: { kid: string }) => k.kid)
+      .sort();
+    const txt = (await admpJson('key', 'dns', 'carol'))
+      .map((r: { text: string }) => /kid=([^;]+);/.exec(r.text)![1])
+      .sort();
     assert.deepEqual(txt, jwks, 'the TXT records and the JWKS publish the same keys');
     return jwks as string[];
   };
@@ -45,7 +61,10 @@ test('key rotate keeps both keys valid for the overlap; key dns and the JWKS sho
 
   await assert.rejects(admp('key', 'rotate', 'carol', '--overlap', '10'), /at least 600/);
   // The first key has been in use for a day when it is rotated.
-  await db.pool.query("UPDATE agent_key SET not_before = now() - interval '1 day', created_at = now() - interval '1 day' WHERE kid = $1", [first.kid]);
+  await db.pool.query(
+    "UPDATE agent_key SET not_before = now() - interval '1 day', created_at = now() - interval '1 day' WHERE kid = $1",
+    [first.kid],
+  );
   const before = Date.now();
   const second = await admpJson('key', 'rotate', AGENT, '--overlap', '3600');
   assert.deepEqual(second.retiring, [first.kid]);
@@ -54,12 +73,21 @@ test('key rotate keeps both keys valid for the overlap; key dns and the JWKS sho
   assert.deepEqual(await published(), [first.kid, second.kid].sort(), 'both keys verify during the overlap');
   const zone = await admp('key', 'dns', DOMAIN);
   assert.equal(zone.trim().split('\n').length, 2);
-  assert.match(zone, new RegExp(`^_agentkeys\\.${DOMAIN.replace(/\./g, '\\.')}\\. 300 IN TXT "kid=${second.kid}; x=[A-Za-z0-9+/]{43}=; agent=${AGENT}"$`, 'm'));
+  assert.match(
+    zone,
+    new RegExp(
+      `^_agentkeys\\.${DOMAIN.replace(/\./g, '\\.')}\\. 300 IN TXT "kid=${second.kid}; x=[A-Za-z0-9+/]{43}=; agent=${AGENT}"$`,
+      'm',
+    ),
+  );
 
   // The worker keeps signing with the old key until the new one has been published long enough.
   const now = new Date();
   assert.equal((await loadSigningKey(db.pool, keysDir, AGENT, now))?.kid, first.kid);
-  assert.equal((await loadSigningKey(db.pool, keysDir, AGENT, new Date(now.getTime() + (PUBLISH_DELAY_SEC + 1) * 1000)))?.kid, second.kid);
+  assert.equal(
+    (await loadSigningKey(db.pool, keysDir, AGENT, new Date(now.getTime() + (PUBLISH_DELAY_SEC + 1) * 1000)))?.kid,
+    second.kid,
+  );
 
   // After the overlap only the new key is valid and published.
   await db.pool.query("UPDATE agent_key SET not_after = now() - interval '1 second' WHERE kid = $1", [first.kid]);

@@ -25,7 +25,12 @@ import { loopbackDispatcher } from '../keys/loopback.js';
 const MAILCOW_MILTER_HEADERS = join(FIXTURE, 'data', 'conf', 'rspamd', 'local.d', 'milter_headers.conf');
 export const TOKEN = 'federation-ingress-token-0123456789';
 
-export interface OrgPorts { http: number; mx: number; submission: number; lmtp: number }
+export interface OrgPorts {
+  http: number;
+  mx: number;
+  submission: number;
+  lmtp: number;
+}
 
 /** rspamd files: DKIM signing of mail from this organisation, DKIM checks of loopback mail too, Mailcow's milter_headers. */
 export function rspamdFiles(dkim: DkimKey): Record<string, string> {
@@ -33,8 +38,12 @@ export function rspamdFiles(dkim: DkimKey): Record<string, string> {
     'dkim/signing.key': dkim.privateKeyPem,
     'local.d/dkim_signing.conf': [
       // Loopback is "local" to rspamd: the ADMP worker's submissions are signed, as Mailcow signs its users' mail.
-      'sign_local = true;', 'sign_authenticated = true;', 'use_esld = false;', 'try_fallback = false;',
-      `domain { "${dkim.domain}" { selector = "${dkim.selector}"; path = "$LOCAL_CONFDIR/dkim/signing.key"; } }`, '',
+      'sign_local = true;',
+      'sign_authenticated = true;',
+      'use_esld = false;',
+      'try_fallback = false;',
+      `domain { "${dkim.domain}" { selector = "${dkim.selector}"; path = "$LOCAL_CONFDIR/dkim/signing.key"; } }`,
+      '',
     ].join('\n'),
     // rspamd skips DKIM checks for local networks by default; here every MTA is on loopback.
     'local.d/dkim.conf': 'check_local = true;\ncheck_authed = true;\n',
@@ -74,38 +83,61 @@ export interface Org {
 export async function startOrgRspamd(spec: OrgSpec): Promise<TestRspamd> {
   return startRspamd({
     dns: spec.dns.server,
-    pluginConfig: spec.road === 'rspamd'
-      ? renderBridgeConfig({ url: `http://127.0.0.1:${spec.ports.http}/ingress/rspamd`, token: TOKEN, domain: spec.domain, timeout: 5 })
-      : null,
+    pluginConfig:
+      spec.road === 'rspamd'
+        ? renderBridgeConfig({
+            url: `http://127.0.0.1:${spec.ports.http}/ingress/rspamd`,
+            token: TOKEN,
+            domain: spec.domain,
+            timeout: 5,
+          })
+        : null,
     extraLocal: rspamdFiles(spec.dkim),
   });
 }
 
 export async function startOrg(spec: OrgSpec, rspamd: TestRspamd): Promise<Org> {
-  const api = await startTestApi({
-    ADMP_DOMAINS: spec.domain,
-    ADMP_POLICY_FILE: '',
-    ADMP_INGRESS_TOKEN: TOKEN,
-    ADMP_MTA_HOSTNAME: spec.mtaHostname,
-    ADMP_DNS_SERVERS: spec.dns.server,
-    ADMP_DNS_TIMEOUT_MS: '500',
-    ADMP_JWKS_SCHEME: 'http',
-    ADMP_JWKS_PORT: String(spec.partner.ports.http),
-    ADMP_KEY_FETCH_TIMEOUT_MS: '1000',
-    ADMP_RELAY_URL: `smtp://127.0.0.1:${spec.ports.submission}`,
-    ADMP_RELAY_TIMEOUT_MS: '10000',
-    ADMP_KEYS_DIR: spec.keysDir,
-    ADMP_OUTBOUND_BACKOFF_MS: '200',
-    ...spec.env,
-    // JWKS fetches reach the partner's ADMP on loopback, or (DNS discovery) no name resolves at all.
-  }, { keyDeps: { dispatcher: loopbackDispatcher((host) => spec.discovery === 'jwks' && host.toLowerCase() === spec.partner.domain) } });
+  const api = await startTestApi(
+    {
+      ADMP_DOMAINS: spec.domain,
+      ADMP_POLICY_FILE: '',
+      ADMP_INGRESS_TOKEN: TOKEN,
+      ADMP_MTA_HOSTNAME: spec.mtaHostname,
+      ADMP_DNS_SERVERS: spec.dns.server,
+      ADMP_DNS_TIMEOUT_MS: '500',
+      ADMP_JWKS_SCHEME: 'http',
+      ADMP_JWKS_PORT: String(spec.partner.ports.http),
+      ADMP_KEY_FETCH_TIMEOUT_MS: '1000',
+      ADMP_RELAY_URL: `smtp://127.0.0.1:${spec.ports.submission}`,
+      ADMP_RELAY_TIMEOUT_MS: '10000',
+      ADMP_KEYS_DIR: spec.keysDir,
+      ADMP_OUTBOUND_BACKOFF_MS: '200',
+      ...spec.env,
+      // JWKS fetches reach the partner's ADMP on loopback, or (DNS discovery) no name resolves at all.
+    },
+    {
+      keyDeps: {
+        dispatcher: loopbackDispatcher(
+          (host) => spec.discovery === 'jwks' && host.toLowerCase() === spec.partner.domain,
+        ),
+      },
+    },
+  );
   // The partner's agents may write to ours (`admp policy add --from '*@<partner>' --to '*@<us>'`).
   await addRule(api.db.pool, { from: `*@${spec.partner.domain}`, to: `*@${spec.domain}`, action: 'allow' });
   await api.core.app.listen({ host: '127.0.0.1', port: spec.ports.http });
   let lmtp: SMTPServer | undefined;
   if (spec.road === 'lmtp') {
-    lmtp = createLmtpServer({ config: api.config, log: createLogger('silent'), pipeline: api.core.pipeline, directory: api.core.directory });
-    await new Promise<void>((ok, fail) => { lmtp!.once('error', fail); lmtp!.listen(spec.ports.lmtp, '127.0.0.1', () => ok()); });
+    lmtp = createLmtpServer({
+      config: api.config,
+      log: createLogger('silent'),
+      pipeline: api.core.pipeline,
+      directory: api.core.directory,
+    });
+    await new Promise<void>((ok, fail) => {
+      lmtp!.once('error', fail);
+      lmtp!.listen(spec.ports.lmtp, '127.0.0.1', () => ok());
+    });
   }
   const transport: Record<string, string> = { [spec.partner.domain]: `smtp:[127.0.0.1]:${spec.partner.ports.mx}` };
   if (spec.road === 'lmtp') transport[spec.domain] = `lmtp:inet:127.0.0.1:${spec.ports.lmtp}`;
@@ -129,10 +161,16 @@ export async function startOrg(spec: OrgSpec, rspamd: TestRspamd): Promise<Org> 
       ...(spec.road === 'rspamd' ? { smtpd_discard_ehlo_keywords: 'silent-discard, dsn' } : {}),
     },
     // The submission listener for ADMP's outbound worker announces DSN, so NOTIFY=SUCCESS reaches the next hop.
-    master: [`127.0.0.1:${spec.ports.submission} inet  n  -  n  -  -  smtpd -o smtpd_discard_ehlo_keywords=silent-discard`],
+    master: [
+      `127.0.0.1:${spec.ports.submission} inet  n  -  n  -  -  smtpd -o smtpd_discard_ehlo_keywords=silent-discard`,
+    ],
   });
   return {
-    spec, api, rspamd, postfix, lmtp,
+    spec,
+    api,
+    rspamd,
+    postfix,
+    lmtp,
     async agent(id) {
       const a = await api.agent(id, spec.domain);
       const { kid } = await givePrivateKey(api.db.pool, spec.keysDir, a.address);

@@ -26,26 +26,58 @@ import type { AgentKeyRow } from '../../src/db/keys.js';
 
 const REMOTE = 'bob@agents.partner.example';
 
-interface Setup { api: TestApi; relay: ScriptedRelay; dir: string; alice: TestAgent; kid: string }
+interface Setup {
+  api: TestApi;
+  relay: ScriptedRelay;
+  dir: string;
+  alice: TestAgent;
+  kid: string;
+}
 
 async function setup(t: TestContext, env: Record<string, string> = {}, withKey = true): Promise<Setup> {
   const relay = await startScriptedRelay();
   const dir = mkdtempSync(join(tmpdir(), 'admp-keys-'));
-  const api = await startTestApi({ ADMP_RELAY_URL: relay.url, ADMP_KEYS_DIR: dir, ADMP_OUTBOUND_BACKOFF_MS: '50', ...env });
-  t.after(async () => { await api.close(); await relay.stop(); rmSync(dir, { recursive: true, force: true }); });
+  const api = await startTestApi({
+    ADMP_RELAY_URL: relay.url,
+    ADMP_KEYS_DIR: dir,
+    ADMP_OUTBOUND_BACKOFF_MS: '50',
+    ...env,
+  });
+  t.after(async () => {
+    await api.close();
+    await relay.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
   const alice = await api.agent('alice');
   const kid = withKey ? (await givePrivateKey(api.db.pool, dir, alice.address)).kid : '';
   return { api, relay, dir, alice, kid };
 }
 
 async function send(s: Setup, payload: Record<string, unknown> = {}): Promise<string> {
-  const r = await s.api.core.app.inject({ method: 'POST', url: '/v1/messages', headers: s.alice.auth, payload: { to: REMOTE, type: 'task.request', body: { n: 1 }, ...payload } });
+  const r = await s.api.core.app.inject({
+    method: 'POST',
+    url: '/v1/messages',
+    headers: s.alice.auth,
+    payload: { to: REMOTE, type: 'task.request', body: { n: 1 }, ...payload },
+  });
   assert.equal(r.statusCode, 201, r.body);
   assert.equal(r.json().status, 'queued');
   return r.json().id as string;
 }
 
-type Status = { status: string; attempts: number; delivery_log: { event: string; reason?: string; code?: number | null; diagnostic?: string; retry_at?: string; kid?: string; relay?: string }[] };
+type Status = {
+  status: string;
+  attempts: number;
+  delivery_log: {
+    event: string;
+    reason?: string;
+    code?: number | null;
+    diagnostic?: string;
+    retry_at?: string;
+    kid?: string;
+    relay?: string;
+  }[];
+};
 async function status(s: Setup, id: string): Promise<Status> {
   const r = await s.api.core.app.inject({ url: `/v1/messages/${id}`, headers: s.alice.auth });
   assert.equal(r.statusCode, 200, r.body);
@@ -57,29 +89,56 @@ async function waitStatus(s: Setup, id: string, want: string, ms = 10_000): Prom
   for (;;) {
     const st = await status(s, id);
     if (st.status === want) return st;
-    if (Date.now() > deadline) throw new Error(`message ${id} is ${st.status}, not ${want}: ${JSON.stringify(st.delivery_log)}`);
+    if (Date.now() > deadline)
+      throw new Error(`message ${id} is ${st.status}, not ${want}: ${JSON.stringify(st.delivery_log)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
 function deliveryReport(verp: string, messageId: string, action: string, status: string, diagnostic: string): Buffer {
-  return Buffer.from([
-    'From: MAILER-DAEMON@mx.partner.example', `To: ${verp}`, 'Subject: Successful Mail Delivery Report', 'MIME-Version: 1.0',
-    'Content-Type: multipart/report; report-type=delivery-status; boundary="b1"', '',
-    '--b1', 'Content-Type: text/plain', '', 'Your message was delivered.', '',
-    '--b1', 'Content-Type: message/delivery-status', '',
-    'Reporting-MTA: dns; mx.partner.example', '',
-    `Final-Recipient: rfc822; ${REMOTE}`, `Action: ${action}`, `Status: ${status}`, `Diagnostic-Code: smtp; ${diagnostic}`, '',
-    '--b1', 'Content-Type: text/rfc822-headers', '', `Message-ID: <${messageId}>`, `From: alice@agents.test`, '',
-    '--b1--', '',
-  ].join('\r\n'));
+  return Buffer.from(
+    [
+      'From: MAILER-DAEMON@mx.partner.example',
+      `To: ${verp}`,
+      'Subject: Successful Mail Delivery Report',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/report; report-type=delivery-status; boundary="b1"',
+      '',
+      '--b1',
+      'Content-Type: text/plain',
+      '',
+      'Your message was delivered.',
+      '',
+      '--b1',
+      'Content-Type: message/delivery-status',
+      '',
+      'Reporting-MTA: dns; mx.partner.example',
+      '',
+      `Final-Recipient: rfc822; ${REMOTE}`,
+      `Action: ${action}`,
+      `Status: ${status}`,
+      `Diagnostic-Code: smtp; ${diagnostic}`,
+      '',
+      '--b1',
+      'Content-Type: text/rfc822-headers',
+      '',
+      `Message-ID: <${messageId}>`,
+      `From: alice@agents.test`,
+      '',
+      '--b1--',
+      '',
+    ].join('\r\n'),
+  );
 }
 
 test('accepted by the relay: sent, signed by the agent, VERP return path and DSN request; a success report makes it delivered', async (t) => {
   const s = await setup(t);
   const id = await send(s, { subject: 'Zahlen bitte', correlation_id: 'c-7' });
   const st = await waitStatus(s, id, 'sent');
-  assert.deepEqual(st.delivery_log.map((e) => e.event), ['queued', 'sent']);
+  assert.deepEqual(
+    st.delivery_log.map((e) => e.event),
+    ['queued', 'sent'],
+  );
   assert.equal(st.delivery_log[1]!.kid, s.kid);
   assert.match(st.delivery_log[1]!.relay!, /^250 /);
   assert.equal(s.relay.mails.length, 1);
@@ -89,21 +148,35 @@ test('accepted by the relay: sent, signed by the agent, VERP return path and DSN
   assert.deepEqual(mail.to, [REMOTE]);
   assert.deepEqual([mail.ret, mail.envid, mail.notify], ['HDRS', id, ['SUCCESS', 'FAILURE']]);
   assert.match(mail.raw.toString(), new RegExp(`^Message-ID: <${id}@agents\\.test>\\r?$`, 'mi'));
-  const verified = await verifyEml(mail.raw, { rcpt: REMOTE, now: Math.floor(Date.now() / 1000), clockSkewSec: 300, resolveKey: createKeyResolver(s.api.config, { db: s.api.db.pool }) });
+  const verified = await verifyEml(mail.raw, {
+    rcpt: REMOTE,
+    now: Math.floor(Date.now() / 1000),
+    clockSkewSec: 300,
+    resolveKey: createKeyResolver(s.api.config, { db: s.api.db.pool }),
+  });
   assert.equal(outcome(verified), 'ok');
   assert.equal(verified.ok && verified.kid, s.kid);
 
-  const [r] = await s.api.core.pipeline.ingest({
-    road: 'lmtp', raw: deliveryReport(mail.from, `${id}@agents.test`, 'delivered', '2.0.0', '250 2.6.0 stored'), envelopeFrom: '',
-    recipients: [mail.from], trusted: { source: 'none', dkim: [] },
-  }, { atomic: false });
+  const [r] = await s.api.core.pipeline.ingest(
+    {
+      road: 'lmtp',
+      raw: deliveryReport(mail.from, `${id}@agents.test`, 'delivered', '2.0.0', '250 2.6.0 stored'),
+      envelopeFrom: '',
+      recipients: [mail.from],
+      trusted: { source: 'none', dkim: [] },
+    },
+    { atomic: false },
+  );
   assert.deepEqual(r, { recipient: mail.from, kind: 'report', id });
   const done = await status(s, id);
   assert.equal(done.status, 'delivered');
-  assert.deepEqual(done.delivery_log.map((e) => e.event), ['queued', 'sent', 'dsn']);
+  assert.deepEqual(
+    done.delivery_log.map((e) => e.event),
+    ['queued', 'sent', 'dsn'],
+  );
 });
 
-test('a 5xx from the relay fails the message with the relay\'s diagnostic, after one attempt', async (t) => {
+test("a 5xx from the relay fails the message with the relay's diagnostic, after one attempt", async (t) => {
   const s = await setup(t);
   s.relay.reply = () => ({ code: 550, text: '5.1.1 <bob@agents.partner.example>: Recipient address rejected' });
   const id = await send(s);
@@ -121,7 +194,10 @@ test('4xx answers are retried with backoff, then the relay accepts', async (t) =
   s.relay.reply = () => (++n <= 2 ? { code: 451, text: '4.3.0 try later' } : 'accept');
   const id = await send(s);
   const st = await waitStatus(s, id, 'sent');
-  assert.deepEqual(st.delivery_log.map((e) => e.event), ['queued', 'deferred', 'deferred', 'sent']);
+  assert.deepEqual(
+    st.delivery_log.map((e) => e.event),
+    ['queued', 'deferred', 'deferred', 'sent'],
+  );
   assert.equal(st.attempts, 3);
   for (const e of st.delivery_log.filter((x) => x.event === 'deferred')) {
     assert.equal(e.code, 451);
@@ -132,7 +208,11 @@ test('4xx answers are retried with backoff, then the relay accepts', async (t) =
   assert.match(counted, /admp_outbound_total\{outcome="deferred"\} 2/);
   assert.match(counted, /admp_outbound_total\{outcome="sent"\} 1/);
   const envelope = JSON.parse(readSignedMail(await simpleParser(s.relay.mails[0]!.raw)).body!.toString('utf8'));
-  assert.equal(envelope.correlation_id, id, 'without a correlation id the message id is sent, so a reply names this message');
+  assert.equal(
+    envelope.correlation_id,
+    id,
+    'without a correlation id the message id is sent, so a reply names this message',
+  );
   assert.equal(envelope.to, REMOTE);
 });
 
@@ -147,11 +227,22 @@ test('temporary failures past the deadline end failed: timeout; an unreachable r
   assert.ok(Date.now() - Date.parse(String((st.delivery_log[0] as { at?: string }).at)) < 5000);
 
   // No relay listening at all: no answer is a temporary failure, never a permanent one.
-  const closed = createRelay({ ...s.api.config, relayUrl: `smtp://127.0.0.1:${await freePort()}`, relayTimeoutMs: 1000 });
-  const down = await closed.submit({ from: `admp-bounce+${id}@agents.test`, to: REMOTE, raw: Buffer.from('Subject: x\r\n\r\nx\r\n') }, id);
+  const closed = createRelay({
+    ...s.api.config,
+    relayUrl: `smtp://127.0.0.1:${await freePort()}`,
+    relayTimeoutMs: 1000,
+  });
+  const down = await closed.submit(
+    { from: `admp-bounce+${id}@agents.test`, to: REMOTE, raw: Buffer.from('Subject: x\r\n\r\nx\r\n') },
+    id,
+  );
   closed.close();
   assert.equal(down.kind, 'temporary', JSON.stringify(down));
-  assert.equal(relayRefused(Object.assign(new Error('Invalid login'), { code: 'EAUTH', responseCode: 535 })).kind, 'temporary', 'a refused login is our configuration');
+  assert.equal(
+    relayRefused(Object.assign(new Error('Invalid login'), { code: 'EAUTH', responseCode: 535 })).kind,
+    'temporary',
+    'a refused login is our configuration',
+  );
 });
 
 test('without a private key file the message waits (deferred) and goes once the key is there', async (t) => {
@@ -174,27 +265,57 @@ test('without a private key file the message waits (deferred) and goes once the 
 
 test('several worker instances on one queue submit each message exactly once', async (t) => {
   const s = await setup(t);
-  const second = startOutboundWorker({ pool: s.api.db.pool, url: s.api.db.url, config: s.api.config, log: createLogger('silent'), relay: createRelay(s.api.config), pollMs: 20 });
+  const second = startOutboundWorker({
+    pool: s.api.db.pool,
+    url: s.api.db.url,
+    config: s.api.config,
+    log: createLogger('silent'),
+    relay: createRelay(s.api.config),
+    pollMs: 20,
+  });
   t.after(() => second.stop());
   const ids = await Promise.all(Array.from({ length: 30 }, (_, i) => send(s, { body: { i } })));
   for (const id of ids) await waitStatus(s, id, 'sent');
   assert.equal(s.relay.mails.length, 30);
-  const mids = new Set(s.relay.mails.map((m) => /^Message-ID: (.*)$/mi.exec(m.raw.toString())?.[1]?.trim()));
+  const mids = new Set(s.relay.mails.map((m) => /^Message-ID: (.*)$/im.exec(m.raw.toString())?.[1]?.trim()));
   assert.equal(mids.size, 30);
 });
 
 test('backoff doubles with jitter up to its cap; signing prefers a key partners have had time to fetch', () => {
-  assert.equal(retryDelayMs(1, 1000, () => 0), 500);
-  assert.equal(retryDelayMs(1, 1000, () => 1), 1000);
-  assert.equal(retryDelayMs(4, 1000, () => 1), 8000);
-  assert.equal(retryDelayMs(40, 1000, () => 1), MAX_BACKOFF_MS);
+  assert.equal(
+    retryDelayMs(1, 1000, () => 0),
+    500,
+  );
+  assert.equal(
+    retryDelayMs(1, 1000, () => 1),
+    1000,
+  );
+  assert.equal(
+    retryDelayMs(4, 1000, () => 1),
+    8000,
+  );
+  assert.equal(
+    retryDelayMs(40, 1000, () => 1),
+    MAX_BACKOFF_MS,
+  );
   const at = new Date('2026-01-01T12:00:00Z');
   const key = (kid: string, agoSec: number): AgentKeyRow => ({
-    domain: 'agents.test', kid, agent: 'alice@agents.test', publicKey: Buffer.alloc(32), source: 'local',
-    notBefore: new Date(at.getTime() - agoSec * 1000), notAfter: null, revokedAt: null, createdAt: new Date(at.getTime() - agoSec * 1000),
+    domain: 'agents.test',
+    kid,
+    agent: 'alice@agents.test',
+    publicKey: Buffer.alloc(32),
+    source: 'local',
+    notBefore: new Date(at.getTime() - agoSec * 1000),
+    notAfter: null,
+    revokedAt: null,
+    createdAt: new Date(at.getTime() - agoSec * 1000),
   });
   const kids = (rows: AgentKeyRow[]) => signingOrder(rows, at).map((r) => r.kid);
-  assert.deepEqual(kids([key('old', 86_400), key('new', 10)]), ['old', 'new'], 'a just-rotated key waits until partners can know it');
+  assert.deepEqual(
+    kids([key('old', 86_400), key('new', 10)]),
+    ['old', 'new'],
+    'a just-rotated key waits until partners can know it',
+  );
   assert.deepEqual(kids([key('old', 86_400), key('new', PUBLISH_DELAY_SEC)]), ['new', 'old']);
   assert.deepEqual(kids([key('only', 1)]), ['only'], 'a new agent signs with its first key at once');
 });

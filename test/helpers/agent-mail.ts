@@ -5,7 +5,12 @@ import { publicKeyFromSeed } from '../../src/core/signature.js';
 import { pinPartnerKey, insertLocalKey } from '../../src/db/keys.js';
 import type pg from 'pg';
 
-export interface TestSigner { agent: string; kid: string; seed: Uint8Array; publicKey: Uint8Array }
+export interface TestSigner {
+  agent: string;
+  kid: string;
+  seed: Uint8Array;
+  publicKey: Uint8Array;
+}
 
 export function signer(agent: string, kid = `k-${randomBytes(3).toString('hex')}`): TestSigner {
   const seed = randomBytes(32);
@@ -14,9 +19,17 @@ export function signer(agent: string, kid = `k-${randomBytes(3).toString('hex')}
 
 /** Pins a partner signer's key, or records a local agent's key, in agent_key. */
 export async function trust(pool: pg.Pool, s: TestSigner, as: 'pinned' | 'local' = 'pinned'): Promise<void> {
-  await (as === 'pinned' ? pinPartnerKey : insertLocalKey)(pool, { agent: s.agent, kid: s.kid, publicKey: s.publicKey });
+  await (as === 'pinned' ? pinPartnerKey : insertLocalKey)(pool, {
+    agent: s.agent,
+    kid: s.kid,
+    publicKey: s.publicKey,
+  });
 }
 
-export async function agentMail(s: TestSigner, envelope: AgentEnvelope, opts: { now?: number; messageId?: string } = {}): Promise<Buffer> {
+export async function agentMail(
+  s: TestSigner,
+  envelope: AgentEnvelope,
+  opts: { now?: number; messageId?: string } = {},
+): Promise<Buffer> {
   return (await buildSignedMessage(envelope, s, opts)).eml;
 }

@@ -5,7 +5,13 @@ import { addAgent } from '../../src/db/agents.js';
 import { wire, type Core, type WireOptions } from '../../src/server.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
-export interface TestAgent { id: string; address: string; token: string; hmac_secret: string; auth: { authorization: string } }
+export interface TestAgent {
+  id: string;
+  address: string;
+  token: string;
+  hmac_secret: string;
+  auth: { authorization: string };
+}
 
 export interface TestApi {
   readonly db: TestDatabase;
@@ -17,7 +23,12 @@ export interface TestApi {
 
 export async function startTestApi(env: Record<string, string> = {}, options: WireOptions = {}): Promise<TestApi> {
   const db = await createTestDatabase();
-  const config = loadConfig({ DATABASE_URL: db.url, ADMP_DOMAINS: 'agents.test,agents.other.test', ADMP_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
+  const config = loadConfig({
+    DATABASE_URL: db.url,
+    ADMP_DOMAINS: 'agents.test,agents.other.test',
+    ADMP_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...env,
+  });
   const core = await wire(config, db, createLogger(config.logLevel), options);
   return {
     db,
@@ -25,7 +36,13 @@ export async function startTestApi(env: Record<string, string> = {}, options: Wi
     core,
     async agent(id, domain = 'agents.test') {
       const a = await addAgent(db.pool, id, domain);
-      return { id, address: `${id}@${domain}`, token: a.token, hmac_secret: a.hmac_secret, auth: { authorization: `Bearer ${a.token}` } };
+      return {
+        id,
+        address: `${id}@${domain}`,
+        token: a.token,
+        hmac_secret: a.hmac_secret,
+        auth: { authorization: `Bearer ${a.token}` },
+      };
     },
     async close() {
       await core.stop();

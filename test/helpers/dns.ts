@@ -25,8 +25,11 @@ const canonical = (name: string): string => name.toLowerCase().replace(/\.$/, ''
 
 // RFC 1035 3.3.14: a TXT record is a sequence of <character-string>s of at most 255 octets;
 // dns2 writes each string's length in one octet without splitting, so long values are split here.
-const chunks = (value: string): string[] => Buffer.from(value, 'utf8').toString('latin1').match(/[\s\S]{1,255}/g)
-  ?.map((c) => Buffer.from(c, 'latin1').toString('utf8')) ?? [''];
+const chunks = (value: string): string[] =>
+  Buffer.from(value, 'utf8')
+    .toString('latin1')
+    .match(/[\s\S]{1,255}/g)
+    ?.map((c) => Buffer.from(c, 'latin1').toString('utf8')) ?? [''];
 
 export async function startDns(options: { txt?: Record<string, string | string[]> } = {}): Promise<TestDns> {
   const txt = new Map<string, string[]>();
@@ -50,10 +53,25 @@ export async function startDns(options: { txt?: Record<string, string | string[]
       if (!values && !exchange) response.header.rcode = NXDOMAIN;
       else if (question.type === Packet.TYPE.TXT) {
         for (const value of values ?? []) {
-          response.answers.push(Packet.createResourceFromQuestion(question, { type: Packet.TYPE.TXT, class: Packet.CLASS.IN, ttl: 0, data: chunks(value) }));
+          response.answers.push(
+            Packet.createResourceFromQuestion(question, {
+              type: Packet.TYPE.TXT,
+              class: Packet.CLASS.IN,
+              ttl: 0,
+              data: chunks(value),
+            }),
+          );
         }
       } else if (question.type === Packet.TYPE.MX && exchange) {
-        response.answers.push(Packet.createResourceFromQuestion(question, { type: Packet.TYPE.MX, class: Packet.CLASS.IN, ttl: 0, exchange, priority: 10 }));
+        response.answers.push(
+          Packet.createResourceFromQuestion(question, {
+            type: Packet.TYPE.MX,
+            class: Packet.CLASS.IN,
+            ttl: 0,
+            exchange,
+            priority: 10,
+          }),
+        );
       }
       // A known name asked for another type: NOERROR with no answers (RFC 2308 NODATA).
     }
@@ -86,7 +104,9 @@ const typeName = (type: number): string => Object.entries(Packet.TYPE).find(([, 
 
 // UDP and TCP share the port number (RFC 7766: a client retries a truncated answer over TCP);
 // retry when the number UDP got is already taken for TCP.
-async function listenOnFreePort(handle: dns2.DnsHandler): Promise<{ udp: dns2.UDPServer; tcp: dns2.TCPServer; port: number }> {
+async function listenOnFreePort(
+  handle: dns2.DnsHandler,
+): Promise<{ udp: dns2.UDPServer; tcp: dns2.TCPServer; port: number }> {
   for (let attempt = 0; ; attempt++) {
     const udp = dns2.createUDPServer(handle);
     await udp.listen(0, '127.0.0.1');

@@ -3,7 +3,16 @@
 // no iptables, forwarding or masquerading), so the host's network is left as it was.
 // Images cannot be pulled here; importRootfs() makes one from local files (busybox-static).
 import { execFile, spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, createWriteStream, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  createWriteStream,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -24,10 +33,25 @@ export async function startDockerd(): Promise<TestDockerd> {
   const dir = mkdtempSync(join(tmpdir(), 'admp-dkr-'));
   const socket = join(dir, 'docker.sock');
   const log = createWriteStream(join(dir, 'dockerd.log'));
-  const child = spawn('dockerd', [
-    '--data-root', join(dir, 'root'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'dockerd.pid'),
-    '-H', `unix://${socket}`, '--bridge=none', '--iptables=false', '--ip6tables=false', '--ip-forward=false', '--ip-masq=false',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    'dockerd',
+    [
+      '--data-root',
+      join(dir, 'root'),
+      '--exec-root',
+      join(dir, 'exec'),
+      '--pidfile',
+      join(dir, 'dockerd.pid'),
+      '-H',
+      `unix://${socket}`,
+      '--bridge=none',
+      '--iptables=false',
+      '--ip6tables=false',
+      '--ip-forward=false',
+      '--ip-masq=false',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   child.stdout.pipe(log);
   child.stderr.pipe(log);
   const exited = new Promise<void>((ok) => child.once('exit', () => ok()));
@@ -45,7 +69,13 @@ export async function startDockerd(): Promise<TestDockerd> {
     const failed = await Promise.race([spawnFailed, Promise.resolve(null)]);
     if (failed) throw new Error(`cannot start dockerd: ${failed.message}`);
     if (child.exitCode !== null) throw new Error(`dockerd exited (${child.exitCode}); see ${join(dir, 'dockerd.log')}`);
-    if (await docker.ping().then(() => true, () => false)) break;
+    if (
+      await docker.ping().then(
+        () => true,
+        () => false,
+      )
+    )
+      break;
     if (i > 150) {
       await stop();
       throw new Error('dockerd did not answer within 30 s');
@@ -59,7 +89,12 @@ export async function startDockerd(): Promise<TestDockerd> {
  * Imports an image whose root holds busybox (with the applets `applets` as symlinks)
  * and `files` (path → content, executable), via `docker import` of a tar made with tar(1).
  */
-export async function importRootfs(docker: Dockerode, tag: string, applets: readonly string[], files: Record<string, string>): Promise<void> {
+export async function importRootfs(
+  docker: Dockerode,
+  tag: string,
+  applets: readonly string[],
+  files: Record<string, string>,
+): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'admp-rootfs-'));
   try {
     mkdirSync(join(root, 'bin'));
@@ -75,7 +110,9 @@ export async function importRootfs(docker: Dockerode, tag: string, applets: read
     await run('tar', ['-C', root, '-cf', tar, '.']);
     const [repo, version] = tag.split(':');
     const stream = await docker.importImage(tar, { repo, tag: version ?? 'latest' });
-    await new Promise<void>((ok, fail) => docker.modem.followProgress(stream, (err: Error | null) => (err ? fail(err) : ok())));
+    await new Promise<void>((ok, fail) =>
+      docker.modem.followProgress(stream, (err: Error | null) => (err ? fail(err) : ok())),
+    );
     rmSync(tar, { force: true });
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -22,7 +22,8 @@ export class LineReader {
         const line = this.buf.slice(0, i);
         this.buf = this.buf.slice(i + 2);
         const w = this.waiters.shift();
-        if (w) w(line); else this.lines.push(line);
+        if (w) w(line);
+        else this.lines.push(line);
       }
     });
   }
@@ -38,10 +39,16 @@ export class LineReader {
   }
 }
 
-export async function lmtpSend(port: number, o: { from: string; to: readonly string[]; data: Buffer | string; host?: string }): Promise<LmtpTranscript> {
+export async function lmtpSend(
+  port: number,
+  o: { from: string; to: readonly string[]; data: Buffer | string; host?: string },
+): Promise<LmtpTranscript> {
   const socket = connect(port, o.host ?? '127.0.0.1');
   const r = new LineReader(socket);
-  const cmd = async (line: string) => { socket.write(`${line}\r\n`); return r.reply(); };
+  const cmd = async (line: string) => {
+    socket.write(`${line}\r\n`);
+    return r.reply();
+  };
   try {
     const greeting = await r.reply();
     if (!greeting.startsWith('220')) return { greeting, rcpt: [], data: [] };

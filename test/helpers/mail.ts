@@ -57,7 +57,12 @@ export function buildMessage(m: MessageSpec): string {
 
 /** The message with a relaxed/relaxed rsa-sha256 DKIM-Signature prepended. */
 export async function signMessage(raw: string, key: DkimKey): Promise<string> {
-  const signature = { signingDomain: key.domain, selector: key.selector, privateKey: key.privateKeyPem, algorithm: 'rsa-sha256' };
+  const signature = {
+    signingDomain: key.domain,
+    selector: key.selector,
+    privateKey: key.privateKeyPem,
+    algorithm: 'rsa-sha256',
+  };
   // mailauth signs with the `signatureData` entries only; its typings also demand the top-level fields.
   const res = await dkimSign(raw, { ...signature, canonicalization: 'relaxed/relaxed', signatureData: [signature] });
   if (res.signatures.trim() === '') throw new Error('dkimSign produced no signature');
@@ -91,9 +96,23 @@ export interface SmtpOutcome {
 
 /** Sends one message with swaks (one SMTP session) and reports the server's verdict. */
 export async function sendMail(o: SendOptions): Promise<SmtpOutcome> {
-  const args = ['--server', `127.0.0.1:${o.port}`, '--from', o.from === '' ? '<>' : o.from, '--to', o.to.join(','),
-    '--helo', o.helo ?? 'mail.sender.example', '--data', '-', '--timeout', '60', '--hide-informational'];
-  if (o.clientAddr) args.push('--xclient-addr', o.clientAddr, '--xclient-name', o.clientName ?? o.helo ?? 'mail.sender.example');
+  const args = [
+    '--server',
+    `127.0.0.1:${o.port}`,
+    '--from',
+    o.from === '' ? '<>' : o.from,
+    '--to',
+    o.to.join(','),
+    '--helo',
+    o.helo ?? 'mail.sender.example',
+    '--data',
+    '-',
+    '--timeout',
+    '60',
+    '--hide-informational',
+  ];
+  if (o.clientAddr)
+    args.push('--xclient-addr', o.clientAddr, '--xclient-name', o.clientName ?? o.helo ?? 'mail.sender.example');
   if (o.login) args.push('--xclient-login', o.login);
   const transcript = await new Promise<string>((ok, fail) => {
     // swaks exits non-zero on any 4xx/5xx; the transcript is what matters.
@@ -108,7 +127,10 @@ export async function sendMail(o: SendOptions): Promise<SmtpOutcome> {
 
 // swaks marks server lines `<-` (ok) and `<**` (error); the verdict is the last reply seen.
 function parseTranscript(transcript: string): SmtpOutcome {
-  const replies = transcript.split('\n').map((l) => /^\s*<(?:-|\*\*)\s+(\d{3})[ -](.*)$/.exec(l)).filter((m) => m !== null);
+  const replies = transcript
+    .split('\n')
+    .map((l) => /^\s*<(?:-|\*\*)\s+(\d{3})[ -](.*)$/.exec(l))
+    .filter((m) => m !== null);
   const verdict = replies.filter((m) => !/^221\b/.test(`${m[1]}`)).at(-1);
   if (!verdict) throw new Error(`no SMTP reply in swaks output:\n${transcript}`);
   const text = verdict[2]!.trim();

@@ -16,7 +16,10 @@ const REPO = join(dirname(new URL(import.meta.url).pathname), '..', '..');
 /** postfix/custom_transport.pcre with the agents domain filled in, as the installer does. */
 export function renderTransportBlock(domain: string): string {
   const regex = domain.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-  return readFileSync(join(REPO, 'postfix', 'custom_transport.pcre'), 'utf8').replaceAll('@ADMP_AGENTS_DOMAIN_REGEX@', regex);
+  return readFileSync(join(REPO, 'postfix', 'custom_transport.pcre'), 'utf8').replaceAll(
+    '@ADMP_AGENTS_DOMAIN_REGEX@',
+    regex,
+  );
 }
 
 export interface PostfixOptions {
@@ -145,10 +148,23 @@ export async function startPostfix(options: PostfixOptions): Promise<TestPostfix
   const etc = join(dir, 'etc');
   mkdirSync(etc);
   mkdirSync(join(dir, 'spool'));
-  const port = options.port ?? await freePort();
-  writeFileSync(join(etc, 'main.cf'), Object.entries(mainCf(dir, options)).map(([k, v]) => `${k} = ${v}\n`).join(''));
-  writeFileSync(join(etc, 'master.cf'), `127.0.0.1:${port} inet  n  -  n  -     -  smtpd\n${MASTER_SERVICES}${(options.master ?? []).map((l) => `${l}\n`).join('')}`);
-  writeFileSync(join(etc, 'transport'), Object.entries(options.transport ?? {}).map(([d, next]) => `${d} ${next}\n`).join(''));
+  const port = options.port ?? (await freePort());
+  writeFileSync(
+    join(etc, 'main.cf'),
+    Object.entries(mainCf(dir, options))
+      .map(([k, v]) => `${k} = ${v}\n`)
+      .join(''),
+  );
+  writeFileSync(
+    join(etc, 'master.cf'),
+    `127.0.0.1:${port} inet  n  -  n  -     -  smtpd\n${MASTER_SERVICES}${(options.master ?? []).map((l) => `${l}\n`).join('')}`,
+  );
+  writeFileSync(
+    join(etc, 'transport'),
+    Object.entries(options.transport ?? {})
+      .map(([d, next]) => `${d} ${next}\n`)
+      .join(''),
+  );
   const postfix = (...args: string[]): Promise<{ stdout: string }> =>
     execFileAsync('postfix', ['-c', etc, ...args], { timeout: 30_000 });
   const logFile = join(dir, 'postfix.log');
@@ -173,7 +189,10 @@ export async function startPostfix(options: PostfixOptions): Promise<TestPostfix
     log,
     async queue() {
       const { stdout } = await execFileAsync('postqueue', ['-c', etc, '-j']);
-      return stdout.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as QueuedMessage);
+      return stdout
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => JSON.parse(l) as QueuedMessage);
     },
     async postcat(queueId) {
       return (await execFileAsync('postcat', ['-c', etc, '-q', queueId])).stdout;

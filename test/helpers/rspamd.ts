@@ -3,7 +3,17 @@
 // the installer does for Mailcow, every worker on a free loopback port, rspamd's resolver on the
 // test DNS server, and the modules that would reach the internet switched off.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -28,8 +38,10 @@ export function renderBridgeConfig(s: BridgeSettings): string {
     ADMP_AGENTS_DOMAIN: s.domain,
     ADMP_BRIDGE_TIMEOUT: String(s.timeout),
   };
-  return readFileSync(join(REPO, 'rspamd', 'agents_bridge.conf'), 'utf8')
-    .replace(/@(ADMP_[A-Z_]+)@/g, (m, k: string) => values[k] ?? m);
+  return readFileSync(join(REPO, 'rspamd', 'agents_bridge.conf'), 'utf8').replace(
+    /@(ADMP_[A-Z_]+)@/g,
+    (m, k: string) => values[k] ?? m,
+  );
 }
 
 /** The marked rspamd.conf.local block documented in rspamd/README.md (so the docs are what is tested). */
@@ -52,26 +64,48 @@ export function installPlugin(localConfDir: string, pluginConfig: string | null)
   appendFileSync(join(localConfDir, 'rspamd.conf.local'), `\n${rspamdConfLocalBlock()}`);
 }
 
-export interface RspamdPorts { normal: number; proxy: number; controller: number }
+export interface RspamdPorts {
+  normal: number;
+  proxy: number;
+  controller: number;
+}
 
 // Modules that look things up on the internet or need Redis; off, so that tests are fast and
 // local. fuzzy_check must be off: it resolves its servers with getaddrinfo (the system resolver)
 // even in configtest.
-const OFF_MODULES = ['fuzzy_check', 'rbl', 'phishing', 'asn', 'whitelist', 'multimap', 'url_redirector', 'mx_check',
-  'emails', 'reputation', 'neural', 'ratelimit', 'greylist', 'history_redis', 'replies', 'dynamic_conf'];
+const OFF_MODULES = [
+  'fuzzy_check',
+  'rbl',
+  'phishing',
+  'asn',
+  'whitelist',
+  'multimap',
+  'url_redirector',
+  'mx_check',
+  'emails',
+  'reputation',
+  'neural',
+  'ratelimit',
+  'greylist',
+  'history_redis',
+  'replies',
+  'dynamic_conf',
+];
 
 /** Writes the loopback-only workers, the resolver pointing at `dns`, and the disabled modules. */
 export function writeSafetyConfig(localConfDir: string, ports: RspamdPorts, dns: string, taskTimeout = '25s'): void {
   const files: Record<string, string> = {
     'override.d/worker-normal.inc': `bind_socket = "127.0.0.1:${ports.normal}";\ncount = 1;\ntask_timeout = ${taskTimeout};\n`,
     // Mailcow's proxy: milter mode in front of the normal worker.
-    'override.d/worker-proxy.inc': `bind_socket = "127.0.0.1:${ports.proxy}";\nmilter = yes;\ntimeout = 120s;\ncount = 1;\n`
-      + `upstream "local" {\n  default = yes;\n  hosts = "127.0.0.1:${ports.normal}";\n}\n`
-      + 'discard_on_reject = false;\nquarantine_on_reject = false;\nreject_message = "This message does not meet our delivery requirements";\n',
+    'override.d/worker-proxy.inc':
+      `bind_socket = "127.0.0.1:${ports.proxy}";\nmilter = yes;\ntimeout = 120s;\ncount = 1;\n` +
+      `upstream "local" {\n  default = yes;\n  hosts = "127.0.0.1:${ports.normal}";\n}\n` +
+      'discard_on_reject = false;\nquarantine_on_reject = false;\nreject_message = "This message does not meet our delivery requirements";\n',
     'override.d/worker-controller.inc': `bind_socket = "127.0.0.1:${ports.controller}";\ncount = 1;\nsecure_ip = "127.0.0.1";\n`,
     'override.d/worker-fuzzy.inc': 'count = -1;\n',
-    'override.d/options.inc': `dns {\n  nameserver = ["${dns}"];\n  timeout = 1s;\n  retransmits = 1;\n}\n`
-      + 'soft_reject_on_timeout = true;\n',
+    'override.d/options.inc':
+      `dns {\n  nameserver = ["${dns}"];\n  timeout = 1s;\n  retransmits = 1;\n}\n` +
+      'soft_reject_on_timeout = true;\n',
   };
   for (const m of OFF_MODULES) files[`local.d/${m}.conf`] = 'enabled = false;\n';
   for (const [path, text] of Object.entries(files)) {
@@ -81,8 +115,12 @@ export function writeSafetyConfig(localConfDir: string, ports: RspamdPorts, dns:
 }
 
 function vars(dir: string): string[] {
-  return [`--var=LOCAL_CONFDIR=${join(dir, 'local')}`, `--var=DBDIR=${join(dir, 'db')}`,
-    `--var=RUNDIR=${join(dir, 'run')}`, `--var=LOGDIR=${join(dir, 'log')}`];
+  return [
+    `--var=LOCAL_CONFDIR=${join(dir, 'local')}`,
+    `--var=DBDIR=${join(dir, 'db')}`,
+    `--var=RUNDIR=${join(dir, 'run')}`,
+    `--var=LOGDIR=${join(dir, 'log')}`,
+  ];
 }
 
 /** Creates `<dir>/{local,db,run,log}`, the last three writable by the _rspamd user. */
@@ -97,12 +135,17 @@ async function chownToRspamd(dir: string): Promise<void> {
   await execFileAsync('chown', ['-R', '_rspamd:_rspamd', join(dir, 'db'), join(dir, 'run'), join(dir, 'log')]);
 }
 
-export interface RspamadmResult { code: number; output: string }
+export interface RspamadmResult {
+  code: number;
+  output: string;
+}
 
 /** Runs `rspamadm <args>` against the config in `dir` (as made by startRspamd or rspamadmDir). */
 export async function rspamadm(dir: string, args: string[]): Promise<RspamadmResult> {
   try {
-    const { stdout, stderr } = await execFileAsync('rspamadm', [...vars(dir), ...args, '-c', RSPAMD_CONF], { timeout: 60_000 });
+    const { stdout, stderr } = await execFileAsync('rspamadm', [...vars(dir), ...args, '-c', RSPAMD_CONF], {
+      timeout: 60_000,
+    });
     return { code: 0, output: stdout + stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -151,10 +194,13 @@ export async function startRspamd(options: RspamdOptions): Promise<TestRspamd> {
   const logFile = join(dir, 'log', 'rspamd.log');
   const log = (): string => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
   // -f: stay in the foreground (no pidfile, no daemonising), so this child is the main process.
-  const child = spawn('rspamd', ['-f', '-u', '_rspamd', '-g', '_rspamd', '-c', RSPAMD_CONF, ...vars(dir)],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('rspamd', ['-f', '-u', '_rspamd', '-g', '_rspamd', '-c', RSPAMD_CONF, ...vars(dir)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
+  child.stderr!.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
   const exited = new Promise<void>((ok) => child.once('exit', () => ok()));
   const stop = async (): Promise<void> => {
     await stopChild(child, exited);

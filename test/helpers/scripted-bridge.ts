@@ -26,7 +26,9 @@ export interface ScriptedBridge {
   stop(): Promise<void>;
 }
 
-export async function startScriptedBridge(initial: BridgeAnswer = { status: 200, json: { stored: [] } }): Promise<ScriptedBridge> {
+export async function startScriptedBridge(
+  initial: BridgeAnswer = { status: 200, json: { stored: [] } },
+): Promise<ScriptedBridge> {
   const requests: BridgeRequest[] = [];
   const sockets = new Set<Socket>();
   let current: BridgeAnswer = initial;
@@ -34,7 +36,12 @@ export async function startScriptedBridge(initial: BridgeAnswer = { status: 200,
     const parts: Buffer[] = [];
     req.on('data', (c: Buffer) => parts.push(c));
     req.on('end', () => {
-      requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(parts) });
+      requests.push({
+        method: req.method ?? '',
+        path: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(parts),
+      });
       if (typeof current !== 'object') return; // hang (refuse never gets here)
       const body = current.json === undefined ? '' : JSON.stringify(current.json);
       res.writeHead(current.status, { 'content-type': 'application/json' }).end(body);
@@ -44,18 +51,20 @@ export async function startScriptedBridge(initial: BridgeAnswer = { status: 200,
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  const listen = (port: number): Promise<void> => new Promise((ok, fail) => {
-    server.once('error', fail);
-    server.listen(port, '127.0.0.1', () => {
-      server.off('error', fail);
-      ok();
+  const listen = (port: number): Promise<void> =>
+    new Promise((ok, fail) => {
+      server.once('error', fail);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', fail);
+        ok();
+      });
     });
-  });
-  const close = (): Promise<void> => new Promise((ok) => {
-    for (const s of sockets) s.destroy();
-    if (server.listening) server.close(() => ok());
-    else ok();
-  });
+  const close = (): Promise<void> =>
+    new Promise((ok) => {
+      for (const s of sockets) s.destroy();
+      if (server.listening) server.close(() => ok());
+      else ok();
+    });
   await listen(0);
   const port = (server.address() as { port: number }).port;
   if (initial === 'refuse') await close();

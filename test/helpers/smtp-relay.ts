@@ -26,7 +26,11 @@ export interface ScriptedRelay {
 }
 
 export async function startScriptedRelay(): Promise<ScriptedRelay> {
-  const relay = { mails: [] as RelayedMail[], attempts: [] as string[], reply: (_rcpt: string): RelayReply => 'accept' };
+  const relay = {
+    mails: [] as RelayedMail[],
+    attempts: [] as string[],
+    reply: (_rcpt: string): RelayReply => 'accept',
+  };
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['AUTH', 'STARTTLS'],

@@ -9,13 +9,24 @@ test('answers are kept for the TTL and shared by concurrent lookups; failures ar
   let clock = 0;
   const asked: string[] = [];
   let failNext = false;
-  const cached = cachedResolver(async (name, rrtype) => {
-    asked.push(`${rrtype} ${name}`);
-    if (failNext) { failNext = false; throw Object.assign(new Error('timeout'), { code: 'ETIMEOUT' }); }
-    return [[`v=DKIM1; p=${asked.length}`]];
-  }, 1000, 10, () => clock);
+  const cached = cachedResolver(
+    async (name, rrtype) => {
+      asked.push(`${rrtype} ${name}`);
+      if (failNext) {
+        failNext = false;
+        throw Object.assign(new Error('timeout'), { code: 'ETIMEOUT' });
+      }
+      return [[`v=DKIM1; p=${asked.length}`]];
+    },
+    1000,
+    10,
+    () => clock,
+  );
 
-  const [a, b] = await Promise.all([cached('s1._domainkey.example.org', 'TXT'), cached('S1._domainkey.example.org', 'TXT')]);
+  const [a, b] = await Promise.all([
+    cached('s1._domainkey.example.org', 'TXT'),
+    cached('S1._domainkey.example.org', 'TXT'),
+  ]);
   assert.deepEqual(a, [['v=DKIM1; p=1']]);
   assert.equal(b, a);
   assert.deepEqual(asked, ['TXT s1._domainkey.example.org']);
@@ -32,7 +43,14 @@ test('answers are kept for the TTL and shared by concurrent lookups; failures ar
 
 test('DKIM verifies on CRLF mail as is and on mail whose folded lines end in bare LF', async () => {
   const key = dkimKey('partner.example', 's1');
-  const signed = await signMessage(buildMessage({ from: 'worker@partner.example', to: ['bob@agents.test'], subject: 'a subject long enough to be folded' }), key);
+  const signed = await signMessage(
+    buildMessage({
+      from: 'worker@partner.example',
+      to: ['bob@agents.test'],
+      subject: 'a subject long enough to be folded',
+    }),
+    key,
+  );
   const resolve = cachedResolver(async (name) => {
     if (name === key.dnsName) return [[key.txt]];
     throw Object.assign(new Error('no such name'), { code: 'ENOTFOUND' });
@@ -42,6 +60,9 @@ test('DKIM verifies on CRLF mail as is and on mail whose folded lines end in bar
   assert.notDeepEqual(bareLf, crlf);
   for (const raw of [crlf, bareLf]) {
     const auth = await verifyDkim(raw, resolve);
-    assert.deepEqual(auth.dkim.map((v) => [v.domain, v.result]), [['partner.example', 'pass']]);
+    assert.deepEqual(
+      auth.dkim.map((v) => [v.domain, v.result]),
+      [['partner.example', 'pass']],
+    );
   }
 });

@@ -11,21 +11,32 @@ import { createLogger } from '../../src/log.js';
 
 const MTA = 'mx.agents.test';
 const PARTNER = 'agents.partner.example';
-const ar = (id: string, domain: string, result = 'pass') => `Authentication-Results: ${id}; dkim=${result} header.d=${domain} header.s=s1 header.b=abc; spf=pass smtp.mailfrom=${domain}\r\n`;
+const ar = (id: string, domain: string, result = 'pass') =>
+  `Authentication-Results: ${id}; dkim=${result} header.d=${domain} header.s=s1 header.b=abc; spf=pass smtp.mailfrom=${domain}\r\n`;
 
 async function setup(t: { after(fn: () => Promise<void>): void }, env: Record<string, string> = {}) {
   const api = await startTestApi({ ADMP_MTA_HOSTNAME: MTA, ADMP_POLICY_FILE: '', ...env });
-  const server = createLmtpServer({ config: api.config, log: createLogger('silent'), pipeline: api.core.pipeline, directory: api.core.directory });
+  const server = createLmtpServer({
+    config: api.config,
+    log: createLogger('silent'),
+    pipeline: api.core.pipeline,
+    directory: api.core.directory,
+  });
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   const port = (server.server.address() as AddressInfo).port;
-  t.after(async () => { await new Promise<void>((ok) => server.close(() => ok())); await api.close(); });
+  t.after(async () => {
+    await new Promise<void>((ok) => server.close(() => ok()));
+    await api.close();
+  });
   return { api, port };
 }
 
 /** The receiver with agent bob, and a partner agent whose key is pinned and whom policy admits. */
 async function withPartner(t: { after(fn: () => Promise<void>): void }) {
   const { api, port } = await setup(t);
-  await api.db.pool.query(`INSERT INTO policy_rule (from_glob, to_glob, action) VALUES ('*@${PARTNER}', '*@agents.test', 'allow')`);
+  await api.db.pool.query(
+    `INSERT INTO policy_rule (from_glob, to_glob, action) VALUES ('*@${PARTNER}', '*@agents.test', 'allow')`,
+  );
   const bob = await api.agent('bob');
   const partner = signer(`w@${PARTNER}`);
   await trust(api.db.pool, partner);
@@ -35,15 +46,26 @@ async function withPartner(t: { after(fn: () => Promise<void>): void }) {
 test('one reply per recipient in RCPT order: stored, refused by signature, unknown at RCPT', async (t) => {
   const { api, port, bob, partner } = await withPartner(t);
   await api.agent('carol');
-  const mail = Buffer.concat([Buffer.from(ar(MTA, PARTNER)), await agentMail(partner, { to: bob.address, type: 'task.request', body: { n: 1 } })]);
-  const tr = await lmtpSend(port, { from: `w@${PARTNER}`, to: [bob.address, 'nobody@agents.test', 'carol@agents.test'], data: mail });
+  const mail = Buffer.concat([
+    Buffer.from(ar(MTA, PARTNER)),
+    await agentMail(partner, { to: bob.address, type: 'task.request', body: { n: 1 } }),
+  ]);
+  const tr = await lmtpSend(port, {
+    from: `w@${PARTNER}`,
+    to: [bob.address, 'nobody@agents.test', 'carol@agents.test'],
+    data: mail,
+  });
   assert.match(tr.greeting, /^220 /);
   assert.match(tr.rcpt[0]!, /^250/);
   assert.match(tr.rcpt[1]!, /^550 5\.1\.1 /, 'an unknown agent is refused at RCPT');
   assert.match(tr.rcpt[2]!, /^250/);
   assert.equal(tr.data.length, 2);
   assert.match(tr.data[0]!, /^250 2\.6\.0 <bob@agents\.test> stored as [0-9a-f-]{36}$/);
-  assert.match(tr.data[1]!, /^550 5\.7\.7 .*envelope recipient is not the signed recipient/, 'signed for bob, not carol');
+  assert.match(
+    tr.data[1]!,
+    /^550 5\.7\.7 .*envelope recipient is not the signed recipient/,
+    'signed for bob, not carol',
+  );
   const again = await lmtpSend(port, { from: `w@${PARTNER}`, to: [bob.address], data: mail });
   assert.match(again.data[0]!, /\(duplicate\)$/, 'a redelivery gets 250 and the same row');
   const { rows } = await api.db.pool.query('SELECT count(*)::int AS n FROM message');
@@ -53,16 +75,28 @@ test('one reply per recipient in RCPT order: stored, refused by signature, unkno
 test('only the topmost Authentication-Results of our own MTA counts', async (t) => {
   const { port, bob, partner } = await withPartner(t);
   const body = await agentMail(partner, { to: bob.address, type: 'task.request', body: {} });
-  const send = (headers: string) => lmtpSend(port, { from: `w@${PARTNER}`, to: [bob.address], data: Buffer.concat([Buffer.from(headers), body]) });
-  assert.match((await send(ar('evil.example', PARTNER))).data[0]!, /^550 5\.7\.26 /, 'a foreign authserv-id is ignored');
-  assert.match((await send(ar(MTA, PARTNER, 'fail') + ar(MTA, PARTNER))).data[0]!, /^550 5\.7\.26 /, 'a lower A-R (sender-supplied) does not override ours');
+  const send = (headers: string) =>
+    lmtpSend(port, { from: `w@${PARTNER}`, to: [bob.address], data: Buffer.concat([Buffer.from(headers), body]) });
+  assert.match(
+    (await send(ar('evil.example', PARTNER))).data[0]!,
+    /^550 5\.7\.26 /,
+    'a foreign authserv-id is ignored',
+  );
+  assert.match(
+    (await send(ar(MTA, PARTNER, 'fail') + ar(MTA, PARTNER))).data[0]!,
+    /^550 5\.7\.26 /,
+    'a lower A-R (sender-supplied) does not override ours',
+  );
   assert.match((await send(ar(MTA, 'other.example'))).data[0]!, /^550 5\.7\.26 .*no DKIM pass aligned/);
   assert.match((await send(ar(MTA, PARTNER))).data[0]!, /^250 2\.6\.0 /);
 });
 
 test('storage faults are 451 4.3.0 for every recipient, and the retry is stored', async (t) => {
   const { api, port, bob, partner } = await withPartner(t);
-  const mail = Buffer.concat([Buffer.from(ar(MTA, PARTNER)), await agentMail(partner, { to: bob.address, type: 'task.request', body: {} })]);
+  const mail = Buffer.concat([
+    Buffer.from(ar(MTA, PARTNER)),
+    await agentMail(partner, { to: bob.address, type: 'task.request', body: {} }),
+  ]);
   // The directory caches bob, so RCPT passes; the outage hits DATA.
   await lmtpSend(port, { from: `w@${PARTNER}`, to: [bob.address], data: 'Subject: warm\r\n\r\nx' });
   await api.db.block();

@@ -17,23 +17,41 @@ const PARTNER = 'agents.partner.example';
 const policyDir = mkdtempSync(join(tmpdir(), 'admp-policy-'));
 after(() => rmSync(policyDir, { recursive: true, force: true }));
 const POLICY_FILE = join(policyDir, 'policy.yaml');
-writeFileSync(POLICY_FILE, [
-  'rules:',
-  `  - { from: "*@${PARTNER}", to: "*@agents.test", types: ["task.*"], action: allow }`,
-  `  - { from: "spammer@${PARTNER}", to: "*", action: deny }`,
-  'sasl:',
-  '  - { user: "alice@mail.test", agents: ["alice@agents.test"] }',
-].join('\n'));
+writeFileSync(
+  POLICY_FILE,
+  [
+    'rules:',
+    `  - { from: "*@${PARTNER}", to: "*@agents.test", types: ["task.*"], action: allow }`,
+    `  - { from: "spammer@${PARTNER}", to: "*", action: deny }`,
+    'sasl:',
+    '  - { user: "alice@mail.test", agents: ["alice@agents.test"] }',
+  ].join('\n'),
+);
 
-const dkimPass = (domain: string) => JSON.stringify({ dkim: [{ result: 'allow', domain, selector: 's1' }], spf: { symbol: 'R_SPF_ALLOW' }, dmarc: { symbol: 'DMARC_POLICY_ALLOW' } });
+const dkimPass = (domain: string) =>
+  JSON.stringify({
+    dkim: [{ result: 'allow', domain, selector: 's1' }],
+    spf: { symbol: 'R_SPF_ALLOW' },
+    dmarc: { symbol: 'DMARC_POLICY_ALLOW' },
+  });
 
-async function ingest(api: TestApi, raw: Buffer, o: { to: string; auth?: string; token?: string; user?: string; from?: string }) {
+async function ingest(
+  api: TestApi,
+  raw: Buffer,
+  o: { to: string; auth?: string; token?: string; user?: string; from?: string },
+) {
   return api.core.app.inject({
-    method: 'POST', url: '/ingress/rspamd', payload: raw,
+    method: 'POST',
+    url: '/ingress/rspamd',
+    payload: raw,
     headers: {
-      'content-type': 'message/rfc822', authorization: `Bearer ${o.token ?? TOKEN}`,
-      'x-envelope-from': o.from ?? 'sender@agents.partner.test', 'x-envelope-to': o.to, 'x-rspamd-queue-id': 'Q1',
-      'x-rspamd-auth': o.auth ?? dkimPass(PARTNER), ...(o.user ? { 'x-rspamd-user': o.user } : {}),
+      'content-type': 'message/rfc822',
+      authorization: `Bearer ${o.token ?? TOKEN}`,
+      'x-envelope-from': o.from ?? 'sender@agents.partner.test',
+      'x-envelope-to': o.to,
+      'x-rspamd-queue-id': 'Q1',
+      'x-rspamd-auth': o.auth ?? dkimPass(PARTNER),
+      ...(o.user ? { 'x-rspamd-user': o.user } : {}),
     },
   });
 }
@@ -44,22 +62,41 @@ async function setup(t: { after(fn: () => Promise<void>): void }) {
   const jwks = await startJwksServer();
   const dns = await startDns();
   jwks.set(PARTNER, { body: { keys: [] } });
-  const api = await startTestApi({
-    ADMP_INGRESS_TOKEN: TOKEN, ADMP_POLICY_FILE: POLICY_FILE, ADMP_JWKS_SCHEME: 'http', ADMP_JWKS_PORT: String(jwks.port),
-    ADMP_DNS_SERVERS: dns.server, ADMP_KEY_FETCH_TIMEOUT_MS: '300', ADMP_DNS_TIMEOUT_MS: '300',
-  }, { keyDeps: { dispatcher: loopbackDispatcher() } });
-  t.after(async () => { await api.close(); await jwks.stop(); await dns.stop(); });
+  const api = await startTestApi(
+    {
+      ADMP_INGRESS_TOKEN: TOKEN,
+      ADMP_POLICY_FILE: POLICY_FILE,
+      ADMP_JWKS_SCHEME: 'http',
+      ADMP_JWKS_PORT: String(jwks.port),
+      ADMP_DNS_SERVERS: dns.server,
+      ADMP_KEY_FETCH_TIMEOUT_MS: '300',
+      ADMP_DNS_TIMEOUT_MS: '300',
+    },
+    { keyDeps: { dispatcher: loopbackDispatcher() } },
+  );
+  t.after(async () => {
+    await api.close();
+    await jwks.stop();
+    await dns.stop();
+  });
   const bob = await api.agent('bob');
   const partner = signer(`worker@${PARTNER}`);
   await trust(api.db.pool, partner);
   return { api, bob, partner, jwks };
 }
 
-const count = async (api: TestApi) => (await api.db.pool.query('SELECT count(*)::int AS n FROM message')).rows[0].n as number;
+const count = async (api: TestApi) =>
+  (await api.db.pool.query('SELECT count(*)::int AS n FROM message')).rows[0].n as number;
 
 test('a signed partner mail with an aligned DKIM pass is stored once; redelivery answers 200 with the same id', async (t) => {
   const { api, bob, partner } = await setup(t);
-  const raw = await agentMail(partner, { to: bob.address, type: 'task.request', subject: 'Résumé ✓', body: { job: 42 }, correlation_id: 'c-9' });
+  const raw = await agentMail(partner, {
+    to: bob.address,
+    type: 'task.request',
+    subject: 'Résumé ✓',
+    body: { job: 42 },
+    correlation_id: 'c-9',
+  });
   const first = await ingest(api, raw, { to: bob.address });
   assert.equal(first.statusCode, 200, first.body);
   const [stored] = first.json().stored;
@@ -71,7 +108,9 @@ test('a signed partner mail with an aligned DKIM pass is stored once; redelivery
     assert.equal(r.json().stored[0].duplicate, true);
   }
   assert.equal(await count(api), 1);
-  const pulled = (await api.core.app.inject({ method: 'POST', url: '/v1/inbox/pull', headers: bob.auth, payload: { max: 5 } })).json().messages;
+  const pulled = (
+    await api.core.app.inject({ method: 'POST', url: '/v1/inbox/pull', headers: bob.auth, payload: { max: 5 } })
+  ).json().messages;
   assert.equal(pulled.length, 1);
   assert.equal(pulled[0].from, partner.agent);
   assert.equal(pulled[0].channel, 'smtp');
@@ -88,16 +127,85 @@ test('refusals are 422 with an SMTP text, and store nothing', async (t) => {
   await api.agent('carol');
   const good = { to: bob.address, type: 'task.request', body: { a: 1 } };
   const cases: { name: string; raw: Buffer; to?: string; auth?: string; code: string; enhanced: string }[] = [
-    { name: 'no DKIM pass', raw: await agentMail(partner, good), auth: JSON.stringify({ dkim: [{ result: 'reject', domain: PARTNER }] }), code: 'domain_auth_failed', enhanced: '5.7.26' },
-    { name: 'DKIM pass for an unaligned domain', raw: await agentMail(partner, good), auth: dkimPass('evil.test'), code: 'domain_auth_failed', enhanced: '5.7.26' },
-    { name: 'a forged Authentication-Results in the mail is not a verdict', raw: Buffer.concat([Buffer.from(`Authentication-Results: mx.agents.test; dkim=pass header.d=${PARTNER}\r\n`), await agentMail(partner, good)]), auth: JSON.stringify({ dkim: [] }), code: 'domain_auth_failed', enhanced: '5.7.26' },
-    { name: 'signed for another recipient (replay to carol)', raw: await agentMail(partner, good), to: 'carol@agents.test', code: 'signature_invalid', enhanced: '5.7.7' },
-    { name: 'tampered envelope', raw: Buffer.from((await agentMail(partner, good)).toString('latin1').replace(/filename=admp-envelope.json\r\n\r\n(\S+)/, (_m, b64: string) => `filename=admp-envelope.json\r\n\r\n${Buffer.from(Buffer.from(b64, 'base64').toString().replace('"a":1', '"a":2')).toString('base64')}`), 'latin1'), code: 'signature_invalid', enhanced: '5.7.7' },
-    { name: 'timestamp outside the window', raw: await agentMail(partner, good, { now: Math.floor(Date.now() / 1000) - 301 }), code: 'signature_expired', enhanced: '5.7.7' },
-    { name: 'unknown key id (no JWKS, no DNS record)', raw: await agentMail({ ...partner, kid: 'nope' }, good), code: 'unknown_key', enhanced: '5.7.7' },
-    { name: 'unsigned mail', raw: Buffer.from(`From: <${partner.agent}>\r\nTo: <${bob.address}>\r\nSubject: x\r\nMessage-ID: <u1@x>\r\n\r\n{"to":"${bob.address}","type":"task.request","body":{}}\r\n`), code: 'signature_missing', enhanced: '5.7.7' },
-    { name: 'a type policy does not admit', raw: await agentMail(partner, { ...good, type: 'chat.message' }), code: 'policy_denied', enhanced: '5.7.1' },
-    { name: 'unknown agent', raw: await agentMail(partner, { ...good, to: 'nobody@agents.test' }), to: 'nobody@agents.test', code: 'unknown_recipient', enhanced: '5.1.1' },
+    {
+      name: 'no DKIM pass',
+      raw: await agentMail(partner, good),
+      auth: JSON.stringify({ dkim: [{ result: 'reject', domain: PARTNER }] }),
+      code: 'domain_auth_failed',
+      enhanced: '5.7.26',
+    },
+    {
+      name: 'DKIM pass for an unaligned domain',
+      raw: await agentMail(partner, good),
+      auth: dkimPass('evil.test'),
+      code: 'domain_auth_failed',
+      enhanced: '5.7.26',
+    },
+    {
+      name: 'a forged Authentication-Results in the mail is not a verdict',
+      raw: Buffer.concat([
+        Buffer.from(`Authentication-Results: mx.agents.test; dkim=pass header.d=${PARTNER}\r\n`),
+        await agentMail(partner, good),
+      ]),
+      auth: JSON.stringify({ dkim: [] }),
+      code: 'domain_auth_failed',
+      enhanced: '5.7.26',
+    },
+    {
+      name: 'signed for another recipient (replay to carol)',
+      raw: await agentMail(partner, good),
+      to: 'carol@agents.test',
+      code: 'signature_invalid',
+      enhanced: '5.7.7',
+    },
+    {
+      name: 'tampered envelope',
+      raw: Buffer.from(
+        (await agentMail(partner, good))
+          .toString('latin1')
+          .replace(
+            /filename=admp-envelope.json\r\n\r\n(\S+)/,
+            (_m, b64: string) =>
+              `filename=admp-envelope.json\r\n\r\n${Buffer.from(Buffer.from(b64, 'base64').toString().replace('"a":1', '"a":2')).toString('base64')}`,
+          ),
+        'latin1',
+      ),
+      code: 'signature_invalid',
+      enhanced: '5.7.7',
+    },
+    {
+      name: 'timestamp outside the window',
+      raw: await agentMail(partner, good, { now: Math.floor(Date.now() / 1000) - 301 }),
+      code: 'signature_expired',
+      enhanced: '5.7.7',
+    },
+    {
+      name: 'unknown key id (no JWKS, no DNS record)',
+      raw: await agentMail({ ...partner, kid: 'nope' }, good),
+      code: 'unknown_key',
+      enhanced: '5.7.7',
+    },
+    {
+      name: 'unsigned mail',
+      raw: Buffer.from(
+        `From: <${partner.agent}>\r\nTo: <${bob.address}>\r\nSubject: x\r\nMessage-ID: <u1@x>\r\n\r\n{"to":"${bob.address}","type":"task.request","body":{}}\r\n`,
+      ),
+      code: 'signature_missing',
+      enhanced: '5.7.7',
+    },
+    {
+      name: 'a type policy does not admit',
+      raw: await agentMail(partner, { ...good, type: 'chat.message' }),
+      code: 'policy_denied',
+      enhanced: '5.7.1',
+    },
+    {
+      name: 'unknown agent',
+      raw: await agentMail(partner, { ...good, to: 'nobody@agents.test' }),
+      to: 'nobody@agents.test',
+      code: 'unknown_recipient',
+      enhanced: '5.1.1',
+    },
   ];
   for (const c of cases) {
     const r = await ingest(api, c.raw, { to: c.to ?? bob.address, auth: c.auth });
@@ -112,7 +220,10 @@ test('an unknown external sender is refused by the default policy; a SASL user m
   const { api, bob } = await setup(t);
   const stranger = signer('x@agents.stranger.example');
   await trust(api.db.pool, stranger);
-  const r1 = await ingest(api, await agentMail(stranger, { to: bob.address, type: 'task.request', body: {} }), { to: bob.address, auth: dkimPass('agents.stranger.example') });
+  const r1 = await ingest(api, await agentMail(stranger, { to: bob.address, type: 'task.request', body: {} }), {
+    to: bob.address,
+    auth: dkimPass('agents.stranger.example'),
+  });
   assert.equal(r1.statusCode, 422);
   assert.equal(r1.json().error.code, 'policy_denied');
   await api.agent('alice');
@@ -120,7 +231,11 @@ test('an unknown external sender is refused by the default policy; a SASL user m
   await trust(api.db.pool, alice, 'local');
   const unsigned = JSON.stringify({ dkim: [] });
   const raw = await agentMail(alice, { to: bob.address, type: 'note', body: { hi: 1 } });
-  assert.equal((await ingest(api, raw, { to: bob.address, auth: unsigned, user: 'mallory@mail.test' })).statusCode, 422, 'a SASL user not mapped to the agent');
+  assert.equal(
+    (await ingest(api, raw, { to: bob.address, auth: unsigned, user: 'mallory@mail.test' })).statusCode,
+    422,
+    'a SASL user not mapped to the agent',
+  );
   const ok = await ingest(api, raw, { to: bob.address, auth: unsigned, user: 'alice@mail.test' });
   assert.equal(ok.statusCode, 200, ok.body);
 });
@@ -129,7 +244,9 @@ test('faults of ours are 503 (database down, key server unreachable) and store n
   const { api, bob, partner, jwks } = await setup(t);
   jwks.set(PARTNER, { status: 503 });
   const remote = signer(`w2@${PARTNER}`);
-  const r = await ingest(api, await agentMail(remote, { to: bob.address, type: 'task.request', body: {} }), { to: bob.address });
+  const r = await ingest(api, await agentMail(remote, { to: bob.address, type: 'task.request', body: {} }), {
+    to: bob.address,
+  });
   assert.equal(r.statusCode, 503, r.body);
   assert.equal(r.json().error.code, 'key_unavailable');
   assert.match(r.json().smtp_message, /^4\.7\.5 /);
@@ -161,17 +278,46 @@ test('a delivery status report is recorded on the message it concerns, not enque
   const { api, bob } = await setup(t);
   const { rows } = await api.db.pool.query(
     `SELECT id FROM enqueue_message(jsonb_build_array(jsonb_build_object('to_agent_id', 'x@agents.partner.test', 'channel', 'smtp', 'from_agent', 'bob@agents.test',
-       'type', 't', 'body', '{}'::jsonb, 'status', 'queued', 'ttl_sec', 60, 'mail_message_id', 'orig-1@agents.test')))`);
+       'type', 't', 'body', '{}'::jsonb, 'status', 'queued', 'ttl_sec', 60, 'mail_message_id', 'orig-1@agents.test')))`,
+  );
   await api.db.pool.query("UPDATE message SET status = 'sent' WHERE id = $1", [rows[0].id]);
-  const dsn = Buffer.from([
-    'From: MAILER-DAEMON@mx.partner.test', `To: ${bob.address}`, 'Subject: Undelivered Mail Returned to Sender', 'Message-ID: <dsn-1@mx.partner.test>',
-    'MIME-Version: 1.0', 'Content-Type: multipart/report; report-type=delivery-status; boundary="B"', '',
-    '--B', 'Content-Type: text/plain', '', 'It failed.', '',
-    '--B', 'Content-Type: message/delivery-status', '', 'Reporting-MTA: dns; mx.partner.test', '',
-    'Final-Recipient: rfc822; x@agents.partner.test', 'Action: failed', 'Status: 5.1.1', 'Diagnostic-Code: smtp; 550 5.1.1 no such agent', '',
-    '--B', 'Content-Type: message/rfc822', '', `From: <${bob.address}>`, 'Message-ID: <orig-1@agents.test>', 'Subject: t', '', 'body', '',
-    '--B--', '',
-  ].join('\r\n'));
+  const dsn = Buffer.from(
+    [
+      'From: MAILER-DAEMON@mx.partner.test',
+      `To: ${bob.address}`,
+      'Subject: Undelivered Mail Returned to Sender',
+      'Message-ID: <dsn-1@mx.partner.test>',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/report; report-type=delivery-status; boundary="B"',
+      '',
+      '--B',
+      'Content-Type: text/plain',
+      '',
+      'It failed.',
+      '',
+      '--B',
+      'Content-Type: message/delivery-status',
+      '',
+      'Reporting-MTA: dns; mx.partner.test',
+      '',
+      'Final-Recipient: rfc822; x@agents.partner.test',
+      'Action: failed',
+      'Status: 5.1.1',
+      'Diagnostic-Code: smtp; 550 5.1.1 no such agent',
+      '',
+      '--B',
+      'Content-Type: message/rfc822',
+      '',
+      `From: <${bob.address}>`,
+      'Message-ID: <orig-1@agents.test>',
+      'Subject: t',
+      '',
+      'body',
+      '',
+      '--B--',
+      '',
+    ].join('\r\n'),
+  );
   const r = await ingest(api, dsn, { to: bob.address, from: '', auth: JSON.stringify({ dkim: [] }) });
   assert.equal(r.statusCode, 200, r.body);
   assert.equal(r.json().reports[0].message, rows[0].id);

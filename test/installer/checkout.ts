@@ -43,7 +43,12 @@ export function treeBytes(dir: string): Record<string, string> {
 export const read = (dir: string, path: string): string => readFileSync(join(dir, path), 'utf8');
 
 export const OPTIONS: InstallOptions = {
-  domain: 'agents.example.com', mode: 'both', databaseUrl: null, image: 'admp-bridge:latest', httpPublish: '127.0.0.1:8080', timeoutSec: 10,
+  domain: 'agents.example.com',
+  mode: 'both',
+  databaseUrl: null,
+  image: 'admp-bridge:latest',
+  httpPublish: '127.0.0.1:8080',
+  timeoutSec: 10,
 };
 
 export interface Recorder {
@@ -59,7 +64,9 @@ export function fileDeps(api: MailcowApi | null = null, overrides: Partial<Deps>
     lines,
     deps: {
       engine: null,
-      composeUp: () => async () => { throw new Error('compose is not used without Docker'); },
+      composeUp: () => async () => {
+        throw new Error('compose is not used without Docker');
+      },
       api,
       out: (l) => lines.push(l),
       newSecret: () => `test-secret-${String(++n).padStart(4, '0')}-0123456789abcdef`,
@@ -69,6 +76,11 @@ export function fileDeps(api: MailcowApi | null = null, overrides: Partial<Deps>
   };
 }
 
-export const install = (dir: string, deps: Deps, options: Partial<InstallOptions> = {}, dryRun = false): Promise<Outcome> =>
-  runInstall({ mailcowDir: dir, dryRun }, { ...OPTIONS, ...options }, deps);
-export const uninstall = (dir: string, deps: Deps, dryRun = false): Promise<Outcome> => runUninstall({ mailcowDir: dir, dryRun }, deps);
+export const install = (
+  dir: string,
+  deps: Deps,
+  options: Partial<InstallOptions> = {},
+  dryRun = false,
+): Promise<Outcome> => runInstall({ mailcowDir: dir, dryRun }, { ...OPTIONS, ...options }, deps);
+export const uninstall = (dir: string, deps: Deps, dryRun = false): Promise<Outcome> =>
+  runUninstall({ mailcowDir: dir, dryRun }, deps);

@@ -48,7 +48,9 @@ awk -v k="$key" '!/^#/ && NF >= 2 { re = $1; sub(/^\\//, "", re); sub(/\\/$/, ""
 async function standIn(docker: Dockerode, service: string, binds: string[], env: string[]): Promise<void> {
   const c = await docker.createContainer({
     name: `${PROJECT}-${service}-1`, // Compose v2's naming; the installer goes by labels anyway
-    Image: IMAGE, Cmd: ['/standin'], Env: [`SERVICE=${service}`, ...env],
+    Image: IMAGE,
+    Cmd: ['/standin'],
+    Env: [`SERVICE=${service}`, ...env],
     Labels: { 'com.docker.compose.project': PROJECT, 'com.docker.compose.service': service },
     HostConfig: { Binds: binds, NetworkMode: 'none' },
   });
@@ -68,17 +70,31 @@ describe('container steps through dockerode', () => {
       startError = err; // reported by each test, after requireBinaries had its say
     }
   });
-  after(async () => { await d?.stop(); });
+  after(async () => {
+    await d?.stop();
+  });
 
   /** A fixture checkout with running stand-ins; returns where the call log is. */
-  async function mailcow(env: { rspamd?: string[]; postfix?: string[] } = {}): Promise<{ dir: string; calls: () => string[]; remove(): Promise<void> }> {
+  async function mailcow(
+    env: { rspamd?: string[]; postfix?: string[] } = {},
+  ): Promise<{ dir: string; calls: () => string[]; remove(): Promise<void> }> {
     const c = copyCheckout();
     const rec = join(c.dir, '..', `${c.dir.split('/').pop()}-rec`);
     mkdirSync(rec);
     writeFileSync(join(rec, 'calls.log'), '');
     const docker = d!.docker;
-    await standIn(docker, POSTFIX_SERVICE, [`${c.dir}/data/conf/postfix:/opt/postfix/conf`, `${rec}:/rec`], env.postfix ?? []);
-    await standIn(docker, RSPAMD_SERVICE, [`${c.dir}/data/conf/rspamd/local.d:/etc/rspamd/local.d`, `${rec}:/rec`], env.rspamd ?? []);
+    await standIn(
+      docker,
+      POSTFIX_SERVICE,
+      [`${c.dir}/data/conf/postfix:/opt/postfix/conf`, `${rec}:/rec`],
+      env.postfix ?? [],
+    );
+    await standIn(
+      docker,
+      RSPAMD_SERVICE,
+      [`${c.dir}/data/conf/rspamd/local.d:/etc/rspamd/local.d`, `${rec}:/rec`],
+      env.rspamd ?? [],
+    );
     const calls = () => readFileSync(join(rec, 'calls.log'), 'utf8').split('\n').filter(Boolean);
     // Both stand-ins are up once each has logged its start.
     for (let i = 0; calls().length < 2 && i < 100; i++) await new Promise((ok) => setTimeout(ok, 50));
@@ -86,7 +102,10 @@ describe('container steps through dockerode', () => {
       dir: c.dir,
       calls,
       async remove() {
-        for (const x of await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`com.docker.compose.project=${PROJECT}`] }) })) {
+        for (const x of await docker.listContainers({
+          all: true,
+          filters: JSON.stringify({ label: [`com.docker.compose.project=${PROJECT}`] }),
+        })) {
           await docker.getContainer(x.Id).remove({ force: true });
         }
         c.remove();
@@ -96,12 +115,21 @@ describe('container steps through dockerode', () => {
   }
 
   /** Runs `body` on a fresh checkout with running stand-ins (skipped without the Docker binaries), then removes them. */
-  async function withMailcow(t: TestContext, env: Parameters<typeof mailcow>[0], body: (m: Awaited<ReturnType<typeof mailcow>>, pristine: ReturnType<typeof treeBytes>, append: (line: string) => void) => Promise<void>): Promise<void> {
+  async function withMailcow(
+    t: TestContext,
+    env: Parameters<typeof mailcow>[0],
+    body: (
+      m: Awaited<ReturnType<typeof mailcow>>,
+      pristine: ReturnType<typeof treeBytes>,
+      append: (line: string) => void,
+    ) => Promise<void>,
+  ): Promise<void> {
     if (!requireBinaries(t, BINARIES)) return;
     if (!d) throw startError;
     const m = await mailcow(env);
     try {
-      const append = (l: string) => writeFileSync(join(m.dir, '..', `${m.dir.split('/').pop()}-rec`, 'calls.log'), `${l}\n`, { flag: 'a' });
+      const append = (l: string) =>
+        writeFileSync(join(m.dir, '..', `${m.dir.split('/').pop()}-rec`, 'calls.log'), `${l}\n`, { flag: 'a' });
       await body(m, treeBytes(m.dir), append);
     } finally {
       await m.remove();
@@ -117,52 +145,79 @@ describe('container steps through dockerode', () => {
         recLog(`compose: up -d ${services.join(' ')}`);
         if (failUp) throw new Error('compose up failed (simulated: no registry)');
         const c = await docker.createContainer({
-          Image: 'admp-bridge:latest', Cmd: ['sh', '-c', "trap 'exit 0' TERM; sleep 100000 & wait"],
-          Labels: { 'com.docker.compose.project': PROJECT, 'com.docker.compose.service': BRIDGE_SERVICE }, HostConfig: { NetworkMode: 'none' },
+          Image: 'admp-bridge:latest',
+          Cmd: ['sh', '-c', "trap 'exit 0' TERM; sleep 100000 & wait"],
+          Labels: { 'com.docker.compose.project': PROJECT, 'com.docker.compose.service': BRIDGE_SERVICE },
+          HostConfig: { NetworkMode: 'none' },
         });
         await c.start();
       },
     });
   }
 
-  it('install runs configtest, postmap check, reload, restart, up in that order; again: nothing; uninstall undoes it', (t) => withMailcow(t, { postfix: ['RELAY_DOMAINS=agents.example.com'] }, async (m, pristine, append) => {
-    const r = engineDeps(append);
-    const started = Date.now();
-    const out = await install(m.dir, r.deps);
-    assert.deepEqual(m.calls().slice(2), [
-      ...INSTALL_CALLS,
-      'postfix-mailcow: postmap -q agents.example.com mysql:/opt/postfix/conf/sql/mysql_virtual_relay_domain_maps.cf',
-    ]);
-    assert.deepEqual(out.pending, [], 'the relay domain was found through Postfix');
-    assert.ok(r.lines.includes('[4/4] build the bridge image if missing, then compose up -d admp-bridge-mailcow (and admp-postgres-mailcow)'), r.lines.join('\n'));
-    assert.ok(Date.now() - started < 30_000);
+  it('install runs configtest, postmap check, reload, restart, up in that order; again: nothing; uninstall undoes it', (t) =>
+    withMailcow(t, { postfix: ['RELAY_DOMAINS=agents.example.com'] }, async (m, pristine, append) => {
+      const r = engineDeps(append);
+      const started = Date.now();
+      const out = await install(m.dir, r.deps);
+      assert.deepEqual(m.calls().slice(2), [
+        ...INSTALL_CALLS,
+        'postfix-mailcow: postmap -q agents.example.com mysql:/opt/postfix/conf/sql/mysql_virtual_relay_domain_maps.cf',
+      ]);
+      assert.deepEqual(out.pending, [], 'the relay domain was found through Postfix');
+      assert.ok(
+        r.lines.includes(
+          '[4/4] build the bridge image if missing, then compose up -d admp-bridge-mailcow (and admp-postgres-mailcow)',
+        ),
+        r.lines.join('\n'),
+      );
+      assert.ok(Date.now() - started < 30_000);
 
-    const n = m.calls().length;
-    const again = await install(m.dir, engineDeps(append).deps);
-    assert.deepEqual(again.actions, []);
-    assert.deepEqual(m.calls().slice(n).filter((l) => !l.includes('mysql:')), [], 'no reload, restart or up the second time');
+      const n = m.calls().length;
+      const again = await install(m.dir, engineDeps(append).deps);
+      assert.deepEqual(again.actions, []);
+      assert.deepEqual(
+        m
+          .calls()
+          .slice(n)
+          .filter((l) => !l.includes('mysql:')),
+        [],
+        'no reload, restart or up the second time',
+      );
 
-    const k = m.calls().length;
-    await uninstall(m.dir, engineDeps(append).deps);
-    assert.deepEqual(m.calls().slice(k), ['postfix-mailcow: postfix reload', 'rspamd-mailcow: start']);
-    const bridges = await d!.docker.listContainers({ all: true, filters: JSON.stringify({ label: [`com.docker.compose.service=${BRIDGE_SERVICE}`] }) });
-    assert.equal(bridges.length, 0, 'the bridge container is gone');
-    assert.deepEqual(treeBytes(m.dir), pristine);
-  }));
+      const k = m.calls().length;
+      await uninstall(m.dir, engineDeps(append).deps);
+      assert.deepEqual(m.calls().slice(k), ['postfix-mailcow: postfix reload', 'rspamd-mailcow: start']);
+      const bridges = await d!.docker.listContainers({
+        all: true,
+        filters: JSON.stringify({ label: [`com.docker.compose.service=${BRIDGE_SERVICE}`] }),
+      });
+      assert.equal(bridges.length, 0, 'the bridge container is gone');
+      assert.deepEqual(treeBytes(m.dir), pristine);
+    }));
 
-  it('a failing rspamadm configtest rolls back before anything is reloaded or restarted', (t) => withMailcow(t, { rspamd: ['CONFIGTEST_FAIL=1'] }, async (m, pristine) => {
-    const r = engineDeps(() => undefined);
-    await assert.rejects(install(m.dir, r.deps), /rspamadm configtest in mailcowdockerized-rspamd-mailcow-1 failed \(exit 1\): syntax BAD/);
-    assert.deepEqual(m.calls().slice(2), ['rspamd-mailcow: rspamadm configtest']);
-    assert.deepEqual(treeBytes(m.dir), pristine);
-  }));
+  it('a failing rspamadm configtest rolls back before anything is reloaded or restarted', (t) =>
+    withMailcow(t, { rspamd: ['CONFIGTEST_FAIL=1'] }, async (m, pristine) => {
+      const r = engineDeps(() => undefined);
+      await assert.rejects(
+        install(m.dir, r.deps),
+        /rspamadm configtest in mailcowdockerized-rspamd-mailcow-1 failed \(exit 1\): syntax BAD/,
+      );
+      assert.deepEqual(m.calls().slice(2), ['rspamd-mailcow: rspamadm configtest']);
+      assert.deepEqual(treeBytes(m.dir), pristine);
+    }));
 
-  it('a failure after reload and restart puts the files back and makes Postfix and Rspamd read them again', (t) => withMailcow(t, {}, async (m, pristine, append) => {
-    const r = engineDeps(append, true);
-    await assert.rejects(install(m.dir, r.deps), /compose up failed/);
-    assert.deepEqual(m.calls().slice(2), [...INSTALL_CALLS, 'postfix-mailcow: postfix reload', 'rspamd-mailcow: start']);
-    assert.deepEqual(treeBytes(m.dir), pristine);
-  }));
+  it('a failure after reload and restart puts the files back and makes Postfix and Rspamd read them again', (t) =>
+    withMailcow(t, {}, async (m, pristine, append) => {
+      const r = engineDeps(append, true);
+      await assert.rejects(install(m.dir, r.deps), /compose up failed/);
+      assert.deepEqual(m.calls().slice(2), [
+        ...INSTALL_CALLS,
+        'postfix-mailcow: postfix reload',
+        'rspamd-mailcow: start',
+      ]);
+      assert.deepEqual(treeBytes(m.dir), pristine);
+    }));
 
   it('a missing Mailcow container is a clear error and changes nothing', async (t) => {
     if (!requireBinaries(t, BINARIES)) return;
@@ -170,7 +225,10 @@ describe('container steps through dockerode', () => {
     const c = copyCheckout();
     try {
       const pristine = treeBytes(c.dir);
-      await assert.rejects(install(c.dir, engineDeps(() => undefined).deps), /no running container for rspamd-mailcow in Compose project mailcowdockerized/);
+      await assert.rejects(
+        install(c.dir, engineDeps(() => undefined).deps),
+        /no running container for rspamd-mailcow in Compose project mailcowdockerized/,
+      );
       assert.deepEqual(treeBytes(c.dir), pristine);
     } finally {
       c.remove();

@@ -33,10 +33,21 @@ it("every file an install writes is ignored by Mailcow's .gitignore", async (t) 
     const r = await install(c.dir, fileDeps().deps, { mode: 'both' });
     assert.deepEqual([...r.changedFiles].sort(), [...MANAGED_FILES].sort(), 'mode both writes every managed file');
     const hits = ignored(r.changedFiles);
-    assert.deepEqual(r.changedFiles.filter((p) => !hits.has(p)), []);
+    assert.deepEqual(
+      r.changedFiles.filter((p) => !hits.has(p)),
+      [],
+    );
     // The check has teeth: Mailcow's tracked files and the documented plugin places are not ignored.
-    const notIgnored = ['data/conf/postfix/main.cf', 'data/conf/rspamd/rspamd.conf.local', 'data/conf/rspamd/plugins.d/agents_bridge.lua', 'data/conf/rspamd/lua/rspamd.local.lua'];
-    assert.deepEqual(notIgnored.filter((p) => ignored([p]).size > 0), []);
+    const notIgnored = [
+      'data/conf/postfix/main.cf',
+      'data/conf/rspamd/rspamd.conf.local',
+      'data/conf/rspamd/plugins.d/agents_bridge.lua',
+      'data/conf/rspamd/lua/rspamd.local.lua',
+    ];
+    assert.deepEqual(
+      notIgnored.filter((p) => ignored([p]).size > 0),
+      [],
+    );
   } finally {
     c.remove();
   }

@@ -22,13 +22,29 @@ it('install.sh installs and uninstalls through the admp CLI (--no-docker)', asyn
     assert.match(dry.stdout, /^\+\+\+ b\/docker-compose\.override\.yml$/m);
     assert.deepEqual(treeBytes(c.dir), pristine);
 
-    const inst = await sh(['--mailcow-dir', c.dir, '--domain', 'agents.example.com', '--mode', 'lmtp', '--no-docker', '--yes', '--json']);
+    const inst = await sh([
+      '--mailcow-dir',
+      c.dir,
+      '--domain',
+      'agents.example.com',
+      '--mode',
+      'lmtp',
+      '--no-docker',
+      '--yes',
+      '--json',
+    ]);
     const outcome = JSON.parse(inst.stdout) as { changedFiles: string[]; pending: string[] };
     assert.ok(outcome.changedFiles.includes(STATE_FILE));
     assert.deepEqual(outcome.pending, ['relay domain agents.example.com']);
 
-    await assert.rejects(sh(['--mailcow-dir', c.dir, '--domain', 'agents.example.com', '--no-docker']), /not a terminal: pass --yes/);
-    await assert.rejects(sh(['--mailcow-dir', c.dir, '--domain', 'Not A Domain', '--no-docker', '--yes']), /is not a lower-case domain name|not a lower-case/);
+    await assert.rejects(
+      sh(['--mailcow-dir', c.dir, '--domain', 'agents.example.com', '--no-docker']),
+      /not a terminal: pass --yes/,
+    );
+    await assert.rejects(
+      sh(['--mailcow-dir', c.dir, '--domain', 'Not A Domain', '--no-docker', '--yes']),
+      /is not a lower-case domain name|not a lower-case/,
+    );
 
     await sh(['uninstall', '--mailcow-dir', c.dir, '--no-docker', '--yes']);
     assert.equal(existsSync(join(c.dir, STATE_FILE)), false);

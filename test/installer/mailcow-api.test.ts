@@ -8,10 +8,20 @@ import { after, before, describe, it } from 'node:test';
 import { mailcowApi } from '../../src/installer/mailcow-api.js';
 import { copyCheckout, fileDeps, install, treeBytes, uninstall } from './checkout.js';
 
-interface Call { method: string; path: string; key: string | undefined; body: unknown }
+interface Call {
+  method: string;
+  path: string;
+  key: string | undefined;
+  body: unknown;
+}
 
 /** Mailcow's domain endpoints over a map of domains; `refuseAdd` answers the add with danger. */
-function fakeMailcow(): { server: Server; calls: Call[]; domains: Map<string, Record<string, unknown>>; refuseAdd: { on: boolean } } {
+function fakeMailcow(): {
+  server: Server;
+  calls: Call[];
+  domains: Map<string, Record<string, unknown>>;
+  refuseAdd: { on: boolean };
+} {
   const calls: Call[] = [];
   const domains = new Map<string, Record<string, unknown>>();
   const refuseAdd = { on: false };
@@ -25,7 +35,8 @@ function fakeMailcow(): { server: Server; calls: Call[]; domains: Map<string, Re
     const path = req.url ?? '';
     calls.push({ method: req.method ?? '', path, key: req.headers['x-api-key'] as string | undefined, body: b });
     res.setHeader('content-type', 'application/json');
-    if (req.headers['x-api-key'] !== 'rw-key') return res.writeHead(401).end('{"type":"error","msg":"authentication failed"}');
+    if (req.headers['x-api-key'] !== 'rw-key')
+      return res.writeHead(401).end('{"type":"error","msg":"authentication failed"}');
     const get = /^\/api\/v1\/get\/domain\/(.+)$/.exec(path);
     if (req.method === 'GET' && get) {
       const d = domains.get(decodeURIComponent(get[1]!));
@@ -33,8 +44,15 @@ function fakeMailcow(): { server: Server; calls: Call[]; domains: Map<string, Re
     }
     if (req.method === 'POST' && path === '/api/v1/add/domain') {
       const x = b as Record<string, unknown>;
-      if (refuseAdd.on) return res.end(JSON.stringify([{ type: 'danger', log: ['mailbox', 'add', 'domain'], msg: ['domain_exists', x.domain] }]));
-      domains.set(String(x.domain), { domain_name: x.domain, backupmx: x.backupmx, relay_all_recipients: x.relay_all_recipients });
+      if (refuseAdd.on)
+        return res.end(
+          JSON.stringify([{ type: 'danger', log: ['mailbox', 'add', 'domain'], msg: ['domain_exists', x.domain] }]),
+        );
+      domains.set(String(x.domain), {
+        domain_name: x.domain,
+        backupmx: x.backupmx,
+        relay_all_recipients: x.relay_all_recipients,
+      });
       return res.end(JSON.stringify([{ type: 'success', msg: ['domain_added', x.domain] }]));
     }
     if (req.method === 'POST' && path === '/api/v1/delete/domain') {
@@ -61,18 +79,33 @@ describe('relay domain through the Mailcow API', () => {
       fake.calls.length = 0;
       const api = mailcowApi(base, 'rw-key');
       await install(c.dir, fileDeps(api).deps);
-      assert.deepEqual(fake.calls.map((x) => `${x.method} ${x.path}`), ['GET /api/v1/get/domain/agents.example.com', 'POST /api/v1/add/domain']);
+      assert.deepEqual(
+        fake.calls.map((x) => `${x.method} ${x.path}`),
+        ['GET /api/v1/get/domain/agents.example.com', 'POST /api/v1/add/domain'],
+      );
       assert.deepEqual(fake.calls[1]!.body, {
-        domain: 'agents.example.com', active: 1, backupmx: 1, relay_all_recipients: 1, relay_unknown_only: 0,
-        mailboxes: 0, aliases: 0, description: 'ADMP agents (managed by admp install)',
+        domain: 'agents.example.com',
+        active: 1,
+        backupmx: 1,
+        relay_all_recipients: 1,
+        relay_unknown_only: 0,
+        mailboxes: 0,
+        aliases: 0,
+        description: 'ADMP agents (managed by admp install)',
       });
       fake.calls.length = 0;
       const second = await install(c.dir, fileDeps(api).deps);
-      assert.deepEqual(fake.calls.map((x) => `${x.method} ${x.path}`), ['GET /api/v1/get/domain/agents.example.com']);
+      assert.deepEqual(
+        fake.calls.map((x) => `${x.method} ${x.path}`),
+        ['GET /api/v1/get/domain/agents.example.com'],
+      );
       assert.deepEqual(second.pending, []);
       fake.calls.length = 0;
       await uninstall(c.dir, fileDeps(api).deps);
-      assert.deepEqual(fake.calls.map((x) => `${x.method} ${x.path} ${JSON.stringify(x.body ?? '')}`), ['POST /api/v1/delete/domain ["agents.example.com"]']);
+      assert.deepEqual(
+        fake.calls.map((x) => `${x.method} ${x.path} ${JSON.stringify(x.body ?? '')}`),
+        ['POST /api/v1/delete/domain ["agents.example.com"]'],
+      );
       assert.equal(fake.domains.size, 0);
     } finally {
       c.remove();
@@ -85,7 +118,10 @@ describe('relay domain through the Mailcow API', () => {
       const pristine = treeBytes(c.dir);
       fake.refuseAdd.on = true;
       const r = fileDeps(mailcowApi(base, 'rw-key'));
-      await assert.rejects(install(c.dir, r.deps), /Mailcow API add domain failed: \["domain_exists","agents\.example\.com"\]/);
+      await assert.rejects(
+        install(c.dir, r.deps),
+        /Mailcow API add domain failed: \["domain_exists","agents\.example\.com"\]/,
+      );
       assert.deepEqual(treeBytes(c.dir), pristine);
       assert.ok(r.lines.includes('rolling back: restoring files'));
     } finally {
@@ -98,7 +134,10 @@ describe('relay domain through the Mailcow API', () => {
     const c = copyCheckout();
     try {
       const pristine = treeBytes(c.dir);
-      await assert.rejects(install(c.dir, fileDeps(mailcowApi(base, 'wrong')).deps), /Mailcow API refused the key \(HTTP 401\)/);
+      await assert.rejects(
+        install(c.dir, fileDeps(mailcowApi(base, 'wrong')).deps),
+        /Mailcow API refused the key \(HTTP 401\)/,
+      );
       assert.deepEqual(treeBytes(c.dir), pristine);
     } finally {
       c.remove();

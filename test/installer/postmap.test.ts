@@ -31,18 +31,27 @@ it('postmap -q finds the bridge next hop for the agents domain only', async (t) 
   writeFileSync(join(conf, 'main.cf'), '');
   // pcre tables come in Debian's separate postfix-pcre package.
   const pcre = (await run('postconf', ['-c', conf, '-m'])).stdout.split('\n').includes('pcre');
-  if (!requirePackage(t, pcre, 'needs postfix-pcre (pcre tables)')) return rmSync(conf, { recursive: true, force: true });
+  if (!requirePackage(t, pcre, 'needs postfix-pcre (pcre tables)'))
+    return rmSync(conf, { recursive: true, force: true });
   const c = copyCheckout();
   try {
     const table = join(c.dir, TRANSPORT_FILE);
     await install(c.dir, fileDeps().deps, { mode: 'both' });
     assert.equal(await lookup(conf, table, 'x@agents.example.com'), 'lmtp:inet:admp-bridge:2526');
     assert.equal(await lookup(conf, table, 'Some.One@AGENTS.Example.COM'), 'lmtp:inet:admp-bridge:2526');
-    for (const other of ['x@example.com', 'x@sub.agents.example.com', 'x@agentsXexample.com', 'x@agents.example.com.evil.org']) {
+    for (const other of [
+      'x@example.com',
+      'x@sub.agents.example.com',
+      'x@agentsXexample.com',
+      'x@agents.example.com.evil.org',
+    ]) {
       assert.equal(await lookup(conf, table, other), null, other);
     }
     await install(c.dir, fileDeps().deps, { mode: 'postfilter' });
-    assert.equal(await lookup(conf, table, 'x@agents.example.com'), 'retry:4.3.0 ADMP bridge postfilter did not take this message');
+    assert.equal(
+      await lookup(conf, table, 'x@agents.example.com'),
+      'retry:4.3.0 ADMP bridge postfilter did not take this message',
+    );
   } finally {
     c.remove();
     rmSync(conf, { recursive: true, force: true });

@@ -29,9 +29,15 @@ function forLoopback(confDir: string): void {
 }
 
 async function rspamadm(dir: string, args: string[]): Promise<{ code: number; output: string }> {
-  const vars = [`--var=LOCAL_CONFDIR=${join(dir, 'data/conf/rspamd')}`, ...['DBDIR', 'RUNDIR', 'LOGDIR'].map((v) => `--var=${v}=${join(dir, 'rspamd-var')}`)];
+  const vars = [
+    `--var=LOCAL_CONFDIR=${join(dir, 'data/conf/rspamd')}`,
+    ...['DBDIR', 'RUNDIR', 'LOGDIR'].map((v) => `--var=${v}=${join(dir, 'rspamd-var')}`),
+  ];
   try {
-    const r = await run('rspamadm', [...vars, ...args, '-c', '/etc/rspamd/rspamd.conf'], { timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
+    const r = await run('rspamadm', [...vars, ...args, '-c', '/etc/rspamd/rspamd.conf'], {
+      timeout: 60_000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
     return { code: 0, output: r.stdout + r.stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -55,7 +61,11 @@ it('installed Rspamd files pass rspamadm configtest and load the plugin', async 
     assert.doesNotMatch(test.output, /agents_bridge|admp-bridge/, 'no plugin complaints');
 
     const symbols = await rspamadm(c.dir, ['configdump', '-d']);
-    assert.match(symbols.output, /AGENTS_BRIDGE \{\n\s+score = 0\.0;\n\s+type = "postfilter";/, 'the plugin registered its postfilter');
+    assert.match(
+      symbols.output,
+      /AGENTS_BRIDGE \{\n\s+score = 0\.0;\n\s+type = "postfilter";/,
+      'the plugin registered its postfilter',
+    );
     const actions = await rspamadm(c.dir, ['configdump', 'actions']);
     assert.match(actions.output, /discard \{\n\s+flags \[\n\s+"no_threshold",/);
     assert.match(actions.output, /reject = 15;/, "Mailcow's thresholds stay");

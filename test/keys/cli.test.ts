@@ -20,11 +20,24 @@ const main = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 test('key create → sign → verify; import, list, revoke', async (t) => {
   const db = await createTestDatabase();
   const dir = mkdtempSync(join(tmpdir(), 'admp-keys-'));
-  t.after(async () => { rmSync(dir, { recursive: true, force: true }); await db.drop(); });
-  const env = { PATH: process.env.PATH ?? '', DATABASE_URL: db.url, ADMP_DATA_DIR: dir, ADMP_DOMAINS: 'agents.ours.example', ADMP_MIGRATE_ON_START: 'false' };
-  const admp = async (...args: string[]) => (await run(process.execPath, ['--import', 'tsx', main, ...args], { env })).stdout;
+  t.after(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await db.drop();
+  });
+  const env = {
+    PATH: process.env.PATH ?? '',
+    DATABASE_URL: db.url,
+    ADMP_DATA_DIR: dir,
+    ADMP_DOMAINS: 'agents.ours.example',
+    ADMP_MIGRATE_ON_START: 'false',
+  };
+  const admp = async (...args: string[]) =>
+    (await run(process.execPath, ['--import', 'tsx', main, ...args], { env })).stdout;
   const admpFails = async (...args: string[]) => {
-    const e = await run(process.execPath, ['--import', 'tsx', main, ...args], { env }).then(() => undefined, (err: { code: number; stderr: string }) => err);
+    const e = await run(process.execPath, ['--import', 'tsx', main, ...args], { env }).then(
+      () => undefined,
+      (err: { code: number; stderr: string }) => err,
+    );
     assert.ok(e, `${args.join(' ')} should fail`);
     return e;
   };
@@ -35,36 +48,111 @@ test('key create → sign → verify; import, list, revoke', async (t) => {
   assert.equal(statSync(created.private_key_file).mode & 0o777, 0o600);
   const seed = seedFromPem(readFileSync(created.private_key_file, 'utf8'));
   assert.equal(Buffer.from(publicKeyFromSeed(seed)).toString('base64'), created.public_key);
-  assert.deepEqual(created.dns_txt, { name: '_agentkeys.agents.ours.example', text: `kid=${created.kid}; x=${created.public_key}; agent=carol@agents.ours.example` });
-  const { rows } = await db.pool.query('SELECT agent, source, public_key FROM agent_key WHERE domain = $1 AND kid = $2', ['agents.ours.example', created.kid]);
-  assert.deepEqual(rows.map((r) => [r.agent, r.source, r.public_key.toString('base64')]), [['carol@agents.ours.example', 'local', created.public_key]]);
+  assert.deepEqual(created.dns_txt, {
+    name: '_agentkeys.agents.ours.example',
+    text: `kid=${created.kid}; x=${created.public_key}; agent=carol@agents.ours.example`,
+  });
+  const { rows } = await db.pool.query(
+    'SELECT agent, source, public_key FROM agent_key WHERE domain = $1 AND kid = $2',
+    ['agents.ours.example', created.kid],
+  );
+  assert.deepEqual(
+    rows.map((r) => [r.agent, r.source, r.public_key.toString('base64')]),
+    [['carol@agents.ours.example', 'local', created.public_key]],
+  );
   assert.match((await admpFails('key', 'create', 'carol@agents.a.example')).stderr, /not one of our domains/);
 
   writeFileSync(join(dir, 'body.json'), '{"q": "2026-Q1"}');
   const out = join(dir, 'm.eml');
-  const signed = JSON.parse(await admp('sign', '--agent', 'carol@agents.ours.example', '--key', created.private_key_file, '--kid', created.kid,
-    '--to', 'dave@agents.ours.example', '--type', 'task.request', '--subject', 'Zahlen bitte', '--body', `@${join(dir, 'body.json')}`, '--out', out, '--json'));
+  const signed = JSON.parse(
+    await admp(
+      'sign',
+      '--agent',
+      'carol@agents.ours.example',
+      '--key',
+      created.private_key_file,
+      '--kid',
+      created.kid,
+      '--to',
+      'dave@agents.ours.example',
+      '--type',
+      'task.request',
+      '--subject',
+      'Zahlen bitte',
+      '--body',
+      `@${join(dir, 'body.json')}`,
+      '--out',
+      out,
+      '--json',
+    ),
+  );
   assert.match(signed.message_id, /^<[0-9a-f-]{36}@agents\.ours\.example>$/);
   const config = loadConfig({}, { domains: 'agents.ours.example' });
   const resolveKey = createKeyResolver(config, { db: db.pool });
-  const verify = (eml: Buffer | string) => verifyEml(eml, { rcpt: 'dave@agents.ours.example', now: Math.floor(Date.now() / 1000), clockSkewSec: config.clockSkewSec, resolveKey });
+  const verify = (eml: Buffer | string) =>
+    verifyEml(eml, {
+      rcpt: 'dave@agents.ours.example',
+      now: Math.floor(Date.now() / 1000),
+      clockSkewSec: config.clockSkewSec,
+      resolveKey,
+    });
   const r = await verify(readFileSync(out));
   assert.equal(r.ok && r.keySource, 'local', JSON.stringify(r));
-  const printed = await admp('sign', '--agent', 'carol@agents.ours.example', '--key', created.private_key_file, '--kid', created.kid,
-    '--to', 'dave@agents.ours.example', '--type', 'ping', '--body', '{"n":1}');
+  const printed = await admp(
+    'sign',
+    '--agent',
+    'carol@agents.ours.example',
+    '--key',
+    created.private_key_file,
+    '--kid',
+    created.kid,
+    '--to',
+    'dave@agents.ours.example',
+    '--type',
+    'ping',
+    '--body',
+    '{"n":1}',
+  );
   assert.equal(outcome(await verify(printed)), 'ok');
-  assert.match((await admpFails('sign', '--agent', 'carol@agents.ours.example', '--key', created.private_key_file, '--kid', created.kid,
-    '--to', 'dave@agents.ours.example', '--type', 'ping', '--body', '{not json')).stderr, /not JSON/);
+  assert.match(
+    (
+      await admpFails(
+        'sign',
+        '--agent',
+        'carol@agents.ours.example',
+        '--key',
+        created.private_key_file,
+        '--kid',
+        created.kid,
+        '--to',
+        'dave@agents.ours.example',
+        '--type',
+        'ping',
+        '--body',
+        '{not json',
+      )
+    ).stderr,
+    /not JSON/,
+  );
 
   const partnerKey = Buffer.from(publicKeyFromSeed(Buffer.alloc(32, 5))).toString('base64');
   const pinned = JSON.parse(await admp('key', 'import', 'Alice@Agents.A.Example', 'a1', partnerKey, '--json'));
-  assert.deepEqual([pinned.agent, pinned.domain, pinned.kid, pinned.source, pinned.public_key], ['alice@agents.a.example', 'agents.a.example', 'a1', 'pinned', partnerKey]);
+  assert.deepEqual(
+    [pinned.agent, pinned.domain, pinned.kid, pinned.source, pinned.public_key],
+    ['alice@agents.a.example', 'agents.a.example', 'a1', 'pinned', partnerKey],
+  );
   assert.match((await admpFails('key', 'import', 'x@agents.a.example', 'a2', 'AAAA')).stderr, /32 bytes/);
   assert.match((await admpFails('key', 'import', 'x@agents.ours.example', 'a2', partnerKey)).stderr, /our domain/);
 
   await admp('key', 'revoke', 'agents.ours.example', created.kid);
   const listed = JSON.parse(await admp('key', 'list', '--json')) as { kid: string; source: string; state: string }[];
-  assert.deepEqual(listed.map((k) => [k.kid, k.source, k.state]).sort(), [['a1', 'pinned', 'valid'], [created.kid, 'local', 'revoked']].sort());
+  assert.deepEqual(
+    listed.map((k) => [k.kid, k.source, k.state]).sort(),
+    [
+      ['a1', 'pinned', 'valid'],
+      [created.kid, 'local', 'revoked'],
+    ].sort(),
+  );
   assert.match(await admp('key', 'list'), /^agent\s+kid\s+source\s+state/);
   assert.equal(outcome(await verify(readFileSync(out))), 'unknown_key', 'a revoked key no longer verifies');
 });

@@ -3,7 +3,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { publicKeyFromSeed } from '../../src/core/signature.js';
-import { findValidKey, insertLocalKey, keyState, listAllKeys, listValidKeys, pinPartnerKey, revokeKey } from '../../src/db/keys.js';
+import {
+  findValidKey,
+  insertLocalKey,
+  keyState,
+  listAllKeys,
+  listValidKeys,
+  pinPartnerKey,
+  revokeKey,
+} from '../../src/db/keys.js';
 import { chainResolvers, databaseKeys } from '../../src/keys/resolver.js';
 import { AdmpError } from '../../src/errors.js';
 import { createTestDatabase } from '../helpers/db.js';
@@ -19,14 +27,29 @@ test('keys are addressed by (domain, kid); the same kid in two domains are two k
   await pinPartnerKey(db.pool, { agent: 'alice@agents.a.example', kid: 'k1', publicKey: pk(2), notBefore: T });
   const ours = await findValidKey(db.pool, 'agents.ours.example', 'k1', at(1));
   const theirs = await findValidKey(db.pool, 'agents.a.example', 'k1', at(1));
-  assert.deepEqual([ours?.agent, ours?.source, ours?.publicKey.equals(pk(1))], ['carol@agents.ours.example', 'local', true]);
-  assert.deepEqual([theirs?.agent, theirs?.source, theirs?.publicKey.equals(pk(2))], ['alice@agents.a.example', 'pinned', true]);
+  assert.deepEqual(
+    [ours?.agent, ours?.source, ours?.publicKey.equals(pk(1))],
+    ['carol@agents.ours.example', 'local', true],
+  );
+  assert.deepEqual(
+    [theirs?.agent, theirs?.source, theirs?.publicKey.equals(pk(2))],
+    ['alice@agents.a.example', 'pinned', true],
+  );
   assert.equal(await findValidKey(db.pool, 'agents.b.example', 'k1', at(1)), undefined);
   // Re-running the same import is harmless; another key under a used kid is refused.
   await pinPartnerKey(db.pool, { agent: 'alice@agents.a.example', kid: 'k1', publicKey: pk(2) });
-  await assert.rejects(pinPartnerKey(db.pool, { agent: 'alice@agents.a.example', kid: 'k1', publicKey: pk(3) }), (e: AdmpError) => e.code === 'bad_request');
-  await assert.rejects(insertLocalKey(db.pool, { agent: 'carol@agents.ours.example', kid: 'bad kid', publicKey: pk(3) }), /key id/);
-  await assert.rejects(insertLocalKey(db.pool, { agent: 'not-an-address', kid: 'k2', publicKey: pk(3) }), /agent address/);
+  await assert.rejects(
+    pinPartnerKey(db.pool, { agent: 'alice@agents.a.example', kid: 'k1', publicKey: pk(3) }),
+    (e: AdmpError) => e.code === 'bad_request',
+  );
+  await assert.rejects(
+    insertLocalKey(db.pool, { agent: 'carol@agents.ours.example', kid: 'bad kid', publicKey: pk(3) }),
+    /key id/,
+  );
+  await assert.rejects(
+    insertLocalKey(db.pool, { agent: 'not-an-address', kid: 'k2', publicKey: pk(3) }),
+    /agent address/,
+  );
   assert.equal((await listAllKeys(db.pool)).length, 2);
 });
 
@@ -49,7 +72,13 @@ test('validity: not_before, not_after and revocation, at the caller clock', asyn
   assert.deepEqual(await kids(70), ['old', 'd1']);
   const states = Object.fromEntries((await listAllKeys(db.pool)).map((k) => [k.kid, keyState(k, at(200))]));
   assert.deepEqual(states, { old: 'expired', new: 'revoked', d1: 'valid' });
-  assert.equal(keyState((await listAllKeys(db.pool)).find((k) => k.kid === 'new')!, at(10)), 'pending');
+  assert.equal(
+    keyState(
+      (await listAllKeys(db.pool)).find((k) => k.kid === 'new')!,
+      at(10),
+    ),
+    'pending',
+  );
 });
 
 test('the resolver adapter: found / not_found, and a lost database is "unavailable", never "unknown"', async (t) => {
@@ -59,16 +88,25 @@ test('the resolver adapter: found / not_found, and a lost database is "unavailab
   const clock = () => at(1).getTime();
   const local = databaseKeys(db.pool, clock);
   const found = await local('agents.ours.example', 'k1');
-  assert.deepEqual(found.status === 'found' && [found.key.agent, found.key.source], ['carol@agents.ours.example', 'local']);
+  assert.deepEqual(found.status === 'found' && [found.key.agent, found.key.source], [
+    'carol@agents.ours.example',
+    'local',
+  ]);
   assert.deepEqual(await local('agents.ours.example', 'k2'), { status: 'not_found' });
   let remoteCalls = 0;
-  const remote = async () => { remoteCalls++; return { status: 'not_found' } as const; };
+  const remote = async () => {
+    remoteCalls++;
+    return { status: 'not_found' } as const;
+  };
   const chain = chainResolvers(['agents.ours.example'], local, [remote]);
   assert.deepEqual(await chain('agents.ours.example', 'k2'), { status: 'not_found' });
   assert.equal(remoteCalls, 0, 'our own domain is answered by agent_key alone');
   await db.pool.end();
   const lost = await databaseKeys(db.pool, clock)('agents.ours.example', 'k1');
   assert.equal(lost.status, 'unavailable');
-  const viaChain = await chainResolvers(['agents.ours.example'], databaseKeys(db.pool, clock), [remote])('agents.a.example', 'k1');
+  const viaChain = await chainResolvers(['agents.ours.example'], databaseKeys(db.pool, clock), [remote])(
+    'agents.a.example',
+    'k1',
+  );
   assert.equal(viaChain.status, 'unavailable', 'a partner key might be pinned in the database we could not read');
 });

@@ -23,20 +23,30 @@ test('TXT records: tag lists, split strings joined, foreign records skipped', as
   let running = true;
   t.after(() => running && dns.stop());
   const x = b64(seed);
-  dns.setTxt(`_agentkeys.${PARTNER}`,
+  dns.setTxt(
+    `_agentkeys.${PARTNER}`,
     `kid=k1; x=${x}`,
     // Longer than 255 bytes: served as several strings of one record (RFC 1035 §3.3.14).
     `kid=k2; note=${'n'.repeat(300)}; x=${x}; agent=Dave@${PARTNER}`,
     'v=spf1 -all',
     `kid=k3; x=${x}; agent=dave@agents.evil.example`,
-    `kid=k4; x=${x.slice(0, 20)}`);
+    `kid=k4; x=${x.slice(0, 20)}`,
+  );
   const resolveTxt = createTxtResolver({ servers: [dns.server], timeoutMs: 500 });
   const raw = await resolveTxt(`_agentkeys.${PARTNER}`);
-  assert.ok(raw.some((strings) => strings.length > 1), 'the long record came back split');
+  assert.ok(
+    raw.some((strings) => strings.length > 1),
+    'the long record came back split',
+  );
   const set = await fetchDnsKeys(PARTNER, resolveTxt);
   assert.equal(set.status, 'ok');
-  assert.deepEqual(set.status === 'ok' && set.keys.map((k) => [k.kid, k.agent, k.source, Buffer.from(k.publicKey).toString('base64')]),
-    [['k1', null, 'dns', x], ['k2', `dave@${PARTNER}`, 'dns', x]]);
+  assert.deepEqual(
+    set.status === 'ok' && set.keys.map((k) => [k.kid, k.agent, k.source, Buffer.from(k.publicKey).toString('base64')]),
+    [
+      ['k1', null, 'dns', x],
+      ['k2', `dave@${PARTNER}`, 'dns', x],
+    ],
+  );
   assert.deepEqual(await fetchDnsKeys('agents.none.example', resolveTxt), { status: 'absent' });
   await dns.stop();
   running = false;
@@ -49,13 +59,35 @@ test('a message signed with a key published in DNS verifies; a kid not there is 
   const dns = await startDns();
   const web = await startJwksServer(); // answers 404 for every domain: no JWKS published
   const dispatcher = loopbackDispatcher();
-  t.after(async () => { await dispatcher.close(); await web.stop(); await dns.stop(); await db.drop(); });
+  t.after(async () => {
+    await dispatcher.close();
+    await web.stop();
+    await dns.stop();
+    await db.drop();
+  });
   dns.setTxt(`_agentkeys.${PARTNER}`, `kid=k1; x=${b64(seed)}; agent=dave@${PARTNER}`);
-  const config = loadConfig({}, { domains: 'agents.ours.example', jwksScheme: 'http', jwksPort: String(web.port), dnsServers: dns.server, dnsTimeoutMs: '500' });
+  const config = loadConfig(
+    {},
+    {
+      domains: 'agents.ours.example',
+      jwksScheme: 'http',
+      jwksPort: String(web.port),
+      dnsServers: dns.server,
+      dnsTimeoutMs: '500',
+    },
+  );
   const resolveKey = createKeyResolver(config, { db: db.pool, now: () => T0 * 1000, dispatcher });
-  const check = async (kid: string, agent = `dave@${PARTNER}`) => verifyEml(
-    (await buildSignedMessage({ to: 'bob@agents.ours.example', type: 'ping', body: { n: 1 } }, { agent, kid, seed }, { now: T0 })).eml,
-    { rcpt: 'bob@agents.ours.example', now: T0, clockSkewSec: config.clockSkewSec, resolveKey });
+  const check = async (kid: string, agent = `dave@${PARTNER}`) =>
+    verifyEml(
+      (
+        await buildSignedMessage(
+          { to: 'bob@agents.ours.example', type: 'ping', body: { n: 1 } },
+          { agent, kid, seed },
+          { now: T0 },
+        )
+      ).eml,
+      { rcpt: 'bob@agents.ours.example', now: T0, clockSkewSec: config.clockSkewSec, resolveKey },
+    );
   const r = await check('k1');
   assert.equal(r.ok && r.keySource, 'dns', JSON.stringify(r));
   assert.equal(outcome(await check('k9')), 'unknown_key');
@@ -66,9 +98,20 @@ test('a message signed with a key published in DNS verifies; a kid not there is 
 test('our TXT records are what a partner parses back', async (t) => {
   const db = await createTestDatabase();
   t.after(() => db.drop());
-  await insertLocalKey(db.pool, { agent: 'carol@agents.ours.example', kid: 'c1', publicKey: publicKeyFromSeed(seed), notBefore: new Date(0) });
+  await insertLocalKey(db.pool, {
+    agent: 'carol@agents.ours.example',
+    kid: 'c1',
+    publicKey: publicKeyFromSeed(seed),
+    notBefore: new Date(0),
+  });
   const records = agentKeyTxtRecords(await listValidKeys(db.pool, { agent: 'carol@agents.ours.example' }, new Date()));
-  assert.deepEqual(records, [{ name: '_agentkeys.agents.ours.example', text: `kid=c1; x=${b64(seed)}; agent=carol@agents.ours.example` }]);
+  assert.deepEqual(records, [
+    { name: '_agentkeys.agents.ours.example', text: `kid=c1; x=${b64(seed)}; agent=carol@agents.ours.example` },
+  ]);
   const k = parseAgentKeyTxt(records[0]!.text, 'agents.ours.example');
-  assert.deepEqual(k && [k.kid, k.agent, Buffer.from(k.publicKey).toString('base64')], ['c1', 'carol@agents.ours.example', b64(seed)]);
+  assert.deepEqual(k && [k.kid, k.agent, Buffer.from(k.publicKey).toString('base64')], [
+    'c1',
+    'carol@agents.ours.example',
+    b64(seed),
+  ]);
 });

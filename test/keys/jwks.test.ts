@@ -18,25 +18,57 @@ const T0 = 1_767_225_600;
 const PARTNER = 'agents.a.example';
 const seed1 = Buffer.alloc(32, 11);
 const seed2 = Buffer.alloc(32, 12);
-const jwk = (seed: Buffer, kid: string, extra: Record<string, unknown> = {}) =>
-  ({ kty: 'OKP', crv: 'Ed25519', kid, x: Buffer.from(publicKeyFromSeed(seed)).toString('base64url'), use: 'sig', alg: 'EdDSA', ...extra });
+const jwk = (seed: Buffer, kid: string, extra: Record<string, unknown> = {}) => ({
+  kty: 'OKP',
+  crv: 'Ed25519',
+  kid,
+  x: Buffer.from(publicKeyFromSeed(seed)).toString('base64url'),
+  use: 'sig',
+  alg: 'EdDSA',
+  ...extra,
+});
 
 async function setup(t: import('node:test').TestContext, settings: Record<string, string> = {}) {
   const db = await createTestDatabase();
   const web = await startJwksServer();
   const dns = await startDns();
   const dispatcher = loopbackDispatcher();
-  t.after(async () => { await dispatcher.close(); await web.stop(); await dns.stop(); await db.drop(); });
-  const config = loadConfig({}, {
-    domains: 'agents.ours.example', jwksScheme: 'http', jwksPort: String(web.port), keyCacheSec: '300',
-    keyFetchTimeoutMs: '300', dnsServers: dns.server, dnsTimeoutMs: '500', ...settings,
+  t.after(async () => {
+    await dispatcher.close();
+    await web.stop();
+    await dns.stop();
+    await db.drop();
   });
+  const config = loadConfig(
+    {},
+    {
+      domains: 'agents.ours.example',
+      jwksScheme: 'http',
+      jwksPort: String(web.port),
+      keyCacheSec: '300',
+      keyFetchTimeoutMs: '300',
+      dnsServers: dns.server,
+      dnsTimeoutMs: '500',
+      ...settings,
+    },
+  );
   const clock = { ms: T0 * 1000 };
   const resolveKey = createKeyResolver(config, { db: db.pool, now: () => clock.ms, dispatcher });
   const mail = async (seed: Buffer, kid: string, agent = `alice@${PARTNER}`) =>
-    (await buildSignedMessage({ to: 'bob@agents.ours.example', type: 'ping', body: {} }, { agent, kid, seed }, { now: Math.floor(clock.ms / 1000) })).eml;
+    (
+      await buildSignedMessage(
+        { to: 'bob@agents.ours.example', type: 'ping', body: {} },
+        { agent, kid, seed },
+        { now: Math.floor(clock.ms / 1000) },
+      )
+    ).eml;
   const verify = async (eml: Buffer) =>
-    verifyEml(eml, { rcpt: 'bob@agents.ours.example', now: Math.floor(clock.ms / 1000), clockSkewSec: config.clockSkewSec, resolveKey });
+    verifyEml(eml, {
+      rcpt: 'bob@agents.ours.example',
+      now: Math.floor(clock.ms / 1000),
+      clockSkewSec: config.clockSkewSec,
+      resolveKey,
+    });
   return { db, web, dns, config, clock, resolveKey, mail, verify, dispatcher };
 }
 
@@ -67,7 +99,8 @@ test('an unknown kid causes one refetch before it is refused, at most once per i
   assert.deepEqual(burst, ['ok', 'ok', 'ok']);
   assert.equal(s.web.count(PARTNER), 2);
   // Invented kids right after that refetch do not reach the partner's server again.
-  for (const kid of ['forged-1', 'forged-2']) assert.equal(outcome(await s.verify(await s.mail(seed2, kid))), 'unknown_key');
+  for (const kid of ['forged-1', 'forged-2'])
+    assert.equal(outcome(await s.verify(await s.mail(seed2, kid))), 'unknown_key');
   assert.equal(s.web.count(PARTNER), 2);
   s.clock.ms += 60_000;
   assert.equal(outcome(await s.verify(await s.mail(seed2, 'forged-3'))), 'unknown_key');
@@ -110,41 +143,86 @@ test('a found key wins over a failing source; our own domains never go to the ne
   s.web.set('agents.ours.example', { body: { keys: [jwk(seed1, 'k1')] } });
   assert.equal(outcome(await s.verify(await s.mail(seed1, 'k1', 'carol@agents.ours.example'))), 'unknown_key');
   assert.equal(s.web.count('agents.ours.example'), 0);
-  await insertLocalKey(s.db.pool, { agent: 'carol@agents.ours.example', kid: 'k1', publicKey: publicKeyFromSeed(seed1), notBefore: new Date(0) });
+  await insertLocalKey(s.db.pool, {
+    agent: 'carol@agents.ours.example',
+    kid: 'k1',
+    publicKey: publicKeyFromSeed(seed1),
+    notBefore: new Date(0),
+  });
   const local = await s.verify(await s.mail(seed1, 'k1', 'carol@agents.ours.example'));
   assert.equal(local.ok && local.keySource, 'local');
 });
 
 test('JWKS entries: only Ed25519 signing keys of this domain count', () => {
   const x = Buffer.from(publicKeyFromSeed(seed1)).toString('base64url');
-  const keys = parseJwks({ keys: [
-    jwk(seed1, 'good'),
-    jwk(seed1, 'bound', { agent: `Alice@${PARTNER}` }),
-    jwk(seed1, 'foreign-agent', { agent: 'alice@agents.evil.example' }),
-    jwk(seed1, 'enc', { use: 'enc' }),
-    jwk(seed1, 'private', { d: x }),
-    { kty: 'EC', crv: 'P-256', kid: 'ec', x, y: x },
-    { kty: 'OKP', crv: 'Ed25519', kid: 'short', x: 'AAAA' },
-    { kty: 'OKP', crv: 'Ed25519', kid: 'bad kid', x },
-    jwk(seed1, 'new-alg', { alg: 'Ed25519' }),
-  ] }, PARTNER);
-  assert.deepEqual(keys.map((k) => [k.kid, k.agent]), [['good', null], ['bound', `alice@${PARTNER}`], ['new-alg', null]]);
+  const keys = parseJwks(
+    {
+      keys: [
+        jwk(seed1, 'good'),
+        jwk(seed1, 'bound', { agent: `Alice@${PARTNER}` }),
+        jwk(seed1, 'foreign-agent', { agent: 'alice@agents.evil.example' }),
+        jwk(seed1, 'enc', { use: 'enc' }),
+        jwk(seed1, 'private', { d: x }),
+        { kty: 'EC', crv: 'P-256', kid: 'ec', x, y: x },
+        { kty: 'OKP', crv: 'Ed25519', kid: 'short', x: 'AAAA' },
+        { kty: 'OKP', crv: 'Ed25519', kid: 'bad kid', x },
+        jwk(seed1, 'new-alg', { alg: 'Ed25519' }),
+      ],
+    },
+    PARTNER,
+  );
+  assert.deepEqual(
+    keys.map((k) => [k.kid, k.agent]),
+    [
+      ['good', null],
+      ['bound', `alice@${PARTNER}`],
+      ['new-alg', null],
+    ],
+  );
   assert.throws(() => parseJwks({ nokeys: [] }, PARTNER), /keys/);
 });
 
 test('our JWKS: local keys only, and a partner reading it finds them', async (t) => {
   const s = await setup(t);
   const at = new Date(T0 * 1000);
-  await insertLocalKey(s.db.pool, { agent: 'carol@agents.ours.example', kid: 'c1', publicKey: publicKeyFromSeed(seed1), notBefore: new Date(0) });
-  await s.db.pool.query("INSERT INTO agent_key (domain, kid, agent, public_key, source, not_before) VALUES ('agents.a.example', 'p1', 'alice@agents.a.example', $1, 'pinned', 'epoch')", [Buffer.from(publicKeyFromSeed(seed2))]);
+  await insertLocalKey(s.db.pool, {
+    agent: 'carol@agents.ours.example',
+    kid: 'c1',
+    publicKey: publicKeyFromSeed(seed1),
+    notBefore: new Date(0),
+  });
+  await s.db.pool.query(
+    "INSERT INTO agent_key (domain, kid, agent, public_key, source, not_before) VALUES ('agents.a.example', 'p1', 'alice@agents.a.example', $1, 'pinned', 'epoch')",
+    [Buffer.from(publicKeyFromSeed(seed2))],
+  );
   const doc = ourJwks(await listValidKeys(s.db.pool, {}, at));
-  assert.deepEqual(doc, { keys: [{ kty: 'OKP', crv: 'Ed25519', kid: 'c1', x: Buffer.from(publicKeyFromSeed(seed1)).toString('base64url'), use: 'sig', alg: 'EdDSA', agent: 'carol@agents.ours.example' }] });
+  assert.deepEqual(doc, {
+    keys: [
+      {
+        kty: 'OKP',
+        crv: 'Ed25519',
+        kid: 'c1',
+        x: Buffer.from(publicKeyFromSeed(seed1)).toString('base64url'),
+        use: 'sig',
+        alg: 'EdDSA',
+        agent: 'carol@agents.ours.example',
+      },
+    ],
+  });
   s.web.set('agents.ours.example', { body: doc });
   const o = { scheme: 'http' as const, port: s.web.port, timeoutMs: 1000, dispatcher: s.dispatcher };
-  assert.equal(jwksUrl('agents.ours.example', o), `http://agents.ours.example:${s.web.port}/.well-known/agent-keys.json`);
-  assert.equal(jwksUrl('agents.ours.example', { scheme: 'https', port: 0 }), 'https://agents.ours.example/.well-known/agent-keys.json');
+  assert.equal(
+    jwksUrl('agents.ours.example', o),
+    `http://agents.ours.example:${s.web.port}/.well-known/agent-keys.json`,
+  );
+  assert.equal(
+    jwksUrl('agents.ours.example', { scheme: 'https', port: 0 }),
+    'https://agents.ours.example/.well-known/agent-keys.json',
+  );
   s.web.set('agents.moved.example', { status: 301 });
   assert.deepEqual(await fetchJwks('agents.moved.example', o), { status: 'absent' }, 'redirects are not followed');
   const set = await fetchJwks('agents.ours.example', o);
-  assert.deepEqual(set.status === 'ok' && set.keys.map((k) => [k.kid, k.agent, k.source]), [['c1', 'carol@agents.ours.example', 'jwks']]);
+  assert.deepEqual(set.status === 'ok' && set.keys.map((k) => [k.kid, k.agent, k.source]), [
+    ['c1', 'carol@agents.ours.example', 'jwks'],
+  ]);
 });

@@ -24,7 +24,7 @@ export async function startJwksServer(): Promise<JwksServer> {
     counts.set(host, (counts.get(host) ?? 0) + 1);
     const a = req.url === '/.well-known/agent-keys.json' ? answers.get(host) : undefined;
     const reply = (): void => {
-      res.writeHead(a ? a.status ?? 200 : 404, { 'content-type': 'application/json' });
+      res.writeHead(a ? (a.status ?? 200) : 404, { 'content-type': 'application/json' });
       res.end(a?.body === undefined ? '{}' : typeof a.body === 'string' ? a.body : JSON.stringify(a.body));
     };
     if (a?.delayMs) setTimeout(reply, a.delayMs).unref();
@@ -35,7 +35,11 @@ export async function startJwksServer(): Promise<JwksServer> {
     port: (server.address() as AddressInfo).port,
     set: (host, answer) => void answers.set(host, answer),
     count: (host) => counts.get(host) ?? 0,
-    stop: () => new Promise<void>((ok) => { server.closeAllConnections(); server.close(() => ok()); }),
+    stop: () =>
+      new Promise<void>((ok) => {
+        server.closeAllConnections();
+        server.close(() => ok());
+      }),
   };
 }
 
@@ -45,7 +49,9 @@ export function loopbackDispatcher(resolves: (hostname: string) => boolean = (h)
     if (!resolves(hostname)) {
       callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), '', 4);
     } else if (options.all) {
-      (callback as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address: '127.0.0.1', family: 4 }]);
+      (callback as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [
+        { address: '127.0.0.1', family: 4 },
+      ]);
     } else {
       callback(null, '127.0.0.1', 4);
     }

@@ -34,7 +34,15 @@ test('every alert fires on its failure and stays quiet otherwise (promtool test 
   // No alert without a unit test, and each is shown firing at least once.
   type Rules = { groups: { rules: { alert: string }[] }[] };
   type Tests = { tests: { alert_rule_test?: { alertname: string; exp_alerts: unknown[] }[] }[] };
-  const alerts = (parse(readFileSync(join(DIR, 'alerts.yml'), 'utf8')) as Rules).groups.flatMap((g) => g.rules.map((r) => r.alert));
-  const cases = (parse(readFileSync(join(DIR, 'alerts.test.yml'), 'utf8')) as Tests).tests.flatMap((c) => c.alert_rule_test ?? []);
-  for (const a of alerts) assert.ok(cases.some((c) => c.alertname === a && c.exp_alerts.length > 0), `${a} has no test where it fires`);
+  const alerts = (parse(readFileSync(join(DIR, 'alerts.yml'), 'utf8')) as Rules).groups.flatMap((g) =>
+    g.rules.map((r) => r.alert),
+  );
+  const cases = (parse(readFileSync(join(DIR, 'alerts.test.yml'), 'utf8')) as Tests).tests.flatMap(
+    (c) => c.alert_rule_test ?? [],
+  );
+  for (const a of alerts)
+    assert.ok(
+      cases.some((c) => c.alertname === a && c.exp_alerts.length > 0),
+      `${a} has no test where it fires`,
+    );
 });

@@ -19,17 +19,33 @@ const total = async (cores: Core[], name: string, labels: Record<string, string>
 test('two instances sweep one database: each expired lease handled once, counters add up', async (t) => {
   const db = await createTestDatabase();
   t.after(() => db.drop());
-  const config = loadConfig({ DATABASE_URL: db.url, ADMP_DOMAINS: 'agents.test', ADMP_RECLAIM_INTERVAL_MS: '50', ADMP_MAX_ATTEMPTS: '3', ADMP_LOG_LEVEL: 'silent', ADMP_METRICS_REFRESH_MS: '1000' });
+  const config = loadConfig({
+    DATABASE_URL: db.url,
+    ADMP_DOMAINS: 'agents.test',
+    ADMP_RECLAIM_INTERVAL_MS: '50',
+    ADMP_MAX_ATTEMPTS: '3',
+    ADMP_LOG_LEVEL: 'silent',
+    ADMP_METRICS_REFRESH_MS: '1000',
+  });
   const a = await addAgent(db.pool, 'alice', 'agents.test');
   const b = await addAgent(db.pool, 'bob', 'agents.test');
   const cores = [await wire(config, db, createLogger('silent')), await wire(config, db, createLogger('silent'))];
-  t.after(async () => { await Promise.all(cores.map((c) => c.stop())); });
+  t.after(async () => {
+    await Promise.all(cores.map((c) => c.stop()));
+  });
 
   // N messages, leased with leases that expired a minute ago: a third with attempts
   // spent (→ dead max_attempts), a third past their TTL (→ dead ttl_expired), a third returned.
-  const send = (n: number) => cores[n % 2]!.app.inject({ method: 'POST', url: '/v1/messages', headers: { authorization: `Bearer ${a.token}` }, payload: { to: 'bob@agents.test', type: 'note', body: { n } } });
+  const send = (n: number) =>
+    cores[n % 2]!.app.inject({
+      method: 'POST',
+      url: '/v1/messages',
+      headers: { authorization: `Bearer ${a.token}` },
+      payload: { to: 'bob@agents.test', type: 'note', body: { n } },
+    });
   for (let i = 0; i < N; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => send(i + j)));
-  await db.pool.query(`UPDATE message SET status = 'leased', lease_id = gen_random_uuid(), lease_until = now() - interval '1 minute',
+  await db.pool
+    .query(`UPDATE message SET status = 'leased', lease_id = gen_random_uuid(), lease_until = now() - interval '1 minute',
       attempts = CASE WHEN (body->>'n')::int % 3 = 0 THEN 3 ELSE 1 END,
       expires_at = CASE WHEN (body->>'n')::int % 3 = 1 THEN now() - interval '1 second' ELSE expires_at END`);
 
@@ -44,11 +60,13 @@ test('two instances sweep one database: each expired lease handled once, counter
     `SELECT (body->>'n')::int AS n, status::text,
             (SELECT count(*)::int FROM jsonb_array_elements(delivery_log) e WHERE e->>'event' IN ('lease_expired', 'dead')) AS events,
             (SELECT e->>'reason' FROM jsonb_array_elements(delivery_log) e WHERE e->>'event' = 'dead') AS reason
-       FROM message`);
+       FROM message`,
+  );
   assert.equal(rows.length, N);
   for (const r of rows) {
     assert.equal(r.events, 1, `message ${r.n} was swept ${r.events} times`);
-    const want = r.n % 3 === 0 ? ['dead', 'max_attempts'] : r.n % 3 === 1 ? ['dead', 'ttl_expired'] : ['delivered', null];
+    const want =
+      r.n % 3 === 0 ? ['dead', 'max_attempts'] : r.n % 3 === 1 ? ['dead', 'ttl_expired'] : ['delivered', null];
     assert.deepEqual([r.status, r.reason], want, `message ${r.n}`);
   }
   assert.equal(await total(cores, 'admp_lease_expired_total'), N / 3);
@@ -56,15 +74,24 @@ test('two instances sweep one database: each expired lease handled once, counter
   assert.equal(await total(cores, 'admp_dead_total', { reason: 'ttl_expired' }), N / 3);
 
   // Both instances pull bob's returned messages at once: each is leased to one of them only.
-  const pulls = await Promise.all(Array.from({ length: 10 }, (_, i) => cores[i % 2]!.app.inject({
-    method: 'POST', url: '/v1/inbox/pull', headers: { authorization: `Bearer ${b.token}` }, payload: { max: 50 },
-  })));
+  const pulls = await Promise.all(
+    Array.from({ length: 10 }, (_, i) =>
+      cores[i % 2]!.app.inject({
+        method: 'POST',
+        url: '/v1/inbox/pull',
+        headers: { authorization: `Bearer ${b.token}` },
+        payload: { max: 50 },
+      }),
+    ),
+  );
   const ids = pulls.flatMap((p) => (p.json().messages as { id: string }[]).map((m) => m.id));
   assert.equal(ids.length, N / 3, 'every returned message is pulled');
   assert.equal(new Set(ids).size, ids.length, 'no message is leased twice');
 
   // The queue gauges are read-only queries: both instances report the same values.
   await new Promise((r) => setTimeout(r, 1200));
-  const gauges = await Promise.all(cores.map(async (c) => sample(await scrape(c), 'admp_queue_messages', { status: 'leased' })));
+  const gauges = await Promise.all(
+    cores.map(async (c) => sample(await scrape(c), 'admp_queue_messages', { status: 'leased' })),
+  );
   assert.deepEqual(gauges, [N / 3, N / 3]);
 });

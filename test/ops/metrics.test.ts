@@ -26,19 +26,40 @@ async function setup(t: { after(fn: () => Promise<void>): void }) {
   const jwks = await startJwksServer();
   const dns = await startDns();
   jwks.set(PARTNER, { body: { keys: [] } });
-  const api = await startTestApi({
-    ADMP_INGRESS_TOKEN: TOKEN, ADMP_JWKS_SCHEME: 'http', ADMP_JWKS_PORT: String(jwks.port),
-    ADMP_DNS_SERVERS: dns.server, ADMP_KEY_FETCH_TIMEOUT_MS: '300', ADMP_DNS_TIMEOUT_MS: '300',
-  }, { keyDeps: { dispatcher: loopbackDispatcher() } });
-  t.after(async () => { await api.close(); await jwks.stop(); await dns.stop(); });
-  await api.db.pool.query(`INSERT INTO policy_rule (from_glob, to_glob, action) VALUES ('*@${PARTNER}', '*@agents.test', 'allow')`);
+  const api = await startTestApi(
+    {
+      ADMP_INGRESS_TOKEN: TOKEN,
+      ADMP_JWKS_SCHEME: 'http',
+      ADMP_JWKS_PORT: String(jwks.port),
+      ADMP_DNS_SERVERS: dns.server,
+      ADMP_KEY_FETCH_TIMEOUT_MS: '300',
+      ADMP_DNS_TIMEOUT_MS: '300',
+    },
+    { keyDeps: { dispatcher: loopbackDispatcher() } },
+  );
+  t.after(async () => {
+    await api.close();
+    await jwks.stop();
+    await dns.stop();
+  });
+  await api.db.pool.query(
+    `INSERT INTO policy_rule (from_glob, to_glob, action) VALUES ('*@${PARTNER}', '*@agents.test', 'allow')`,
+  );
   return { api, jwks };
 }
 
-const ingest = (api: TestApi, raw: Buffer, to: string, auth = dkimPass(PARTNER)) => api.core.app.inject({
-  method: 'POST', url: '/ingress/rspamd', payload: raw,
-  headers: { 'content-type': 'message/rfc822', authorization: `Bearer ${TOKEN}`, 'x-envelope-to': to, 'x-rspamd-auth': auth },
-});
+const ingest = (api: TestApi, raw: Buffer, to: string, auth = dkimPass(PARTNER)) =>
+  api.core.app.inject({
+    method: 'POST',
+    url: '/ingress/rspamd',
+    payload: raw,
+    headers: {
+      'content-type': 'message/rfc822',
+      authorization: `Bearer ${TOKEN}`,
+      'x-envelope-to': to,
+      'x-rspamd-auth': auth,
+    },
+  });
 
 const scrape = async (api: TestApi): Promise<string> => {
   const r = await api.core.app.inject({ method: 'GET', url: '/metrics' });
@@ -52,30 +73,78 @@ test('the API, the ingress roads and key discovery are counted; the queue gauges
   const [alice, bob] = [await api.agent('alice'), await api.agent('bob')];
 
   // HTTP road: one stored, one idempotent replay, one pull, one ack.
-  const send = () => api.core.app.inject({ method: 'POST', url: '/v1/messages', headers: { ...alice.auth, 'idempotency-key': 'k1' }, payload: { to: bob.address, type: 'note', body: { n: 1 }, correlation_id: 'c-1' } });
+  const send = () =>
+    api.core.app.inject({
+      method: 'POST',
+      url: '/v1/messages',
+      headers: { ...alice.auth, 'idempotency-key': 'k1' },
+      payload: { to: bob.address, type: 'note', body: { n: 1 }, correlation_id: 'c-1' },
+    });
   assert.equal((await send()).statusCode, 201);
   assert.equal((await send()).statusCode, 200);
-  const pulled = (await api.core.app.inject({ method: 'POST', url: '/v1/inbox/pull', headers: bob.auth, payload: { max: 10 } })).json().messages;
+  const pulled = (
+    await api.core.app.inject({ method: 'POST', url: '/v1/inbox/pull', headers: bob.auth, payload: { max: 10 } })
+  ).json().messages;
   assert.equal(pulled.length, 1);
-  const ack = await api.core.app.inject({ method: 'POST', url: `/v1/messages/${pulled[0].id}/ack`, headers: bob.auth, payload: { lease_id: pulled[0].lease_id } });
+  const ack = await api.core.app.inject({
+    method: 'POST',
+    url: `/v1/messages/${pulled[0].id}/ack`,
+    headers: bob.auth,
+    payload: { lease_id: pulled[0].lease_id },
+  });
   assert.equal(ack.statusCode, 200, ack.body);
 
   // Rspamd road: stored, refused by signature, refused by policy, tempfail on an unreachable key server.
   const partner = signer(`w@${PARTNER}`);
   await trust(api.db.pool, partner);
   await api.agent('carol');
-  assert.equal((await ingest(api, await agentMail(partner, { to: bob.address, type: 'task.request', body: {} }), bob.address)).statusCode, 200);
-  assert.equal((await ingest(api, await agentMail(partner, { to: bob.address, type: 'task.request', body: {} }), 'carol@agents.test')).statusCode, 422);
+  assert.equal(
+    (await ingest(api, await agentMail(partner, { to: bob.address, type: 'task.request', body: {} }), bob.address))
+      .statusCode,
+    200,
+  );
+  assert.equal(
+    (
+      await ingest(
+        api,
+        await agentMail(partner, { to: bob.address, type: 'task.request', body: {} }),
+        'carol@agents.test',
+      )
+    ).statusCode,
+    422,
+  );
   const stranger = signer('x@agents.stranger.example');
   await trust(api.db.pool, stranger);
-  assert.equal((await ingest(api, await agentMail(stranger, { to: bob.address, type: 'task.request', body: {} }), bob.address, dkimPass('agents.stranger.example'))).statusCode, 422);
+  assert.equal(
+    (
+      await ingest(
+        api,
+        await agentMail(stranger, { to: bob.address, type: 'task.request', body: {} }),
+        bob.address,
+        dkimPass('agents.stranger.example'),
+      )
+    ).statusCode,
+    422,
+  );
   jwks.set(PARTNER, { status: 503 });
   const unknown = signer(`w2@${PARTNER}`);
-  assert.equal((await ingest(api, await agentMail(unknown, { to: bob.address, type: 'task.request', body: {} }), bob.address)).statusCode, 503);
+  assert.equal(
+    (await ingest(api, await agentMail(unknown, { to: bob.address, type: 'task.request', body: {} }), bob.address))
+      .statusCode,
+    503,
+  );
 
   await refreshQueueGauges(api.db.pool, api.core.metrics);
   const text = await scrape(api);
-  const expect = (name: string, labels: Record<string, string>, value: number) => assert.equal(sample(text, name, labels), value, `${name}${JSON.stringify(labels)}\n${text.split('\n').filter((l) => l.startsWith(name)).join('\n')}`);
+  const expect = (name: string, labels: Record<string, string>, value: number) =>
+    assert.equal(
+      sample(text, name, labels),
+      value,
+      `${name}${JSON.stringify(labels)}\n${text
+        .split('\n')
+        .filter((l) => l.startsWith(name))
+        .join('\n')}`,
+    );
   expect('admp_enqueue_total', { channel: 'http' }, 1);
   expect('admp_duplicate_total', { channel: 'http' }, 1);
   expect('admp_enqueue_total', { channel: 'smtp' }, 1);
@@ -109,7 +178,12 @@ test('admp_inbox_depth names only the deepest inboxes, and forgets an agent that
   const deep = [await api.agent('d1'), await api.agent('d2'), await api.agent('d3')];
   for (const [i, a] of deep.entries()) {
     for (let n = 0; n <= i; n++) {
-      await api.core.app.inject({ method: 'POST', url: '/v1/messages', headers: alice.auth, payload: { to: a.address, type: 'note', body: { n } } });
+      await api.core.app.inject({
+        method: 'POST',
+        url: '/v1/messages',
+        headers: alice.auth,
+        payload: { to: a.address, type: 'note', body: { n } },
+      });
     }
   }
   await refreshQueueGauges(api.db.pool, api.core.metrics, 2);
@@ -128,10 +202,18 @@ test('admp_inbox_depth names only the deepest inboxes, and forgets an agent that
 test('ADMP_METRICS_LISTEN serves /metrics on its own listener and not on the API', async (t) => {
   const db = await createTestDatabase();
   const config = loadConfig({
-    DATABASE_URL: db.url, ADMP_HTTP_LISTEN: '127.0.0.1:0', ADMP_LMTP_LISTEN: '', ADMP_METRICS_LISTEN: '127.0.0.1:0', ADMP_LOG_LEVEL: 'silent', ADMP_DOMAINS: 'agents.test',
+    DATABASE_URL: db.url,
+    ADMP_HTTP_LISTEN: '127.0.0.1:0',
+    ADMP_LMTP_LISTEN: '',
+    ADMP_METRICS_LISTEN: '127.0.0.1:0',
+    ADMP_LOG_LEVEL: 'silent',
+    ADMP_DOMAINS: 'agents.test',
   });
   const server = await startServer(config, createLogger('silent'));
-  t.after(async () => { await server.stop(); await db.drop(); });
+  t.after(async () => {
+    await server.stop();
+    await db.drop();
+  });
   assert.ok(server.metricsUrl);
   const own = await fetch(`${server.metricsUrl}/metrics`);
   assert.equal(own.status, 200);
@@ -148,13 +230,20 @@ test('every admp_* metric that the alerts, the dashboard and the operations docs
   const sources: [string, string][] = [
     ['compose/prometheus/alerts.yml', readFileSync(join(REPO, 'compose', 'prometheus', 'alerts.yml'), 'utf8')],
     ['README.md (Operations)', operations],
-    ...readdirSync(join(REPO, 'compose', 'grafana')).filter((f) => f.endsWith('.json')).map((f): [string, string] => [`compose/grafana/${f}`, readFileSync(join(REPO, 'compose', 'grafana', f), 'utf8')]),
+    ...readdirSync(join(REPO, 'compose', 'grafana'))
+      .filter((f) => f.endsWith('.json'))
+      .map((f): [string, string] => [
+        `compose/grafana/${f}`,
+        readFileSync(join(REPO, 'compose', 'grafana', f), 'utf8'),
+      ]),
   ];
   for (const [file, text] of sources) {
     const named = new Set([...text.matchAll(/\badmp_[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, '')));
     assert.ok(named.size > 0, `${file} names no metric`);
-    for (const name of named) assert.ok(declared.has(name), `${file} names ${name}, which src/metrics.ts does not declare`);
+    for (const name of named)
+      assert.ok(declared.has(name), `${file} names ${name}, which src/metrics.ts does not declare`);
   }
   // And the README lists every declared metric.
-  for (const name of declared) assert.ok(operations.includes(name), `the README's Operations section does not describe ${name}`);
+  for (const name of declared)
+    assert.ok(operations.includes(name), `the README's Operations section does not describe ${name}`);
 });

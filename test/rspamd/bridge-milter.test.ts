@@ -41,11 +41,13 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms
 test('agents_bridge through Postfix and the rspamd milter', async (t) => {
   if (!requireBinaries(t, ['rspamd', 'postfix', 'postqueue', 'postcat', 'swaks'])) return;
   const key = dkimKey('sender.example', 'sel1');
-  const dns = await startDns({ txt: {
-    [key.dnsName]: key.txt,
-    'sender.example': 'v=spf1 ip4:1.2.3.4 -all',
-    '_dmarc.sender.example': 'v=DMARC1; p=reject',
-  } });
+  const dns = await startDns({
+    txt: {
+      [key.dnsName]: key.txt,
+      'sender.example': 'v=spf1 ip4:1.2.3.4 -all',
+      '_dmarc.sender.example': 'v=DMARC1; p=reject',
+    },
+  });
   t.after(() => dns.stop());
   const bridge = await startScriptedBridge();
   t.after(() => bridge.stop());
@@ -64,11 +66,25 @@ test('agents_bridge through Postfix and the rspamd milter', async (t) => {
 
   let n = 0;
   /** Sends a DKIM-signed message from a fresh sender address, posing as mail.sender.example [1.2.3.4]. */
-  const send = async (to: string[], extra: Partial<MessageSpec> & { login?: string; from?: string } = {}): Promise<SmtpOutcome & { from: string; bridgeCalls: BridgeRequest[] }> => {
+  const send = async (
+    to: string[],
+    extra: Partial<MessageSpec> & { login?: string; from?: string } = {},
+  ): Promise<SmtpOutcome & { from: string; bridgeCalls: BridgeRequest[] }> => {
     const from = extra.from ?? `alice+${++n}@sender.example`;
     const before = bridge.requests.length;
-    const data = await signMessage(buildMessage({ from: from || 'mailer-daemon@sender.example', to, subject: `case ${n}`, ...extra }), key);
-    const outcome = await sendMail({ port: postfix.port, from, to, data, clientAddr: '1.2.3.4', helo: 'mail.sender.example', ...(extra.login ? { login: extra.login } : {}) });
+    const data = await signMessage(
+      buildMessage({ from: from || 'mailer-daemon@sender.example', to, subject: `case ${n}`, ...extra }),
+      key,
+    );
+    const outcome = await sendMail({
+      port: postfix.port,
+      from,
+      to,
+      data,
+      clientAddr: '1.2.3.4',
+      helo: 'mail.sender.example',
+      ...(extra.login ? { login: extra.login } : {}),
+    });
     return { ...outcome, from, bridgeCalls: bridge.requests.slice(before) };
   };
   const queuedFrom = async (from: string) => (await postfix.queue()).filter((m) => m.sender === from);
@@ -77,51 +93,70 @@ test('agents_bridge through Postfix and the rspamd milter', async (t) => {
     c.after(() => bridge.answer({ status: 200, json: { stored: [] } }));
   };
 
-  await t.test('2xx: 250 to the client, milter-discard, nothing queued; the bridge gets the message and rspamd\'s verdicts', async () => {
-    const forged = 'Authentication-Results: mx.test.example; dkim=pass header.d=bank.example; spf=pass smtp.mailfrom=ceo@bank.example';
-    const r = await send([`storage.pg@${AGENTS}`], { headers: [forged] });
-    assert.equal(r.code, 250, r.transcript);
-    assert.ok(r.queueId);
-    await waitFor('milter-discard in the Postfix log', () => postfix.log().includes(`${r.queueId}: milter-discard`));
-    assert.deepEqual(await queuedFrom(r.from), []);
+  await t.test(
+    "2xx: 250 to the client, milter-discard, nothing queued; the bridge gets the message and rspamd's verdicts",
+    async () => {
+      const forged =
+        'Authentication-Results: mx.test.example; dkim=pass header.d=bank.example; spf=pass smtp.mailfrom=ceo@bank.example';
+      const r = await send([`storage.pg@${AGENTS}`], { headers: [forged] });
+      assert.equal(r.code, 250, r.transcript);
+      assert.ok(r.queueId);
+      await waitFor('milter-discard in the Postfix log', () => postfix.log().includes(`${r.queueId}: milter-discard`));
+      assert.deepEqual(await queuedFrom(r.from), []);
 
-    assert.equal(r.bridgeCalls.length, 1);
-    const req = r.bridgeCalls[0]!;
-    assert.equal(req.method, 'POST');
-    assert.equal(req.path, '/ingress/rspamd');
-    const h = req.headers;
-    assert.equal(h.authorization, `Bearer ${TOKEN}`);
-    assert.equal(h['content-type'], 'message/rfc822');
-    assert.equal(h['x-envelope-from'], r.from);
-    assert.equal(h['x-envelope-to'], `storage.pg@${AGENTS}`);
-    assert.equal(h['x-rspamd-queue-id'], r.queueId);
-    assert.equal(h['x-rspamd-client-ip'], '1.2.3.4');
-    assert.equal(h['x-rspamd-helo'], 'mail.sender.example');
-    assert.equal(h['x-rspamd-user'], '');
-    const auth = JSON.parse(String(h['x-rspamd-auth'])) as Record<string, { symbol?: string }> & { dkim: unknown };
-    assert.deepEqual(auth.dkim, [{ result: 'allow', domain: 'sender.example', selector: 'sel1' }]);
-    assert.equal(auth.spf?.symbol, 'R_SPF_ALLOW');
-    assert.equal(auth.dmarc?.symbol, 'DMARC_POLICY_ALLOW');
-    const ar = String(h['x-rspamd-authentication-results']);
-    assert.match(ar, /dkim=pass header\.d=sender\.example header\.s=sel1/);
-    assert.match(ar, /spf=pass .*smtp\.mailfrom=alice\+\d+@sender\.example/);
-    // The sender's own Authentication-Results travels in the body, never as the verdict.
-    assert.doesNotMatch(ar, /bank\.example/);
-    const body = req.body.toString('utf8');
-    assert.ok(body.includes('header.d=bank.example'), 'the forged header is part of the message');
-    assert.match(body, /^DKIM-Signature: /m);
-    assert.match(body, new RegExp(`^Subject: case ${n}\\r?$`, 'm'));
-    assert.ok(!/^Received: .*mx\.test\.example/m.test(body), 'Postfix\'s own Received header is not part of milter content');
-  });
+      assert.equal(r.bridgeCalls.length, 1);
+      const req = r.bridgeCalls[0]!;
+      assert.equal(req.method, 'POST');
+      assert.equal(req.path, '/ingress/rspamd');
+      const h = req.headers;
+      assert.equal(h.authorization, `Bearer ${TOKEN}`);
+      assert.equal(h['content-type'], 'message/rfc822');
+      assert.equal(h['x-envelope-from'], r.from);
+      assert.equal(h['x-envelope-to'], `storage.pg@${AGENTS}`);
+      assert.equal(h['x-rspamd-queue-id'], r.queueId);
+      assert.equal(h['x-rspamd-client-ip'], '1.2.3.4');
+      assert.equal(h['x-rspamd-helo'], 'mail.sender.example');
+      assert.equal(h['x-rspamd-user'], '');
+      const auth = JSON.parse(String(h['x-rspamd-auth'])) as Record<string, { symbol?: string }> & { dkim: unknown };
+      assert.deepEqual(auth.dkim, [{ result: 'allow', domain: 'sender.example', selector: 'sel1' }]);
+      assert.equal(auth.spf?.symbol, 'R_SPF_ALLOW');
+      assert.equal(auth.dmarc?.symbol, 'DMARC_POLICY_ALLOW');
+      const ar = String(h['x-rspamd-authentication-results']);
+      assert.match(ar, /dkim=pass header\.d=sender\.example header\.s=sel1/);
+      assert.match(ar, /spf=pass .*smtp\.mailfrom=alice\+\d+@sender\.example/);
+      // The sender's own Authentication-Results travels in the body, never as the verdict.
+      assert.doesNotMatch(ar, /bank\.example/);
+      const body = req.body.toString('utf8');
+      assert.ok(body.includes('header.d=bank.example'), 'the forged header is part of the message');
+      assert.match(body, /^DKIM-Signature: /m);
+      assert.match(body, new RegExp(`^Subject: case ${n}\\r?$`, 'm'));
+      assert.ok(
+        !/^Received: .*mx\.test\.example/m.test(body),
+        "Postfix's own Received header is not part of milter content",
+      );
+    },
+  );
 
-  await t.test('a status in permanent_statuses: 554 5.7.1 with the bridge\'s smtp_message, made one safe ASCII line', async (c) => {
-    await answering({ status: 422, json: { error: { code: 'policy', message: 'x' }, smtp_message: 'Agent mailbox policy:\r\nDKIM signature required \u2014 see docs' } }, c);
-    const r = await send([`storage.pg@${AGENTS}`]);
-    assert.equal(r.code, 554, r.transcript);
-    assert.equal(r.text, '5.7.1 Agent mailbox policy: DKIM signature required ??? see docs');
-    assert.equal(r.bridgeCalls.length, 1);
-    assert.deepEqual(await queuedFrom(r.from), []);
-  });
+  await t.test(
+    "a status in permanent_statuses: 554 5.7.1 with the bridge's smtp_message, made one safe ASCII line",
+    async (c) => {
+      await answering(
+        {
+          status: 422,
+          json: {
+            error: { code: 'policy', message: 'x' },
+            smtp_message: 'Agent mailbox policy:\r\nDKIM signature required \u2014 see docs',
+          },
+        },
+        c,
+      );
+      const r = await send([`storage.pg@${AGENTS}`]);
+      assert.equal(r.code, 554, r.transcript);
+      assert.equal(r.text, '5.7.1 Agent mailbox policy: DKIM signature required ??? see docs');
+      assert.equal(r.bridgeCalls.length, 1);
+      assert.deepEqual(await queuedFrom(r.from), []);
+    },
+  );
 
   await t.test('a permanent status without smtp_message: 554 5.7.1 with the default text', async (c) => {
     await answering({ status: 404 }, c);
@@ -131,7 +166,10 @@ test('agents_bridge through Postfix and the rspamd milter', async (t) => {
   });
 
   const tempfails: [string, BridgeAnswer][] = [
-    ['503 from the bridge', { status: 503, json: { error: { code: 'storage', message: 'db down' }, smtp_message: 'storage unavailable' } }],
+    [
+      '503 from the bridge',
+      { status: 503, json: { error: { code: 'storage', message: 'db down' }, smtp_message: 'storage unavailable' } },
+    ],
     ['401 (wrong token): the admin must fix it, the sender must not bounce', { status: 401 }],
     ['connection refused', 'refuse'],
   ];
@@ -165,21 +203,27 @@ test('agents_bridge through Postfix and the rspamd milter', async (t) => {
     assert.deepEqual(held?.recipients.map((x) => x.address).sort(), ['bob@example.com', 'x@agents.example.org']);
   });
 
-  await t.test('mixed recipients, 2xx: only the agents recipient goes to the bridge and Postfix cancels only it', async () => {
-    // Tagged addresses on both sides: rspamd's plus-alias rewriting must not reach the bridge or del_rcpt.
-    const agent = `storage.pg+thread-7@${AGENTS}`;
-    const r = await send([agent, 'bob+news@example.com']);
-    assert.equal(r.code, 250, r.transcript);
-    assert.equal(r.bridgeCalls.length, 1);
-    assert.equal(r.bridgeCalls[0]!.headers['x-envelope-to'], agent);
-    assert.equal(r.bridgeCalls[0]!.headers['x-envelope-from'], r.from);
-    const [held] = await queuedFrom(r.from);
-    assert.equal(held?.queue_id, r.queueId);
-    assert.deepEqual(held?.recipients.map((x) => x.address), ['bob+news@example.com']);
-    const envelope = await postfix.postcat(r.queueId!);
-    assert.ok(envelope.split('\n').includes(`canceled_recipient: ${agent}`), envelope);
-    assert.ok(envelope.split('\n').includes('recipient: bob+news@example.com'), envelope);
-  });
+  await t.test(
+    'mixed recipients, 2xx: only the agents recipient goes to the bridge and Postfix cancels only it',
+    async () => {
+      // Tagged addresses on both sides: rspamd's plus-alias rewriting must not reach the bridge or del_rcpt.
+      const agent = `storage.pg+thread-7@${AGENTS}`;
+      const r = await send([agent, 'bob+news@example.com']);
+      assert.equal(r.code, 250, r.transcript);
+      assert.equal(r.bridgeCalls.length, 1);
+      assert.equal(r.bridgeCalls[0]!.headers['x-envelope-to'], agent);
+      assert.equal(r.bridgeCalls[0]!.headers['x-envelope-from'], r.from);
+      const [held] = await queuedFrom(r.from);
+      assert.equal(held?.queue_id, r.queueId);
+      assert.deepEqual(
+        held?.recipients.map((x) => x.address),
+        ['bob+news@example.com'],
+      );
+      const envelope = await postfix.postcat(r.queueId!);
+      assert.ok(envelope.split('\n').includes(`canceled_recipient: ${agent}`), envelope);
+      assert.ok(envelope.split('\n').includes('recipient: bob+news@example.com'), envelope);
+    },
+  );
 
   await t.test('mixed recipients, refused: the whole message is rejected, so the sender learns of it', async (c) => {
     await answering({ status: 422, json: { smtp_message: 'no such agent' } }, c);
@@ -205,7 +249,7 @@ test('agents_bridge through Postfix and the rspamd milter', async (t) => {
     assert.deepEqual(await queuedFrom(r.from), []);
   });
 
-  await t.test('an earlier prefilter reject: no bridge call, the prefilter\'s 554 stands', async () => {
+  await t.test("an earlier prefilter reject: no bridge call, the prefilter's 554 stands", async () => {
     const r = await send([`storage.pg@${AGENTS}`], { headers: ['X-Test-Prefilter: reject'] });
     assert.equal(r.code, 554, r.transcript);
     assert.equal(r.text, '5.7.1 blacklisted by test prefilter');

@@ -17,29 +17,59 @@ const vectors = JSON.parse(text) as {
   key: { seed_hex: string; public_key_hex: string; public_key_base64: string; jwk_x: string; kid: string };
   vectors: {
     name: string;
-    inputs: { agent: string; kid: string; timestamp: number; message_id: string; to: string; from: string; subject: string; type: string; correlation_id: string | null; envelope_json: string };
-    body_sha256: string; signature_base: string; signature: string;
+    inputs: {
+      agent: string;
+      kid: string;
+      timestamp: number;
+      message_id: string;
+      to: string;
+      from: string;
+      subject: string;
+      type: string;
+      correlation_id: string | null;
+      envelope_json: string;
+    };
+    body_sha256: string;
+    signature_base: string;
+    signature: string;
   }[];
 };
 const seed = Buffer.from(vectors.key.seed_hex, 'hex');
 const doc = readFileSync(new URL('../../docs/protocol.md', import.meta.url), 'utf8');
 
 test('docs/protocol.md shows vectors.json verbatim', () => {
-  assert.ok(doc.includes(`\`\`\`json\n${text.trim()}\n\`\`\``), 'docs/protocol.md must contain test/signature/vectors.json in a ```json block');
+  assert.ok(
+    doc.includes(`\`\`\`json\n${text.trim()}\n\`\`\``),
+    'docs/protocol.md must contain test/signature/vectors.json in a ```json block',
+  );
 });
 
 test('the examples in docs/protocol.md are what the code produces for the vector key', async () => {
   const i = vectors.vectors[0]!.inputs;
   const env = JSON.parse(i.envelope_json) as { to: string; type: string; subject: string; body: unknown };
-  const m = await buildSignedMessage(env, { agent: i.agent, kid: i.kid, seed }, { now: i.timestamp, messageId: i.message_id });
+  const m = await buildSignedMessage(
+    env,
+    { agent: i.agent, kid: i.kid, seed },
+    { now: i.timestamp, messageId: i.message_id },
+  );
   assert.equal(m.envelopeBytes.toString('utf8'), i.envelope_json);
   const headers = m.eml.toString('utf8').split('\r\n\r\n')[0]!;
   assert.equal(/^X-Agent-Signature:\s+(\S+)$/m.exec(headers)?.[1], vectors.vectors[0]!.signature);
   // The doc's example mail differs only in its random MIME boundary.
   const boundary = /boundary="([^"]+)"/.exec(headers)![1]!;
-  const example = m.eml.toString('utf8').replaceAll(boundary, '--_NmP-db6f659bef0acb12-Part_1').replace(/\r\n/g, '\n').trim();
+  const example = m.eml
+    .toString('utf8')
+    .replaceAll(boundary, '--_NmP-db6f659bef0acb12-Part_1')
+    .replace(/\r\n/g, '\n')
+    .trim();
   assert.ok(doc.includes(example), 'section 3 example mail');
-  const row = { domain: 'agents.a.example', kid: vectors.key.kid, agent: i.agent, publicKey: Buffer.from(vectors.key.public_key_hex, 'hex'), source: 'local' } as AgentKeyRow;
+  const row = {
+    domain: 'agents.a.example',
+    kid: vectors.key.kid,
+    agent: i.agent,
+    publicKey: Buffer.from(vectors.key.public_key_hex, 'hex'),
+    source: 'local',
+  } as AgentKeyRow;
   assert.ok(doc.includes(JSON.stringify(ourJwks([row]), null, 2)), 'section 7.3 JWKS example');
   const txt = agentKeyTxtRecords([row])[0]!;
   assert.ok(doc.includes(`${txt.name}. 300 IN TXT "${txt.text}"`), 'section 7.3 TXT example');
@@ -60,7 +90,18 @@ for (const v of vectors.vectors) {
     const i = v.inputs;
     const body = Buffer.from(i.envelope_json, 'utf8');
     assert.equal(bodyDigest(body), v.body_sha256);
-    const base = signatureBase({ agent: i.agent, kid: i.kid, timestamp: i.timestamp, messageId: i.message_id, to: i.to, from: i.from, subject: i.subject, type: i.type, correlationId: i.correlation_id, body });
+    const base = signatureBase({
+      agent: i.agent,
+      kid: i.kid,
+      timestamp: i.timestamp,
+      messageId: i.message_id,
+      to: i.to,
+      from: i.from,
+      subject: i.subject,
+      type: i.type,
+      correlationId: i.correlation_id,
+      body,
+    });
     assert.equal(base, v.signature_base);
     // Ed25519 is deterministic (RFC 8032 §5.1.6): both implementations give the same bytes.
     assert.equal(signBase(seed, base, 'node'), v.signature);
@@ -69,10 +110,26 @@ for (const v of vectors.vectors) {
     const msg = Buffer.from(v.signature_base, 'utf8');
     const pub = Buffer.from(vectors.key.public_key_hex, 'hex');
     assert.equal(ed.verify(sig, msg, pub), true);
-    assert.equal(nodeVerify(null, msg, createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: vectors.key.jwk_x }, format: 'jwk' }), sig), true);
+    assert.equal(
+      nodeVerify(
+        null,
+        msg,
+        createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: vectors.key.jwk_x }, format: 'jwk' }),
+        sig,
+      ),
+      true,
+    );
     // One changed byte of the base fails with both.
     const tampered = Buffer.from(v.signature_base.replace('"v":"admp-sig-v1"', '"v":"admp-sig-v2"'), 'utf8');
     assert.equal(ed.verify(sig, tampered, pub), false);
-    assert.equal(nodeVerify(null, tampered, createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: vectors.key.jwk_x }, format: 'jwk' }), sig), false);
+    assert.equal(
+      nodeVerify(
+        null,
+        tampered,
+        createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: vectors.key.jwk_x }, format: 'jwk' }),
+        sig,
+      ),
+      false,
+    );
   });
 }

@@ -19,7 +19,8 @@ export async function verifyEml(eml: string | Buffer, o: VerifyEmlOptions): Prom
   assert.ok(fields.body, 'the mail carries an envelope');
   return verifySignature(
     { ...fields, body: fields.body, envelopeRecipient: o.rcpt, envelope: JSON.parse(fields.body.toString('utf8')) },
-    { now: o.now, clockSkewSec: o.clockSkewSec, resolveKey: o.resolveKey });
+    { now: o.now, clockSkewSec: o.clockSkewSec, resolveKey: o.resolveKey },
+  );
 }
 
 export const outcome = (r: VerifyResult): string => (r.ok ? 'ok' : r.code);

@@ -6,32 +6,44 @@ import { DeadQuery, PullBody, PullResponse, RedriveBody } from '../schemas.js';
 import { presentAcks, presentPulled, presentStatus } from '../present.js';
 import type { ApiDeps } from '../app.js';
 
-export const inboxRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (app) => {
-  const { pool, mailbox } = deps;
+export const inboxRoutes =
+  (deps: ApiDeps): FastifyPluginAsyncTypebox =>
+  async (app) => {
+    const { pool, mailbox } = deps;
 
-  app.post('/v1/inbox/pull', { schema: { body: PullBody, response: { 200: PullResponse } } }, async (req) => {
-    const c = req.caller!;
-    // Acks of the previous batch ride along (one call, one transaction per batch).
-    const { ack } = req.body;
-    const { rows, acked } = await mailbox.pull(c, req.body);
-    req.summary = { pulled: rows.length, ...(ack ? { acked: ack.length } : {}), ...(rows.length === 1 ? { message_id: rows[0]!.id, correlation_id: rows[0]!.correlation_id ?? undefined, channel: rows[0]!.channel } : {}) };
-    return { ...(ack ? { acked: presentAcks(ack, acked) } : {}), messages: rows.map((m) => presentPulled(m, c.address)) };
-  });
+    app.post('/v1/inbox/pull', { schema: { body: PullBody, response: { 200: PullResponse } } }, async (req) => {
+      const c = req.caller!;
+      // Acks of the previous batch ride along (one call, one transaction per batch).
+      const { ack } = req.body;
+      const { rows, acked } = await mailbox.pull(c, req.body);
+      req.summary = {
+        pulled: rows.length,
+        ...(ack ? { acked: ack.length } : {}),
+        ...(rows.length === 1
+          ? { message_id: rows[0]!.id, correlation_id: rows[0]!.correlation_id ?? undefined, channel: rows[0]!.channel }
+          : {}),
+      };
+      return {
+        ...(ack ? { acked: presentAcks(ack, acked) } : {}),
+        messages: rows.map((m) => presentPulled(m, c.address)),
+      };
+    });
 
-  app.get('/v1/inbox', async (req) => {
-    const c = req.caller!;
-    return { agent: c.address, depth: await inboxDepth(pool, c.agentId) };
-  });
+    app.get('/v1/inbox', async (req) => {
+      const c = req.caller!;
+      return { agent: c.address, depth: await inboxDepth(pool, c.agentId) };
+    });
 
-  app.get('/v1/dead', { schema: { querystring: DeadQuery } }, async (req) => {
-    const c = req.caller!;
-    const rows = await listDead(pool, c.agentId, req.query.limit, req.query.before);
-    return { messages: rows.map((m) => ({ ...presentStatus(m, c.address), body: m.body })) };
-  });
+    app.get('/v1/dead', { schema: { querystring: DeadQuery } }, async (req) => {
+      const c = req.caller!;
+      const rows = await listDead(pool, c.agentId, req.query.limit, req.query.before);
+      return { messages: rows.map((m) => ({ ...presentStatus(m, c.address), body: m.body })) };
+    });
 
-  app.post('/v1/dead/redrive', { schema: { body: RedriveBody } }, async (req) => {
-    const { ids, all } = req.body;
-    if ((ids === undefined) === (all !== true)) throw new AdmpError('bad_request', 'body: give either ids or "all": true', { field: 'body' });
-    return { redriven: await redrive(pool, req.caller!.agentId, ids ?? 'all') };
-  });
-};
+    app.post('/v1/dead/redrive', { schema: { body: RedriveBody } }, async (req) => {
+      const { ids, all } = req.body;
+      if ((ids === undefined) === (all !== true))
+        throw new AdmpError('bad_request', 'body: give either ids or "all": true', { field: 'body' });
+      return { redriven: await redrive(pool, req.caller!.agentId, ids ?? 'all') };
+    });
+  };

@@ -25,58 +25,89 @@ export function rspamdAnswer(results: readonly RecipientResult[]): { status: num
   const failed = results.find((r) => r.kind === 'tempfail') ?? results.find((r) => r.kind === 'refused');
   if (failed && (failed.kind === 'tempfail' || failed.kind === 'refused')) {
     const e = failed.error;
-    return { status: failed.kind === 'tempfail' ? 503 : 422, body: { ...httpErrorBody(e), recipient: failed.recipient, smtp_message: `${e.smtp.enhanced} ${smtpReplyText(e)}` } };
+    return {
+      status: failed.kind === 'tempfail' ? 503 : 422,
+      body: {
+        ...httpErrorBody(e),
+        recipient: failed.recipient,
+        smtp_message: `${e.smtp.enhanced} ${smtpReplyText(e)}`,
+      },
+    };
   }
   return {
     status: 200,
     body: {
-      stored: results.flatMap((r) => (r.kind === 'stored' ? [{ recipient: r.recipient, id: r.id, duplicate: r.duplicate }] : [])),
+      stored: results.flatMap((r) =>
+        r.kind === 'stored' ? [{ recipient: r.recipient, id: r.id, duplicate: r.duplicate }] : [],
+      ),
       reports: results.flatMap((r) => (r.kind === 'report' ? [{ recipient: r.recipient, message: r.id ?? null }] : [])),
     },
   };
 }
 
-export const rspamdIngressRoutes = (config: Config, pipeline: Pipeline, metrics?: Metrics): FastifyPluginAsync => async (app) => {
-  app.addContentTypeParser(['message/rfc822', 'application/octet-stream'], { parseAs: 'buffer', bodyLimit: config.maxMailBytes + 1 }, (_req, body, done) => done(null, body));
+export const rspamdIngressRoutes =
+  (config: Config, pipeline: Pipeline, metrics?: Metrics): FastifyPluginAsync =>
+  async (app) => {
+    app.addContentTypeParser(
+      ['message/rfc822', 'application/octet-stream'],
+      { parseAs: 'buffer', bodyLimit: config.maxMailBytes + 1 },
+      (_req, body, done) => done(null, body),
+    );
 
-  app.post('/ingress/rspamd', { bodyLimit: config.maxMailBytes + 1 }, async (req, reply) => {
-    const auth = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
-    if (!config.ingressToken || !auth || !timingSafeEqual(digest(auth), digest(config.ingressToken))) {
-      throw new AdmpError('unauthorized', 'ingress needs the bearer secret of ADMP_INGRESS_TOKEN');
-    }
-    const raw = req.body;
-    if (!Buffer.isBuffer(raw) || raw.length === 0) throw new AdmpError('bad_request', 'send the message as message/rfc822');
-    const recipients = (header(req, 'x-envelope-to') ?? '').split(',').map((s) => s.trim().replace(/^<|>$/g, '')).filter(Boolean);
-    if (recipients.length === 0) throw new AdmpError('bad_request', 'X-Envelope-To names no recipient');
+    app.post('/ingress/rspamd', { bodyLimit: config.maxMailBytes + 1 }, async (req, reply) => {
+      const auth = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+      if (!config.ingressToken || !auth || !timingSafeEqual(digest(auth), digest(config.ingressToken))) {
+        throw new AdmpError('unauthorized', 'ingress needs the bearer secret of ADMP_INGRESS_TOKEN');
+      }
+      const raw = req.body;
+      if (!Buffer.isBuffer(raw) || raw.length === 0)
+        throw new AdmpError('bad_request', 'send the message as message/rfc822');
+      const recipients = (header(req, 'x-envelope-to') ?? '')
+        .split(',')
+        .map((s) => s.trim().replace(/^<|>$/g, ''))
+        .filter(Boolean);
+      if (recipients.length === 0) throw new AdmpError('bad_request', 'X-Envelope-To names no recipient');
 
-    const started = performance.now();
-    const facts: IngestFacts = {};
-    const queueId = header(req, 'x-rspamd-queue-id');
-    let timer: NodeJS.Timeout | undefined;
-    const budget = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new AdmpError('timeout', 'ingress took too long; try again later')), config.ingressBudgetMs);
+      const started = performance.now();
+      const facts: IngestFacts = {};
+      const queueId = header(req, 'x-rspamd-queue-id');
+      let timer: NodeJS.Timeout | undefined;
+      const budget = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new AdmpError('timeout', 'ingress took too long; try again later')),
+          config.ingressBudgetMs,
+        );
+      });
+      // A message stored after the budget ran out is deduplicated when the sender retries.
+      const answered = Promise.race([
+        pipeline.ingest(
+          {
+            road: 'rspamd',
+            raw,
+            envelopeFrom: header(req, 'x-envelope-from') ?? '',
+            recipients,
+            trusted: fromRspamd(header(req, 'x-rspamd-auth')),
+            saslUser: header(req, 'x-rspamd-user'),
+            clientIp: header(req, 'x-rspamd-client-ip'),
+            queueId,
+          },
+          { atomic: true, facts },
+        ),
+        budget,
+      ]).finally(() => clearTimeout(timer));
+      const results: RecipientResult[] = await answered.catch((err: unknown) => {
+        const error = toAdmpError(err);
+        summarizeIngest(req.log, metrics, {
+          road: 'rspamd',
+          queueId,
+          facts,
+          results: recipients.map((recipient) => ({ recipient, kind: 'tempfail', error })),
+          started,
+        });
+        throw error;
+      });
+      summarizeIngest(req.log, metrics, { road: 'rspamd', queueId, facts, results, started });
+      const answer = rspamdAnswer(results);
+      return reply.status(answer.status).send(answer.body);
     });
-    // A message stored after the budget ran out is deduplicated when the sender retries.
-    const answered = Promise.race([
-      pipeline.ingest({
-        road: 'rspamd',
-        raw,
-        envelopeFrom: header(req, 'x-envelope-from') ?? '',
-        recipients,
-        trusted: fromRspamd(header(req, 'x-rspamd-auth')),
-        saslUser: header(req, 'x-rspamd-user'),
-        clientIp: header(req, 'x-rspamd-client-ip'),
-        queueId,
-      }, { atomic: true, facts }),
-      budget,
-    ]).finally(() => clearTimeout(timer));
-    const results: RecipientResult[] = await answered.catch((err: unknown) => {
-      const error = toAdmpError(err);
-      summarizeIngest(req.log, metrics, { road: 'rspamd', queueId, facts, results: recipients.map((recipient) => ({ recipient, kind: 'tempfail', error })), started });
-      throw error;
-    });
-    summarizeIngest(req.log, metrics, { road: 'rspamd', queueId, facts, results, started });
-    const answer = rspamdAnswer(results);
-    return reply.status(answer.status).send(answer.body);
-  });
-};
+  };

@@ -36,9 +36,17 @@ export function databaseCheck(pool: pg.Pool): Check {
     try {
       pending = await pendingMigrations(pool);
     } catch (err) {
-      return fail(`cannot query PostgreSQL: ${(err as Error).message}`, 'check DATABASE_URL and that PostgreSQL runs (pg_isready)');
+      return fail(
+        `cannot query PostgreSQL: ${(err as Error).message}`,
+        'check DATABASE_URL and that PostgreSQL runs (pg_isready)',
+      );
     }
-    return pending.length === 0 ? pass('reachable, every migration applied') : fail(`pending migrations: ${pending.join(', ')}`, 'run `admp migrate` (or start the bridge with ADMP_MIGRATE_ON_START=true)');
+    return pending.length === 0
+      ? pass('reachable, every migration applied')
+      : fail(
+          `pending migrations: ${pending.join(', ')}`,
+          'run `admp migrate` (or start the bridge with ADMP_MIGRATE_ON_START=true)',
+        );
   });
 }
 
@@ -48,15 +56,26 @@ export function bridgeCheck(bridgeUrl: string): Check {
     try {
       const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
       const body = await r.text();
-      return r.status === 200 ? pass(`${url} answers 200`) : fail(`${url} answers ${r.status}: ${body.slice(0, 200)}`, 'see the bridge log (`docker logs` of the bridge); /readyz names the reason');
+      return r.status === 200
+        ? pass(`${url} answers 200`)
+        : fail(
+            `${url} answers ${r.status}: ${body.slice(0, 200)}`,
+            'see the bridge log (`docker logs` of the bridge); /readyz names the reason',
+          );
     } catch (err) {
-      return fail(`${url}: ${(err as Error).message}`, 'start the bridge (`admp serve`, or the bridge container) or pass --bridge-url');
+      return fail(
+        `${url}: ${(err as Error).message}`,
+        'start the bridge (`admp serve`, or the bridge container) or pass --bridge-url',
+      );
     }
   });
 }
 
 /** Postfix's answer for an address: the first of its transport maps that knows the address or its domain. */
-async function transportOf(p: NonNullable<DoctorTargets['postfix']>, address: string): Promise<{ map: string; nexthop: string } | string> {
+async function transportOf(
+  p: NonNullable<DoctorTargets['postfix']>,
+  address: string,
+): Promise<{ map: string; nexthop: string } | string> {
   const maps = await p.run(['postconf', ...p.args, '-h', 'transport_maps']);
   if (maps.code !== 0) return `postconf failed: ${maps.output.trim()}`;
   const list = maps.output.split(/[\s,]+/).filter(Boolean);
@@ -77,12 +96,14 @@ export function postfixCheck(t: DoctorTargets): Check {
     if (!t.postfix) return fail('no Postfix to ask', 'pass --mailcow-dir (Mailcow in Docker) or --postfix-config-dir');
     const probe = `admp-doctor@${t.domain}`;
     const found = await transportOf(t.postfix, probe);
-    const fix = 'run `admp install` again, or add the agents domain to the transport map (postfix/custom_transport.pcre) and `postfix reload`';
+    const fix =
+      'run `admp install` again, or add the agents domain to the transport map (postfix/custom_transport.pcre) and `postfix reload`';
     if (typeof found === 'string') return fail(found, fix);
     const port = t.config.lmtpListen ? t.config.lmtpListen.slice(t.config.lmtpListen.lastIndexOf(':') + 1) : undefined;
     const m = /^lmtp:(?:inet:)?(.+):(\d+)$/.exec(found.nexthop);
     if (!m) return fail(`${found.map} routes ${probe} to ${found.nexthop}, not to an LMTP bridge`, fix);
-    if (port && m[2] !== port) return fail(`${found.map} routes to port ${m[2]}, the bridge listens on ${port} (ADMP_LMTP_LISTEN)`, fix);
+    if (port && m[2] !== port)
+      return fail(`${found.map} routes to port ${m[2]}, the bridge listens on ${port} (ADMP_LMTP_LISTEN)`, fix);
     return pass(`${found.map}: ${probe} → ${found.nexthop}`);
   });
 }
@@ -92,7 +113,11 @@ export function rspamdCheck(t: DoctorTargets): Check {
     if (!t.rspamd) return fail('no Rspamd to ask', 'pass --mailcow-dir (Mailcow in Docker) or --rspamd-controller');
     const { run, controller, password, symbol } = t.rspamd;
     const r = await run(['rspamc', '-h', controller, ...(password ? ['-P', password] : []), '-j', 'counters']);
-    if (r.code !== 0) return fail(`rspamc counters failed: ${r.output.trim().slice(0, 300)}`, 'check that Rspamd runs and its controller answers (password: --rspamd-password)');
+    if (r.code !== 0)
+      return fail(
+        `rspamc counters failed: ${r.output.trim().slice(0, 300)}`,
+        'check that Rspamd runs and its controller answers (password: --rspamd-password)',
+      );
     let symbols: { symbol?: string }[];
     try {
       symbols = JSON.parse(r.output) as { symbol?: string }[];
@@ -101,7 +126,10 @@ export function rspamdCheck(t: DoctorTargets): Check {
     }
     return symbols.some((s) => s.symbol === symbol)
       ? pass(`symbol ${symbol} is registered`)
-      : fail(`symbol ${symbol} is not registered: the plugin is missing or disabled itself`, 'grep the Rspamd log for "agents_bridge" (it names the bad option), then run `admp install` again');
+      : fail(
+          `symbol ${symbol} is not registered: the plugin is missing or disabled itself`,
+          'grep the Rspamd log for "agents_bridge" (it names the bad option), then run `admp install` again',
+        );
   });
 }
 
@@ -112,10 +140,18 @@ export function mxCheck(t: DoctorTargets): Check {
     try {
       const mx = await r.resolveMx(t.domain);
       return mx.length > 0
-        ? pass(mx.sort((a, b) => a.priority - b.priority).map((m) => `${m.priority} ${m.exchange}`).join(', '))
+        ? pass(
+            mx
+              .sort((a, b) => a.priority - b.priority)
+              .map((m) => `${m.priority} ${m.exchange}`)
+              .join(', '),
+          )
         : fail(`no MX record for ${t.domain}`, `publish "${t.domain}. MX 10 <your Mailcow host>."`);
     } catch (err) {
-      return fail(`MX ${t.domain}: ${(err as { code?: string }).code ?? (err as Error).message}`, `publish "${t.domain}. MX 10 <your Mailcow host>." (partners deliver agent mail there)`);
+      return fail(
+        `MX ${t.domain}: ${(err as { code?: string }).code ?? (err as Error).message}`,
+        `publish "${t.domain}. MX 10 <your Mailcow host>." (partners deliver agent mail there)`,
+      );
     }
   });
 }
@@ -138,15 +174,33 @@ async function ourKeys(t: DoctorTargets): Promise<Map<string, Buffer>> {
 
 export function agentKeysTxtCheck(t: DoctorTargets): Check {
   return check(`DNS ${TXT_LABEL} TXT serves our current keys`, async () => {
-    const set = await fetchDnsKeys(t.domain, createTxtResolver({ servers: t.config.dnsServers, timeoutMs: t.config.dnsTimeoutMs }));
-    return comparePublished(`${TXT_LABEL}.${t.domain}`, set, await ourKeys(t), 'publish the records `admp key dns` prints');
+    const set = await fetchDnsKeys(
+      t.domain,
+      createTxtResolver({ servers: t.config.dnsServers, timeoutMs: t.config.dnsTimeoutMs }),
+    );
+    return comparePublished(
+      `${TXT_LABEL}.${t.domain}`,
+      set,
+      await ourKeys(t),
+      'publish the records `admp key dns` prints',
+    );
   });
 }
 
 export function jwksCheck(t: DoctorTargets): Check {
   return check('JWKS URL serves our current keys', async () => {
-    const o = { scheme: t.config.jwksScheme as 'https' | 'http', port: t.config.jwksPort, timeoutMs: t.config.keyFetchTimeoutMs, dispatcher: t.dispatcher };
+    const o = {
+      scheme: t.config.jwksScheme as 'https' | 'http',
+      port: t.config.jwksPort,
+      timeoutMs: t.config.keyFetchTimeoutMs,
+      dispatcher: t.dispatcher,
+    };
     const set = await fetchJwks(t.domain, o);
-    return comparePublished(jwksUrl(t.domain, o), set, await ourKeys(t), `serve the bridge's ${JWKS_PATH} at https://${t.domain} (reverse proxy to the bridge)`);
+    return comparePublished(
+      jwksUrl(t.domain, o),
+      set,
+      await ourKeys(t),
+      `serve the bridge's ${JWKS_PATH} at https://${t.domain} (reverse proxy to the bridge)`,
+    );
   });
 }

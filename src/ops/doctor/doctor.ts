@@ -7,7 +7,16 @@ import { Agent } from 'undici';
 import type { Config } from '../../config.js';
 import { parseListen } from '../../config.js';
 import { createPool } from '../../db/pool.js';
-import { agentKeysTxtCheck, bridgeCheck, databaseCheck, jwksCheck, mxCheck, postfixCheck, rspamdCheck, type DoctorTargets } from './checks.js';
+import {
+  agentKeysTxtCheck,
+  bridgeCheck,
+  databaseCheck,
+  jwksCheck,
+  mxCheck,
+  postfixCheck,
+  rspamdCheck,
+  type DoctorTargets,
+} from './checks.js';
 import { roundTripCheck, type DkimKey } from './roundtrip.js';
 import { runChecks, type CheckResult } from './report.js';
 import { containerCommand, localCommand, mailcowDkimKey, mailcowProject } from './targets.js';
@@ -37,45 +46,73 @@ function pinnedDispatcher(address: string): Agent {
   const family = isIP(address);
   if (family === 0) throw new Error(`--jwks-address must be an IP address, got "${address}"`);
   const lookup: LookupFunction = (_host, options, cb) => {
-    if (options.all) (cb as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address, family }]);
+    if (options.all)
+      (cb as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address, family }]);
     else cb(null, address, family);
   };
   return new Agent({ connect: { lookup } });
 }
 
-const DEFAULT_BRIDGE = (c: Config) => `http://${c.httpListen.host === '0.0.0.0' || c.httpListen.host === '' ? '127.0.0.1' : c.httpListen.host}:${c.httpListen.port}`;
+const DEFAULT_BRIDGE = (c: Config) =>
+  `http://${c.httpListen.host === '0.0.0.0' || c.httpListen.host === '' ? '127.0.0.1' : c.httpListen.host}:${c.httpListen.port}`;
 
 async function dkimFrom(flags: DoctorFlags, domain: string, project: string | undefined): Promise<DkimKey | undefined> {
-  if (flags.dkimKey) return { selector: flags.dkimSelector ?? 'dkim', privateKeyPem: await readFile(flags.dkimKey, 'utf8') };
+  if (flags.dkimKey)
+    return { selector: flags.dkimSelector ?? 'dkim', privateKeyPem: await readFile(flags.dkimKey, 'utf8') };
   return project ? mailcowDkimKey(project, domain) : undefined;
 }
 
 export async function doctor(config: Config, flags: DoctorFlags, deps: DoctorDeps = {}): Promise<CheckResult[]> {
-  if (!config.databaseUrl) throw new Error('admp doctor needs DATABASE_URL (the bridge\'s database)');
+  if (!config.databaseUrl) throw new Error("admp doctor needs DATABASE_URL (the bridge's database)");
   const domain = (flags.domain ?? config.domains[0]!).toLowerCase();
   const project = flags.mailcowDir ? await mailcowProject(flags.mailcowDir) : undefined;
   const pool = createPool(config.databaseUrl, 2);
   try {
     const smtp = parseListen(flags.smtp ?? '127.0.0.1:25', '--smtp');
     const targets: DoctorTargets = {
-      config, pool, domain,
+      config,
+      pool,
+      domain,
       bridgeUrl: flags.bridgeUrl ?? DEFAULT_BRIDGE(config),
-      postfix: project ? { run: await containerCommand(project, POSTFIX_SERVICE), args: [] }
-        : flags.postfixConfigDir ? { run: localCommand, args: ['-c', flags.postfixConfigDir] } : undefined,
-      rspamd: project ? { run: await containerCommand(project, RSPAMD_SERVICE), controller: '127.0.0.1:11334', password: flags.rspamdPassword, symbol: flags.rspamdSymbol ?? 'AGENTS_BRIDGE' }
-        : flags.rspamdController ? { run: localCommand, controller: flags.rspamdController, password: flags.rspamdPassword, symbol: flags.rspamdSymbol ?? 'AGENTS_BRIDGE' } : undefined,
+      postfix: project
+        ? { run: await containerCommand(project, POSTFIX_SERVICE), args: [] }
+        : flags.postfixConfigDir
+          ? { run: localCommand, args: ['-c', flags.postfixConfigDir] }
+          : undefined,
+      rspamd: project
+        ? {
+            run: await containerCommand(project, RSPAMD_SERVICE),
+            controller: '127.0.0.1:11334',
+            password: flags.rspamdPassword,
+            symbol: flags.rspamdSymbol ?? 'AGENTS_BRIDGE',
+          }
+        : flags.rspamdController
+          ? {
+              run: localCommand,
+              controller: flags.rspamdController,
+              password: flags.rspamdPassword,
+              symbol: flags.rspamdSymbol ?? 'AGENTS_BRIDGE',
+            }
+          : undefined,
       dispatcher: flags.jwksAddress ? pinnedDispatcher(flags.jwksAddress) : undefined,
     };
-    return await runChecks([
-      databaseCheck(pool),
-      bridgeCheck(targets.bridgeUrl),
-      postfixCheck(targets),
-      rspamdCheck(targets),
-      mxCheck(targets),
-      agentKeysTxtCheck(targets),
-      jwksCheck(targets),
-      roundTripCheck(targets, { smtp, dkim: await dkimFrom(flags, domain, project), timeoutMs: Number(flags.timeout ?? 30) * 1000 }),
-    ], deps.onResult);
+    return await runChecks(
+      [
+        databaseCheck(pool),
+        bridgeCheck(targets.bridgeUrl),
+        postfixCheck(targets),
+        rspamdCheck(targets),
+        mxCheck(targets),
+        agentKeysTxtCheck(targets),
+        jwksCheck(targets),
+        roundTripCheck(targets, {
+          smtp,
+          dkim: await dkimFrom(flags, domain, project),
+          timeoutMs: Number(flags.timeout ?? 30) * 1000,
+        }),
+      ],
+      deps.onResult,
+    );
   } finally {
     await pool.end();
   }

@@ -26,7 +26,10 @@ export async function runChecks(checks: readonly Check[], onResult?: (r: CheckRe
     try {
       r = await c.run();
     } catch (err) {
-      r = fail(`could not check: ${(err as Error).message}`, 'fix the failures above first (most checks need the database)');
+      r = fail(
+        `could not check: ${(err as Error).message}`,
+        'fix the failures above first (most checks need the database)',
+      );
     }
     const result = { name: c.name, ...r };
     out.push(result);

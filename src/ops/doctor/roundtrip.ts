@@ -12,7 +12,10 @@ import { buildSignedMessage } from '../../mail/signed-message.js';
 import { fail, pass, type Check } from './report.js';
 import type { DoctorTargets } from './checks.js';
 
-export interface DkimKey { readonly selector: string; readonly privateKeyPem: string }
+export interface DkimKey {
+  readonly selector: string;
+  readonly privateKeyPem: string;
+}
 
 export interface RoundTripOptions {
   readonly smtp: { readonly host: string; readonly port: number };
@@ -23,7 +26,12 @@ export interface RoundTripOptions {
 
 /** relaxed/relaxed rsa-sha256 (RFC 6376), as Mailcow signs. */
 async function dkimSigned(eml: Buffer, domain: string, key: DkimKey): Promise<Buffer> {
-  const signer = { signingDomain: domain, selector: key.selector, privateKey: key.privateKeyPem, algorithm: 'rsa-sha256' };
+  const signer = {
+    signingDomain: domain,
+    selector: key.selector,
+    privateKey: key.privateKeyPem,
+    algorithm: 'rsa-sha256',
+  };
   const r = await dkimSign(eml, { ...signer, canonicalization: 'relaxed/relaxed', signatureData: [signer] });
   if (r.errors.length > 0 || !r.signatures) throw new Error(`DKIM signing failed: ${r.errors.map(String).join('; ')}`);
   return Buffer.concat([Buffer.from(r.signatures), eml]);
@@ -45,26 +53,42 @@ export function roundTripCheck(t: DoctorTargets, o: RoundTripOptions): Check {
       try {
         await addAgent(t.pool, id, t.domain);
         await insertLocalKey(t.pool, { agent: address, kid, publicKey: publicKeyFromSeed(seed) });
-        const signed = await buildSignedMessage({ to: address, type: 'admp.doctor', body: { probe: id } }, { agent: address, kid, seed });
+        const signed = await buildSignedMessage(
+          { to: address, type: 'admp.doctor', body: { probe: id } },
+          { agent: address, kid, seed },
+        );
         const raw = o.dkim ? await dkimSigned(signed.eml, t.domain, o.dkim) : signed.eml;
         const started = Date.now();
-        const transport = nodemailer.createTransport({ host: o.smtp.host, port: o.smtp.port, secure: false, ignoreTLS: true, connectionTimeout: 10_000 });
+        const transport = nodemailer.createTransport({
+          host: o.smtp.host,
+          port: o.smtp.port,
+          secure: false,
+          ignoreTLS: true,
+          connectionTimeout: 10_000,
+        });
         let response: string;
         try {
           response = (await transport.sendMail({ envelope: { from: address, to: [address] }, raw })).response;
         } catch (err) {
           const e = err as { responseCode?: number; response?: string; message: string };
-          return fail(`the MTA at ${o.smtp.host}:${o.smtp.port} refused the test message: ${e.response ?? e.message}`,
+          return fail(
+            `the MTA at ${o.smtp.host}:${o.smtp.port} refused the test message: ${e.response ?? e.message}`,
             e.responseCode && e.responseCode >= 500
-              ? 'the reply names the refusal: without --dkim-key (or Mailcow\'s key via --mailcow-dir) the bridge refuses unsigned domain mail (5.7.26)'
-              : 'check that the MTA runs and accepts mail for the agents domain (--smtp host:port)');
+              ? "the reply names the refusal: without --dkim-key (or Mailcow's key via --mailcow-dir) the bridge refuses unsigned domain mail (5.7.26)"
+              : 'check that the MTA runs and accepts mail for the agents domain (--smtp host:port)',
+          );
         }
         for (;;) {
-          const { rows } = await t.pool.query<{ id: string }>('SELECT id FROM message WHERE to_agent_id = $1 LIMIT 1', [id]);
-          if (rows[0]) return pass(`${response.trim()}; stored as ${rows[0].id} after ${Date.now() - started} ms, then removed`);
+          const { rows } = await t.pool.query<{ id: string }>('SELECT id FROM message WHERE to_agent_id = $1 LIMIT 1', [
+            id,
+          ]);
+          if (rows[0])
+            return pass(`${response.trim()}; stored as ${rows[0].id} after ${Date.now() - started} ms, then removed`);
           if (Date.now() - started > o.timeoutMs) {
-            return fail(`accepted by the MTA (${response.trim()}) but not stored within ${o.timeoutMs / 1000} s`,
-              'follow the queue id in the Postfix log and the bridge log (`event: "ingest"`): a tempfail or refusal names its code');
+            return fail(
+              `accepted by the MTA (${response.trim()}) but not stored within ${o.timeoutMs / 1000} s`,
+              'follow the queue id in the Postfix log and the bridge log (`event: "ingest"`): a tempfail or refusal names its code',
+            );
           }
           await new Promise((r) => setTimeout(r, 250));
         }

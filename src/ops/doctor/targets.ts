@@ -11,7 +11,10 @@ import { MAILCOW_CONF, MAILCOW_ENV } from '../../installer/layout.js';
 
 const run = promisify(execFile);
 
-export interface CommandResult { readonly code: number; readonly output: string }
+export interface CommandResult {
+  readonly code: number;
+  readonly output: string;
+}
 /** Runs argv somewhere; a non-zero code with the output when it fails. */
 export type RunCommand = (argv: readonly string[]) => Promise<CommandResult>;
 
@@ -21,7 +24,10 @@ export const localCommand: RunCommand = async (argv) => {
     return { code: 0, output: stdout + stderr };
   } catch (err) {
     const e = err as { code?: number | string; stdout?: string; stderr?: string; message: string };
-    return { code: typeof e.code === 'number' ? e.code : 127, output: `${e.stdout ?? ''}${e.stderr ?? ''}` || e.message };
+    return {
+      code: typeof e.code === 'number' ? e.code : 127,
+      output: `${e.stdout ?? ''}${e.stderr ?? ''}` || e.message,
+    };
   }
 };
 
@@ -37,7 +43,9 @@ export async function containerCommand(project: string, service: string): Promis
   const { default: Dockerode } = await import('dockerode');
   const engine = dockerEngine(new Dockerode());
   return async (argv) => {
-    const c = await engine.findService(project, service).catch((err: Error) => { throw new Error(`Docker Engine: ${err.message}`); });
+    const c = await engine.findService(project, service).catch((err: Error) => {
+      throw new Error(`Docker Engine: ${err.message}`);
+    });
     if (!c) return { code: 127, output: `no running container of the Compose service ${service} (project ${project})` };
     const r = await engine.exec(c, argv);
     return { code: r.exitCode, output: r.output };
@@ -45,13 +53,18 @@ export async function containerCommand(project: string, service: string): Promis
 }
 
 /** The agents domain's DKIM key as Mailcow keeps it (Redis hashes DKIM_SELECTORS and DKIM_PRIV_KEYS). */
-export async function mailcowDkimKey(project: string, domain: string): Promise<{ selector: string; privateKeyPem: string } | undefined> {
+export async function mailcowDkimKey(
+  project: string,
+  domain: string,
+): Promise<{ selector: string; privateKeyPem: string } | undefined> {
   const redis = await containerCommand(project, 'redis-mailcow');
   const selector = (await redis(['redis-cli', '--raw', 'HGET', 'DKIM_SELECTORS', domain])).output.trim();
   if (!selector) return undefined;
   const key = (await redis(['redis-cli', '--raw', 'HGET', 'DKIM_PRIV_KEYS', `${selector}.${domain}`])).output.trim();
   if (!key) return undefined;
   // Mailcow stores the base64 body; PEM-wrap it when the armour is missing.
-  const pem = key.includes('BEGIN') ? key : `-----BEGIN PRIVATE KEY-----\n${key.match(/.{1,64}/g)!.join('\n')}\n-----END PRIVATE KEY-----\n`;
+  const pem = key.includes('BEGIN')
+    ? key
+    : `-----BEGIN PRIVATE KEY-----\n${key.match(/.{1,64}/g)!.join('\n')}\n-----END PRIVATE KEY-----\n`;
   return { selector, privateKeyPem: pem };
 }
