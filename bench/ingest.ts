@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { addAgent } from '../src/db/agents.js';
 import { freePort } from '../src/db/embedded.js';
 import { pinPartnerKey } from '../src/db/keys.js';
-import { addRule } from '../src/policy/store.js';
+import { addRule } from '../src/db/policy-rules.js';
 import { startDns } from '../test/helpers/dns.js';
 import { lmtpSend } from '../test/helpers/lmtp-client.js';
 import type { CpuReport } from './cpu.js';

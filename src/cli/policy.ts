@@ -2,7 +2,7 @@
 // Rules of the policy file (ADMP_POLICY_FILE) come first; see docs/policy.md.
 import type { Command } from 'commander';
 import { AdmpError } from '../errors.js';
-import { addRule, listRules, removeRule } from '../policy/store.js';
+import { addRule, listRules, removeRule } from '../db/policy-rules.js';
 import { withDb } from './agents.js';
 import { print, table } from './output.js';
 

@@ -2,12 +2,10 @@
 // by an operator ('pinned'). Always addressed by (domain, kid), never kid alone.
 // "Valid at t" means not revoked and not_before <= t < not_after; `t` is an
 // argument so the caller's clock (and the tests') decides, not the server's.
-import type pg from 'pg';
 import { AdmpError } from '../errors.js';
 import { parseAddress } from '../core/address.js';
 import { KID } from '../core/signature.js';
-
-export type Queryable = Pick<pg.Pool, 'query'>;
+import type { Queryable } from './pool.js';
 
 export interface AgentKeyRow {
   readonly domain: string;

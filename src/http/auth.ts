@@ -12,7 +12,7 @@ import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
 import { tryParseAddress, isAgentId } from '../core/address.js';
 import { agentByToken, findAgent, hmacSecrets, TOKEN_PREFIX } from '../db/agents.js';
-import type { Caller } from '../queue/mailbox.js';
+import type { Caller } from '../mailbox/mailbox.js';
 
 /** Looks up one of our agents' valid Ed25519 public keys (raw 32 bytes) by (domain, kid). */
 export type LocalKeyLookup = (domain: string, kid: string, agent: string) => Promise<Buffer | undefined>;

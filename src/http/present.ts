@@ -1,5 +1,5 @@
 // How message rows appear in API responses (snake_case, addresses, ISO times).
-import type { LeaseOutcome, LeaseRef, MessageRow, PulledRow } from '../db/messages.js';
+import { type LeaseOutcome, type LeaseRef, type MessageRow, type PulledRow } from '../db/message-row.js';
 
 export function presentPulled(m: PulledRow, toAddress: string) {
   return {

@@ -14,10 +14,12 @@ import { decide, saslMayActAs, type Policy } from '../core/policy.js';
 import { canonicalMessageId, verifySignature, type KeyResolver, type SignatureFailure } from '../core/signature.js';
 import { readSignedMail, type MailSignatureFields } from '../mail/signed-message.js';
 import { Envelope } from '../http/schemas.js';
-import { enqueueRows, type EnqueueResult, type NewMessage } from '../db/messages.js';
-import { recordDeliveryReport } from '../db/delivery-status.js';
-import type { Directory } from '../queue/directory.js';
-import type { Enqueuer } from '../queue/enqueue.js';
+import { enqueueRows } from '../db/enqueue.js';
+import { type EnqueueResult, type NewMessage } from '../db/message-row.js';
+import { inboxHolds } from '../db/status.js';
+import { recordDeliveryReport } from '../db/delivery-reports.js';
+import type { Directory } from '../mailbox/directory.js';
+import type { Enqueuer } from '../mailbox/batcher.js';
 import type { PolicySource } from '../policy/store.js';
 import {
   alignedDkimPass,
@@ -27,7 +29,7 @@ import {
   type DomainAuth,
   type Resolver,
 } from './domain-auth.js';
-import { isDeliveryReport, parseDeliveryReport } from './dsn.js';
+import { isDeliveryReport, parseDeliveryReport, reportOutcome } from '../mail/dsn.js';
 import { headerFields } from './authentication-results.js';
 import { observeEnqueue, type Metrics } from '../metrics.js';
 import { withSpan } from '../tracing.js';
@@ -186,7 +188,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
           decision.reason,
           new AdmpError(decision.reason === 'too_large' ? 'payload_too_large' : 'policy_denied', decision.message),
         );
-      if (ctx.policy.max_inbox > 0 && (await inboxFull(to.agentId, ctx.policy.max_inbox))) {
+      if (ctx.policy.max_inbox > 0 && (await inboxHolds(pool, to.agentId, ctx.policy.max_inbox))) {
         return denied(
           'quota_exceeded',
           new AdmpError('quota_exceeded', `inbox of ${to.address} is full; try again later`),
@@ -237,15 +239,6 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     };
   }
 
-  async function inboxFull(agentId: string, max: number): Promise<boolean> {
-    // Counting at most `max` rows keeps the check cheap however deep the inbox is.
-    const { rows } = await pool.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM (SELECT 1 FROM message WHERE to_agent_id = $1 AND status IN ('delivered', 'leased') LIMIT $2) s`,
-      [agentId, max],
-    );
-    return rows[0]!.n >= max;
-  }
-
   async function report(d: MailDelivery): Promise<RecipientResult[]> {
     const rep = parseDeliveryReport(d.raw);
     for (const r of rep.recipients) deps.metrics?.dsn.inc({ action: DSN_ACTIONS.has(r.action) ? r.action : 'other' });
@@ -255,7 +248,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         const matched = await recordDeliveryReport(
           pool,
           { id, mailMessageId: rep.originalMessageId ? canonicalMessageId(rep.originalMessageId) : undefined },
-          rep,
+          reportOutcome(rep),
+          rep.recipients,
         );
         return { recipient, kind: 'report' as const, ...(matched ? { id: matched } : {}) };
       }),

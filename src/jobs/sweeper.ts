@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { sweepExpired } from '../db/messages.js';
+import { sweepExpired } from '../db/sweeps.js';
 import { toAdmpError } from '../errors.js';
 import { startPeriodic, type Job } from './periodic.js';
 

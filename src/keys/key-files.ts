@@ -4,7 +4,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
-import { listValidKeys, type AgentKeyRow, type Queryable } from '../db/keys.js';
+import { listValidKeys, type AgentKeyRow } from '../db/keys.js';
+import type { Queryable } from '../db/pool.js';
 import { publicKeyFromSeed } from '../core/signature.js';
 import type { SigningKey } from '../mail/signed-message.js';
 import { seedFromPem } from './private-key.js';

@@ -5,7 +5,8 @@
 import type { Dispatcher } from 'undici';
 import type { Config } from '../config.js';
 import type { KeyLookup, KeyResolver } from '../core/signature.js';
-import { findValidKey, type Queryable } from '../db/keys.js';
+import { findValidKey } from '../db/keys.js';
+import type { Queryable } from '../db/pool.js';
 import { KeySetCache } from './key-set-cache.js';
 import { fetchJwks } from './jwks.js';
 import { createTxtResolver, fetchDnsKeys, type ResolveTxt } from './dns.js';

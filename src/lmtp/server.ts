@@ -8,7 +8,7 @@ import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config.js';
 import { AdmpError, smtpReplyText, toAdmpError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Directory } from '../queue/directory.js';
+import type { Directory } from '../mailbox/directory.js';
 import { headerFields, trustedAuthResults } from '../ingress/authentication-results.js';
 import type { Pipeline } from '../ingress/pipeline.js';
 import { BOUNCE_LOCAL, type IngestFacts } from '../ingress/pipeline.js';

@@ -7,6 +7,7 @@ import type pg from 'pg';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { toAdmpError } from '../errors.js';
+import { queueStats } from '../db/queue-stats.js';
 import { startPeriodic, type Job } from '../jobs/periodic.js';
 
 /** How many agents get an admp_inbox_depth series. */
@@ -15,24 +16,13 @@ export const TOP_AGENTS = 50;
 const WAITING = ['queued', 'delivered', 'leased'] as const;
 
 export async function refreshQueueGauges(pool: pg.Pool, metrics: Metrics, topAgents = TOP_AGENTS): Promise<void> {
-  // The partial indexes message_inbox and message_leases cover the first two.
-  const depth = await pool.query<{ agent: string; n: number }>(
-    `SELECT to_agent_id AS agent, count(*)::int AS n FROM message WHERE status IN ('delivered', 'leased')
-      GROUP BY to_agent_id ORDER BY n DESC, to_agent_id LIMIT $1`,
-    [topAgents],
-  );
-  const byStatus = await pool.query<{ status: string; n: number }>(
-    `SELECT status::text, count(*)::int AS n FROM message WHERE status IN ('queued', 'delivered', 'leased') GROUP BY status`,
-  );
-  const oldest = await pool.query<{ age: number | null }>(
-    `SELECT extract(epoch FROM now() - min(created_at))::float8 AS age FROM message WHERE status = 'delivered' AND visible_at <= now()`,
-  );
+  const stats = await queueStats(pool, topAgents);
   // Reset first: an agent that left the top list must not keep its last value.
   metrics.inboxDepth.reset();
-  for (const r of depth.rows) metrics.inboxDepth.set({ agent: r.agent }, r.n);
+  for (const r of stats.deepest) metrics.inboxDepth.set({ agent: r.agent }, r.n);
   for (const status of WAITING)
-    metrics.queueMessages.set({ status }, byStatus.rows.find((r) => r.status === status)?.n ?? 0);
-  metrics.oldestDeliverableSeconds.set(Math.max(0, oldest.rows[0]?.age ?? 0));
+    metrics.queueMessages.set({ status }, stats.byStatus.find((r) => r.status === status)?.n ?? 0);
+  metrics.oldestDeliverableSeconds.set(Math.max(0, stats.oldestDeliverableSec ?? 0));
 }
 
 export function startInboxDepthRefresh(pool: pg.Pool, metrics: Metrics, log: Logger, intervalMs: number): Job {

@@ -5,7 +5,7 @@
 // lands (BOUNCE_LOCAL in src/ingress/pipeline.ts reads it back).
 import { parseAddress } from '../core/address.js';
 import { buildSignedMessage, type AgentEnvelope, type SigningKey } from '../mail/signed-message.js';
-import type { OutboundRow } from './store.js';
+import type { OutboundRow } from '../db/outbound.js';
 
 export const bounceAddress = (messageId: string, sender: string): string =>
   `admp-bounce+${messageId}@${parseAddress(sender, 'from').domain}`;

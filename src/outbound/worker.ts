@@ -7,7 +7,7 @@ import pg from 'pg';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { keysDir, loadSigningKey } from '../keys/key-files.js';
-import { claimDue, recordOutcome, type OutboundRow } from './store.js';
+import { claimDue, recordOutcome, type OutboundRow } from '../db/outbound.js';
 import { renderOutbound } from './render.js';
 import { nextStep } from './next-step.js';
 import type { Relay } from './relay.js';

@@ -7,6 +7,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { parse as parseYaml } from 'yaml';
 import type pg from 'pg';
+import { listRules, type RuleRow } from '../db/policy-rules.js';
 import { ConfigError } from '../errors.js';
 import { EMPTY_POLICY, type Policy, type PolicyRule } from '../core/policy.js';
 
@@ -53,16 +54,6 @@ export function readPolicyFile(path: string): Policy {
   return Object.freeze({ rules: p.rules ?? [], sasl: p.sasl ?? [], max_inbox: p.max_inbox ?? 0 });
 }
 
-interface RuleRow {
-  id: number;
-  from_glob: string;
-  to_glob: string;
-  types: string[];
-  subject: string | null;
-  max_bytes: number | null;
-  action: 'allow' | 'deny';
-}
-
 export const ruleFromRow = (r: RuleRow): PolicyRule => ({
   id: `db:${r.id}`,
   from: r.from_glob,
@@ -72,27 +63,6 @@ export const ruleFromRow = (r: RuleRow): PolicyRule => ({
   ...(r.subject !== null ? { subject: r.subject } : {}),
   ...(r.max_bytes !== null ? { max_bytes: r.max_bytes } : {}),
 });
-
-export async function listRules(db: Pick<pg.Pool, 'query'>): Promise<RuleRow[]> {
-  return (
-    await db.query<RuleRow>(
-      'SELECT id, from_glob, to_glob, types, subject, max_bytes, action FROM policy_rule ORDER BY id',
-    )
-  ).rows;
-}
-
-export async function addRule(db: Pick<pg.Pool, 'query'>, r: Omit<PolicyRule, 'id'>): Promise<RuleRow> {
-  const { rows } = await db.query<RuleRow>(
-    `INSERT INTO policy_rule (from_glob, to_glob, types, subject, max_bytes, action) VALUES ($1, $2, $3, $4, $5, $6)
-     RETURNING id, from_glob, to_glob, types, subject, max_bytes, action`,
-    [r.from, r.to, r.types ?? [], r.subject ?? null, r.max_bytes ?? null, r.action],
-  );
-  return rows[0]!;
-}
-
-export async function removeRule(db: Pick<pg.Pool, 'query'>, id: number): Promise<boolean> {
-  return ((await db.query('DELETE FROM policy_rule WHERE id = $1', [id])).rowCount ?? 0) > 0;
-}
 
 const REFRESH_MS = 5000;
 

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestApi, type TestAgent, type TestApi } from '../helpers/api.js';
-import { enqueueRows, sweepExpired } from '../../src/db/messages.js';
+import { enqueueRows } from '../../src/db/enqueue.js';
+import { sweepExpired } from '../../src/db/sweeps.js';
 
 async function send(
   api: TestApi,

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestDatabase } from '../helpers/db.js';
-import { createEnqueuer } from '../../src/queue/enqueue.js';
+import { createEnqueuer } from '../../src/mailbox/batcher.js';
 
 const item = (n: number) => ({
   to_agent_id: 'bob',

@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createTestDatabase } from '../helpers/db.js';
-import { enqueueRows, claim } from '../../src/db/messages.js';
+import { enqueueRows } from '../../src/db/enqueue.js';
+import { claim } from '../../src/db/claim.js';
 
 const doc = readFileSync(new URL('../../docs/scaling.md', import.meta.url), 'utf8');
 const partitionSql = /## Hash partitioning[\s\S]*?```sql\n([\s\S]*?)```/.exec(doc)![1]!;

@@ -6,7 +6,7 @@
 import type { TestContext } from 'node:test';
 import { buildSignedMessage } from '../../src/mail/signed-message.js';
 import { canonicalMessageId } from '../../src/core/signature.js';
-import { addRule } from '../../src/policy/store.js';
+import { addRule } from '../../src/db/policy-rules.js';
 import { startTestApi, type TestAgent, type TestApi } from '../helpers/api.js';
 import { signer, trust, type TestSigner } from '../helpers/agent-mail.js';
 import { startDns, type TestDns } from '../helpers/dns.js';

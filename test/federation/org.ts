@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SMTPServer } from 'smtp-server';
-import { addRule } from '../../src/policy/store.js';
+import { addRule } from '../../src/db/policy-rules.js';
 import { listValidKeys } from '../../src/db/keys.js';
 import { agentKeyTxtRecords } from '../../src/keys/dns.js';
 import { createLmtpServer } from '../../src/lmtp/server.js';

@@ -1,7 +1,7 @@
 // Pull with a lease (long poll), inbox depth, dead letters and redrive.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AdmpError } from '../../errors.js';
-import { inboxDepth, listDead, redrive } from '../../db/messages.js';
+import { inboxDepth, listDead, redrive } from '../../db/status.js';
 import { DeadQuery, PullBody, PullResponse, RedriveBody } from '../schemas.js';
 import { presentAcks, presentPulled, presentStatus } from '../present.js';
 import type { ApiDeps } from '../app.js';

@@ -1,7 +1,9 @@
 // Send, status, ack (single and batch), nack/extend, reply.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AdmpError } from '../../errors.js';
-import { messageFor, nack, type LeaseOutcome } from '../../db/messages.js';
+import { messageFor } from '../../db/status.js';
+import { nack } from '../../db/claim.js';
+import { type LeaseOutcome } from '../../db/message-row.js';
 import {
   BatchAckBody,
   BatchAckResponse,

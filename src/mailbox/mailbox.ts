@@ -6,20 +6,18 @@ import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
 import { fingerprint } from '../core/fingerprint.js';
 import { inTransaction } from '../db/pool.js';
+import { ack, claim } from '../db/claim.js';
+import { enqueueRows } from '../db/enqueue.js';
+import { lockForReply, recordReply } from '../db/reply.js';
 import {
-  ack,
-  claim,
-  enqueueRows,
-  lockForReply,
-  recordReply,
   type Claimed,
   type EnqueueResult,
   type LeaseOutcome,
   type LeaseRef,
   type NewMessage,
-} from '../db/messages.js';
+} from '../db/message-row.js';
 import type { Directory, Recipient } from './directory.js';
-import type { Enqueuer } from './enqueue.js';
+import type { Enqueuer } from './batcher.js';
 import type { InboxWaiter } from './inbox-waiter.js';
 import { observeEnqueue, since, type Metrics } from '../metrics.js';
 import { withSpan } from '../tracing.js';

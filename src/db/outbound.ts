@@ -3,10 +3,8 @@
 // each a claim token (lease_id) and pushes next_attempt_at past the submission's
 // timeout, so a row whose worker died is claimed again later. Only the holder of
 // the current token can record the outcome.
-import type pg from 'pg';
-import type { MessageRow } from '../db/messages.js';
-
-type Queryable = Pick<pg.Pool, 'query'>;
+import type { Queryable } from './pool.js';
+import type { MessageRow } from './message-row.js';
 
 export type OutboundRow = MessageRow & { lease_id: string; mail_message_id: string; next_attempt_at: Date };
 

@@ -3,7 +3,8 @@
 // an idle caller is not delayed, because a batch leaves as soon as a connection is
 // free. Every caller is answered only after its own row is committed.
 import type pg from 'pg';
-import { enqueueRows, notifyEnqueued, type EnqueueResult, type NewMessage } from '../db/messages.js';
+import { enqueueRows, notifyEnqueued } from '../db/enqueue.js';
+import { type EnqueueResult, type NewMessage } from '../db/message-row.js';
 import { observeEnqueue, since, type Metrics } from '../metrics.js';
 import { withSpan } from '../tracing.js';
 

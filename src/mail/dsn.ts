@@ -1,8 +1,8 @@
 // Delivery status notifications (RFC 3464): a `multipart/report;
 // report-type=delivery-status` mail, usually from the null sender. They report on
 // a message we sent; they are recorded on that message, never enqueued as agent
-// mail. mailparser folds the message/delivery-status part into the text body
-// (research/mta.md §3), so the report is read from the raw MIME here.
+// mail. mailparser folds the message/delivery-status part into the text body,
+// so the report is read from the raw MIME here.
 import type { ParsedMail } from 'mailparser';
 
 export interface RecipientStatus {
@@ -83,4 +83,15 @@ export function parseDeliveryReport(raw: Buffer): DeliveryReport {
     ...(mid ? { originalMessageId: mid.trim() } : {}),
     ...(perMessage?.get('original-envelope-id') ? { envelopeId: perMessage.get('original-envelope-id') } : {}),
   };
+}
+
+/**
+ * What a report means for the reported message (RFC 3464 §2.3.3): `failed` when any
+ * recipient failed, `delivered` when one was delivered or relayed, otherwise nothing
+ * (delayed, expanded).
+ */
+export function reportOutcome(report: DeliveryReport): 'failed' | 'delivered' | null {
+  if (report.recipients.some((r) => r.action === 'failed')) return 'failed';
+  if (report.recipients.some((r) => r.action === 'delivered' || r.action === 'relayed')) return 'delivered';
+  return null;
 }

@@ -1,0 +1,146 @@
+// The claim path: claim with a lease, ack, nack/extend. Every statement names the
+// inbox (to_agent_id) it changes.
+import type { Queryable } from './pool.js';
+import { LOG } from './delivery-log.js';
+import type { Claimed, LeaseOutcome, LeaseRef, MessageStatus, PulledRow } from './message-row.js';
+
+/**
+ * The ack of a batch of leases ($1 agent, $2 ids, $3 lease ids). A lease is honoured
+ * while it is the message's current one, even after it expired if nobody re-leased the
+ * message meanwhile (the work is done; a redelivery would only duplicate it). A
+ * superseded lease matches nothing, so it changes nothing.
+ */
+const ACK_UPDATE = `UPDATE message m SET status = 'acked', acked_at = now(), lease_until = NULL, delivery_log = ${LOG('acked')}
+       FROM unnest($2::uuid[], $3::uuid[]) AS r(id, lease_id)
+      WHERE m.to_agent_id = $1 AND m.id = r.id AND m.lease_id = r.lease_id AND m.status IN ('leased', 'delivered')
+     RETURNING m.id`;
+
+/**
+ * Claims up to `max` deliverable messages of one agent in FIFO order (created_at, id),
+ * skipping rows other consumers hold (FOR UPDATE SKIP LOCKED). Each claimed row gets
+ * a fresh lease_id: the receipt handle that ack/nack must present. Acks of the
+ * previous batch (`acks`) ride in the same statement, so a consumer cycle is one
+ * transaction and one WAL flush; an acked row is never claimed again by it.
+ */
+export async function claim(
+  db: Queryable,
+  agentId: string,
+  max: number,
+  visibilitySec: number,
+  acks: readonly LeaseRef[] = [],
+): Promise<Claimed> {
+  const ids = acks.map((r) => r.id);
+  // Named statements (here and in ack): planned once per connection, not per call;
+  // planning this statement costs about as much as running it.
+  const { rows } = await db.query<PulledRow & { acked: string[] }>({
+    name: 'admp_claim',
+    text: `WITH acked AS (${ACK_UPDATE}),
+     picked AS (
+       SELECT id, to_agent_id FROM message
+        WHERE to_agent_id = $1 AND status = 'delivered' AND visible_at <= now() AND expires_at > now()
+          AND id <> ALL ($2::uuid[])
+        ORDER BY created_at, id
+        LIMIT $4
+        FOR UPDATE SKIP LOCKED),
+     claimed AS (
+       UPDATE message m
+          SET status = 'leased', lease_id = gen_random_uuid(), lease_until = now() + make_interval(secs => $5),
+              attempts = m.attempts + 1
+         FROM picked
+        WHERE m.id = picked.id AND m.to_agent_id = picked.to_agent_id
+       RETURNING m.id, m.lease_id, m.lease_until, m.from_agent, m.channel, m.type, m.subject, m.body,
+                 m.correlation_id, m.in_reply_to, m.attempts, m.created_at, m.auth)
+     -- One row even when nothing was claimed, to carry the acked ids.
+     SELECT c.*, a.ids AS acked
+       FROM (SELECT coalesce(array_agg(id), '{}') AS ids FROM acked) a
+       LEFT JOIN claimed c ON true`,
+    values: [agentId, ids, acks.map((r) => r.lease_id), max, visibilitySec],
+  });
+  const claimed = rows.filter((r) => r.id !== null).map(({ acked: _, ...m }) => m as PulledRow);
+  claimed.sort((a, b) => a.created_at.getTime() - b.created_at.getTime() || (a.id < b.id ? -1 : 1));
+  return { rows: claimed, acked: await ackOutcomes(db, agentId, ids, rows[0]!.acked) };
+}
+
+/** Explains why a lease operation matched no row: absent, someone else's, or a stale lease. */
+async function classifyMisses(db: Queryable, agentId: string, ids: string[]): Promise<Map<string, LeaseOutcome>> {
+  const out = new Map<string, LeaseOutcome>(ids.map((id) => [id, 'not_found']));
+  if (ids.length === 0) return out;
+  const { rows } = await db.query<{ id: string; to_agent_id: string }>(
+    'SELECT id, to_agent_id FROM message WHERE id = ANY($1::uuid[])',
+    [ids],
+  );
+  for (const r of rows) out.set(r.id, r.to_agent_id === agentId ? 'lease_conflict' : 'forbidden');
+  return out;
+}
+
+/** Each ack's outcome: `ok` when its row was updated, else why not (classifyMisses). */
+async function ackOutcomes(
+  db: Queryable,
+  agentId: string,
+  ids: readonly string[],
+  done: readonly string[],
+): Promise<Map<string, LeaseOutcome>> {
+  const ok = new Set(done);
+  const misses = await classifyMisses(
+    db,
+    agentId,
+    ids.filter((id) => !ok.has(id)),
+  );
+  return new Map(ids.map((id) => [id, ok.has(id) ? 'ok' : misses.get(id)!]));
+}
+
+/** Acks a batch of leases (ACK_UPDATE); each one's outcome by message id. */
+export async function ack(
+  db: Queryable,
+  agentId: string,
+  refs: readonly LeaseRef[],
+): Promise<Map<string, LeaseOutcome>> {
+  const ids = refs.map((r) => r.id);
+  const { rows } = await db.query<{ id: string }>({
+    name: 'admp_ack',
+    text: ACK_UPDATE,
+    values: [agentId, ids, refs.map((r) => r.lease_id)],
+  });
+  return ackOutcomes(
+    db,
+    agentId,
+    ids,
+    rows.map((r) => r.id),
+  );
+}
+
+export type NackAction = { kind: 'extend'; sec: number } | { kind: 'release'; delaySec: number };
+
+/** Extends a lease, or returns the message to the inbox (after a delay), or to `dead` when attempts are spent. */
+export async function nack(
+  db: Queryable,
+  agentId: string,
+  ref: LeaseRef,
+  action: NackAction,
+  maxAttempts: number,
+): Promise<{ outcome: LeaseOutcome; status?: MessageStatus; lease_until?: Date | null }> {
+  const sql =
+    action.kind === 'extend'
+      ? `UPDATE message m SET lease_until = now() + make_interval(secs => $4), delivery_log = ${LOG('extended', "jsonb_build_object('sec', $4::int)")}
+        WHERE m.to_agent_id = $1 AND m.id = $2 AND m.lease_id = $3 AND m.status = 'leased'
+       RETURNING m.status, m.lease_until`
+      : `UPDATE message m SET
+          status = CASE WHEN m.attempts >= $5 THEN 'dead'::message_status ELSE 'delivered' END,
+          lease_until = NULL,
+          visible_at = now() + make_interval(secs => $4),
+          delivery_log = delivery_log || jsonb_build_array(CASE WHEN m.attempts >= $5
+            THEN jsonb_build_object('at', now(), 'event', 'dead', 'reason', 'max_attempts', 'attempts', m.attempts)
+            ELSE jsonb_build_object('at', now(), 'event', 'released', 'delay_sec', $4::int) END)
+        WHERE m.to_agent_id = $1 AND m.id = $2 AND m.lease_id = $3 AND m.status = 'leased'
+       RETURNING m.status, m.lease_until`;
+  const params =
+    action.kind === 'extend'
+      ? [agentId, ref.id, ref.lease_id, action.sec]
+      : [agentId, ref.id, ref.lease_id, action.delaySec, maxAttempts];
+  const { rows } = await db.query<{ status: MessageStatus; lease_until: Date | null }>(sql, params);
+  if (rows[0]) {
+    if (rows[0].status === 'delivered') await db.query('SELECT pg_notify($1, $2)', ['admp_inbox', agentId]);
+    return { outcome: 'ok', ...rows[0] };
+  }
+  return { outcome: (await classifyMisses(db, agentId, [ref.id])).get(ref.id)! };
+}

@@ -1,0 +1,60 @@
+// Reading one message, an inbox's depth and dead letters; redriving dead letters.
+import type { Queryable } from './pool.js';
+import { LOG } from './delivery-log.js';
+import type { MessageRow, MessageStatus } from './message-row.js';
+
+/** A message as its sender or recipient may see it; undefined when absent, 'forbidden' for anyone else. */
+export async function messageFor(
+  db: Queryable,
+  id: string,
+  agentId: string,
+  address: string,
+): Promise<MessageRow | 'forbidden' | undefined> {
+  const { rows } = await db.query<MessageRow>('SELECT * FROM message WHERE id = $1', [id]);
+  const row = rows[0];
+  if (!row) return undefined;
+  return row.to_agent_id === agentId || row.from_agent === address ? row : 'forbidden';
+}
+
+export async function inboxDepth(db: Queryable, agentId: string): Promise<Record<MessageStatus, number>> {
+  const { rows } = await db.query<{ status: MessageStatus; n: number }>(
+    'SELECT status, count(*)::int AS n FROM message WHERE to_agent_id = $1 GROUP BY status',
+    [agentId],
+  );
+  const out = { queued: 0, sent: 0, delivered: 0, leased: 0, acked: 0, failed: 0, dead: 0 };
+  for (const r of rows) out[r.status] = r.n;
+  return out;
+}
+
+export async function listDead(db: Queryable, agentId: string, limit: number, before?: string): Promise<MessageRow[]> {
+  const { rows } = await db.query<MessageRow>(
+    `SELECT * FROM message WHERE to_agent_id = $1 AND status = 'dead'
+        AND ($3::timestamptz IS NULL OR created_at < $3)
+      ORDER BY created_at DESC, id LIMIT $2`,
+    [agentId, limit, before ?? null],
+  );
+  return rows;
+}
+
+/** Requeues dead letters (all, or the given ids) with a fresh attempt count and TTL. */
+export async function redrive(db: Queryable, agentId: string, ids: readonly string[] | 'all'): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    `UPDATE message SET status = 'delivered', attempts = 0, lease_until = NULL, lease_id = NULL, visible_at = now(),
+            expires_at = now() + make_interval(secs => ttl_sec), delivery_log = ${LOG('redriven')}
+      WHERE to_agent_id = $1 AND status = 'dead' AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[]))
+     RETURNING id`,
+    [agentId, ids === 'all' ? null : ids],
+  );
+  if (rows.length > 0) await db.query('SELECT pg_notify($1, $2)', ['admp_inbox', agentId]);
+  return rows.map((r) => r.id);
+}
+
+/** Whether an inbox holds at least `max` waiting (delivered or leased) messages. */
+export async function inboxHolds(db: Queryable, agentId: string, max: number): Promise<boolean> {
+  // Counting at most `max` rows keeps the check cheap however deep the inbox is.
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM (SELECT 1 FROM message WHERE to_agent_id = $1 AND status IN ('delivered', 'leased') LIMIT $2) s`,
+    [agentId, max],
+  );
+  return rows[0]!.n >= max;
+}
