@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from './errors.js';
+import { parseAllowList } from './net/guarded-fetch.js';
 
 type Kind = 'string' | 'int' | 'bool' | 'list' | 'listen' | 'enum';
 
@@ -261,6 +262,12 @@ export const SETTINGS = {
     max: 65535,
     doc: 'Port for partner JWKS URLs (0: the scheme default).',
   }),
+  fetchAllow: s({
+    env: 'ADMP_FETCH_ALLOW',
+    kind: 'list',
+    default: '',
+    doc: 'Addresses or CIDRs that outbound fetches to sender-chosen hosts (partner JWKS, webhooks) may connect to although they are loopback, private, link-local, unique-local, multicast or reserved (refused by default, checked on the address actually connected to). Empty: none.',
+  }),
   policyFile: s({
     env: 'ADMP_POLICY_FILE',
     kind: 'string',
@@ -421,6 +428,11 @@ export function loadConfig(
   }
   if ((out.domains as string[]).length === 0)
     throw new ConfigError('ADMP_DOMAINS', 'at least one agents domain is required');
+  try {
+    parseAllowList(out.fetchAllow as string[]);
+  } catch (err) {
+    throw new ConfigError('ADMP_FETCH_ALLOW', (err as Error).message);
+  }
   out.domains = Object.freeze((out.domains as string[]).map((d) => d.toLowerCase()));
   return Object.freeze(out) as Config;
 }

@@ -2,7 +2,7 @@
 // in agent_key (our keys and pinned partner keys), then, for partner domains only,
 // the partner's JWKS and then its `_agentkeys` TXT records. A key is never looked up
 // by kid alone, and every source answers for the domain it was asked about.
-import type { Dispatcher } from 'undici';
+import type { LookupFunction } from 'node:net';
 import type { Config } from '../config.js';
 import type { KeyLookup, KeyResolver } from '../core/signature.js';
 import { findValidKey } from '../db/keys.js';
@@ -11,6 +11,7 @@ import { KeySetCache } from './key-set-cache.js';
 import { fetchJwks } from './jwks.js';
 import { createTxtResolver, fetchDnsKeys, type ResolveTxt } from './dns.js';
 import type { Metrics } from '../metrics.js';
+import { guardedDispatcher } from '../net/guarded-fetch.js';
 
 /**
  * Looks (domain, kid) up in agent_key at the clock's time. A database fault is
@@ -71,8 +72,8 @@ export interface KeyResolverDeps {
   readonly db: Queryable;
   /** Milliseconds clock (default Date.now). */
   readonly now?: () => number;
-  /** For tests: routes partner JWKS fetches (see jwks.ts). */
-  readonly dispatcher?: Dispatcher;
+  /** For tests: name resolution of partner JWKS hosts (the address guard still applies). */
+  readonly lookup?: LookupFunction;
   /** For tests: replaces the DNS resolver built from config. */
   readonly resolveTxt?: ResolveTxt;
   readonly metrics?: Metrics;
@@ -90,13 +91,15 @@ export function createKeyResolver(config: Config, deps: KeyResolverDeps): KeyRes
       else deps.metrics?.keyLookups.inc({ source, result: event });
     },
   });
+  // Partners choose where their JWKS host resolves to: never our own network (guarded-fetch.ts).
+  const dispatcher = guardedDispatcher({ allow: config.fetchAllow, lookup: deps.lookup });
   const jwks = new KeySetCache(
     (d) =>
       fetchJwks(d, {
         scheme: config.jwksScheme as 'https' | 'http',
         port: config.jwksPort,
         timeoutMs: config.keyFetchTimeoutMs,
-        dispatcher: deps.dispatcher,
+        dispatcher,
       }),
     cache('jwks'),
   );

@@ -12,7 +12,7 @@ import { signer, trust, type TestSigner } from '../helpers/agent-mail.js';
 import { startDns, type TestDns } from '../helpers/dns.js';
 import { dkimKey, sendMail, signMessage, type SmtpOutcome } from '../helpers/mail.js';
 import type { TestPostfix } from '../helpers/postfix.js';
-import { loopbackDispatcher } from '../keys/loopback.js';
+import { LOOPBACK_ALLOWED, loopbackLookup } from '../keys/loopback.js';
 
 export const AGENTS = 'agents.example.com';
 export const PARTNER = 'partner.example';
@@ -91,8 +91,14 @@ export async function startPartnerWorld(t: TestContext, env: Record<string, stri
   stops.push(() => dns.stop());
   // Key discovery stays on loopback: partner JWKS names resolve to 127.0.0.1, TXT to the test DNS.
   const api = await startTestApi(
-    { ADMP_DOMAINS: AGENTS, ADMP_POLICY_FILE: '', ADMP_DNS_SERVERS: dns.server, ...env },
-    { keyDeps: { dispatcher: loopbackDispatcher() } },
+    {
+      ADMP_DOMAINS: AGENTS,
+      ADMP_POLICY_FILE: '',
+      ADMP_DNS_SERVERS: dns.server,
+      ADMP_FETCH_ALLOW: LOOPBACK_ALLOWED,
+      ...env,
+    },
+    { keyDeps: { lookup: loopbackLookup() } },
   );
   stops.push(() => api.close());
   const worker = signer(`worker@${PARTNER}`);

@@ -19,7 +19,7 @@ import { renderBridgeConfig, startRspamd, type TestRspamd } from '../helpers/rsp
 import { startPostfix, type TestPostfix } from '../helpers/postfix.js';
 import type { TestDns } from '../helpers/dns.js';
 import { FIXTURE } from '../installer/checkout.js';
-import { loopbackDispatcher } from '../keys/loopback.js';
+import { LOOPBACK_ALLOWED, loopbackLookup } from '../keys/loopback.js';
 
 // Mailcow's own milter_headers (read-only fixture): it writes the Authentication-Results the LMTP road trusts.
 const MAILCOW_MILTER_HEADERS = join(FIXTURE, 'data', 'conf', 'rspamd', 'local.d', 'milter_headers.conf');
@@ -106,6 +106,7 @@ export async function startOrg(spec: OrgSpec, rspamd: TestRspamd): Promise<Org> 
       ADMP_DNS_SERVERS: spec.dns.server,
       ADMP_DNS_TIMEOUT_MS: '500',
       ADMP_JWKS_SCHEME: 'http',
+      ADMP_FETCH_ALLOW: LOOPBACK_ALLOWED,
       ADMP_JWKS_PORT: String(spec.partner.ports.http),
       ADMP_KEY_FETCH_TIMEOUT_MS: '1000',
       ADMP_RELAY_URL: `smtp://127.0.0.1:${spec.ports.submission}`,
@@ -117,9 +118,7 @@ export async function startOrg(spec: OrgSpec, rspamd: TestRspamd): Promise<Org> 
     },
     {
       keyDeps: {
-        dispatcher: loopbackDispatcher(
-          (host) => spec.discovery === 'jwks' && host.toLowerCase() === spec.partner.domain,
-        ),
+        lookup: loopbackLookup((host) => spec.discovery === 'jwks' && host.toLowerCase() === spec.partner.domain),
       },
     },
   );

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { startTestApi, type TestApi } from '../helpers/api.js';
 import { agentMail, signer, trust } from '../helpers/agent-mail.js';
 import { startDns } from '../helpers/dns.js';
-import { loopbackDispatcher, startJwksServer } from '../keys/loopback.js';
+import { LOOPBACK_ALLOWED, loopbackLookup, startJwksServer } from '../keys/loopback.js';
 
 const TOKEN = 'ingress-secret-for-tests-0123456789';
 const PARTNER = 'agents.partner.example';
@@ -67,12 +67,13 @@ async function setup(t: { after(fn: () => Promise<void>): void }) {
       ADMP_INGRESS_TOKEN: TOKEN,
       ADMP_POLICY_FILE: POLICY_FILE,
       ADMP_JWKS_SCHEME: 'http',
+      ADMP_FETCH_ALLOW: LOOPBACK_ALLOWED,
       ADMP_JWKS_PORT: String(jwks.port),
       ADMP_DNS_SERVERS: dns.server,
       ADMP_KEY_FETCH_TIMEOUT_MS: '300',
       ADMP_DNS_TIMEOUT_MS: '300',
     },
-    { keyDeps: { dispatcher: loopbackDispatcher() } },
+    { keyDeps: { lookup: loopbackLookup() } },
   );
   t.after(async () => {
     await api.close();

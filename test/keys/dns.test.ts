@@ -10,7 +10,7 @@ import { insertLocalKey, listValidKeys } from '../../src/db/keys.js';
 import { buildSignedMessage } from '../../src/mail/signed-message.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { startDns } from '../helpers/dns.js';
-import { loopbackDispatcher, startJwksServer } from './loopback.js';
+import { LOOPBACK_ALLOWED, loopbackLookup, startJwksServer } from './loopback.js';
 import { outcome, verifyEml } from '../signature/verify-eml.js';
 
 const T0 = 1_767_225_600;
@@ -58,9 +58,7 @@ test('a message signed with a key published in DNS verifies; a kid not there is 
   const db = await createTestDatabase();
   const dns = await startDns();
   const web = await startJwksServer(); // answers 404 for every domain: no JWKS published
-  const dispatcher = loopbackDispatcher();
   t.after(async () => {
-    await dispatcher.close();
     await web.stop();
     await dns.stop();
     await db.drop();
@@ -71,12 +69,13 @@ test('a message signed with a key published in DNS verifies; a kid not there is 
     {
       domains: 'agents.ours.example',
       jwksScheme: 'http',
+      fetchAllow: LOOPBACK_ALLOWED,
       jwksPort: String(web.port),
       dnsServers: dns.server,
       dnsTimeoutMs: '500',
     },
   );
-  const resolveKey = createKeyResolver(config, { db: db.pool, now: () => T0 * 1000, dispatcher });
+  const resolveKey = createKeyResolver(config, { db: db.pool, now: () => T0 * 1000, lookup: loopbackLookup() });
   const check = async (kid: string, agent = `dave@${PARTNER}`) =>
     verifyEml(
       (

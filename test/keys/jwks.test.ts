@@ -11,7 +11,8 @@ import { insertLocalKey, listValidKeys } from '../../src/db/keys.js';
 import { buildSignedMessage } from '../../src/mail/signed-message.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { startDns } from '../helpers/dns.js';
-import { loopbackDispatcher, startJwksServer } from './loopback.js';
+import { LOOPBACK_ALLOWED, loopbackLookup, startJwksServer } from './loopback.js';
+import { guardedDispatcher } from '../../src/net/guarded-fetch.js';
 import { outcome, verifyEml } from '../signature/verify-eml.js';
 
 const T0 = 1_767_225_600;
@@ -32,7 +33,7 @@ async function setup(t: import('node:test').TestContext, settings: Record<string
   const db = await createTestDatabase();
   const web = await startJwksServer();
   const dns = await startDns();
-  const dispatcher = loopbackDispatcher();
+  const dispatcher = guardedDispatcher({ allow: [LOOPBACK_ALLOWED], lookup: loopbackLookup() });
   t.after(async () => {
     await dispatcher.close();
     await web.stop();
@@ -44,6 +45,7 @@ async function setup(t: import('node:test').TestContext, settings: Record<string
     {
       domains: 'agents.ours.example',
       jwksScheme: 'http',
+      fetchAllow: LOOPBACK_ALLOWED,
       jwksPort: String(web.port),
       keyCacheSec: '300',
       keyFetchTimeoutMs: '300',
@@ -53,7 +55,7 @@ async function setup(t: import('node:test').TestContext, settings: Record<string
     },
   );
   const clock = { ms: T0 * 1000 };
-  const resolveKey = createKeyResolver(config, { db: db.pool, now: () => clock.ms, dispatcher });
+  const resolveKey = createKeyResolver(config, { db: db.pool, now: () => clock.ms, lookup: loopbackLookup() });
   const mail = async (seed: Buffer, kid: string, agent = `alice@${PARTNER}`) =>
     (
       await buildSignedMessage(

@@ -1,11 +1,11 @@
 // Loopback stand-ins for partners' web servers: an HTTP server serving
-// /.well-known/agent-keys.json per Host, and an undici dispatcher that connects
-// every partner domain to 127.0.0.1 (the JWKS URL keeps the partner's host name,
-// as in production; only name resolution is replaced, so nothing leaves the machine).
+// /.well-known/agent-keys.json per Host, and a name resolution that maps every
+// partner domain to 127.0.0.1 (the JWKS URL keeps the partner's host name, as in
+// production; only name resolution is replaced, so nothing leaves the machine). The
+// production address guard still runs: tests allow loopback with LOOPBACK_ALLOWED.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { LookupFunction } from 'node:net';
-import { Agent } from 'undici';
 
 export interface JwksServer {
   readonly port: number;
@@ -43,18 +43,23 @@ export async function startJwksServer(): Promise<JwksServer> {
   };
 }
 
-/** Resolves the names `resolves` admits (default: under .example) to 127.0.0.1 and refuses every other name. */
-export function loopbackDispatcher(resolves: (hostname: string) => boolean = (h) => /\.example$/i.test(h)): Agent {
-  const lookup: LookupFunction = (hostname, options, callback) => {
+/** The ADMP_FETCH_ALLOW value that lets the guarded fetch reach the loopback stand-ins. */
+export const LOOPBACK_ALLOWED = '127.0.0.1';
+
+/** Resolves the names `resolves` admits (default: under .example) to `address` and refuses every other name. */
+export function loopbackLookup(
+  resolves: (hostname: string) => boolean = (h) => /\.example$/i.test(h),
+  address = '127.0.0.1',
+): LookupFunction {
+  return (hostname, options, callback) => {
     if (!resolves(hostname)) {
       callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), '', 4);
     } else if (options.all) {
       (callback as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [
-        { address: '127.0.0.1', family: 4 },
+        { address, family: 4 },
       ]);
     } else {
-      callback(null, '127.0.0.1', 4);
+      callback(null, address, 4);
     }
   };
-  return new Agent({ connect: { lookup } });
 }

@@ -8,7 +8,7 @@ import { startTestApi, type TestApi } from '../helpers/api.js';
 import { agentMail, signer, trust } from '../helpers/agent-mail.js';
 import { startDns } from '../helpers/dns.js';
 import { createTestDatabase } from '../helpers/db.js';
-import { loopbackDispatcher, startJwksServer } from '../keys/loopback.js';
+import { LOOPBACK_ALLOWED, loopbackLookup, startJwksServer } from '../keys/loopback.js';
 import { refreshQueueGauges } from '../../src/ops/inbox-depth.js';
 import { startServer } from '../../src/server.js';
 import { loadConfig } from '../../src/config.js';
@@ -30,12 +30,13 @@ async function setup(t: { after(fn: () => Promise<void>): void }) {
     {
       ADMP_INGRESS_TOKEN: TOKEN,
       ADMP_JWKS_SCHEME: 'http',
+      ADMP_FETCH_ALLOW: LOOPBACK_ALLOWED,
       ADMP_JWKS_PORT: String(jwks.port),
       ADMP_DNS_SERVERS: dns.server,
       ADMP_KEY_FETCH_TIMEOUT_MS: '300',
       ADMP_DNS_TIMEOUT_MS: '300',
     },
-    { keyDeps: { dispatcher: loopbackDispatcher() } },
+    { keyDeps: { lookup: loopbackLookup() } },
   );
   t.after(async () => {
     await api.close();
