@@ -14,6 +14,7 @@ import type { Pipeline } from '../ingress/pipeline.js';
 import { rspamdIngressRoutes } from './routes/ingress-rspamd.js';
 import { wellKnownRoutes } from './routes/well-known.js';
 import { installErrorHandler } from './errors.js';
+import { registerOpenApi } from './openapi.js';
 import { healthRoutes } from './routes/health.js';
 import { inboxRoutes } from './routes/inbox.js';
 import { messageRoutes } from './routes/messages.js';
@@ -97,6 +98,7 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   });
 
   installErrorHandler(app);
+  registerOpenApi(app);
   void app.register(healthRoutes(deps.pool));
   void app.register(wellKnownRoutes(deps.pool));
   void app.register(rspamdIngressRoutes(deps.config, deps.pipeline, deps.metrics));

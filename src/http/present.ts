@@ -1,4 +1,5 @@
 // How message rows appear in API responses (snake_case, addresses, ISO times).
+import type { DeliveryLogEntry } from './schemas.js';
 import { type LeaseOutcome, type LeaseRef, type MessageRow, type PulledRow } from '../db/message-row.js';
 
 export function presentPulled(m: PulledRow, toAddress: string) {
@@ -39,7 +40,8 @@ export function presentStatus(m: MessageRow, toAddress: string) {
     acked_at: iso(m.acked_at),
     expires_at: iso(m.expires_at),
     lease_until: iso(m.lease_until),
-    delivery_log: m.delivery_log,
+    // Written only by our SQL (the LOG fragment): each entry has `at` and `event`.
+    delivery_log: m.delivery_log as DeliveryLogEntry[],
   };
 }
 

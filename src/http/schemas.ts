@@ -3,6 +3,10 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
 export const Uuid = Type.String({ format: 'uuid' });
+
+/** An enum of strings as one JSON Schema `enum` (a TypeBox union of literals reads badly in the OpenAPI document). */
+export const StringEnum = <T extends string>(values: readonly T[], options: { description?: string } = {}) =>
+  Type.Unsafe<T>({ type: 'string', enum: [...values], ...options });
 const AgentType = Type.String({
   pattern: '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$',
   description: 'ADMP message type, e.g. task.request',
@@ -110,3 +114,60 @@ const AckResults = Type.Array(
 );
 export const PullResponse = Type.Object({ acked: Type.Optional(AckResults), messages: Type.Array(PulledMessage) });
 export const BatchAckResponse = Type.Object({ results: AckResults });
+
+// ---- responses ------------------------------------------------------------------
+
+const STATUSES = ['queued', 'sent', 'delivered', 'leased', 'acked', 'failed', 'dead'] as const;
+const Status = StringEnum(STATUSES, { description: 'Lifecycle state of a message' });
+const Time = Type.String({ format: 'date-time' });
+
+/** What a send or a reply answers: 201 stored, 200 an idempotent replay (`duplicate`). */
+export const SendResult = Type.Object({
+  id: Uuid,
+  status: Status,
+  duplicate: Type.Optional(Type.Literal(true)),
+});
+
+export const DeliveryLogEntry = Type.Object(
+  { at: Type.String(), event: Type.String() },
+  { additionalProperties: true, description: 'One event; further fields depend on the event (reason, reply, sec…)' },
+);
+export type DeliveryLogEntry = Static<typeof DeliveryLogEntry>;
+
+/** A message's state and history, as its sender or recipient sees it. */
+export const MessageStatusView = Type.Object({
+  id: Uuid,
+  status: Status,
+  from: Type.String(),
+  to: Type.String(),
+  channel: Type.Union([Type.Literal('http'), Type.Literal('smtp')]),
+  type: Type.String(),
+  subject: Nullable(Type.String()),
+  correlation_id: Nullable(Type.String()),
+  in_reply_to: Nullable(Uuid),
+  reply: Nullable(Uuid),
+  attempts: Type.Integer(),
+  created_at: Nullable(Time),
+  delivered_at: Nullable(Time),
+  acked_at: Nullable(Time),
+  expires_at: Nullable(Time),
+  lease_until: Nullable(Time),
+  delivery_log: Type.Array(Type.Object({ at: Type.String(), event: Type.String() }, { additionalProperties: true }), {
+    description: 'Every state change and delivery attempt, oldest first',
+  }),
+});
+export const DeadLetter = Type.Composite([MessageStatusView, Type.Object({ body: Type.Unknown() })]);
+export const DeadList = Type.Object({ messages: Type.Array(DeadLetter) });
+export const RedriveResponse = Type.Object({ redriven: Type.Array(Uuid) });
+export const AckResponse = Type.Object({ id: Uuid, status: Type.Literal('acked') });
+export const NackResponse = Type.Object({
+  id: Uuid,
+  status: Status,
+  lease_until: Nullable(Time),
+});
+export const InboxDepth = Type.Object({
+  agent: Type.String(),
+  depth: Type.Object(Object.fromEntries(STATUSES.map((s) => [s, Type.Integer({ minimum: 0 })])), {
+    description: 'Messages in the inbox by state',
+  }),
+});

@@ -2,13 +2,20 @@
 // every migration on disk has been applied.
 import type { FastifyPluginAsync } from 'fastify';
 import type pg from 'pg';
+import { Type } from '@sinclair/typebox';
 import { pendingMigrations } from '../../db/migrate.js';
 
 export const healthRoutes =
   (pool: pg.Pool): FastifyPluginAsync =>
   async (app) => {
-    app.get('/healthz', async () => ({ status: 'ok' }));
-    app.get('/readyz', async (req, reply) => {
+    app.get('/healthz', { schema: { response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({
+      status: 'ok',
+    }));
+    const readiness = {
+      200: Type.Object({ status: Type.Literal('ready') }),
+      503: Type.Object({ status: Type.Literal('not_ready'), reason: Type.String() }),
+    };
+    app.get('/readyz', { schema: { response: readiness } }, async (req, reply) => {
       try {
         const pending = await pendingMigrations(pool);
         if (pending.length > 0)

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AdmpError } from '../../errors.js';
 import { inboxDepth, listDead, redrive } from '../../db/status.js';
-import { DeadQuery, PullBody, PullResponse, RedriveBody } from '../schemas.js';
+import { DeadList, DeadQuery, InboxDepth, PullBody, PullResponse, RedriveBody, RedriveResponse } from '../schemas.js';
 import { presentAcks, presentPulled, presentStatus } from '../present.js';
 import type { ApiDeps } from '../app.js';
 
@@ -29,18 +29,18 @@ export const inboxRoutes =
       };
     });
 
-    app.get('/v1/inbox', async (req) => {
+    app.get('/v1/inbox', { schema: { response: { 200: InboxDepth } } }, async (req) => {
       const c = req.caller!;
       return { agent: c.address, depth: await inboxDepth(pool, c.agentId) };
     });
 
-    app.get('/v1/dead', { schema: { querystring: DeadQuery } }, async (req) => {
+    app.get('/v1/dead', { schema: { querystring: DeadQuery, response: { 200: DeadList } } }, async (req) => {
       const c = req.caller!;
       const rows = await listDead(pool, c.agentId, req.query.limit, req.query.before);
       return { messages: rows.map((m) => ({ ...presentStatus(m, c.address), body: m.body })) };
     });
 
-    app.post('/v1/dead/redrive', { schema: { body: RedriveBody } }, async (req) => {
+    app.post('/v1/dead/redrive', { schema: { body: RedriveBody, response: { 200: RedriveResponse } } }, async (req) => {
       const { ids, all } = req.body;
       if ((ids === undefined) === (all !== true))
         throw new AdmpError('bad_request', 'body: give either ids or "all": true', { field: 'body' });

@@ -11,17 +11,33 @@ import { fromRspamd } from '../../ingress/domain-auth.js';
 import type { IngestFacts, Pipeline, RecipientResult } from '../../ingress/pipeline.js';
 import { summarizeIngest } from '../../ingress/summary.js';
 import type { Metrics } from '../../metrics.js';
+import { Type } from '@sinclair/typebox';
+import { errorBody } from '../openapi.js';
 
 const header = (req: FastifyRequest, name: string): string | undefined => {
   const v = req.headers[name];
   return typeof v === 'string' && v !== '' ? v : undefined;
 };
 
+// A refusal names the recipient and the SMTP text the plugin hands to the milter.
+const refusal = (status: number) =>
+  errorBody(status, { recipient: Type.Optional(Type.String()), smtp_message: Type.Optional(Type.String()) });
+const IngressAnswers = {
+  200: Type.Object({
+    stored: Type.Array(Type.Object({ recipient: Type.String(), id: Type.String(), duplicate: Type.Boolean() })),
+    reports: Type.Array(Type.Object({ recipient: Type.String(), message: Type.Union([Type.String(), Type.Null()]) }), {
+      description: 'delivery status notifications matched to the message they report on',
+    }),
+  }),
+  422: refusal(422),
+  503: refusal(503),
+};
+
 // Hashing first makes the comparison constant-time whatever the lengths.
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /** The single answer for the whole message (the milter has one verdict per message). */
-export function rspamdAnswer(results: readonly RecipientResult[]): { status: number; body: unknown } {
+export function rspamdAnswer(results: readonly RecipientResult[]): { status: 200 | 422 | 503; body: unknown } {
   const failed = results.find((r) => r.kind === 'tempfail') ?? results.find((r) => r.kind === 'refused');
   if (failed && (failed.kind === 'tempfail' || failed.kind === 'refused')) {
     const e = failed.error;
@@ -54,60 +70,64 @@ export const rspamdIngressRoutes =
       (_req, body, done) => done(null, body),
     );
 
-    app.post('/ingress/rspamd', { bodyLimit: config.maxMailBytes + 1 }, async (req, reply) => {
-      const auth = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
-      if (!config.ingressToken || !auth || !timingSafeEqual(digest(auth), digest(config.ingressToken))) {
-        throw new AdmpError('unauthorized', 'ingress needs the bearer secret of ADMP_INGRESS_TOKEN');
-      }
-      const raw = req.body;
-      if (!Buffer.isBuffer(raw) || raw.length === 0)
-        throw new AdmpError('bad_request', 'send the message as message/rfc822');
-      const recipients = (header(req, 'x-envelope-to') ?? '')
-        .split(',')
-        .map((s) => s.trim().replace(/^<|>$/g, ''))
-        .filter(Boolean);
-      if (recipients.length === 0) throw new AdmpError('bad_request', 'X-Envelope-To names no recipient');
+    app.post(
+      '/ingress/rspamd',
+      { bodyLimit: config.maxMailBytes + 1, schema: { response: IngressAnswers } },
+      async (req, reply) => {
+        const auth = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+        if (!config.ingressToken || !auth || !timingSafeEqual(digest(auth), digest(config.ingressToken))) {
+          throw new AdmpError('unauthorized', 'ingress needs the bearer secret of ADMP_INGRESS_TOKEN');
+        }
+        const raw = req.body;
+        if (!Buffer.isBuffer(raw) || raw.length === 0)
+          throw new AdmpError('bad_request', 'send the message as message/rfc822');
+        const recipients = (header(req, 'x-envelope-to') ?? '')
+          .split(',')
+          .map((s) => s.trim().replace(/^<|>$/g, ''))
+          .filter(Boolean);
+        if (recipients.length === 0) throw new AdmpError('bad_request', 'X-Envelope-To names no recipient');
 
-      const started = performance.now();
-      const facts: IngestFacts = {};
-      const queueId = header(req, 'x-rspamd-queue-id');
-      let timer: NodeJS.Timeout | undefined;
-      const budget = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new AdmpError('timeout', 'ingress took too long; try again later')),
-          config.ingressBudgetMs,
-        );
-      });
-      // A message stored after the budget ran out is deduplicated when the sender retries.
-      const answered = Promise.race([
-        pipeline.ingest(
-          {
-            road: 'rspamd',
-            raw,
-            envelopeFrom: header(req, 'x-envelope-from') ?? '',
-            recipients,
-            trusted: fromRspamd(header(req, 'x-rspamd-auth')),
-            saslUser: header(req, 'x-rspamd-user'),
-            clientIp: header(req, 'x-rspamd-client-ip'),
-            queueId,
-          },
-          { atomic: true, facts },
-        ),
-        budget,
-      ]).finally(() => clearTimeout(timer));
-      const results: RecipientResult[] = await answered.catch((err: unknown) => {
-        const error = toAdmpError(err);
-        summarizeIngest(req.log, metrics, {
-          road: 'rspamd',
-          queueId,
-          facts,
-          results: recipients.map((recipient) => ({ recipient, kind: 'tempfail', error })),
-          started,
+        const started = performance.now();
+        const facts: IngestFacts = {};
+        const queueId = header(req, 'x-rspamd-queue-id');
+        let timer: NodeJS.Timeout | undefined;
+        const budget = new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new AdmpError('timeout', 'ingress took too long; try again later')),
+            config.ingressBudgetMs,
+          );
         });
-        throw error;
-      });
-      summarizeIngest(req.log, metrics, { road: 'rspamd', queueId, facts, results, started });
-      const answer = rspamdAnswer(results);
-      return reply.status(answer.status).send(answer.body);
-    });
+        // A message stored after the budget ran out is deduplicated when the sender retries.
+        const answered = Promise.race([
+          pipeline.ingest(
+            {
+              road: 'rspamd',
+              raw,
+              envelopeFrom: header(req, 'x-envelope-from') ?? '',
+              recipients,
+              trusted: fromRspamd(header(req, 'x-rspamd-auth')),
+              saslUser: header(req, 'x-rspamd-user'),
+              clientIp: header(req, 'x-rspamd-client-ip'),
+              queueId,
+            },
+            { atomic: true, facts },
+          ),
+          budget,
+        ]).finally(() => clearTimeout(timer));
+        const results: RecipientResult[] = await answered.catch((err: unknown) => {
+          const error = toAdmpError(err);
+          summarizeIngest(req.log, metrics, {
+            road: 'rspamd',
+            queueId,
+            facts,
+            results: recipients.map((recipient) => ({ recipient, kind: 'tempfail', error })),
+            started,
+          });
+          throw error;
+        });
+        summarizeIngest(req.log, metrics, { road: 'rspamd', queueId, facts, results, started });
+        const answer = rspamdAnswer(results);
+        return reply.status(answer.status).send(answer.body);
+      },
+    );
   };

@@ -13,6 +13,10 @@ import {
   LeaseBody,
   NackBody,
   ReplyBody,
+  SendResult,
+  MessageStatusView,
+  AckResponse,
+  NackResponse,
 } from '../schemas.js';
 import { presentAcks, presentStatus } from '../present.js';
 import type { ApiDeps } from '../app.js';
@@ -32,20 +36,24 @@ export const messageRoutes =
   async (app) => {
     const { pool, config, mailbox, directory, metrics } = deps;
 
-    app.post('/v1/messages', { schema: { body: Envelope, headers: IdempotencyHeaders } }, async (req, reply) => {
-      const { to, ...msg } = req.body;
-      const r = await mailbox.send(req.caller!, to, { ...msg, idempotency_key: req.headers['idempotency-key'] });
-      req.summary = {
-        message_id: r.id,
-        correlation_id: msg.correlation_id,
-        channel: r.status === 'queued' ? 'smtp' : 'http',
-      };
-      return reply
-        .status(r.duplicate ? 200 : 201)
-        .send({ id: r.id, status: r.status, ...(r.duplicate ? { duplicate: true } : {}) });
-    });
+    app.post(
+      '/v1/messages',
+      { schema: { body: Envelope, headers: IdempotencyHeaders, response: { 200: SendResult, 201: SendResult } } },
+      async (req, reply) => {
+        const { to, ...msg } = req.body;
+        const r = await mailbox.send(req.caller!, to, { ...msg, idempotency_key: req.headers['idempotency-key'] });
+        req.summary = {
+          message_id: r.id,
+          correlation_id: msg.correlation_id,
+          channel: r.status === 'queued' ? 'smtp' : 'http',
+        };
+        return reply
+          .status(r.duplicate ? 200 : 201)
+          .send({ id: r.id, status: r.status, ...(r.duplicate ? { duplicate: true } : {}) });
+      },
+    );
 
-    app.get('/v1/messages/:id', { schema: { params: IdParams } }, async (req) => {
+    app.get('/v1/messages/:id', { schema: { params: IdParams, response: { 200: MessageStatusView } } }, async (req) => {
       const c = req.caller!;
       req.summary = { message_id: req.params.id };
       const m = await messageFor(pool, req.params.id, c.agentId, c.address);
@@ -58,14 +66,18 @@ export const messageRoutes =
       return presentStatus(m, to);
     });
 
-    app.post('/v1/messages/:id/ack', { schema: { params: IdParams, body: LeaseBody } }, async (req) => {
-      req.summary = { message_id: req.params.id };
-      const outcome = (await mailbox.ack(req.caller!, [{ id: req.params.id, lease_id: req.body.lease_id }])).get(
-        req.params.id,
-      )!;
-      if (outcome !== 'ok') throw leaseError(req.params.id, outcome);
-      return { id: req.params.id, status: 'acked' };
-    });
+    app.post(
+      '/v1/messages/:id/ack',
+      { schema: { params: IdParams, body: LeaseBody, response: { 200: AckResponse } } },
+      async (req) => {
+        req.summary = { message_id: req.params.id };
+        const outcome = (await mailbox.ack(req.caller!, [{ id: req.params.id, lease_id: req.body.lease_id }])).get(
+          req.params.id,
+        )!;
+        if (outcome !== 'ok') throw leaseError(req.params.id, outcome);
+        return { id: req.params.id, status: 'acked' as const };
+      },
+    );
 
     app.post(
       '/v1/messages/ack',
@@ -75,24 +87,35 @@ export const messageRoutes =
       },
     );
 
-    app.post('/v1/messages/:id/nack', { schema: { params: IdParams, body: NackBody } }, async (req) => {
-      const { lease_id, extend_sec, delay_sec } = req.body;
-      if (extend_sec !== undefined && delay_sec !== undefined)
-        throw new AdmpError('bad_request', 'body: give extend_sec or delay_sec, not both', { field: 'body' });
-      const action =
-        extend_sec !== undefined
-          ? { kind: 'extend' as const, sec: Math.min(extend_sec, config.maxVisibilitySec) }
-          : { kind: 'release' as const, delaySec: delay_sec ?? 0 };
-      req.summary = { message_id: req.params.id };
-      const r = await nack(pool, req.caller!.agentId, { id: req.params.id, lease_id }, action, config.maxAttempts);
-      if (r.outcome !== 'ok') throw leaseError(req.params.id, r.outcome);
-      if (r.status === 'dead') metrics?.dead.inc({ reason: 'max_attempts' });
-      return { id: req.params.id, status: r.status, lease_until: r.lease_until?.toISOString() ?? null };
-    });
+    app.post(
+      '/v1/messages/:id/nack',
+      { schema: { params: IdParams, body: NackBody, response: { 200: NackResponse } } },
+      async (req) => {
+        const { lease_id, extend_sec, delay_sec } = req.body;
+        if (extend_sec !== undefined && delay_sec !== undefined)
+          throw new AdmpError('bad_request', 'body: give extend_sec or delay_sec, not both', { field: 'body' });
+        const action =
+          extend_sec !== undefined
+            ? { kind: 'extend' as const, sec: Math.min(extend_sec, config.maxVisibilitySec) }
+            : { kind: 'release' as const, delaySec: delay_sec ?? 0 };
+        req.summary = { message_id: req.params.id };
+        const r = await nack(pool, req.caller!.agentId, { id: req.params.id, lease_id }, action, config.maxAttempts);
+        if (r.outcome !== 'ok') throw leaseError(req.params.id, r.outcome);
+        if (r.status === 'dead') metrics?.dead.inc({ reason: 'max_attempts' });
+        return { id: req.params.id, status: r.status!, lease_until: r.lease_until?.toISOString() ?? null };
+      },
+    );
 
     app.post(
       '/v1/messages/:id/reply',
-      { schema: { params: IdParams, body: ReplyBody, headers: IdempotencyHeaders } },
+      {
+        schema: {
+          params: IdParams,
+          body: ReplyBody,
+          headers: IdempotencyHeaders,
+          response: { 200: SendResult, 201: SendResult },
+        },
+      },
       async (req, reply) => {
         const r = await mailbox.reply(req.caller!, req.params.id, {
           ...req.body,

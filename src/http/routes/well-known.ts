@@ -2,16 +2,34 @@
 // partners fetch to verify our agents' signatures (docs/protocol.md §Keys).
 import type { FastifyPluginAsync } from 'fastify';
 import type pg from 'pg';
+import { Type } from '@sinclair/typebox';
 import { listValidKeys } from '../../db/keys.js';
 import { JWKS_PATH, ourJwks } from '../../keys/jwks.js';
 
 // Partners cache the set; a short max-age keeps rotations visible quickly.
 const MAX_AGE_SEC = 300;
 
+const AgentKeySet = Type.Object(
+  {
+    keys: Type.Array(
+      Type.Object({
+        kty: Type.Literal('OKP'),
+        crv: Type.Literal('Ed25519'),
+        kid: Type.String(),
+        x: Type.String({ description: 'raw public key, base64url (RFC 8037 §2)' }),
+        use: Type.Literal('sig'),
+        alg: Type.Literal('EdDSA'),
+        agent: Type.String({ description: 'the one agent address this key signs for' }),
+      }),
+    ),
+  },
+  { description: "Our agents' public keys, a JWK Set (RFC 7517 §5)" },
+);
+
 export const wellKnownRoutes =
   (pool: pg.Pool): FastifyPluginAsync =>
   async (app) => {
-    app.get(JWKS_PATH, async (_req, reply) => {
+    app.get(JWKS_PATH, { schema: { response: { 200: AgentKeySet } } }, async (_req, reply) => {
       const rows = await listValidKeys(pool, { source: 'local' }, new Date());
       return reply
         .header('cache-control', `public, max-age=${MAX_AGE_SEC}`)
