@@ -54,7 +54,7 @@ export async function startPostgres(log: (line: string) => void): Promise<BenchP
     dir = mkdtempSync(join(tmpdir(), 'admp-bench-pg-'));
     chmodSync(dir, 0o755); // PostgreSQL runs as its own user when we are root
     const embedded = await startEmbedded({ dataDir: join(dir, 'pg'), port: 0, ephemeral: true });
-    adminUrl = embedded.url;
+    adminUrl = embedded.adminUrl; // the bench creates databases
     stopEmbedded = () => embedded.stop();
   }
   const created: string[] = [];

