@@ -204,6 +204,90 @@ export const SETTINGS = {
     default: '127.0.0.0/8,::1/128',
     doc: 'CIDRs allowed to connect to the LMTP receiver.',
   }),
+  smtpListen: s({
+    env: 'ADMP_SMTP_LISTEN',
+    kind: 'string',
+    default: '',
+    doc: 'Address:port of the standalone SMTP edge (port 25 on a bare server, README "ADMP without Mailcow"). Empty: the edge is off.',
+  }),
+  smtpHostname: s({
+    env: 'ADMP_SMTP_HOSTNAME',
+    kind: 'string',
+    default: '',
+    doc: "The edge's host name: in its 220 banner, its Received header and as the authserv-id of its Authentication-Results. Empty: the machine's host name.",
+  }),
+  smtpTlsCert: s({
+    env: 'ADMP_SMTP_TLS_CERT',
+    kind: 'string',
+    default: '',
+    doc: 'PEM certificate chain for STARTTLS on the edge (re-read when the file changes, so a renewal needs no restart). Empty, with the key empty: no STARTTLS.',
+  }),
+  smtpTlsKey: s({
+    env: 'ADMP_SMTP_TLS_KEY',
+    kind: 'string',
+    default: '',
+    doc: 'PEM private key of ADMP_SMTP_TLS_CERT.',
+  }),
+  smtpRequireTls: s({
+    env: 'ADMP_SMTP_REQUIRE_TLS',
+    kind: 'bool',
+    default: 'false',
+    doc: 'Refuse MAIL FROM (530 5.7.0) until the client has issued STARTTLS.',
+  }),
+  smtpMaxConnections: s({
+    env: 'ADMP_SMTP_MAX_CONNECTIONS',
+    kind: 'int',
+    default: '1000',
+    min: 1,
+    max: 100000,
+    doc: 'Concurrent connections the edge accepts in all; the next one gets 421 4.7.0.',
+  }),
+  smtpMaxConnectionsPerIp: s({
+    env: 'ADMP_SMTP_MAX_CONNECTIONS_PER_IP',
+    kind: 'int',
+    default: '20',
+    min: 1,
+    max: 100000,
+    doc: 'Concurrent connections from one client address (IPv6: one /64); the next one gets 421 4.7.0.',
+  }),
+  smtpRateConnections: s({
+    env: 'ADMP_SMTP_RATE_CONNECTIONS',
+    kind: 'int',
+    default: '120',
+    min: 1,
+    max: 10000000,
+    doc: 'New connections one client address may open per ADMP_SMTP_RATE_WINDOW_SEC; beyond it: 421 4.7.0 until the window passes.',
+  }),
+  smtpRateMessages: s({
+    env: 'ADMP_SMTP_RATE_MESSAGES',
+    kind: 'int',
+    default: '600',
+    min: 1,
+    max: 10000000,
+    doc: 'Messages (MAIL FROM) one client address may start per ADMP_SMTP_RATE_WINDOW_SEC; beyond it: 451 4.7.0 until the window passes.',
+  }),
+  smtpRateWindowSec: s({
+    env: 'ADMP_SMTP_RATE_WINDOW_SEC',
+    kind: 'int',
+    default: '60',
+    min: 1,
+    max: 86400,
+    doc: "Window of the edge's per-address rate limits (kept in memory, per process).",
+  }),
+  smtpTimeoutMs: s({
+    env: 'ADMP_SMTP_TIMEOUT_MS',
+    kind: 'int',
+    default: '60000',
+    min: 1000,
+    max: 3600000,
+    doc: 'How long the edge waits for the next command or data from a client (and for a TLS handshake or PROXY header) before closing it.',
+  }),
+  smtpProxy: s({
+    env: 'ADMP_SMTP_PROXY',
+    kind: 'list',
+    default: '',
+    doc: 'CIDRs of load balancers that open edge connections with a PROXY protocol header (v1 or v2); the address it carries is the client for limits, SPF and logs. Empty: no PROXY header is read.',
+  }),
   mtaHostname: s({
     env: 'ADMP_MTA_HOSTNAME',
     kind: 'string',
@@ -433,6 +517,13 @@ export function loadConfig(
   } catch (err) {
     throw new ConfigError('ADMP_FETCH_ALLOW', (err as Error).message);
   }
+  if ((out.smtpTlsCert === '') !== (out.smtpTlsKey === ''))
+    throw new ConfigError(
+      'ADMP_SMTP_TLS_KEY',
+      'ADMP_SMTP_TLS_CERT and ADMP_SMTP_TLS_KEY are set together or not at all',
+    );
+  if (out.smtpRequireTls && out.smtpTlsCert === '')
+    throw new ConfigError('ADMP_SMTP_REQUIRE_TLS', 'requiring TLS needs ADMP_SMTP_TLS_CERT and ADMP_SMTP_TLS_KEY');
   out.domains = Object.freeze((out.domains as string[]).map((d) => d.toLowerCase()));
   return Object.freeze(out) as Config;
 }

@@ -60,8 +60,29 @@ export function createMetrics(db?: { pool: pg.Pool; max: number }) {
     }),
     ingress: new Counter({
       name: 'admp_ingress_total',
-      help: 'Ingress answers per recipient, by road (rspamd, lmtp), outcome (stored, report, refused, tempfail) and error code ("none" when stored).',
+      help: 'Ingress answers per recipient, by road (rspamd, lmtp, smtp), outcome (stored, report, refused, tempfail) and error code ("none" when stored).',
       labelNames: ['road', 'outcome', 'code'] as const,
+      registers,
+    }),
+    smtpConnections: new Counter({
+      name: 'admp_smtp_connections_total',
+      help: 'Connections the SMTP edge admitted (refused ones are in admp_smtp_refused_total).',
+      registers,
+    }),
+    smtpOpen: new Gauge({
+      name: 'admp_smtp_connections_open',
+      help: 'Connections open on the SMTP edge.',
+      registers,
+    }),
+    smtpTls: new Counter({
+      name: 'admp_smtp_tls_total',
+      help: 'STARTTLS handshakes completed on the SMTP edge.',
+      registers,
+    }),
+    smtpRefused: new Counter({
+      name: 'admp_smtp_refused_total',
+      help: 'SMTP edge refusals before DATA, by reason (too_many_connections, rate_limited, message_rate_limited, tls_required, relay_denied, unknown_recipient, too_many_recipients, too_large, bad_proxy_header); refusals of the mail itself are in admp_ingress_total{road="smtp"}.',
+      labelNames: ['reason'] as const,
       registers,
     }),
     policyDenied: new Counter({

@@ -18,7 +18,9 @@ import { createKeyResolver } from './keys/resolver.js';
 import { configuredResolver } from './keys/dns.js';
 import { createPolicySource, readPolicyFile } from './policy/store.js';
 import { createPipeline, type Pipeline } from './ingress/pipeline.js';
+import type { Resolver } from './ingress/domain-auth.js';
 import { createLmtpServer } from './lmtp/server.js';
+import { createSmtpEdge } from './smtp/edge.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { startTracing } from './tracing.js';
 import { listenMetrics } from './ops/metrics-http.js';
@@ -33,6 +35,8 @@ export interface Core {
   readonly enqueuer: Enqueuer;
   readonly pipeline: Pipeline;
   readonly metrics: Metrics;
+  /** DNS of the configured servers (ADMP_DNS_SERVERS), as mailauth and the pipeline ask it. */
+  readonly dnsResolve: Resolver;
   /** Ends long polls, closes the HTTP app (requests in flight get ADMP_SHUTDOWN_GRACE_MS), stops the jobs. */
   stop(): Promise<void>;
 }
@@ -62,6 +66,7 @@ export async function wire(
     return key && key.source === 'local' && key.agent === agent ? key.publicKey : undefined;
   });
   const dns = configuredResolver({ servers: config.dnsServers, timeoutMs: config.dnsTimeoutMs });
+  const dnsResolve: Resolver = (name, rrtype) => dns.resolve(name, rrtype) as Promise<string[] | string[][]>;
   const pipeline = createPipeline({
     pool: db.pool,
     enqueuer: mailEnqueuer,
@@ -70,7 +75,7 @@ export async function wire(
     metrics,
     policy: createPolicySource(db.pool, policyFile),
     resolveKey: createKeyResolver(config, { db: db.pool, metrics, ...options.keyDeps }),
-    dnsResolve: (name, rrtype) => dns.resolve(name, rrtype) as Promise<string[] | string[][]>,
+    dnsResolve,
   });
   const app = buildApp({ config, pool: db.pool, log, mailbox, directory, auth, pipeline, metrics });
   const sweeper = startSweeper(db.pool, log, config.reclaimIntervalMs, config.maxAttempts, metrics);
@@ -83,6 +88,7 @@ export async function wire(
     enqueuer,
     pipeline,
     metrics,
+    dnsResolve,
     async stop() {
       metrics.shuttingDown.set(1);
       await waiter.close();
@@ -98,6 +104,8 @@ export async function wire(
 export interface RunningServer {
   readonly core: Core;
   readonly lmtp?: SMTPServer;
+  /** The standalone SMTP edge, when ADMP_SMTP_LISTEN is set. */
+  readonly smtp?: SMTPServer;
   readonly db: Database;
   readonly httpUrl: string;
   /** Where /metrics is served when ADMP_METRICS_LISTEN gives it its own listener. */
@@ -133,16 +141,18 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     : undefined;
   if (lmtp)
     log.info({ event: 'listening', lmtp: config.lmtpListen }, `LMTP receiver listening on ${config.lmtpListen}`);
+  const smtp = config.smtpListen ? await listenSmtpEdge(core, config, log) : undefined;
   return {
     core,
     lmtp,
+    smtp,
     db,
     httpUrl,
     metricsUrl: metricsListener?.url,
     async stop() {
       // Both listeners stop accepting at once and drain within the grace period; the
       // pool closes only after the last transaction in flight has committed.
-      await Promise.all([core.stop(), lmtp ? closeLmtp(lmtp) : undefined]);
+      await Promise.all([core.stop(), lmtp ? closeLmtp(lmtp) : undefined, smtp ? closeLmtp(smtp) : undefined]);
       await metricsListener?.close();
       await stopTracing();
       await db.close();
@@ -158,4 +168,19 @@ async function listenLmtp(server: SMTPServer, listen: string): Promise<SMTPServe
     server.listen(port, host, () => ok());
   });
   return server;
+}
+
+async function listenSmtpEdge(core: Core, config: Config, log: Logger): Promise<SMTPServer> {
+  const { host, port } = parseListen(config.smtpListen, 'ADMP_SMTP_LISTEN');
+  const edge = createSmtpEdge({
+    config,
+    log,
+    pipeline: core.pipeline,
+    directory: core.directory,
+    dnsResolve: core.dnsResolve,
+    metrics: core.metrics,
+  });
+  await edge.listen(port, host);
+  log.info({ event: 'listening', smtp: config.smtpListen }, `SMTP edge listening on ${config.smtpListen}`);
+  return edge.server;
 }

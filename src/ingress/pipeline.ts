@@ -34,7 +34,7 @@ import { headerFields } from './authentication-results.js';
 import { observeEnqueue, type Metrics } from '../metrics.js';
 import { withSpan } from '../tracing.js';
 
-export type Road = 'rspamd' | 'lmtp';
+export type Road = 'rspamd' | 'lmtp' | 'smtp';
 
 export interface MailDelivery {
   readonly road: Road;

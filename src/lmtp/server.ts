@@ -3,9 +3,9 @@
 // after DATA: 250 stored, 550 5.7.x refused, 451/452 4.x.x when the fault is ours,
 // never 5xx for a fault of ours. Only the topmost Authentication-Results header of
 // our own MTA (its authserv-id) is trusted.
-import { BlockList, isIPv6 } from 'node:net';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config.js';
+import { allowList, isAllowed } from '../core/cidr.js';
 import { AdmpError, smtpReplyText, toAdmpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Directory } from '../mailbox/directory.js';
@@ -19,22 +19,6 @@ import type { Metrics } from '../metrics.js';
 export function lmtpError(err: AdmpError): Error & { responseCode: number } {
   return Object.assign(new Error(`${err.smtp.enhanced} ${smtpReplyText(err)}`), { responseCode: err.smtp.code });
 }
-
-export function allowList(cidrs: readonly string[]): BlockList {
-  const list = new BlockList();
-  for (const c of cidrs) {
-    const [net, bits] = c.split('/');
-    const type = isIPv6(net!) ? 'ipv6' : 'ipv4';
-    if (bits === undefined) list.addAddress(net!, type);
-    else list.addSubnet(net!, Number(bits), type);
-  }
-  return list;
-}
-
-const allowed = (list: BlockList, ip: string): boolean => {
-  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(ip)?.[1];
-  return v4 ? list.check(v4, 'ipv4') : list.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4');
-};
 
 export interface LmtpDeps {
   config: Config;
@@ -64,7 +48,7 @@ export function createLmtpServer({ config, log, pipeline, directory, metrics }: 
     // every client still connected is told 421 (RFC 5321 §3.8) instead of being dropped.
     closeTimeout: Math.max(1, config.shutdownGraceMs),
     onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void) {
-      if (allowed(clients, session.remoteAddress)) return cb();
+      if (isAllowed(clients, session.remoteAddress)) return cb();
       log.warn({ event: 'lmtp_refused_client', ip: session.remoteAddress }, 'LMTP client not in ADMP_LMTP_ALLOW');
       cb(lmtpError(new AdmpError('forbidden', 'client not allowed')));
     },

@@ -18,7 +18,7 @@ export async function closeHttp(app: FastifyInstance, graceMs: number): Promise<
 }
 
 /**
- * Closes the LMTP listener. A client with a transaction in progress (in DATA, or
+ * Closes the LMTP listener or the SMTP edge (the same rules for both). A client with a transaction in progress (in DATA, or
  * waiting for our replies) may finish it within the server's closeTimeout (the grace
  * period, src/lmtp/server.ts); any command it sends after that is answered 421 by
  * smtp-server, and whoever is still connected when the grace ends gets 421 and is

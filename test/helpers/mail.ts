@@ -82,6 +82,8 @@ export interface SendOptions {
   helo?: string;
   /** XCLIENT LOGIN: the SASL user Postfix passes to the milter as {auth_authen}. */
   login?: string;
+  /** More swaks options, e.g. `--tls`, `--proxy-version 2`, `--quit-after RCPT`. */
+  extra?: readonly string[];
 }
 
 export interface SmtpOutcome {
@@ -114,6 +116,7 @@ export async function sendMail(o: SendOptions): Promise<SmtpOutcome> {
   if (o.clientAddr)
     args.push('--xclient-addr', o.clientAddr, '--xclient-name', o.clientName ?? o.helo ?? 'mail.sender.example');
   if (o.login) args.push('--xclient-login', o.login);
+  args.push(...(o.extra ?? []));
   const transcript = await new Promise<string>((ok, fail) => {
     // swaks exits non-zero on any 4xx/5xx; the transcript is what matters.
     const child = execFile('swaks', args, { timeout: 90_000 }, (err, stdout, stderr) => {
@@ -125,11 +128,11 @@ export async function sendMail(o: SendOptions): Promise<SmtpOutcome> {
   return parseTranscript(transcript);
 }
 
-// swaks marks server lines `<-` (ok) and `<**` (error); the verdict is the last reply seen.
+// swaks marks server lines `<-` (ok) and `<**` (error), `<~` and `<~*` inside TLS; the verdict is the last reply seen.
 function parseTranscript(transcript: string): SmtpOutcome {
   const replies = transcript
     .split('\n')
-    .map((l) => /^\s*<(?:-|\*\*)\s+(\d{3})[ -](.*)$/.exec(l))
+    .map((l) => /^\s*<(?:-|\*\*|~\*?)\s+(\d{3})[ -](.*)$/.exec(l))
     .filter((m) => m !== null);
   const verdict = replies.filter((m) => !/^221\b/.test(`${m[1]}`)).at(-1);
   if (!verdict) throw new Error(`no SMTP reply in swaks output:\n${transcript}`);

@@ -1,0 +1,85 @@
+// A private certificate authority for STARTTLS tests (openssl, in a temp dir): server
+// certificates for a host name, valid for a chosen number of days, signed by the CA
+// whose certificate clients (swaks, Postfix) are told to trust.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface TestCa {
+  readonly dir: string;
+  /** The CA certificate (PEM file) clients verify against. */
+  readonly caFile: string;
+  /** A key and a certificate for `host`, signed by the CA, valid `days` days from now; files under dir. */
+  issue(host: string, days?: number): Promise<{ cert: string; key: string }>;
+  remove(): void;
+}
+
+export async function createTestCa(): Promise<TestCa> {
+  const dir = mkdtempSync(join(tmpdir(), 'admp-ca-'));
+  const caKey = join(dir, 'ca.key');
+  const caFile = join(dir, 'ca.pem');
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    caKey,
+    '-out',
+    caFile,
+    '-days',
+    '30',
+    '-subj',
+    '/CN=ADMP test CA',
+  ]);
+  let n = 0;
+  return {
+    dir,
+    caFile,
+    async issue(host, days = 90) {
+      const base = join(dir, `${host}-${++n}`);
+      const ext = `${base}.ext`;
+      writeFileSync(ext, `subjectAltName=DNS:${host}\nextendedKeyUsage=serverAuth\n`);
+      await run('openssl', [
+        'req',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        `${base}.key`,
+        '-out',
+        `${base}.csr`,
+        '-subj',
+        `/CN=${host}`,
+      ]);
+      await run('openssl', [
+        'x509',
+        '-req',
+        '-in',
+        `${base}.csr`,
+        '-CA',
+        caFile,
+        '-CAkey',
+        caKey,
+        '-CAcreateserial',
+        '-days',
+        String(days),
+        '-extfile',
+        ext,
+        '-out',
+        `${base}.pem`,
+      ]);
+      return { cert: `${base}.pem`, key: `${base}.key` };
+    },
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
