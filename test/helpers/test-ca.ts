@@ -18,27 +18,29 @@ export interface TestCa {
   remove(): void;
 }
 
-export async function createTestCa(): Promise<TestCa> {
-  const dir = mkdtempSync(join(tmpdir(), 'admp-ca-'));
-  const caKey = join(dir, 'ca.key');
-  const caFile = join(dir, 'ca.pem');
-  await run('openssl', [
+// A new P-256 key at `key` and, with `-x509`, a self-signed certificate, else a signing request, at `out`.
+const newKey = (key: string, out: string, subject: string, ...more: string[]) =>
+  run('openssl', [
     'req',
-    '-x509',
+    ...more,
     '-newkey',
     'ec',
     '-pkeyopt',
     'ec_paramgen_curve:P-256',
     '-nodes',
     '-keyout',
-    caKey,
+    key,
     '-out',
-    caFile,
-    '-days',
-    '30',
+    out,
     '-subj',
-    '/CN=ADMP test CA',
+    subject,
   ]);
+
+export async function createTestCa(): Promise<TestCa> {
+  const dir = mkdtempSync(join(tmpdir(), 'admp-ca-'));
+  const caKey = join(dir, 'ca.key');
+  const caFile = join(dir, 'ca.pem');
+  await newKey(caKey, caFile, '/CN=ADMP test CA', '-x509', '-days', '30');
   let n = 0;
   return {
     dir,
@@ -47,20 +49,7 @@ export async function createTestCa(): Promise<TestCa> {
       const base = join(dir, `${host}-${++n}`);
       const ext = `${base}.ext`;
       writeFileSync(ext, `subjectAltName=DNS:${host}\nextendedKeyUsage=serverAuth\n`);
-      await run('openssl', [
-        'req',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        `${base}.key`,
-        '-out',
-        `${base}.csr`,
-        '-subj',
-        `/CN=${host}`,
-      ]);
+      await newKey(`${base}.key`, `${base}.csr`, `/CN=${host}`);
       await run('openssl', [
         'x509',
         '-req',

@@ -1,7 +1,7 @@
 // The standalone SMTP edge with real peers: swaks as the sending MTA (STARTTLS against a
 // test CA, PROXY headers), the loopback DNS server holding the partner's DKIM key, SPF
 // and DMARC (and an ARC sealer's key), and the real core on PostgreSQL.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,12 +17,17 @@ import { EDGE_HOST, rawSession, startEdgeWorld } from './world.js';
 
 const needs = ['swaks', 'openssl'];
 
-test('EHLO offers SIZE, 8BITMIME, PIPELINING, SMTPUTF8 and STARTTLS; signed mail over verified TLS is stored with its verdicts', async (t) => {
-  if (!requireBinaries(t, needs)) return;
+/** The edge world with a test CA (removed when the test ends) and a certificate for the edge's name. */
+async function withCa(t: TestContext) {
   const world = await startEdgeWorld(t);
   const ca = await createTestCa();
   t.after(() => ca.remove());
-  const pair = await ca.issue(EDGE_HOST);
+  return { world, ca, pair: await ca.issue(EDGE_HOST) };
+}
+
+test('EHLO offers SIZE, 8BITMIME, PIPELINING, SMTPUTF8 and STARTTLS; signed mail over verified TLS is stored with its verdicts', async (t) => {
+  if (!requireBinaries(t, needs)) return;
+  const { world, ca, pair } = await withCa(t);
   const { port } = await world.edge({ smtpTlsCert: pair.cert, smtpTlsKey: pair.key });
 
   const ehlo = await world.swaks(port, [world.bob.address], 'Subject: probe\r\n\r\nprobe\r\n', {
@@ -50,10 +55,7 @@ test('EHLO offers SIZE, 8BITMIME, PIPELINING, SMTPUTF8 and STARTTLS; signed mail
 
 test('a certificate replaced on disk is served to the next client without a restart', async (t) => {
   if (!requireBinaries(t, needs)) return;
-  const world = await startEdgeWorld(t);
-  const ca = await createTestCa();
-  t.after(() => ca.remove());
-  const first = await ca.issue(EDGE_HOST);
+  const { world, ca, pair: first } = await withCa(t);
   const live = { cert: join(ca.dir, 'live.pem'), key: join(ca.dir, 'live.key') };
   copyFileSync(first.cert, live.cert);
   copyFileSync(first.key, live.key);
@@ -91,10 +93,7 @@ test('a certificate replaced on disk is served to the next client without a rest
 
 test('require TLS: MAIL FROM before STARTTLS is 530 5.7.0; after it the mail is taken', async (t) => {
   if (!requireBinaries(t, needs)) return;
-  const world = await startEdgeWorld(t);
-  const ca = await createTestCa();
-  t.after(() => ca.remove());
-  const pair = await ca.issue(EDGE_HOST);
+  const { world, pair } = await withCa(t);
   const { port } = await world.edge({ smtpTlsCert: pair.cert, smtpTlsKey: pair.key, smtpRequireTls: true });
   const mail = await world.mail(world.bob.address);
   const plain = await world.swaks(port, [world.bob.address], mail);
