@@ -11,7 +11,7 @@ import type { Config } from '../config.js';
 import { AdmpError, smtpReplyText, toAdmpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { Directory } from '../queue/directory.js';
+import type { Directory } from '../mailbox/directory.js';
 import { tryParseAddress } from '../core/address.js';
 import { allowList, isAllowed } from '../core/cidr.js';
 import { cachedResolver, type Resolver } from '../ingress/domain-auth.js';
