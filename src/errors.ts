@@ -27,6 +27,7 @@ export const ERROR_KINDS = {
   unknown_recipient: { http: 404, smtp: perm('5.1.1') }, // 5.1.1 bad destination mailbox address
   lease_conflict: { http: 409, smtp: perm('5.7.0') },
   idempotency_conflict: { http: 409, smtp: perm('5.7.0') },
+  replayed_request: { http: 409, smtp: perm('5.7.0') }, // an HMAC request's nonce seen before
   payload_too_large: { http: 413, smtp: perm('5.3.4', 552) }, // 5.3.4 message too big for system
   unsupported_media_type: { http: 415, smtp: perm('5.6.0', 554) },
   signature_invalid: { http: 422, smtp: perm('5.7.7') }, // 5.7.7 message integrity failure

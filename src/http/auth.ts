@@ -2,8 +2,10 @@
 //  1. an opaque bearer token (stored as SHA-256);
 //  2. a short-lived JWT the agent signs with its own Ed25519 key (EdDSA, RFC 8037),
 //     verified with jose against agent_key;
-//  3. HMAC headers X-Agent-Id, X-Timestamp, X-Signature over method, path,
-//     timestamp and the body's SHA-256, within the configured clock skew.
+//  3. HMAC headers X-Agent-Id, X-Timestamp, X-Nonce, X-Signature over method, path,
+//     timestamp, nonce and the body's SHA-256, within the configured clock skew; each
+//     nonce is accepted once while its timestamp is acceptable, so a captured request
+//     cannot be played again.
 import { createHash, createHmac, createPublicKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
@@ -12,6 +14,7 @@ import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
 import { tryParseAddress, isAgentId } from '../core/address.js';
 import { agentByToken, findAgent, hmacSecrets, TOKEN_PREFIX } from '../db/agents.js';
+import { useOnce } from '../db/replay-guard.js';
 import type { Caller } from '../mailbox/mailbox.js';
 
 /** Looks up one of our agents' valid Ed25519 public keys (raw 32 bytes) by (domain, kid). */
@@ -25,9 +28,34 @@ const unauthorized = (why: string) => new AdmpError('unauthorized', why);
 // RFC 8410: SubjectPublicKeyInfo prefix of a raw Ed25519 public key.
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const JWT_MAX_LIFETIME_SEC = 3600;
+// 16 to 128 characters: at least 96 bits when random base64url, as UUIDs and ULIDs are.
+const NONCE = /^[A-Za-z0-9_-]{16,128}$/;
+// An HMAC-SHA256 in standard base64 has exactly one spelling: 43 characters and one '='.
+// Buffer.from(x, 'base64') also takes base64url, missing padding and stray characters.
+const MAC_BASE64 = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 
-export function hmacBase(method: string, path: string, timestamp: string, body: Buffer | string): string {
-  return `${method.toUpperCase()}\n${path}\n${timestamp}\n${createHash('sha256').update(body).digest('hex')}`;
+export function hmacBase(
+  method: string,
+  path: string,
+  timestamp: string,
+  nonce: string,
+  body: Buffer | string,
+): string {
+  const digest = createHash('sha256').update(body).digest('hex');
+  return `${method.toUpperCase()}\n${path}\n${timestamp}\n${nonce}\n${digest}`;
+}
+
+/**
+ * Why a verified JWT's lifetime is refused, if it is. `iat` in the future (beyond the
+ * skew) or after `exp` would stretch a token past the 1 h limit, so both are checked
+ * against the clock, not only against each other.
+ */
+export function jwtLifetimeProblem(iat: number, exp: number, nowSec: number, skewSec: number): string | undefined {
+  if (iat > nowSec + skewSec) return 'JWT iat is in the future';
+  if (exp <= iat) return 'JWT exp is not after iat';
+  if (exp - iat > JWT_MAX_LIFETIME_SEC) return `JWT lifetime over ${JWT_MAX_LIFETIME_SEC} s`;
+  if (exp - nowSec > JWT_MAX_LIFETIME_SEC + skewSec) return `JWT expires more than ${JWT_MAX_LIFETIME_SEC} s from now`;
+  return undefined;
 }
 
 export function createAuthenticator(pool: pg.Pool, config: Config, findLocalKey: LocalKeyLookup): Authenticator {
@@ -76,8 +104,8 @@ export function createAuthenticator(pool: pg.Pool, config: Config, findLocalKey:
         requiredClaims: ['exp', 'iat'],
         clockTolerance: config.clockSkewSec,
       });
-      if (payload.exp! - payload.iat! > JWT_MAX_LIFETIME_SEC)
-        throw unauthorized(`JWT lifetime over ${JWT_MAX_LIFETIME_SEC} s`);
+      const problem = jwtLifetimeProblem(payload.iat!, payload.exp!, Date.now() / 1000, config.clockSkewSec);
+      if (problem) throw unauthorized(problem);
     } catch (err) {
       if (err instanceof AdmpError) throw err;
       throw unauthorized(`JWT rejected: ${(err as Error).message}`);
@@ -90,21 +118,29 @@ export function createAuthenticator(pool: pg.Pool, config: Config, findLocalKey:
   async function byHmac(req: FastifyRequest, idHeader: string): Promise<Caller> {
     const ts = req.headers['x-timestamp'];
     const sig = req.headers['x-signature'];
-    if (typeof ts !== 'string' || typeof sig !== 'string')
-      throw unauthorized('HMAC auth needs X-Agent-Id, X-Timestamp and X-Signature');
+    const nonce = req.headers['x-nonce'];
+    if (typeof ts !== 'string' || typeof sig !== 'string' || typeof nonce !== 'string')
+      throw unauthorized('HMAC auth needs X-Agent-Id, X-Timestamp, X-Nonce and X-Signature');
+    if (!NONCE.test(nonce)) throw unauthorized('X-Nonce must be 16 to 128 characters of A-Z a-z 0-9 _ -');
+    if (!MAC_BASE64.test(sig)) throw unauthorized('X-Signature must be the HMAC-SHA256 in standard padded base64');
     if (!/^\d{1,12}$/.test(ts) || Math.abs(Date.now() / 1000 - Number(ts)) > config.clockSkewSec) {
       throw unauthorized(`X-Timestamp outside ±${config.clockSkewSec} s`);
     }
     const id = idHeader.toLowerCase();
     const agentId = isAgentId(id) ? id : tryParseAddress(id)?.local;
     if (!agentId) throw unauthorized('X-Agent-Id is not an agent id');
-    const base = hmacBase(req.method, req.url, ts, req.rawBody ?? Buffer.alloc(0));
+    const base = hmacBase(req.method, req.url, ts, nonce, req.rawBody ?? Buffer.alloc(0));
     const given = Buffer.from(sig, 'base64');
     for (const secret of await hmacSecrets(pool, agentId)) {
       const want = createHmac('sha256', secret).update(base).digest();
       if (given.length === want.length && timingSafeEqual(given, want)) {
         const c = await caller(agentId);
-        if (isAgentId(id) || c.address === id) return c;
+        if (!isAgentId(id) && c.address !== id) break;
+        // Remembered while this timestamp is still acceptable: after that the request is refused anyway.
+        const until = new Date((Number(ts) + config.clockSkewSec + 1) * 1000);
+        if (!(await useOnce(pool, 'hmac', `${agentId} ${nonce}`, until)))
+          throw new AdmpError('replayed_request', `X-Nonce ${nonce} was already used by ${agentId}`);
+        return c;
       }
     }
     throw unauthorized('HMAC signature does not verify');

@@ -43,7 +43,7 @@ const errorRef = (status: number) => Type.Ref(`AdmpError${status}`);
 const AGENT_ERRORS = [...codesByStatus.keys()];
 const PUBLIC_ERRORS = [500, 503];
 
-const AGENT_SECURITY = [{ bearer: [] }, { hmacAgentId: [], hmacTimestamp: [], hmacSignature: [] }];
+const AGENT_SECURITY = [{ bearer: [] }, { hmacAgentId: [], hmacTimestamp: [], hmacNonce: [], hmacSignature: [] }];
 
 function documentRoute(route: RouteOptions): void {
   const schema = (route.schema ??= {}) as Record<string, unknown>;
@@ -84,12 +84,19 @@ export function registerOpenApi(app: FastifyInstance): void {
           },
           hmacAgentId: { type: 'apiKey', in: 'header', name: 'X-Agent-Id' },
           hmacTimestamp: { type: 'apiKey', in: 'header', name: 'X-Timestamp', description: 'Unix seconds' },
+          hmacNonce: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'X-Nonce',
+            description:
+              '16–128 characters of A-Z a-z 0-9 _ -, new for every request (a repeat is 409 replayed_request)',
+          },
           hmacSignature: {
             type: 'apiKey',
             in: 'header',
             name: 'X-Signature',
             description:
-              'base64(HMAC-SHA256(secret, METHOD\\npath\\ntimestamp\\nhex(SHA-256(body)))), docs/api.md §Authentication',
+              'base64 with padding (one spelling) of HMAC-SHA256(secret, METHOD\\npath\\ntimestamp\\nnonce\\nhex(SHA-256(body))), docs/api.md §Authentication',
           },
           ingressToken: { type: 'http', scheme: 'bearer', description: 'ADMP_INGRESS_TOKEN' },
         },

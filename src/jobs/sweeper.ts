@@ -5,6 +5,7 @@ import type pg from 'pg';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { sweepExpired } from '../db/sweeps.js';
+import { sweepReplayGuard } from '../db/replay-guard.js';
 import { toAdmpError } from '../errors.js';
 import { startPeriodic, type Job } from './periodic.js';
 
@@ -29,6 +30,7 @@ export function startSweeper(
           log.info({ event: 'sweep', returned: r.returned, dead: r.dead }, 'expired leases swept');
         if (r.returned + dead < 1000 || stopped()) break;
       }
+      await sweepReplayGuard(pool);
       metrics?.jobRuns.inc({ task: 'sweep', outcome: 'ok' });
     } catch (err) {
       metrics?.jobRuns.inc({ task: 'sweep', outcome: 'error' });

@@ -63,13 +63,20 @@ test('summary lines carry the ops fields, and no secret reaches the log', async 
   // HMAC: X-Signature over the request with bob's secret.
   const ts = String(Math.floor(Date.now() / 1000));
   const body = JSON.stringify({ max: 1 });
+  const nonce = 'logs-test-nonce-0001';
   const signature = createHmac('sha256', Buffer.from(bob.hmac_secret, 'base64url'))
-    .update(hmacBase('POST', '/v1/inbox/pull', ts, body))
+    .update(hmacBase('POST', '/v1/inbox/pull', ts, nonce, body))
     .digest('base64');
   const pulled = await app.inject({
     method: 'POST',
     url: '/v1/inbox/pull',
-    headers: { 'x-agent-id': 'bob', 'x-timestamp': ts, 'x-signature': signature, 'content-type': 'application/json' },
+    headers: {
+      'x-agent-id': 'bob',
+      'x-timestamp': ts,
+      'x-nonce': nonce,
+      'x-signature': signature,
+      'content-type': 'application/json',
+    },
     payload: body,
   });
   assert.equal(pulled.statusCode, 200, pulled.body);
