@@ -26,6 +26,7 @@ import { startTracing } from './tracing.js';
 import { listenMetrics } from './ops/metrics-http.js';
 import { startInboxDepthRefresh } from './ops/inbox-depth.js';
 import { closeHttp, closeLmtp } from './ops/shutdown.js';
+import { createOperations } from './admin/operations.js';
 
 /** Everything `serve` runs, minus the listeners: what tests drive with app.inject(). */
 export interface Core {
@@ -65,6 +66,8 @@ export async function wire(
     const key = await findValidKey(db.pool, domain, kid, new Date());
     return key && key.source === 'local' && key.agent === agent ? key.publicKey : undefined;
   });
+  const policy = createPolicySource(db.pool, policyFile);
+  const operations = createOperations(db.pool, config, policy);
   const dns = configuredResolver({ servers: config.dnsServers, timeoutMs: config.dnsTimeoutMs });
   const dnsResolve: Resolver = (name, rrtype) => dns.resolve(name, rrtype) as Promise<string[] | string[][]>;
   const pipeline = createPipeline({
@@ -73,11 +76,11 @@ export async function wire(
     config,
     directory,
     metrics,
-    policy: createPolicySource(db.pool, policyFile),
+    policy,
     resolveKey: createKeyResolver(config, { db: db.pool, metrics, ...options.keyDeps }),
     dnsResolve,
   });
-  const app = buildApp({ config, pool: db.pool, log, mailbox, directory, auth, pipeline, metrics });
+  const app = buildApp({ config, pool: db.pool, log, mailbox, directory, auth, pipeline, metrics, operations });
   const sweeper = startSweeper(db.pool, log, config.reclaimIntervalMs, config.maxAttempts, metrics);
   const gauges = startInboxDepthRefresh(db.pool, metrics, log, config.metricsRefreshMs);
   const outbound = startOutbound(config, db, log, metrics);

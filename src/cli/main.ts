@@ -8,6 +8,7 @@ import { registerKeys } from './keys.js';
 import { registerPolicy } from './policy.js';
 import { registerInstall } from './install.js';
 import { registerDoctor } from './doctor.js';
+import { registerAdmin } from './admin.js';
 
 const program = new Command('admp')
   .description('Agent Dispatch: authenticated agent messaging over HTTP and email')
@@ -19,6 +20,7 @@ registerKeys(program);
 registerPolicy(program);
 registerInstall(program);
 registerDoctor(program);
+registerAdmin(program);
 
 try {
   await program.parseAsync(process.argv);

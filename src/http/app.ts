@@ -20,6 +20,9 @@ import { inboxRoutes } from './routes/inbox.js';
 import { messageRoutes } from './routes/messages.js';
 import type { Metrics } from '../metrics.js';
 import { metricsRoutes } from '../ops/metrics-http.js';
+import type { Operations } from '../admin/operations.js';
+import { adminRoutes } from './admin/routes.js';
+import { consoleRoutes } from '../console/routes.js';
 
 export interface ApiDeps {
   config: Config;
@@ -30,6 +33,7 @@ export interface ApiDeps {
   auth: Authenticator;
   pipeline: Pipeline;
   metrics?: Metrics;
+  operations: Operations;
 }
 
 /** What a route or the error handler adds to the request's summary log line. */
@@ -104,6 +108,9 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   void app.register(rspamdIngressRoutes(deps.config, deps.pipeline, deps.metrics));
   // /metrics on the API listener unless ADMP_METRICS_LISTEN gives it its own (src/ops/metrics-http.ts).
   if (deps.metrics && !deps.config.metricsListen) void app.register(metricsRoutes(deps.metrics.registry));
+  // The admin API and the console: operators only (admin tokens, never agent credentials).
+  void app.register(adminRoutes(deps.operations, deps.log), { prefix: '/admin/v1' });
+  void app.register(consoleRoutes());
   void app.register(async (v1) => {
     // Authenticate before validating, so a stranger learns nothing about the schema.
     v1.addHook('preValidation', async (req) => {

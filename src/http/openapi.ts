@@ -44,17 +44,25 @@ const AGENT_ERRORS = [...codesByStatus.keys()];
 const PUBLIC_ERRORS = [500, 503];
 
 const AGENT_SECURITY = [{ bearer: [] }, { hmacAgentId: [], hmacTimestamp: [], hmacNonce: [], hmacSignature: [] }];
+const ADMIN_SECURITY = [{ adminToken: [] }];
 
 function documentRoute(route: RouteOptions): void {
   const schema = (route.schema ??= {}) as Record<string, unknown>;
   const agentApi = route.url.startsWith('/v1/');
+  const adminApi = route.url.startsWith('/admin/v1/');
+  // The console's static files are a web page, not part of the API.
+  if (route.url.startsWith('/console')) schema.hide = true;
   const response = (schema.response ??= {}) as Record<string, unknown>;
-  for (const status of agentApi || route.url.startsWith('/ingress/') ? AGENT_ERRORS : PUBLIC_ERRORS) {
+  for (const status of agentApi || adminApi || route.url.startsWith('/ingress/') ? AGENT_ERRORS : PUBLIC_ERRORS) {
     response[status] ??= errorRef(status);
   }
   if (agentApi) {
     schema.security ??= AGENT_SECURITY;
     schema.tags ??= [route.url.startsWith('/v1/messages') ? 'messages' : 'inbox'];
+  }
+  if (adminApi) {
+    schema.security ??= ADMIN_SECURITY;
+    schema.tags ??= ['admin'];
   }
 }
 
@@ -74,6 +82,7 @@ export function registerOpenApi(app: FastifyInstance): void {
       tags: [
         { name: 'messages', description: 'Send, status, ack, nack/extend, reply' },
         { name: 'inbox', description: 'Pull with a lease, depth, dead letters, redrive' },
+        { name: 'admin', description: 'Operators: search, dead letters, agents, policy (docs/api.md §Admin API)' },
       ],
       components: {
         securitySchemes: {
@@ -99,6 +108,11 @@ export function registerOpenApi(app: FastifyInstance): void {
               'base64 with padding (one spelling) of HMAC-SHA256(secret, METHOD\\npath\\ntimestamp\\nnonce\\nhex(SHA-256(body))), docs/api.md §Authentication',
           },
           ingressToken: { type: 'http', scheme: 'bearer', description: 'ADMP_INGRESS_TOKEN' },
+          adminToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'An admin token (admpadm_…) from `admp admin token create [--read-only]`',
+          },
         },
       },
     },

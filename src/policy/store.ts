@@ -68,17 +68,23 @@ const REFRESH_MS = 5000;
 
 export interface PolicySource {
   current(): Promise<Policy>;
+  /** Reads the table now (an operator's dry-run must see the rule just added). */
+  fresh(): Promise<Policy>;
 }
 
 export function createPolicySource(pool: pg.Pool, file: Policy): PolicySource {
   let cached: { policy: Policy; at: number } | undefined;
+  async function fresh(): Promise<Policy> {
+    const rows = await listRules(pool);
+    const policy: Policy = { ...file, rules: [...file.rules, ...rows.map(ruleFromRow)] };
+    cached = { policy, at: Date.now() };
+    return policy;
+  }
   return {
     async current() {
       if (cached && Date.now() - cached.at < REFRESH_MS) return cached.policy;
-      const rows = await listRules(pool);
-      const policy: Policy = { ...file, rules: [...file.rules, ...rows.map(ruleFromRow)] };
-      cached = { policy, at: Date.now() };
-      return policy;
+      return fresh();
     },
+    fresh,
   };
 }

@@ -1,0 +1,129 @@
+// What an operator can see and do, for the admin API (and through it the console
+// and the remote CLI): admin-token authentication, message search and detail, queue
+// depth and age, throughput, refusals and outbound failures, dead letters, agents,
+// policy rules and the policy dry-run. Orchestration only; the SQL is in src/db/.
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import { AdmpError } from '../errors.js';
+import { decide, type Decision, type Delivery, type PolicyRule } from '../core/policy.js';
+import { isAgentId, isDomain } from '../core/address.js';
+import { adminTokenBySecret, type AdminTokenRow } from '../db/admin-tokens.js';
+import {
+  deleteDead,
+  depthByStatus,
+  messageDetail,
+  outboundFailures,
+  searchMessages,
+  throughputPerMinute,
+  type DetailRow,
+  type OutboundFailureRow,
+  type SearchFilter,
+  type StatusCount,
+  type SummaryRow,
+} from '../db/message-search.js';
+import { recentRefusals, type RefusalRow } from '../db/refusals.js';
+import { redrive } from '../db/status.js';
+import { addAgent, findAgent, listAgents, rotateCredentials, type AgentRow, type Credentials } from '../db/agents.js';
+import { addRule, listRules, removeRule, type RuleRow } from '../db/policy-rules.js';
+import type { PolicySource } from '../policy/store.js';
+
+export type { AdminTokenRow as AdminToken } from '../db/admin-tokens.js';
+
+export interface MessageRef {
+  readonly id: string;
+  readonly agent: string;
+}
+
+export interface Overview {
+  at: Date;
+  depth: StatusCount[];
+  throughput: { minute: Date; count: number }[];
+}
+
+export interface Operations {
+  /** The live admin token with this secret; `unauthorized` otherwise (agent tokens included). */
+  authenticate(secret: string): Promise<AdminTokenRow>;
+  search(
+    filter: Omit<SearchFilter, 'from'> & { cursor?: string },
+  ): Promise<{ rows: SummaryRow[]; next: string | null }>;
+  message(id: string): Promise<DetailRow>;
+  overview(): Promise<Overview>;
+  refusals(limit: number): Promise<RefusalRow[]>;
+  outboundFailures(limit: number): Promise<OutboundFailureRow[]>;
+  redrive(refs: readonly MessageRef[]): Promise<string[]>;
+  deleteDead(refs: readonly MessageRef[]): Promise<string[]>;
+  agents(): Promise<AgentRow[]>;
+  addAgent(id: string, domain?: string): Promise<AgentRow & Credentials>;
+  rotate(id: string, hmac: boolean): Promise<AgentRow & Partial<Credentials>>;
+  rules(): Promise<RuleRow[]>;
+  addRule(rule: Omit<PolicyRule, 'id'>): Promise<RuleRow>;
+  removeRule(id: number): Promise<void>;
+  dryRun(d: Delivery): Promise<Decision>;
+}
+
+const cursorOf = (r: SummaryRow): string => Buffer.from(`${r.micros}|${r.id}`).toString('base64url');
+function parseCursor(c: string): SearchFilter['from'] {
+  const m = /^(\d{1,20})\|([0-9a-f-]{36})$/.exec(Buffer.from(c, 'base64url').toString());
+  if (!m) throw new AdmpError('bad_request', 'cursor: not a cursor this API gave');
+  return { micros: m[1]!, id: m[2]! };
+}
+
+export function createOperations(pool: pg.Pool, config: Config, policy: PolicySource): Operations {
+  return {
+    async authenticate(secret) {
+      const t = await adminTokenBySecret(pool, secret);
+      if (!t) throw new AdmpError('unauthorized', 'not a live admin token');
+      return t;
+    },
+
+    async search({ cursor, ...f }) {
+      if (f.after && f.before && f.after >= f.before) throw new AdmpError('bad_request', 'after must be before before');
+      const rows = await searchMessages(pool, { ...f, from: cursor ? parseCursor(cursor) : undefined });
+      return { rows, next: rows.length === f.limit ? cursorOf(rows[rows.length - 1]!) : null };
+    },
+
+    async message(id) {
+      const m = await messageDetail(pool, id);
+      if (!m) throw new AdmpError('not_found', `no message ${id}`);
+      return m;
+    },
+
+    async overview() {
+      const [depth, throughput] = await Promise.all([depthByStatus(pool), throughputPerMinute(pool)]);
+      return { at: new Date(), depth, throughput };
+    },
+
+    refusals: (limit) => recentRefusals(pool, limit),
+    outboundFailures: (limit) => outboundFailures(pool, limit),
+
+    async redrive(refs) {
+      const byAgent = new Map<string, string[]>();
+      for (const r of refs) byAgent.set(r.agent, [...(byAgent.get(r.agent) ?? []), r.id]);
+      const out: string[] = [];
+      for (const [agent, ids] of byAgent) out.push(...(await redrive(pool, agent, ids)));
+      return out;
+    },
+    deleteDead: (refs) => deleteDead(pool, refs),
+
+    agents: () => listAgents(pool),
+    async addAgent(id, domain = config.domains[0]!) {
+      if (!isAgentId(id)) throw new AdmpError('bad_request', `agent id "${id}": lower-case letters, digits, . _ -`);
+      if (!isDomain(domain.toLowerCase())) throw new AdmpError('bad_request', `domain "${domain}" is not a DNS name`);
+      return addAgent(pool, id, domain.toLowerCase());
+    },
+    async rotate(id, hmac) {
+      const creds = await rotateCredentials(pool, id, hmac ? ['token', 'hmac'] : ['token']);
+      return { ...(await findAgent(pool, id))!, ...creds };
+    },
+
+    rules: () => listRules(pool),
+    addRule: (rule) => addRule(pool, rule),
+    async removeRule(id) {
+      if (!(await removeRule(pool, id))) throw new AdmpError('not_found', `no rule ${id}`);
+    },
+    // The policy the ingress applies (file rules, then run-time rules), read fresh.
+    async dryRun(d) {
+      return decide(await policy.fresh(), config.domains, d);
+    },
+  };
+}

@@ -1,0 +1,174 @@
+// Read side of the admin API over the message table: search (keyset-paged, newest
+// first), one message in full, depth and age by status, throughput, outbound
+// failures; and the operator's dead-letter deletion. Each search filter has an index
+// of migrations/0006_admin.sql whose order is the answer's, so a page stops after
+// `limit` index entries however large the table.
+import type { MessageRow, MessageStatus } from './message-row.js';
+import type { Queryable } from './pool.js';
+
+export interface SearchFilter {
+  agent?: string;
+  status?: MessageStatus;
+  channel?: 'http' | 'smtp';
+  sender?: string;
+  correlation_id?: string;
+  after?: Date;
+  before?: Date;
+  /** Keyset position: created_at in microseconds since the epoch, and the id. */
+  from?: { micros: string; id: string };
+  limit: number;
+}
+
+export type SummaryRow = Pick<
+  MessageRow,
+  | 'id'
+  | 'to_agent_id'
+  | 'channel'
+  | 'from_agent'
+  | 'subject'
+  | 'type'
+  | 'correlation_id'
+  | 'status'
+  | 'attempts'
+  | 'created_at'
+> & {
+  /** created_at in microseconds (text: exact, unlike a JS Date), for the next cursor. */
+  micros: string;
+};
+
+const SUMMARY = `id, to_agent_id, channel, from_agent, subject, type, correlation_id, status, attempts, created_at,
+  (extract(epoch FROM created_at) * 1000000)::bigint::text AS micros`;
+// Exact inverse of `micros` (a float to_timestamp() could be a microsecond off).
+const FROM_MICROS = (p: string) => `(timestamptz 'epoch' + ${p}::bigint * interval '1 microsecond')`;
+
+export async function searchMessages(db: Queryable, f: SearchFilter): Promise<SummaryRow[]> {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  const add = (sql: (p: string) => string, v: unknown) => {
+    args.push(v);
+    where.push(sql(`$${args.length}`));
+  };
+  if (f.agent !== undefined) add((p) => `to_agent_id = ${p}`, f.agent);
+  if (f.status !== undefined) add((p) => `status = ${p}::message_status`, f.status);
+  if (f.channel !== undefined) add((p) => `channel = ${p}::message_channel`, f.channel);
+  if (f.sender !== undefined) add((p) => `from_agent = ${p}`, f.sender);
+  if (f.correlation_id !== undefined) add((p) => `correlation_id = ${p}`, f.correlation_id);
+  if (f.after !== undefined) add((p) => `created_at >= ${p}`, f.after);
+  if (f.before !== undefined) add((p) => `created_at < ${p}`, f.before);
+  if (f.from) {
+    // Written as a range on created_at plus a tie-break, not as a row comparison:
+    // the range is an index condition of every search index, the row comparison none.
+    args.push(f.from.micros, f.from.id);
+    const at = FROM_MICROS(`$${args.length - 1}`);
+    where.push(`created_at <= ${at} AND (created_at < ${at} OR id < $${args.length}::uuid)`);
+  }
+  args.push(f.limit);
+  const { rows } = await db.query<SummaryRow>(
+    `SELECT ${SUMMARY} FROM message ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY created_at DESC, id DESC LIMIT $${args.length}`,
+    args,
+  );
+  return rows;
+}
+
+export type DetailRow = Omit<SummaryRow, 'micros'> &
+  Pick<
+    MessageRow,
+    | 'body'
+    | 'headers'
+    | 'idempotency_key'
+    | 'lease_until'
+    | 'expires_at'
+    | 'delivered_at'
+    | 'acked_at'
+    | 'reply'
+    | 'in_reply_to'
+    | 'mail_message_id'
+    | 'auth'
+  > & { delivery_log: Record<string, unknown>[] };
+
+/** The message with this id (the primary key's leading column). */
+export async function messageDetail(db: Queryable, id: string): Promise<DetailRow | undefined> {
+  const { rows } = await db.query<DetailRow>(
+    `SELECT id, to_agent_id, channel, from_agent, subject, type, correlation_id, status, attempts, created_at,
+            body, headers, idempotency_key, lease_until, expires_at, delivered_at, acked_at, reply, in_reply_to,
+            mail_message_id, delivery_log, auth
+       FROM message WHERE id = $1 LIMIT 1`,
+    [id],
+  );
+  return rows[0];
+}
+
+export interface StatusCount {
+  status: MessageStatus;
+  count: number;
+  oldest_at: Date | null;
+}
+
+/** Messages and the oldest one's creation time, per status (an index-only scan of message_search_status). */
+export async function depthByStatus(db: Queryable): Promise<StatusCount[]> {
+  return (
+    await db.query<StatusCount>(
+      'SELECT status, count(*)::int AS count, min(created_at) AS oldest_at FROM message GROUP BY status ORDER BY status',
+    )
+  ).rows;
+}
+
+/** Messages created in each of the last 60 minutes (empty minutes too), oldest first: one range scan of message_search_time per minute. */
+export async function throughputPerMinute(db: Queryable): Promise<{ minute: Date; count: number }[]> {
+  return (
+    await db.query<{ minute: Date; count: number }>(
+      `SELECT m AS minute,
+              (SELECT count(*)::int FROM message WHERE created_at >= m AND created_at < m + interval '1 minute') AS count
+         FROM generate_series(date_trunc('minute', now()) - interval '59 minutes', date_trunc('minute', now()),
+                              interval '1 minute') AS m
+        ORDER BY m`,
+    )
+  ).rows;
+}
+
+export interface OutboundFailureRow {
+  id: string;
+  to: string;
+  from_agent: string;
+  status: MessageStatus;
+  created_at: Date;
+  reason: string | null;
+}
+
+/** Mail to other organisations that failed, newest first, with the last logged reason. */
+export async function outboundFailures(db: Queryable, limit: number): Promise<OutboundFailureRow[]> {
+  return (
+    await db.query<OutboundFailureRow>(
+      `SELECT id, to_agent_id AS "to", from_agent, status, created_at,
+              coalesce(delivery_log -> -1 ->> 'reason', delivery_log -> -1 ->> 'detail', delivery_log -> -1 ->> 'event') AS reason
+         FROM message WHERE status = 'failed' AND channel = 'smtp'
+        ORDER BY created_at DESC LIMIT $1`,
+      [limit],
+    )
+  ).rows;
+}
+
+/**
+ * Deletes dead letters for good, with their dedupe keys (the key is recomputed as
+ * enqueue_message made it, so each is a primary-key delete): a key left behind
+ * would answer a later resend with the id of a message that no longer exists.
+ * Returns the ids deleted; others were not dead, or already gone.
+ */
+export async function deleteDead(db: Queryable, refs: readonly { id: string; agent: string }[]): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    `WITH d AS (
+       DELETE FROM message m USING unnest($1::uuid[], $2::text[]) AS r(id, agent)
+        WHERE m.id = r.id AND m.to_agent_id = r.agent AND m.status = 'dead'
+       RETURNING m.id, m.to_agent_id, m.from_agent, m.idempotency_key, m.source_fingerprint),
+     k AS (
+       DELETE FROM message_dedupe x USING d
+        WHERE x.to_agent_id = d.to_agent_id AND x.message_id = d.id
+          AND x.key = CASE WHEN d.idempotency_key IS NOT NULL
+                        THEN '\\x01'::bytea || sha256(convert_to(d.from_agent || E'\\n' || d.idempotency_key, 'UTF8'))
+                        ELSE '\\x02'::bytea || d.source_fingerprint END)
+     SELECT id FROM d`,
+    [refs.map((r) => r.id), refs.map((r) => r.agent)],
+  );
+  return rows.map((r) => r.id);
+}

@@ -1,0 +1,22 @@
+// Admin API authentication: `Authorization: Bearer admpadm_…` only. The token is a
+// header, never a cookie, so a page on another site cannot make a browser send it
+// (no CSRF). A read-only token may read everything and change nothing: every method
+// but GET and HEAD is refused before the route runs.
+import type { FastifyRequest } from 'fastify';
+import { AdmpError } from '../../errors.js';
+import type { AdminToken, Operations } from '../../admin/operations.js';
+
+export async function authenticateAdmin(ops: Operations, req: FastifyRequest): Promise<AdminToken> {
+  const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+  if (!m) throw new AdmpError('unauthorized', 'missing credentials: Authorization: Bearer <admin token>');
+  const admin = await ops.authenticate(m[1]!);
+  if (admin.read_only && req.method !== 'GET' && req.method !== 'HEAD')
+    throw new AdmpError('forbidden', `admin token ${admin.id} is read-only`);
+  return admin;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    admin?: AdminToken;
+  }
+}

@@ -1,0 +1,290 @@
+// The admin API (/admin/v1) against a real database: who may call it (admin tokens
+// only; read-only tokens change nothing; agent and admin credentials never cross),
+// message search with every filter and paging, detail with verdicts, dead letters
+// redriven and deleted, overview, refusals and the policy dry-run.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestApi, type TestAgent, type TestApi } from '../helpers/api.js';
+import { createAdminToken, revokeAdminToken } from '../../src/db/admin-tokens.js';
+import { recordRefusals } from '../../src/db/refusals.js';
+
+const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+
+async function send(api: TestApi, from: TestAgent, to: TestAgent, extra: Record<string, unknown> = {}) {
+  const r = await api.core.app.inject({
+    method: 'POST',
+    url: '/v1/messages',
+    headers: from.auth,
+    payload: { to: to.address, type: 'task.request', body: { n: 1 }, ...extra },
+  });
+  assert.equal(r.statusCode, 201, r.body);
+  return r.json().id as string;
+}
+
+test('only live admin tokens reach /admin/v1; read-only ones change nothing; agent and admin credentials never cross', async (t) => {
+  const api = await startTestApi();
+  t.after(() => api.close());
+  const alice = await api.agent('alice');
+  const rw = await createAdminToken(api.db.pool, 'ops', false);
+  const ro = await createAdminToken(api.db.pool, 'viewer', true);
+  const app = api.core.app;
+
+  const { rows } = await api.db.pool.query('SELECT token_hash FROM admin_token WHERE id = $1', [rw.id]);
+  assert.equal(rows[0].token_hash.length, 32, 'stored as a SHA-256 hash');
+  assert.ok(!rows[0].token_hash.toString('latin1').includes(rw.token), 'never in the clear');
+
+  const who = await app.inject({ url: '/admin/v1/whoami', headers: bearer(ro.token) });
+  assert.deepEqual(who.json(), { id: ro.id, name: 'viewer', read_only: true });
+  assert.equal(who.headers['cache-control'], 'no-store');
+
+  for (const headers of [{}, alice.auth, bearer('admpadm_forged'), bearer(rw.token.slice(0, -1))]) {
+    const r = await app.inject({ url: '/admin/v1/agents', headers });
+    assert.equal(r.statusCode, 401, `${JSON.stringify(headers)}: ${r.body}`);
+  }
+  // An admin token is not an agent credential.
+  const asAgent = await app.inject({ method: 'POST', url: '/v1/inbox/pull', headers: bearer(rw.token), payload: {} });
+  assert.equal(asAgent.statusCode, 401);
+  // Unauthenticated callers learn nothing about the schema: 401 before 400.
+  const bad = await app.inject({ method: 'POST', url: '/admin/v1/policy/rules', payload: { nonsense: 1 } });
+  assert.equal(bad.statusCode, 401);
+
+  // Read-only: every read works, every change is refused and nothing is written.
+  for (const url of ['/admin/v1/agents', '/admin/v1/overview', '/admin/v1/messages', '/admin/v1/policy/rules'])
+    assert.equal((await app.inject({ url, headers: bearer(ro.token) })).statusCode, 200, url);
+  const changes = [
+    { method: 'POST', url: '/admin/v1/agents', payload: { id: 'mallory' } },
+    { method: 'POST', url: '/admin/v1/agents/alice/rotate', payload: { hmac: true } },
+    { method: 'POST', url: '/admin/v1/policy/rules', payload: { from: '*', to: '*', action: 'allow' } },
+    { method: 'DELETE', url: '/admin/v1/policy/rules/1' },
+    {
+      method: 'POST',
+      url: '/admin/v1/dead-letters/redrive',
+      payload: { messages: [{ id: '00000000-0000-4000-8000-000000000000', agent: 'alice' }] },
+    },
+  ] as const;
+  for (const c of changes) {
+    const r = await app.inject({ ...c, headers: bearer(ro.token) });
+    assert.equal(r.statusCode, 403, `${c.method} ${c.url}: ${r.body}`);
+    assert.equal(r.json().error.code, 'forbidden');
+  }
+  const counts = await api.db.pool.query(
+    'SELECT (SELECT count(*) FROM agent) AS agents, (SELECT count(*) FROM policy_rule) AS rules, (SELECT count(*) FROM agent_credential WHERE revoked_at IS NOT NULL) AS revoked',
+  );
+  assert.deepEqual(counts.rows[0], { agents: 1, rules: 0, revoked: 0 });
+
+  // The read-write token changes things; revoked, it stops at once (no cache).
+  const created = await app.inject({
+    method: 'POST',
+    url: '/admin/v1/agents',
+    headers: bearer(rw.token),
+    payload: { id: 'bob' },
+  });
+  assert.equal(created.statusCode, 201, created.body);
+  assert.equal(created.json().address, 'bob@agents.test');
+  assert.match(created.json().token, /^admp_/);
+  const bobPull = await app.inject({
+    method: 'POST',
+    url: '/v1/inbox/pull',
+    headers: bearer(created.json().token),
+    payload: {},
+  });
+  assert.equal(bobPull.statusCode, 200, 'the token the admin API issued works for the agent');
+  assert.ok(await revokeAdminToken(api.db.pool, rw.id));
+  assert.equal((await app.inject({ url: '/admin/v1/whoami', headers: bearer(rw.token) })).statusCode, 401);
+});
+
+test('message search: every filter, newest first, paged by cursor; detail carries the delivery log', async (t) => {
+  const api = await startTestApi();
+  t.after(() => api.close());
+  const [a, b, c] = [await api.agent('alice'), await api.agent('bob'), await api.agent('carol')];
+  const admin = await createAdminToken(api.db.pool, 'ops', true);
+  const search = async (q: string) => {
+    const r = await api.core.app.inject({ url: `/admin/v1/messages?${q}`, headers: bearer(admin.token) });
+    assert.equal(r.statusCode, 200, r.body);
+    return r.json() as { messages: { id: string; created_at: string }[]; next_cursor: string | null };
+  };
+  const ids: string[] = [];
+  for (let i = 0; i < 7; i++) ids.push(await send(api, a, i % 2 ? b : c, { correlation_id: `corr-${i % 3}` }));
+  const fromBob = await send(api, b, c, { correlation_id: 'corr-bob' });
+  // Two messages in the same microsecond must still page without loss or repeat.
+  await api.db.pool.query(
+    'UPDATE message SET created_at = (SELECT created_at FROM message WHERE id = $1) WHERE id = $2',
+    [ids[1], ids[2]],
+  );
+
+  assert.deepEqual(new Set((await search('agent=bob')).messages.map((m) => m.id)), new Set([ids[1], ids[3], ids[5]]));
+  assert.deepEqual(
+    (await search('sender=bob%40agents.test')).messages.map((m) => m.id),
+    [fromBob],
+  );
+  assert.deepEqual(
+    new Set((await search('correlation_id=corr-0')).messages.map((m) => m.id)),
+    new Set([ids[0], ids[3], ids[6]]),
+  );
+  assert.equal((await search('status=delivered&channel=http')).messages.length, 8);
+  assert.equal((await search('status=dead')).messages.length, 0);
+  assert.equal((await search('channel=smtp')).messages.length, 0);
+  assert.equal((await search(`before=${encodeURIComponent('2000-01-01T00:00:00Z')}`)).messages.length, 0);
+  assert.equal(
+    (await search(`after=${encodeURIComponent(new Date(Date.now() - 60000).toISOString())}`)).messages.length,
+    8,
+  );
+
+  // Pages of 3: all 8, once each, newest first.
+  const seen: string[] = [];
+  let cursor: string | null = '';
+  let pages = 0;
+  while (cursor !== null) {
+    const page = await search(`limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+    seen.push(...page.messages.map((m) => m.id));
+    cursor = page.next_cursor;
+    pages++;
+  }
+  assert.equal(pages, 3);
+  assert.deepEqual(new Set(seen), new Set([...ids, fromBob]));
+  assert.equal(seen.length, 8);
+  const all = (await search('limit=200')).messages;
+  const times = all.map((m) => m.created_at);
+  assert.deepEqual(times, [...times].sort().reverse(), 'newest first');
+
+  for (const q of ['status=lost', 'limit=0', 'limit=201', 'cursor=bm9wZQ', 'after=yesterday', 'colour=red']) {
+    const r = await api.core.app.inject({ url: `/admin/v1/messages?${q}`, headers: bearer(admin.token) });
+    assert.equal(r.statusCode, 400, `${q}: ${r.body}`);
+  }
+
+  const detail = await api.core.app.inject({ url: `/admin/v1/messages/${ids[0]}`, headers: bearer(admin.token) });
+  assert.equal(detail.statusCode, 200);
+  const d = detail.json();
+  assert.equal(d.from_agent, a.address);
+  assert.equal(d.correlation_id, 'corr-0');
+  assert.deepEqual(d.body, { n: 1 });
+  assert.equal(d.delivery_log[0].event, 'delivered');
+  const missing = await api.core.app.inject({
+    url: '/admin/v1/messages/00000000-0000-4000-8000-000000000000',
+    headers: bearer(admin.token),
+  });
+  assert.equal(missing.statusCode, 404);
+});
+
+test('dead letters: redrive puts them back in the inbox, delete removes them and their dedupe key', async (t) => {
+  const api = await startTestApi();
+  t.after(() => api.close());
+  const [a, b] = [await api.agent('alice'), await api.agent('bob')];
+  const admin = await createAdminToken(api.db.pool, 'ops', false);
+  const post = (url: string, payload: unknown) =>
+    api.core.app.inject({ method: 'POST', url, headers: bearer(admin.token), payload: payload as object });
+  const one = await send(api, a, b);
+  const two = await send(api, a, b, {});
+  const keyed = await api.core.app.inject({
+    method: 'POST',
+    url: '/v1/messages',
+    headers: { ...a.auth, 'idempotency-key': 'k-1' },
+    payload: { to: b.address, type: 'task.request', body: { n: 2 } },
+  });
+  const three = keyed.json().id as string;
+  const alive = await send(api, a, b);
+  await api.db.pool.query("UPDATE message SET status = 'dead' WHERE id = ANY($1::uuid[])", [[one, two, three]]);
+
+  const red = await post('/admin/v1/dead-letters/redrive', {
+    messages: [
+      { id: one, agent: 'bob' },
+      { id: alive, agent: 'bob' },
+    ],
+  });
+  assert.equal(red.statusCode, 200, red.body);
+  assert.deepEqual(red.json().ids, [one], 'only dead letters are redriven');
+  const pulled = await api.core.app.inject({
+    method: 'POST',
+    url: '/v1/inbox/pull',
+    headers: b.auth,
+    payload: { max: 10 },
+  });
+  assert.deepEqual(new Set(pulled.json().messages.map((m: { id: string }) => m.id)), new Set([one, alive]));
+
+  const del = await post('/admin/v1/dead-letters/delete', {
+    messages: [
+      { id: two, agent: 'bob' },
+      { id: three, agent: 'bob' },
+      { id: one, agent: 'bob' },
+    ],
+  });
+  assert.deepEqual(new Set(del.json().ids), new Set([two, three]), 'a live message is never deleted');
+  const left = await api.db.pool.query('SELECT id FROM message WHERE id = ANY($1::uuid[])', [[one, two, three]]);
+  assert.deepEqual(
+    left.rows.map((r) => r.id),
+    [one],
+  );
+  // The idempotency key of the deleted message is free again: a resend makes a new message.
+  const again = await api.core.app.inject({
+    method: 'POST',
+    url: '/v1/messages',
+    headers: { ...a.auth, 'idempotency-key': 'k-1' },
+    payload: { to: b.address, type: 'task.request', body: { n: 2 } },
+  });
+  assert.equal(again.statusCode, 201, again.body);
+  assert.equal(again.json().duplicate ?? false, false);
+  const exists = await api.db.pool.query('SELECT 1 FROM message WHERE id = $1', [again.json().id]);
+  assert.equal(exists.rowCount, 1);
+
+  for (const bad of [{ messages: [] }, { messages: [{ id: 'x', agent: 'bob' }] }, {}]) {
+    assert.equal((await post('/admin/v1/dead-letters/delete', bad)).statusCode, 400, JSON.stringify(bad));
+  }
+});
+
+test('overview, refusals, rules and the policy dry-run', async (t) => {
+  const api = await startTestApi();
+  t.after(() => api.close());
+  const [a, b] = [await api.agent('alice'), await api.agent('bob')];
+  const admin = await createAdminToken(api.db.pool, 'ops', false);
+  const call = (method: 'GET' | 'POST' | 'DELETE', url: string, payload?: unknown) =>
+    api.core.app.inject({ method, url, headers: bearer(admin.token), payload: payload as object });
+  await send(api, a, b);
+  await send(api, a, b);
+
+  const ov = (await call('GET', '/admin/v1/overview')).json();
+  assert.deepEqual(
+    ov.depth.map((d: { status: string; count: number }) => [d.status, d.count]),
+    [['delivered', 2]],
+  );
+  assert.equal(
+    ov.throughput.reduce((n: number, t: { count: number }) => n + t.count, 0),
+    2,
+  );
+
+  await recordRefusals(api.db.pool, [
+    { road: 'rspamd', sender: 'x@evil.example', recipient: 'bob@agents.test', code: 'policy_denied', reason: 'no' },
+  ]);
+  const refusals = (await call('GET', '/admin/v1/refusals')).json();
+  assert.equal(refusals[0].code, 'policy_denied');
+  assert.equal(refusals[0].sender, 'x@evil.example');
+
+  const dry = (from: string) =>
+    call('POST', '/admin/v1/policy/dry-run', { from, to: 'bob@agents.test', type: 'task.request' });
+  assert.deepEqual((await dry('alice@agents.test')).json(), { allow: true, rule: 'default: local sender' });
+  assert.equal((await dry('x@agents.partner.example')).json().reason, 'unknown_sender');
+  const added = await call('POST', '/admin/v1/policy/rules', {
+    from: '*@agents.partner.example',
+    to: 'bob@*',
+    types: ['task.*'],
+    action: 'allow',
+  });
+  assert.equal(added.statusCode, 201, added.body);
+  const id = added.json().id;
+  assert.deepEqual((await dry('x@agents.partner.example')).json(), { allow: true, rule: `db:${id}` });
+  assert.equal((await call('GET', '/admin/v1/policy/rules')).json().length, 1);
+  assert.equal((await call('DELETE', `/admin/v1/policy/rules/${id}`)).statusCode, 200);
+  assert.equal((await call('DELETE', `/admin/v1/policy/rules/${id}`)).statusCode, 404);
+  assert.equal((await dry('x@agents.partner.example')).json().allow, false);
+});
+
+test('the console is served with strict security headers', async (t) => {
+  const api = await startTestApi();
+  t.after(() => api.close());
+  const r = await api.core.app.inject({ url: '/console' });
+  assert.equal(r.statusCode, 302);
+  assert.equal(r.headers.location, '/console/');
+  assert.match(String(r.headers['content-security-policy']), /default-src 'none'; script-src 'self'/);
+  assert.equal(r.headers['x-frame-options'], 'DENY');
+  assert.equal(r.headers['x-content-type-options'], 'nosniff');
+  assert.equal(r.headers['referrer-policy'], 'no-referrer');
+});
