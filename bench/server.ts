@@ -20,6 +20,7 @@ export function serverEnv(databaseUrl: string, port: number, extra: NodeJS.Proce
     DATABASE_URL: databaseUrl,
     ADMP_HTTP_LISTEN: `127.0.0.1:${port}`,
     ADMP_LMTP_LISTEN: '', // not measured; and its default port may be taken on a shared box
+    ADMP_METRICS_LISTEN: '', // the same
     ADMP_LOG_LEVEL: 'warn',
     ADMP_DOMAINS: 'agents.bench',
     ...extra,

@@ -74,8 +74,14 @@ export const SETTINGS = {
   metricsListen: s({
     env: 'ADMP_METRICS_LISTEN',
     kind: 'string',
+    default: '127.0.0.1:9464',
+    doc: 'Address:port of the listener that serves `/metrics` and nothing else (loopback by default: the metrics name agents and correspondents). Empty: no such listener.',
+  }),
+  metricsToken: s({
+    env: 'ADMP_METRICS_TOKEN',
+    kind: 'string',
     default: '',
-    doc: 'Address:port for `/metrics` on its own listener. Empty: served on the API listener.',
+    doc: 'When set, `/metrics` asks for `Authorization: Bearer <token>`, and is then also served on the API listener. Empty: the API listener does not serve `/metrics`.',
   }),
   metricsRefreshMs: s({
     env: 'ADMP_METRICS_REFRESH_MS',

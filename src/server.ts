@@ -130,7 +130,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const db = await openDatabase(config, { migrate: config.migrateOnStart });
   const core = await wire(config, db, log);
   const metricsListener = config.metricsListen
-    ? await listenMetrics(core.metrics.registry, config.metricsListen)
+    ? await listenMetrics(core.metrics.registry, config.metricsListen, config.metricsToken)
     : undefined;
   if (metricsListener)
     log.info({ event: 'listening', metrics: metricsListener.url }, `metrics on ${metricsListener.url}/metrics`);

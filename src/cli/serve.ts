@@ -102,6 +102,7 @@ export function registerServe(program: Command): void {
         ...config,
         databaseUrl: config.databaseUrl.replace(/:[^:@/]*@/, ':***@'),
         ingressToken: config.ingressToken ? '***' : '',
+        metricsToken: config.metricsToken ? '***' : '',
       };
       print(opts.json, shown, () =>
         Object.entries(shown)

@@ -106,8 +106,9 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   void app.register(healthRoutes(deps.pool));
   void app.register(wellKnownRoutes(deps.pool));
   void app.register(rspamdIngressRoutes(deps.config, deps.pipeline, deps.metrics));
-  // /metrics on the API listener unless ADMP_METRICS_LISTEN gives it its own (src/ops/metrics-http.ts).
-  if (deps.metrics && !deps.config.metricsListen) void app.register(metricsRoutes(deps.metrics.registry));
+  // /metrics on the API listener only behind ADMP_METRICS_TOKEN (src/ops/metrics-http.ts).
+  if (deps.metrics && deps.config.metricsToken)
+    void app.register(metricsRoutes(deps.metrics.registry, deps.config.metricsToken));
   // The admin API and the console: operators only (admin tokens, never agent credentials).
   void app.register(adminRoutes(deps.operations, deps.log), { prefix: '/admin/v1' });
   void app.register(consoleRoutes());

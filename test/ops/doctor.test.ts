@@ -54,6 +54,7 @@ test('admp doctor passes on a working installation and names what breaks', async
     ADMP_DOMAINS: DOMAIN,
     ADMP_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
     ADMP_LMTP_LISTEN: `127.0.0.1:${lmtpPort}`,
+    ADMP_METRICS_LISTEN: '',
     ADMP_INGRESS_TOKEN: TOKEN,
     ADMP_DNS_SERVERS: dns.server,
     ADMP_JWKS_SCHEME: 'http',

@@ -12,7 +12,10 @@ import { sample } from './scrape.js';
 
 const N = 600;
 
-const scrape = async (core: Core) => (await core.app.inject({ method: 'GET', url: '/metrics' })).body;
+const METRICS_TOKEN = 'metrics-token-for-tests';
+const scrape = async (core: Core) =>
+  (await core.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${METRICS_TOKEN}` } }))
+    .body;
 const total = async (cores: Core[], name: string, labels: Record<string, string> = {}) =>
   (await Promise.all(cores.map(async (c) => sample(await scrape(c), name, labels) ?? 0))).reduce((a, b) => a + b, 0);
 
@@ -26,6 +29,7 @@ test('two instances sweep one database: each expired lease handled once, counter
     ADMP_MAX_ATTEMPTS: '3',
     ADMP_LOG_LEVEL: 'silent',
     ADMP_METRICS_REFRESH_MS: '1000',
+    ADMP_METRICS_TOKEN: METRICS_TOKEN,
   });
   const a = await addAgent(db.pool, 'alice', 'agents.test');
   const b = await addAgent(db.pool, 'bob', 'agents.test');

@@ -16,6 +16,7 @@ import { createLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/metrics.js';
 import { families, sample } from './scrape.js';
 
+const METRICS_TOKEN = 'metrics-secret-for-tests-0123456789';
 const TOKEN = 'ingress-secret-for-metrics-0123456789';
 const PARTNER = 'agents.partner.example';
 const REPO = join(import.meta.dirname, '..', '..');
@@ -29,6 +30,7 @@ async function setup(t: { after(fn: () => Promise<void>): void }) {
   const api = await startTestApi(
     {
       ADMP_INGRESS_TOKEN: TOKEN,
+      ADMP_METRICS_TOKEN: METRICS_TOKEN,
       ADMP_JWKS_SCHEME: 'http',
       ADMP_FETCH_ALLOW: LOOPBACK_ALLOWED,
       ADMP_JWKS_PORT: String(jwks.port),
@@ -63,7 +65,11 @@ const ingest = (api: TestApi, raw: Buffer, to: string, auth = dkimPass(PARTNER))
   });
 
 const scrape = async (api: TestApi): Promise<string> => {
-  const r = await api.core.app.inject({ method: 'GET', url: '/metrics' });
+  const r = await api.core.app.inject({
+    method: 'GET',
+    url: '/metrics',
+    headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+  });
   assert.equal(r.statusCode, 200);
   assert.match(String(r.headers['content-type']), /^text\/plain; version=0\.0\.4/);
   return r.body;
@@ -200,12 +206,19 @@ test('admp_inbox_depth names only the deepest inboxes, and forgets an agent that
   assert.ok((sample(text, 'admp_oldest_deliverable_seconds') ?? -1) >= 0);
 });
 
+test('by default /metrics is on its own loopback listener, never on the API port', () => {
+  const config = loadConfig({});
+  assert.equal(config.metricsListen, '127.0.0.1:9464');
+  assert.equal(config.metricsToken, '');
+});
+
 test('ADMP_METRICS_LISTEN serves /metrics on its own listener and not on the API', async (t) => {
   const db = await createTestDatabase();
   const config = loadConfig({
     DATABASE_URL: db.url,
     ADMP_HTTP_LISTEN: '127.0.0.1:0',
     ADMP_LMTP_LISTEN: '',
+    ADMP_SMTP_LISTEN: '',
     ADMP_METRICS_LISTEN: '127.0.0.1:0',
     ADMP_LOG_LEVEL: 'silent',
     ADMP_DOMAINS: 'agents.test',
@@ -247,4 +260,31 @@ test('every admp_* metric that the alerts, the dashboard and the operations docs
   // And the README lists every declared metric.
   for (const name of declared)
     assert.ok(operations.includes(name), `the README's Operations section does not describe ${name}`);
+});
+
+test('ADMP_METRICS_TOKEN: /metrics on the API listener and on its own asks for the token', async (t) => {
+  const db = await createTestDatabase();
+  const config = loadConfig({
+    DATABASE_URL: db.url,
+    ADMP_HTTP_LISTEN: '127.0.0.1:0',
+    ADMP_LMTP_LISTEN: '',
+    ADMP_SMTP_LISTEN: '',
+    ADMP_METRICS_LISTEN: '127.0.0.1:0',
+    ADMP_METRICS_TOKEN: METRICS_TOKEN,
+    ADMP_LOG_LEVEL: 'silent',
+    ADMP_DOMAINS: 'agents.test',
+  });
+  const server = await startServer(config, createLogger('silent'));
+  t.after(async () => {
+    await server.stop();
+    await db.drop();
+  });
+  for (const base of [server.httpUrl, server.metricsUrl!]) {
+    assert.equal((await fetch(`${base}/metrics`)).status, 401, `${base}: no token`);
+    const wrong = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}x` } });
+    assert.equal(wrong.status, 401, `${base}: wrong token`);
+    const ok = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    assert.equal(ok.status, 200, base);
+    assert.match(await ok.text(), /^# HELP admp_enqueue_total /m);
+  }
 });

@@ -68,6 +68,7 @@ test('SIGTERM drains HTTP and LMTP within the grace period, then exits 0', async
       ADMP_POLICY_FILE: '',
       ADMP_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
       ADMP_LMTP_LISTEN: `127.0.0.1:${lmtpPort}`,
+      ADMP_METRICS_LISTEN: '',
       ADMP_SHUTDOWN_GRACE_MS: String(GRACE_MS),
       ADMP_LOG_LEVEL: 'info',
     },
