@@ -16,15 +16,24 @@ import {
   verify as nodeVerify,
   type KeyObject,
 } from 'node:crypto';
-import * as ed from '@noble/ed25519';
-import { sha512 } from '@noble/hashes/sha2.js';
-import { canonicalJson } from './canonical-json.js';
 import { tryParseAddress } from './address.js';
+import {
+  signatureBase as signatureBaseWith,
+  signBaseNoble,
+  canonicalMessageId,
+  type SignatureHeaders,
+  type SignedFields,
+} from './signature-base.js';
 
-// @noble/ed25519's synchronous API needs a SHA-512 (its README); @noble/hashes provides it.
-ed.hashes.sha512 = sha512;
-
-export const SIGNATURE_VERSION = 'admp-sig-v1';
+// The signing half is shared with the SDK (no Node-only API there); this module adds
+// Node's faster primitives and the verifier.
+export {
+  SIGNATURE_VERSION,
+  canonicalSubject,
+  canonicalMessageId,
+  type SignedFields,
+  type SignatureHeaders,
+} from './signature-base.js';
 
 /** The four signature headers, each required exactly once (lower-cased names). */
 export const AGENT_HEADERS = ['x-agent-id', 'x-agent-kid', 'x-agent-timestamp', 'x-agent-signature'] as const;
@@ -34,60 +43,15 @@ export const KID = /^[A-Za-z0-9._-]{1,128}$/;
 
 export type Ed25519Impl = 'node' | 'noble';
 
-/** Everything a signature covers, before canonicalisation. */
-export interface SignedFields {
-  /** Sender agent address, the X-Agent-ID value. */
-  readonly agent: string;
-  readonly kid: string;
-  /** X-Agent-Timestamp: Unix time in seconds. */
-  readonly timestamp: number;
-  /** The Message-ID, with or without its angle brackets. */
-  readonly messageId: string;
-  /** Recipient agent address: the envelope recipient (RCPT TO). */
-  readonly to: string;
-  /** The address in the From header. */
-  readonly from: string;
-  /** The Subject header after RFC 2047 decoding; empty when there is none. */
-  readonly subject: string;
-  /** The ADMP envelope's `type`. */
-  readonly type: string;
-  /** The ADMP envelope's `correlation_id`, or null. */
-  readonly correlationId: string | null;
-  /** The exact bytes of the JSON envelope (after MIME transfer decoding). */
-  readonly body: Uint8Array;
-}
-
 const b64url = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
 
+const nodeSha256 = (body: Uint8Array): Uint8Array => createHash('sha256').update(body).digest();
+
 /** SHA-256 of the envelope bytes, base64url without padding (RFC 4648 §5). */
-export const bodyDigest = (body: Uint8Array): string => b64url(createHash('sha256').update(body).digest());
-
-/** Runs of whitespace become one space, ends trimmed: survives MTA re-folding and RFC 2047 re-encoding. */
-export const canonicalSubject = (s: string): string => s.replace(/[ \t\r\n]+/g, ' ').trim();
-
-/** `<id@host>` → `id@host`. */
-export const canonicalMessageId = (s: string): string =>
-  s
-    .trim()
-    .replace(/^<(.*)>$/s, '$1')
-    .trim();
+export const bodyDigest = (body: Uint8Array): string => b64url(nodeSha256(body));
 
 /** The signature base: the UTF-8 bytes of this RFC 8785 string are what Ed25519 signs. */
-export function signatureBase(f: SignedFields): string {
-  return canonicalJson({
-    v: SIGNATURE_VERSION,
-    agent: f.agent.trim().toLowerCase(),
-    kid: f.kid,
-    timestamp: f.timestamp,
-    message_id: canonicalMessageId(f.messageId),
-    to: f.to.trim().toLowerCase(),
-    from: f.from.trim().toLowerCase(),
-    subject: canonicalSubject(f.subject),
-    type: f.type,
-    correlation_id: f.correlationId,
-    body_sha256: bodyDigest(f.body),
-  });
-}
+export const signatureBase = (f: SignedFields): string => signatureBaseWith(f, nodeSha256);
 
 // RFC 8410 §7: an Ed25519 PKCS#8 private key is this DER prefix followed by the 32-byte seed.
 const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
@@ -111,17 +75,12 @@ export function publicKeyFromSeed(seed: Uint8Array): Uint8Array {
 
 /** Signs the base; returns the signature in standard base64 (the X-Agent-Signature value). */
 export function signBase(seed: Uint8Array, base: string, impl: Ed25519Impl = 'node'): string {
-  const msg = Buffer.from(base, 'utf8');
-  const sig = impl === 'noble' ? ed.sign(msg, seed) : nodeSign(null, msg, privateKeyFromSeed(seed));
-  return Buffer.from(sig).toString('base64');
+  if (impl === 'noble') return signBaseNoble(seed, base);
+  return nodeSign(null, Buffer.from(base, 'utf8'), privateKeyFromSeed(seed)).toString('base64');
 }
 
 /** The four X-Agent-* header values for a message. */
-export function signatureHeaders(
-  f: SignedFields,
-  seed: Uint8Array,
-  impl: Ed25519Impl = 'node',
-): Record<string, string> {
+export function signatureHeaders(f: SignedFields, seed: Uint8Array, impl: Ed25519Impl = 'node'): SignatureHeaders {
   return {
     'X-Agent-ID': f.agent.trim().toLowerCase(),
     'X-Agent-KID': f.kid,

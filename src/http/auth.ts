@@ -13,6 +13,7 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
 import { tryParseAddress, isAgentId } from '../core/address.js';
+import { hmacSigningString } from '../core/request-signing.js';
 import { agentByToken, findAgent, hmacSecrets, TOKEN_PREFIX } from '../db/agents.js';
 import { useOnce } from '../db/replay-guard.js';
 import type { Caller } from '../mailbox/mailbox.js';
@@ -41,8 +42,7 @@ export function hmacBase(
   nonce: string,
   body: Buffer | string,
 ): string {
-  const digest = createHash('sha256').update(body).digest('hex');
-  return `${method.toUpperCase()}\n${path}\n${timestamp}\n${nonce}\n${digest}`;
+  return hmacSigningString(method, path, timestamp, nonce, createHash('sha256').update(body).digest('hex'));
 }
 
 /**

@@ -69,8 +69,10 @@ export const NackBody = Type.Object(
 );
 export const BatchAckBody = Type.Object({ items: LeaseRefs }, { additionalProperties: false });
 
+// Query values arrive as strings and the validator does not coerce types (a JSON
+// body's "1" must stay a string), so a number in a query is a pattern.
 export const DeadQuery = Type.Object({
-  limit: Type.Integer({ minimum: 1, maximum: 100, default: 50 }),
+  limit: Type.String({ pattern: '^(100|[1-9][0-9]?)$', default: '50', description: '1 to 100' }),
   before: Type.Optional(Type.String({ format: 'date-time' })),
 });
 export const RedriveBody = Type.Object(

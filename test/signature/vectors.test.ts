@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { createPublicKey, verify as nodeVerify } from 'node:crypto';
 import * as ed from '@noble/ed25519';
 import { bodyDigest, publicKeyFromSeed, signBase, signatureBase } from '../../src/core/signature.js';
+import { signatureBase as portableBase, signatureHeadersNoble } from '../../src/core/signature-base.js';
 import { keyThumbprint } from '../../src/keys/private-key.js';
 import { ourJwks } from '../../src/keys/jwks.js';
 import { agentKeyTxtRecords } from '../../src/keys/dns.js';
@@ -90,7 +91,7 @@ for (const v of vectors.vectors) {
     const i = v.inputs;
     const body = Buffer.from(i.envelope_json, 'utf8');
     assert.equal(bodyDigest(body), v.body_sha256);
-    const base = signatureBase({
+    const fields = {
       agent: i.agent,
       kid: i.kid,
       timestamp: i.timestamp,
@@ -101,8 +102,12 @@ for (const v of vectors.vectors) {
       type: i.type,
       correlationId: i.correlation_id,
       body,
-    });
+    };
+    const base = signatureBase(fields);
     assert.equal(base, v.signature_base);
+    // The portable module the SDK signs with (@noble/hashes, no node:crypto) gives the same base and signature.
+    assert.equal(portableBase(fields), v.signature_base);
+    assert.equal(signatureHeadersNoble(fields, seed)['X-Agent-Signature'], v.signature);
     // Ed25519 is deterministic (RFC 8032 §5.1.6): both implementations give the same bytes.
     assert.equal(signBase(seed, base, 'node'), v.signature);
     assert.equal(signBase(seed, base, 'noble'), v.signature);

@@ -36,7 +36,7 @@ export const inboxRoutes =
 
     app.get('/v1/dead', { schema: { querystring: DeadQuery, response: { 200: DeadList } } }, async (req) => {
       const c = req.caller!;
-      const rows = await listDead(pool, c.agentId, req.query.limit, req.query.before);
+      const rows = await listDead(pool, c.agentId, Number(req.query.limit), req.query.before);
       return { messages: rows.map((m) => ({ ...presentStatus(m, c.address), body: m.body })) };
     });
 
