@@ -20,6 +20,14 @@ export function registerDoctor(program: Command): void {
     .option('--dkim-key <file>', "PEM private DKIM key of the agents domain (default with --mailcow-dir: Mailcow's)")
     .option('--dkim-selector <selector>', 'selector of --dkim-key', 'dkim')
     .option('--timeout <seconds>', 'how long to wait for the test message', '30')
+    .option(
+      '--standalone <host[:port]>',
+      'a bare server (no Mailcow): check the SMTP edge at host (port 25), its certificate and the MX/A/PTR/SPF/DMARC records',
+    )
+    .option(
+      '--ca-file <file>',
+      "with --standalone: PEM CA the edge's certificate must chain to (default: the system's)",
+    )
     .option('--jwks-address <ip>', 'connect to this address for the JWKS URL instead of resolving the agents domain')
     .action(async (opts: DoctorFlags & { json?: boolean }) => {
       const results = await doctor(loadConfig(), opts, {

@@ -12,6 +12,7 @@ import { signer, trust, type TestSigner } from '../helpers/agent-mail.js';
 import { startDns, type TestDns } from '../helpers/dns.js';
 import { dkimKey, sendMail, signMessage, type SmtpOutcome } from '../helpers/mail.js';
 import type { TestPostfix } from '../helpers/postfix.js';
+import assert from 'node:assert/strict';
 import { LOOPBACK_ALLOWED, loopbackLookup } from '../keys/loopback.js';
 
 export const AGENTS = 'agents.example.com';
@@ -156,3 +157,52 @@ export const logOf = (postfix: TestPostfix, qid: string): string[] =>
     .log()
     .split('\n')
     .filter((l) => l.includes(`: ${qid}: `));
+
+/** Postfix's delivery line for `rcpt` of message `qid` once it says `status`. */
+export async function deliveryLine(
+  postfix: TestPostfix,
+  qid: string | undefined,
+  rcpt: string,
+  status: string,
+  ms = 20_000,
+): Promise<string> {
+  let line: string | undefined;
+  await waitFor(
+    `${qid} to=<${rcpt}> status=${status}`,
+    () => {
+      line = logOf(postfix, qid ?? '?').find((l) => l.includes(`to=<${rcpt}>`) && l.includes(`status=${status}`));
+      return line !== undefined;
+    },
+    ms,
+  );
+  return line!;
+}
+
+/**
+ * With the database down the receiver answers 451 4.3.0, and Postfix keeps the mail in its
+ * deferred queue; once the database is back a flush delivers it, once, and the queue is empty.
+ */
+export async function deferredWhileDatabaseDown(world: PartnerWorld, postfix: TestPostfix): Promise<void> {
+  const { api, bob } = world;
+  const mail = await world.mail(bob.address);
+  await api.db.block();
+  try {
+    const r = await world.send(postfix, [bob.address], mail);
+    assert.equal(r.code, 250, r.transcript);
+    const line = await deliveryLine(postfix, r.queueId, bob.address, 'deferred');
+    assert.match(line, /said: 451 4\.3\.0 message store temporarily unavailable/);
+    const [queued] = (await postfix.queue()).filter((m) => m.queue_id === r.queueId);
+    assert.equal(queued?.queue_name, 'deferred');
+    assert.match(queued?.recipients[0]?.delay_reason ?? '', /451 4\.3\.0/);
+    await api.db.unblock();
+    await postfix.flush();
+    await deliveryLine(postfix, r.queueId, bob.address, 'sent');
+    assert.equal((await world.stored(mail)).length, 1);
+    assert.deepEqual(
+      (await postfix.queue()).filter((m) => m.queue_id === r.queueId),
+      [],
+    );
+  } finally {
+    await api.db.unblock();
+  }
+}

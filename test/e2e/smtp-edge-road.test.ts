@@ -8,7 +8,7 @@ import { requireBinaries } from '../helpers/requires.js';
 import { startPostfix } from '../helpers/postfix.js';
 import { createTestCa } from '../helpers/test-ca.js';
 import { EDGE_HOST, startEdgeWorld } from '../smtp/world.js';
-import { AGENTS, logOf, waitFor } from './partner.js';
+import { AGENTS, deferredWhileDatabaseDown, deliveryLine } from './partner.js';
 
 test('edge road: Postfix → STARTTLS (verified) → the edge → PostgreSQL', async (t) => {
   if (!requireBinaries(t, ['postfix', 'postqueue', 'swaks', 'openssl'])) return;
@@ -32,18 +32,7 @@ test('edge road: Postfix → STARTTLS (verified) → the edge → PostgreSQL', a
     ],
   });
   world.onClose(() => postfix.stop());
-  const delivery = async (qid: string | undefined, rcpt: string, status: string): Promise<string> => {
-    let line: string | undefined;
-    await waitFor(
-      `${qid} to=<${rcpt}> status=${status}`,
-      () => {
-        line = logOf(postfix, qid ?? '?').find((l) => l.includes(`to=<${rcpt}>`) && l.includes(`status=${status}`));
-        return line !== undefined;
-      },
-      20_000,
-    );
-    return line!;
-  };
+  const delivery = (qid: string | undefined, rcpt: string, status: string) => deliveryLine(postfix, qid, rcpt, status);
 
   await t.test('delivers over verified TLS: status=sent with our 250 after commit', async () => {
     const mail = await world.mail(bob.address);
@@ -90,18 +79,6 @@ test('edge road: Postfix → STARTTLS (verified) → the edge → PostgreSQL', a
 
   await t.test(
     'database down: 451 4.3.0, the mail stays queued; once the database is back Postfix delivers it once',
-    async (c) => {
-      const mail = await world.mail(bob.address);
-      await api.db.block();
-      c.after(() => api.db.unblock());
-      const r = await world.send(postfix, [bob.address], mail);
-      assert.equal(r.code, 250, r.transcript);
-      assert.match(await delivery(r.queueId, bob.address, 'deferred'), /said: 451 4\.3\.0 /);
-      assert.equal((await postfix.queue()).find((m) => m.queue_id === r.queueId)?.queue_name, 'deferred');
-      await api.db.unblock();
-      await postfix.flush();
-      await delivery(r.queueId, bob.address, 'sent');
-      assert.equal((await world.stored(mail)).length, 1);
-    },
+    () => deferredWhileDatabaseDown(world, postfix),
   );
 });

@@ -16,6 +16,10 @@ export interface TestDns {
   setTxt(name: string, ...values: string[]): void;
   /** Sets the MX of `name` (priority 10); no exchange removes it. */
   setMx(name: string, exchange?: string): void;
+  /** Sets the A record of `name`; no address removes it. */
+  setA(name: string, address?: string): void;
+  /** Sets the PTR of IPv4 `address` (at its in-addr.arpa name); no name removes it. */
+  setPtr(address: string, name?: string): void;
   /** Names and types asked so far, e.g. `TXT sel1._domainkey.sender.example`. */
   readonly queries: readonly string[];
   stop(): Promise<void>;
@@ -34,6 +38,8 @@ const chunks = (value: string): string[] =>
 export async function startDns(options: { txt?: Record<string, string | string[]> } = {}): Promise<TestDns> {
   const txt = new Map<string, string[]>();
   const mx = new Map<string, string>();
+  const a = new Map<string, string>();
+  const ptr = new Map<string, string>();
   const queries: string[] = [];
   const setTxt = (name: string, ...values: string[]): void => {
     if (values.length === 0) txt.delete(canonical(name));
@@ -50,7 +56,22 @@ export async function startDns(options: { txt?: Record<string, string | string[]
       queries.push(`${typeName(question.type)} ${name}`);
       const values = txt.get(name);
       const exchange = mx.get(name);
-      if (!values && !exchange) response.header.rcode = NXDOMAIN;
+      const address = a.get(name);
+      const pointer = ptr.get(name);
+      if (!values && !exchange && !address && !pointer) response.header.rcode = NXDOMAIN;
+      else if (question.type === Packet.TYPE.A && address)
+        response.answers.push(
+          Packet.createResourceFromQuestion(question, { type: Packet.TYPE.A, class: Packet.CLASS.IN, ttl: 0, address }),
+        );
+      else if (question.type === Packet.TYPE.PTR && pointer)
+        response.answers.push(
+          Packet.createResourceFromQuestion(question, {
+            type: Packet.TYPE.PTR,
+            class: Packet.CLASS.IN,
+            ttl: 0,
+            domain: pointer,
+          }),
+        );
       else if (question.type === Packet.TYPE.TXT) {
         for (const value of values ?? []) {
           response.answers.push(
@@ -88,6 +109,12 @@ export async function startDns(options: { txt?: Record<string, string | string[]
     server: `127.0.0.1:${port}`,
     setTxt,
     setMx: (name, exchange) => void (exchange ? mx.set(canonical(name), exchange) : mx.delete(canonical(name))),
+    setA: (name, address) => void (address ? a.set(canonical(name), address) : a.delete(canonical(name))),
+    setPtr(address, name) {
+      const arpa = `${address.split('.').reverse().join('.')}.in-addr.arpa`;
+      if (name) ptr.set(arpa, name);
+      else ptr.delete(arpa);
+    },
     queries,
     async stop() {
       // close() alone waits for idle TCP clients (dns2 keeps them 10 s, RFC 7766 6.2.3).

@@ -18,6 +18,7 @@ import {
   type DoctorTargets,
 } from './checks.js';
 import { roundTripCheck, type DkimKey } from './roundtrip.js';
+import { standaloneChecks } from './standalone.js';
 import { runChecks, type CheckResult } from './report.js';
 import { containerCommand, localCommand, mailcowDkimKey, mailcowProject } from './targets.js';
 import { POSTFIX_SERVICE, RSPAMD_SERVICE } from '../../installer/layout.js';
@@ -35,6 +36,10 @@ export interface DoctorFlags {
   dkimSelector?: string;
   timeout?: string;
   jwksAddress?: string;
+  /** `host[:port]` of the SMTP edge: the bare-server checks instead of Postfix, Rspamd and the round trip. */
+  standalone?: string;
+  /** PEM file of the CA the edge's certificate must chain to (default: the system's CAs). */
+  caFile?: string;
 }
 
 export interface DoctorDeps {
@@ -96,15 +101,32 @@ export async function doctor(config: Config, flags: DoctorFlags, deps: DoctorDep
           : undefined,
       dispatcher: flags.jwksAddress ? pinnedDispatcher(flags.jwksAddress) : undefined,
     };
+    const base = [databaseCheck(pool), bridgeCheck(targets.bridgeUrl)];
+    const published = [agentKeysTxtCheck(targets), jwksCheck(targets)];
+    if (flags.standalone) {
+      const edge = /^(.*?)(?::(\d{1,5}))?$/.exec(flags.standalone)!;
+      return await runChecks(
+        [
+          ...base,
+          ...standaloneChecks({
+            config,
+            domain,
+            host: edge[1]!,
+            ...(edge[2] ? { port: Number(edge[2]) } : {}),
+            ...(flags.caFile ? { ca: await readFile(flags.caFile, 'utf8') } : {}),
+          }),
+          ...published,
+        ],
+        deps.onResult,
+      );
+    }
     return await runChecks(
       [
-        databaseCheck(pool),
-        bridgeCheck(targets.bridgeUrl),
+        ...base,
         postfixCheck(targets),
         rspamdCheck(targets),
         mxCheck(targets),
-        agentKeysTxtCheck(targets),
-        jwksCheck(targets),
+        ...published,
         roundTripCheck(targets, {
           smtp,
           dkim: await dkimFrom(flags, domain, project),
