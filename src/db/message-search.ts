@@ -4,6 +4,7 @@
 // of migrations/0006_admin.sql whose order is the answer's, so a page stops after
 // `limit` index entries however large the table.
 import type { MessageRow, MessageStatus } from './message-row.js';
+import { MESSAGE_STATUSES } from '../core/status.js';
 import type { Queryable } from './pool.js';
 
 export interface SearchFilter {
@@ -41,16 +42,26 @@ const SUMMARY = `id, to_agent_id, channel, from_agent, subject, type, correlatio
 // Exact inverse of `micros` (a float to_timestamp() could be a microsecond off).
 const FROM_MICROS = (p: string) => `(timestamptz 'epoch' + ${p}::bigint * interval '1 microsecond')`;
 
-export async function searchMessages(db: Queryable, f: SearchFilter): Promise<SummaryRow[]> {
+const CHANNELS = ['http', 'smtp'] as const;
+function closed<T extends string>(allowed: readonly T[], v: T): T {
+  if (!allowed.includes(v)) throw new TypeError(`not one of ${allowed.join(', ')}: ${v}`);
+  return v;
+}
+
+/** The search statement for a filter (bench/admin-search.ts EXPLAINs exactly this). */
+export function searchQuery(f: SearchFilter): { text: string; values: unknown[] } {
   const where: string[] = [];
-  const args: unknown[] = [];
+  const values: unknown[] = [];
   const add = (sql: (p: string) => string, v: unknown) => {
-    args.push(v);
-    where.push(sql(`$${args.length}`));
+    values.push(v);
+    where.push(sql(`$${values.length}`));
   };
   if (f.agent !== undefined) add((p) => `to_agent_id = ${p}`, f.agent);
-  if (f.status !== undefined) add((p) => `status = ${p}::message_status`, f.status);
-  if (f.channel !== undefined) add((p) => `channel = ${p}::message_channel`, f.channel);
+  // Status and channel are written as literals (closed lists, checked here): our pool
+  // plans prepared statements once, generically, and a generic plan cannot tell a rare
+  // status (dead: scan message_search_status) from a common one (scan by time and filter).
+  if (f.status !== undefined) where.push(`status = '${closed(MESSAGE_STATUSES, f.status)}'`);
+  if (f.channel !== undefined) where.push(`channel = '${closed(CHANNELS, f.channel)}'`);
   if (f.sender !== undefined) add((p) => `from_agent = ${p}`, f.sender);
   if (f.correlation_id !== undefined) add((p) => `correlation_id = ${p}`, f.correlation_id);
   if (f.after !== undefined) add((p) => `created_at >= ${p}`, f.after);
@@ -58,17 +69,20 @@ export async function searchMessages(db: Queryable, f: SearchFilter): Promise<Su
   if (f.from) {
     // Written as a range on created_at plus a tie-break, not as a row comparison:
     // the range is an index condition of every search index, the row comparison none.
-    args.push(f.from.micros, f.from.id);
-    const at = FROM_MICROS(`$${args.length - 1}`);
-    where.push(`created_at <= ${at} AND (created_at < ${at} OR id < $${args.length}::uuid)`);
+    values.push(f.from.micros, f.from.id);
+    const at = FROM_MICROS(`$${values.length - 1}`);
+    where.push(`created_at <= ${at} AND (created_at < ${at} OR id < $${values.length}::uuid)`);
   }
-  args.push(f.limit);
-  const { rows } = await db.query<SummaryRow>(
-    `SELECT ${SUMMARY} FROM message ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-      ORDER BY created_at DESC, id DESC LIMIT $${args.length}`,
-    args,
-  );
-  return rows;
+  values.push(f.limit);
+  return {
+    text: `SELECT ${SUMMARY} FROM message ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
+    values,
+  };
+}
+
+export async function searchMessages(db: Queryable, f: SearchFilter): Promise<SummaryRow[]> {
+  return (await db.query<SummaryRow>(searchQuery(f))).rows;
 }
 
 export type DetailRow = Omit<SummaryRow, 'micros'> &
