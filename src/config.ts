@@ -7,9 +7,9 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigError } from './errors.js';
 import { parseAllowList } from './net/guarded-fetch.js';
 
-type Kind = 'string' | 'int' | 'bool' | 'list' | 'listen' | 'enum';
+type Kind = 'string' | 'int' | 'bool' | 'list' | 'listen' | 'optional-listen' | 'enum';
 
-interface Setting<K extends Kind = Kind> {
+interface Setting<K extends Kind = Kind, V extends string = string> {
   /** Environment variable; the YAML key is the same name lower-cased without the ADMP_ prefix. */
   env: string;
   kind: K;
@@ -17,10 +17,10 @@ interface Setting<K extends Kind = Kind> {
   doc: string;
   min?: number;
   max?: number;
-  values?: readonly string[];
+  values?: readonly V[];
 }
 
-const s = <K extends Kind>(x: Setting<K>): Setting<K> => x;
+const s = <K extends Kind, V extends string = string>(x: Setting<K, V>): Setting<K, V> => x;
 
 export const SETTINGS = {
   databaseUrl: s({
@@ -73,7 +73,7 @@ export const SETTINGS = {
   }),
   metricsListen: s({
     env: 'ADMP_METRICS_LISTEN',
-    kind: 'string',
+    kind: 'optional-listen',
     default: '127.0.0.1:9464',
     doc: 'Address:port of the listener that serves `/metrics` and nothing else (loopback by default: the metrics name agents and correspondents). Empty: no such listener.',
   }),
@@ -200,7 +200,7 @@ export const SETTINGS = {
   }),
   lmtpListen: s({
     env: 'ADMP_LMTP_LISTEN',
-    kind: 'string',
+    kind: 'optional-listen',
     default: '127.0.0.1:2526',
     doc: 'Address:port of the LMTP receiver. Empty: LMTP off.',
   }),
@@ -212,7 +212,7 @@ export const SETTINGS = {
   }),
   smtpListen: s({
     env: 'ADMP_SMTP_LISTEN',
-    kind: 'string',
+    kind: 'optional-listen',
     default: '',
     doc: 'Address:port of the standalone SMTP edge (port 25 on a bare server, README "ADMP without Mailcow"). Empty: the edge is off.',
   }),
@@ -428,7 +428,11 @@ type ValueOf<S> =
         ? readonly string[]
         : S extends Setting<'listen'>
           ? Listen
-          : string;
+          : S extends Setting<'optional-listen'>
+            ? Listen | undefined
+            : S extends Setting<'enum', infer V>
+              ? V
+              : string;
 
 export interface Listen {
   readonly host: string;
@@ -438,7 +442,7 @@ export type Config = { readonly [K in keyof SettingsSpec]: ValueOf<SettingsSpec[
 
 export const yamlKey = (env: string): string => env.replace(/^ADMP_/, '').toLowerCase();
 
-/** Parses `host:port` or `[v6]:port`. Exported for other listeners (LMTP, metrics). */
+/** Parses `host:port` or `[v6]:port` (also the doctor's --smtp). */
 export function parseListen(value: string, key: string): Listen {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value.trim());
   const port = m ? Number(m[3]) : NaN;
@@ -473,6 +477,8 @@ function convert(key: string, spec: Setting, raw: string): unknown {
       );
     case 'listen':
       return parseListen(raw, key);
+    case 'optional-listen':
+      return raw.trim() === '' ? undefined : parseListen(raw, key);
     case 'enum':
       if (!spec.values?.includes(raw))
         throw new ConfigError(key, `must be one of ${spec.values?.join(', ')}, got "${raw}"`);

@@ -2,9 +2,7 @@
 // and the console (/console). Created here, on the server, because the first token
 // cannot be asked for over an API that needs one.
 import type { Command } from 'commander';
-import { AdmpError } from '../errors.js';
-import { createAdminToken, listAdminTokens, revokeAdminToken } from '../db/admin-tokens.js';
-import { withDb } from './agents.js';
+import { withAdmin } from '../app/open.js';
 import { print, table } from './output.js';
 
 export function registerAdmin(program: Command): void {
@@ -20,10 +18,8 @@ export function registerAdmin(program: Command): void {
     .option('--read-only', 'the token can see everything and change nothing')
     .option('--json', 'print JSON')
     .action(async (o: { name: string; readOnly?: boolean; json?: boolean }) =>
-      withDb(async (pool) => {
-        if (!/^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$/.test(o.name))
-          throw new AdmpError('bad_request', '--name: 1 to 64 letters, digits, ". _ -" or spaces');
-        const t = await createAdminToken(pool, o.name, o.readOnly === true);
+      withAdmin(async (admin) => {
+        const t = await admin.createAdminToken(o.name, o.readOnly === true);
         print(
           o.json,
           { id: t.id, name: t.name, read_only: t.read_only, token: t.token },
@@ -37,8 +33,8 @@ export function registerAdmin(program: Command): void {
     .description('list admin tokens (never the tokens themselves)')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) =>
-      withDb(async (pool) => {
-        const rows = await listAdminTokens(pool);
+      withAdmin(async (admin) => {
+        const rows = await admin.listAdminTokens();
         print(o.json, rows, () =>
           table(
             rows.map((r) => ({ ...r })),
@@ -52,9 +48,8 @@ export function registerAdmin(program: Command): void {
     .description('revoke an admin token at once')
     .option('--json', 'print JSON')
     .action(async (id: string, o: { json?: boolean }) =>
-      withDb(async (pool) => {
-        if (!/^\d{1,18}$/.test(id)) throw new AdmpError('bad_request', `token id "${id}" is not a number`);
-        if (!(await revokeAdminToken(pool, Number(id)))) throw new AdmpError('not_found', `no live admin token ${id}`);
+      withAdmin(async (admin) => {
+        await admin.revokeAdminToken(id);
         print(o.json, { revoked: Number(id) }, () => `admin token ${id} revoked`);
       }),
     );

@@ -1,24 +1,7 @@
 // admp agent add | list, admp token rotate
 import type { Command } from 'commander';
-import { loadConfig } from '../config.js';
-import { isAgentId, isDomain } from '../core/address.js';
-import { AdmpError } from '../errors.js';
-import { openDatabase } from '../db/connect.js';
-import { addAgent, listAgents, rotateCredentials } from '../db/agents.js';
+import { withAdmin } from '../app/open.js';
 import { print, table } from './output.js';
-
-async function withDb<T>(
-  fn: (pool: import('pg').Pool, config: ReturnType<typeof loadConfig>) => Promise<T>,
-): Promise<T> {
-  const config = loadConfig();
-  const db = await openDatabase(config, { migrate: config.migrateOnStart, poolMax: 2 });
-  try {
-    return await fn(db.pool, config);
-  } finally {
-    await db.close();
-  }
-}
-export { withDb };
 
 export function registerAgents(program: Command): void {
   const agent = program.command('agent').description('manage local agents');
@@ -28,15 +11,8 @@ export function registerAgents(program: Command): void {
     .option('--domain <domain>', 'agents domain (default: the first of ADMP_DOMAINS)')
     .option('--json', 'print JSON')
     .action(async (id: string, opts: { domain?: string; json?: boolean }) =>
-      withDb(async (pool, config) => {
-        const domain = (opts.domain ?? config.domains[0]!).toLowerCase();
-        if (!isAgentId(id))
-          throw new AdmpError(
-            'bad_request',
-            `agent id "${id}": use lower-case letters, digits, '.', '_' or '-' (max 64)`,
-          );
-        if (!isDomain(domain)) throw new AdmpError('bad_request', `domain "${domain}" is not a DNS name`);
-        const a = await addAgent(pool, id, domain);
+      withAdmin(async (admin) => {
+        const a = await admin.addAgent(id, opts.domain);
         print(
           opts.json,
           { id: a.id, address: `${a.id}@${a.domain}`, token: a.token, hmac_secret: a.hmac_secret },
@@ -50,8 +26,8 @@ export function registerAgents(program: Command): void {
     .description('list agents')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) =>
-      withDb(async (pool) => {
-        const rows = await listAgents(pool);
+      withAdmin(async (admin) => {
+        const rows = await admin.listAgents();
         print(opts.json, rows, () =>
           table(
             rows.map((r) => ({ ...r, address: `${r.id}@${r.domain}` })),
@@ -69,8 +45,8 @@ export function registerAgents(program: Command): void {
     .option('--hmac', 'rotate the HMAC secret as well')
     .option('--json', 'print JSON')
     .action(async (id: string, opts: { hmac?: boolean; json?: boolean }) =>
-      withDb(async (pool) => {
-        const creds = await rotateCredentials(pool, id, opts.hmac ? ['token', 'hmac'] : ['token']);
+      withAdmin(async (admin) => {
+        const creds = await admin.rotateCredentials(id, opts.hmac ? ['token', 'hmac'] : ['token']);
         print(opts.json, { id, ...creds }, () =>
           Object.entries(creds)
             .map(([k, v]) => `${k}: ${v}`)

@@ -1,8 +1,8 @@
 // admp doctor: checks the installation end to end (README, Operations: "admp doctor").
 import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
-import { doctor, type DoctorFlags } from '../ops/doctor/doctor.js';
-import { formatResult } from '../ops/doctor/report.js';
+import { doctor, type DoctorFlags } from '../doctor/doctor.js';
+import { formatResult } from '../doctor/report.js';
 
 export function registerDoctor(program: Command): void {
   program

@@ -1,27 +1,13 @@
 // `admp key create|rotate|dns|import|list|revoke` and `admp sign` (docs/protocol.md §Tools).
-import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { AdmpError } from '../errors.js';
-import type { Pool } from 'pg';
-import type { Config } from '../config.js';
-import { parseAddress, type AgentAddress } from '../core/address.js';
-import {
-  insertLocalKey,
-  keyState,
-  listAllKeys,
-  listValidKeys,
-  pinPartnerKey,
-  retireOtherKeys,
-  revokeAgentKeys,
-  revokeKey,
-  type AgentKeyRow,
-} from '../db/keys.js';
-import { keyFileName, keysDir } from '../keys/key-files.js';
-import { createAgentKey, seedFromPem } from '../keys/private-key.js';
+import { withAdmin } from '../app/open.js';
+import { MIN_OVERLAP_SEC, type AgentKeyRow } from '../admin/admin.js';
+import { keyState } from '../keys/key-state.js';
+import { seedFromPem } from '../keys/private-key.js';
 import { agentKeyTxtRecords } from '../keys/dns.js';
 import { buildSignedMessage } from '../mail/signed-message.js';
-import { withDb } from './agents.js';
 import { print, table } from './output.js';
 
 const keyJson = (k: AgentKeyRow, at: Date) => ({
@@ -60,45 +46,12 @@ async function bodyArg(s: string): Promise<unknown> {
   }
 }
 
-// A rotation's old key must outlive partners' key caches (300 s) and the signature window (±300 s).
-const MIN_OVERLAP_SEC = 600;
 const DEFAULT_OVERLAP_SEC = 86_400;
 const TXT_TTL_SEC = 300;
-
-/** `local` or `local@domain`, which must be one of our domains. */
-function localAgent(arg: string, config: Config): AgentAddress {
-  const agent = parseAddress(arg.includes('@') ? arg : `${arg}@${config.domains[0]}`, 'agent');
-  if (!config.domains.includes(agent.domain))
-    throw new AdmpError('bad_request', `${agent.domain} is not one of our domains (${config.domains.join(', ')})`);
-  return agent;
-}
 
 /** A TXT value as zone-file strings: quoted, at most 255 bytes each (RFC 1035 §3.3.14). */
 const zoneTxt = (text: string): string =>
   (text.match(/[\s\S]{1,255}/g) ?? ['']).map((c) => `"${c.replace(/["\\]/g, '\\$&')}"`).join(' ');
-
-/** Writes the private key file (never overwriting one), then records the public key; removes the file if that fails. */
-async function createKey(
-  db: Pool,
-  config: Config,
-  agent: AgentAddress,
-  o: { out?: string; notAfter: Date | null },
-): Promise<{ row: AgentKeyRow; file: string }> {
-  const k = await createAgentKey();
-  const file = o.out ?? join(keysDir(config), keyFileName(agent.address, k.kid));
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-  // 'wx': never overwrite an existing key file; 0600: only the owner may read the private key.
-  await writeFile(file, k.privateKeyPem, { mode: 0o600, flag: 'wx' });
-  try {
-    return {
-      row: await insertLocalKey(db, { agent: agent.address, kid: k.kid, publicKey: k.publicKey, notAfter: o.notAfter }),
-      file,
-    };
-  } catch (err) {
-    await unlink(file).catch(() => undefined);
-    throw err;
-  }
-}
 
 export function registerKeys(program: Command): void {
   const key = program.command('key').description('agent signing keys (Ed25519)');
@@ -112,11 +65,8 @@ export function registerKeys(program: Command): void {
     .option('--not-after <date>', 'the key expires at this time (ISO 8601)')
     .option('--json', 'print JSON')
     .action(async (agentArg: string, o: { out?: string; notAfter?: string; json?: boolean }) => {
-      await withDb(async (db, config) => {
-        const { row, file } = await createKey(db, config, localAgent(agentArg, config), {
-          out: o.out,
-          notAfter: dateArg(o.notAfter) ?? null,
-        });
+      await withAdmin(async (admin) => {
+        const { row, file } = await admin.createKey(agentArg, { out: o.out, notAfter: dateArg(o.notAfter) ?? null });
         const dns = agentKeyTxtRecords([row])[0]!;
         print(
           o.json,
@@ -139,14 +89,8 @@ export function registerKeys(program: Command): void {
     )
     .option('--json', 'print JSON')
     .action(async (agentArg: string, o: { overlap: string; json?: boolean }) => {
-      const overlap = Number(o.overlap);
-      if (!Number.isInteger(overlap) || overlap < MIN_OVERLAP_SEC)
-        throw new AdmpError('bad_request', `--overlap must be an integer of at least ${MIN_OVERLAP_SEC} seconds`);
-      await withDb(async (db, config) => {
-        const agent = localAgent(agentArg, config);
-        const { row, file } = await createKey(db, config, agent, { notAfter: null });
-        const until = new Date(Date.now() + overlap * 1000);
-        const retired = await retireOtherKeys(db, agent.address, row.kid, until);
+      await withAdmin(async (admin) => {
+        const { row, file, retired, until } = await admin.rotateKey(agentArg, Number(o.overlap));
         print(
           o.json,
           {
@@ -168,11 +112,11 @@ export function registerKeys(program: Command): void {
     )
     .option('--json', 'print JSON')
     .action(async (arg: string, o: { json?: boolean }) => {
-      await withDb(async (db, config) => {
+      await withAdmin(async (admin, config) => {
         const filter = config.domains.includes(arg.toLowerCase())
           ? { domain: arg }
-          : { agent: localAgent(arg, config).address };
-        const records = agentKeyTxtRecords(await listValidKeys(db, { ...filter, source: 'local' }, new Date()));
+          : { agent: admin.localAgent(arg).address };
+        const records = agentKeyTxtRecords(await admin.validKeys({ ...filter, source: 'local' }));
         print(o.json, records, () =>
           records.map((r) => `${r.name}. ${TXT_TTL_SEC} IN TXT ${zoneTxt(r.text)}`).join('\n'),
         );
@@ -185,16 +129,8 @@ export function registerKeys(program: Command): void {
     .option('--not-after <date>', 'stop trusting the key at this time (ISO 8601)')
     .option('--json', 'print JSON')
     .action(async (agentArg: string, kid: string, pk: string, o: { notAfter?: string; json?: boolean }) => {
-      await withDb(async (db, config) => {
-        const agent = parseAddress(agentArg, 'agent-address');
-        if (config.domains.includes(agent.domain))
-          throw new AdmpError('bad_request', `${agent.domain} is our domain: use \`admp key create\``);
-        const row = await pinPartnerKey(db, {
-          agent: agent.address,
-          kid,
-          publicKey: publicKeyArg(pk),
-          notAfter: dateArg(o.notAfter) ?? null,
-        });
+      await withAdmin(async (admin) => {
+        const row = await admin.pinPartnerKey(agentArg, kid, publicKeyArg(pk), dateArg(o.notAfter) ?? null);
         print(o.json, keyJson(row, new Date()), () => `pinned key ${row.kid} for ${row.agent}`);
       });
     });
@@ -204,9 +140,9 @@ export function registerKeys(program: Command): void {
     .description('list keys: ours (local) and pinned partner keys')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      await withDb(async (db) => {
+      await withAdmin(async (admin) => {
         const now = new Date();
-        const rows = (await listAllKeys(db)).map((k) => keyJson(k, now));
+        const rows = (await admin.allKeys()).map((k) => keyJson(k, now));
         print(o.json, rows, () => table(rows, ['agent', 'kid', 'source', 'state', 'public_key', 'not_after']));
       });
     });
@@ -216,17 +152,14 @@ export function registerKeys(program: Command): void {
     .description('revoke keys from now on: every key of an agent, one kid of an agent, or (domain, kid)')
     .option('--json', 'print JSON')
     .action(async (arg: string, kid: string | undefined, o: { json?: boolean }) => {
-      await withDb(async (db, config) => {
-        const now = new Date();
+      await withAdmin(async (admin) => {
         if (kid !== undefined && !arg.includes('@')) {
-          if (!(await revokeKey(db, arg, kid, now))) throw new AdmpError('not_found', `no live key ${kid} in ${arg}`);
+          await admin.revokeKeys({ domain: arg, kid });
           print(o.json, { domain: arg, kid, revoked: true }, () => `revoked key ${kid} of ${arg}`);
           return;
         }
-        const agent = localAgent(arg, config);
-        const revoked = await revokeAgentKeys(db, agent.address, now, kid);
-        if (revoked.length === 0)
-          throw new AdmpError('not_found', `no live key${kid ? ` ${kid}` : ''} of ${agent.address}`);
+        const agent = admin.localAgent(arg);
+        const revoked = await admin.revokeKeys({ agent: agent.address, kid });
         print(o.json, { agent: agent.address, revoked }, () => `revoked ${revoked.join(', ')} of ${agent.address}`);
       });
     });

@@ -2,8 +2,7 @@
 // Rules of the policy file (ADMP_POLICY_FILE) come first; see docs/policy.md.
 import type { Command } from 'commander';
 import { AdmpError } from '../errors.js';
-import { addRule, listRules, removeRule } from '../db/policy-rules.js';
-import { withDb } from './agents.js';
+import { withAdmin } from '../app/open.js';
 import { print, table } from './output.js';
 
 const collect = (v: string, acc: string[]) => [...acc, v];
@@ -30,12 +29,12 @@ export function registerPolicy(program: Command): void {
         action: string;
         json?: boolean;
       }) =>
-        withDb(async (pool) => {
+        withAdmin(async (admin) => {
           if (o.action !== 'allow' && o.action !== 'deny')
             throw new AdmpError('bad_request', '--action is allow or deny');
           if (o.maxBytes !== undefined && !(Number.isInteger(o.maxBytes) && o.maxBytes > 0))
             throw new AdmpError('bad_request', '--max-bytes is a positive integer');
-          const row = await addRule(pool, {
+          const row = await admin.addRule({
             from: o.from,
             to: o.to,
             types: o.type,
@@ -51,8 +50,8 @@ export function registerPolicy(program: Command): void {
     .description('list run-time rules')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) =>
-      withDb(async (pool) => {
-        const rows = await listRules(pool);
+      withAdmin(async (admin) => {
+        const rows = await admin.listRules();
         print(o.json, rows, () =>
           table(
             rows.map((r) => ({ ...r, types: r.types.join(',') })),
@@ -66,8 +65,8 @@ export function registerPolicy(program: Command): void {
     .description('remove a run-time rule')
     .option('--json', 'print JSON')
     .action(async (id: string, o: { json?: boolean }) =>
-      withDb(async (pool) => {
-        if (!(await removeRule(pool, Number(id)))) throw new AdmpError('not_found', `no rule ${id}`);
+      withAdmin(async (admin) => {
+        await admin.removeRule(Number(id));
         print(o.json, { removed: Number(id) }, () => `rule ${id} removed`);
       }),
     );

@@ -3,9 +3,8 @@ import cluster from 'node:cluster';
 import type { Command } from 'commander';
 import { configMarkdown, loadConfig, type Config } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
-import { openDatabase } from '../db/connect.js';
-import { migrate } from '../db/migrate.js';
-import { startServer } from '../server.js';
+import { startServer } from '../app/server.js';
+import { prepareSharedDatabase, withAdmin } from '../app/open.js';
 import { print } from './output.js';
 
 function onSignals(log: Logger, stop: () => Promise<void>): void {
@@ -37,8 +36,7 @@ async function serveOne(config: Config, log: Logger): Promise<void> {
  * listeners (node:cluster). A worker that dies is replaced after a short pause.
  */
 async function servePrimary(config: Config, log: Logger): Promise<void> {
-  const db = await openDatabase(config, { migrate: config.migrateOnStart, poolMax: 1 });
-  await db.pool.end();
+  const db = await prepareSharedDatabase(config);
   const env = { DATABASE_URL: db.url, ADMP_MIGRATE_ON_START: 'false' };
   let stopping = false;
   const fork = () => cluster.fork(env);
@@ -61,7 +59,7 @@ async function servePrimary(config: Config, log: Logger): Promise<void> {
           }),
       ),
     );
-    await db.embedded?.stop();
+    await db.stop();
   });
 }
 
@@ -81,13 +79,16 @@ export function registerServe(program: Command): void {
     .description('apply pending database migrations (safe to run twice or concurrently)')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
-      const db = await openDatabase(loadConfig());
-      try {
-        const applied = await migrate(db.pool);
-        print(opts.json, { applied }, () => (applied.length ? `applied: ${applied.join(', ')}` : 'schema is current'));
-      } finally {
-        await db.close();
-      }
+      const config = loadConfig();
+      await withAdmin(
+        async (admin) => {
+          const applied = await admin.migrate();
+          print(opts.json, { applied }, () =>
+            applied.length ? `applied: ${applied.join(', ')}` : 'schema is current',
+          );
+        },
+        { ...config, migrateOnStart: false },
+      );
     });
 
   program

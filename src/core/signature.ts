@@ -3,11 +3,12 @@
 // clock is an argument, so the same code serves the pipeline, `admp sign` and the
 // test vectors.
 //
-// Design (research/anchors.md §4): MTAs re-fold headers and re-encode MIME, so we
+// Design: MTAs re-fold headers and re-encode MIME, so we
 // never sign transport bytes (DKIM needs `relaxed` canonicalisation for that).
 // The base is an RFC 8785 (JCS) object of decoded values, bound to the envelope
 // recipient (a DKIM signature can be replayed to another RCPT TO; ours cannot), to
 // the Message-ID (the nonce the dedupe fingerprint includes) and to a timestamp.
+import type { Envelope } from './envelope.js';
 import {
   createHash,
   createPrivateKey,
@@ -130,7 +131,7 @@ export interface VerifyInput {
   /** The exact JSON envelope bytes. */
   readonly body: Uint8Array;
   /** The parsed ADMP envelope (the pipeline validates it). */
-  readonly envelope: { readonly to: string; readonly type: string; readonly correlation_id?: string | null };
+  readonly envelope: Pick<Envelope, 'to' | 'type' | 'correlation_id'>;
 }
 
 export interface VerifyOptions {
@@ -172,7 +173,7 @@ const countHeaders = (headers: readonly HeaderField[]): Map<string, string[]> =>
 // 64 signature bytes in standard base64 are exactly 86 characters and "==".
 const SIGNATURE_B64 = /^[A-Za-z0-9+/]{86}==$/;
 
-// Building a KeyObject from raw bytes costs ~80 µs per verify (research/perf.md), so
+// Building a KeyObject from raw bytes costs about 80 µs per verify, so
 // they are cached per (domain, kid, key bytes): a re-published kid with new bytes
 // gets its own entry. Insertion order gives a cheap LRU bound.
 const keyObjects = new Map<string, KeyObject>();
@@ -199,7 +200,7 @@ export async function verifySignature(input: VerifyInput, opts: VerifyOptions): 
   const missing = AGENT_HEADERS.filter((h) => !headers.has(h));
   if (missing.length > 0) return fail('signature_missing', `missing ${missing.join(', ')}`);
   // One of each: a prepended duplicate could otherwise be displayed or used instead
-  // of the signed one (research/anchors.md §4.2, tokencanopy/e2a#751).
+  // of the signed one (as in tokencanopy/e2a#751).
   for (const [name, max, min] of [
     ...AGENT_HEADERS.map((h) => [h, 1, 1] as const),
     ['from', 1, 1] as const,

@@ -101,3 +101,12 @@ export async function hmacSecrets(pool: pg.Pool, agentId: string): Promise<Buffe
   );
   return rows.map((r) => r.secret);
 }
+
+/** Removes an agent with its keys and every message to or from it (the doctor's throw-away probe agent). */
+export async function purgeAgent(pool: pg.Pool, id: string, address: string): Promise<void> {
+  await inTransaction(pool, async (c) => {
+    await c.query('DELETE FROM message WHERE to_agent_id = $1 OR from_agent = $2', [id, address]);
+    await c.query('DELETE FROM agent_key WHERE agent = $1', [address]);
+    await c.query('DELETE FROM agent WHERE id = $1', [id]);
+  });
+}

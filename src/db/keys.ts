@@ -119,13 +119,6 @@ export async function revokeKey(db: Queryable, domain: string, kid: string, at: 
   return rowCount === 1;
 }
 
-/** The state of a key at `at`, for listings. */
-export function keyState(k: AgentKeyRow, at: Date): 'valid' | 'revoked' | 'expired' | 'pending' {
-  if (k.revokedAt && k.revokedAt <= at) return 'revoked';
-  if (k.notAfter && k.notAfter <= at) return 'expired';
-  return k.notBefore > at ? 'pending' : 'valid';
-}
-
 /**
  * Ends the validity of an agent's other live keys at `until` (a rotation's overlap:
  * both keys verify until then). A key that already ends sooner keeps its end.

@@ -58,3 +58,9 @@ export async function inboxHolds(db: Queryable, agentId: string, max: number): P
   );
   return rows[0]!.n >= max;
 }
+
+/** The id of some message in an inbox, if it holds any (the doctor's round trip waits for one). */
+export async function anyMessageTo(db: Queryable, agentId: string): Promise<string | undefined> {
+  const { rows } = await db.query<{ id: string }>('SELECT id FROM message WHERE to_agent_id = $1 LIMIT 1', [agentId]);
+  return rows[0]?.id;
+}

@@ -3,14 +3,8 @@
 // here: server.ts listens, tests use app.inject().
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type pg from 'pg';
-import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
-import type { Logger } from '../log.js';
-import type { Directory } from '../mailbox/directory.js';
-import type { Mailbox } from '../mailbox/mailbox.js';
-import type { Authenticator } from './auth.js';
-import type { Pipeline } from '../ingress/pipeline.js';
+import type { ApiDeps } from './deps.js';
 import { rspamdIngressRoutes } from './routes/ingress-rspamd.js';
 import { wellKnownRoutes } from './routes/well-known.js';
 import { installErrorHandler } from './errors.js';
@@ -18,43 +12,14 @@ import { registerOpenApi } from './openapi.js';
 import { healthRoutes } from './routes/health.js';
 import { inboxRoutes } from './routes/inbox.js';
 import { messageRoutes } from './routes/messages.js';
-import type { Metrics } from '../metrics.js';
-import { metricsRoutes } from '../ops/metrics-http.js';
-import type { Operations } from '../admin/operations.js';
+import { metricsRoutes } from './metrics.js';
 import { adminRoutes } from './admin/routes.js';
 import { consoleRoutes } from '../console/routes.js';
 
-export interface ApiDeps {
-  config: Config;
-  pool: pg.Pool;
-  log: Logger;
-  mailbox: Mailbox;
-  directory: Directory;
-  auth: Authenticator;
-  pipeline: Pipeline;
-  metrics?: Metrics;
-  operations: Operations;
-}
-
-/** What a route or the error handler adds to the request's summary log line. */
-export interface RequestSummary {
-  message_id?: string;
-  correlation_id?: string;
-  channel?: 'http' | 'smtp';
-  /** `ok` unless set: the error code of a failed request. */
-  outcome?: string;
-  pulled?: number;
-  acked?: number;
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    summary?: RequestSummary;
-  }
-}
-
 // Room for the envelope fields around a body of the configured maximum size.
 const ENVELOPE_OVERHEAD = 64 * 1024;
+
+export type { ApiDeps };
 
 export function buildApp(deps: ApiDeps): FastifyInstance {
   const app = Fastify({
@@ -103,10 +68,10 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
 
   installErrorHandler(app);
   registerOpenApi(app);
-  void app.register(healthRoutes(deps.pool));
-  void app.register(wellKnownRoutes(deps.pool));
-  void app.register(rspamdIngressRoutes(deps.config, deps.pipeline, deps.metrics));
-  // /metrics on the API listener only behind ADMP_METRICS_TOKEN (src/ops/metrics-http.ts).
+  void app.register(healthRoutes(deps.admin));
+  void app.register(wellKnownRoutes(deps.admin));
+  void app.register(rspamdIngressRoutes(deps.config, deps.ingest));
+  // /metrics on the API listener only behind ADMP_METRICS_TOKEN (src/http/metrics.ts).
   if (deps.metrics && deps.config.metricsToken)
     void app.register(metricsRoutes(deps.metrics.registry, deps.config.metricsToken));
   // The admin API and the console: operators only (admin tokens, never agent credentials).

@@ -9,17 +9,12 @@
 import { createHash, createHmac, createPublicKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
-import type pg from 'pg';
 import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
 import { tryParseAddress, isAgentId } from '../core/address.js';
 import { hmacSigningString } from '../core/request-signing.js';
-import { agentByToken, findAgent, hmacSecrets, TOKEN_PREFIX } from '../db/agents.js';
-import { useOnce } from '../db/replay-guard.js';
 import type { Caller } from '../mailbox/mailbox.js';
-
-/** Looks up one of our agents' valid Ed25519 public keys (raw 32 bytes) by (domain, kid). */
-export type LocalKeyLookup = (domain: string, kid: string, agent: string) => Promise<Buffer | undefined>;
+import { TOKEN_PREFIX, type Credentials } from '../mailbox/credentials.js';
 
 export interface Authenticator {
   authenticate(req: FastifyRequest): Promise<Caller>;
@@ -58,20 +53,20 @@ export function jwtLifetimeProblem(iat: number, exp: number, nowSec: number, ske
   return undefined;
 }
 
-export function createAuthenticator(pool: pg.Pool, config: Config, findLocalKey: LocalKeyLookup): Authenticator {
+export function createAuthenticator(credentials: Credentials, config: Config): Authenticator {
   const tokenCache = new Map<string, { caller: Caller; at: number }>();
   const cacheMs = config.authCacheSec * 1000;
 
   async function caller(agentId: string): Promise<Caller> {
-    const a = await findAgent(pool, agentId);
-    if (!a || a.status !== 'active') throw unauthorized('unknown or disabled agent');
+    const a = await credentials.activeAgent(agentId);
+    if (!a) throw unauthorized('unknown or disabled agent');
     return { agentId: a.id, domain: a.domain, address: `${a.id}@${a.domain}` };
   }
 
   async function byToken(token: string): Promise<Caller> {
     const hit = tokenCache.get(token);
     if (hit && Date.now() - hit.at < cacheMs) return hit.caller;
-    const a = await agentByToken(pool, token);
+    const a = await credentials.agentByToken(token);
     if (!a) throw unauthorized('invalid bearer token');
     const c = { agentId: a.id, domain: a.domain, address: `${a.id}@${a.domain}` };
     if (cacheMs > 0) tokenCache.set(token, { caller: c, at: Date.now() });
@@ -89,7 +84,7 @@ export function createAuthenticator(pool: pg.Pool, config: Config, findLocalKey:
     }
     const addr = iss ? tryParseAddress(iss) : undefined;
     if (!kid || !addr) throw unauthorized('JWT needs a kid header and an iss claim naming the agent address');
-    const raw = await findLocalKey(addr.domain, kid, addr.address);
+    const raw = await credentials.localPublicKey(addr.domain, kid, addr.address);
     if (!raw) throw unauthorized(`no valid key ${kid} for ${addr.address}`);
     const key: KeyObject = createPublicKey({
       key: Buffer.concat([ED25519_SPKI_PREFIX, raw]),
@@ -131,14 +126,14 @@ export function createAuthenticator(pool: pg.Pool, config: Config, findLocalKey:
     if (!agentId) throw unauthorized('X-Agent-Id is not an agent id');
     const base = hmacBase(req.method, req.url, ts, nonce, req.rawBody ?? Buffer.alloc(0));
     const given = Buffer.from(sig, 'base64');
-    for (const secret of await hmacSecrets(pool, agentId)) {
+    for (const secret of await credentials.hmacSecrets(agentId)) {
       const want = createHmac('sha256', secret).update(base).digest();
       if (given.length === want.length && timingSafeEqual(given, want)) {
         const c = await caller(agentId);
         if (!isAgentId(id) && c.address !== id) break;
         // Remembered while this timestamp is still acceptable: after that the request is refused anyway.
         const until = new Date((Number(ts) + config.clockSkewSec + 1) * 1000);
-        if (!(await useOnce(pool, 'hmac', `${agentId} ${nonce}`, until)))
+        if (!(await credentials.useNonceOnce(`${agentId} ${nonce}`, until)))
           throw new AdmpError('replayed_request', `X-Nonce ${nonce} was already used by ${agentId}`);
         return c;
       }

@@ -1,6 +1,6 @@
 // How message rows appear in API responses (snake_case, addresses, ISO times).
 import type { DeliveryLogEntry } from './schemas.js';
-import { type LeaseOutcome, type LeaseRef, type MessageRow, type PulledRow } from '../db/message-row.js';
+import type { LeaseOutcome, LeaseRef, MessageRow, PulledRow } from '../mailbox/mailbox.js';
 
 export function presentPulled(m: PulledRow, toAddress: string) {
   return {

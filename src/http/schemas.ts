@@ -1,31 +1,15 @@
 // Request and response schemas of the agent API. Route types are derived from
 // these (TypeBox type provider); there are no hand-written twins.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { AgentType, Envelope } from '../core/envelope.js';
+
+export { Envelope };
 
 export const Uuid = Type.String({ format: 'uuid' });
 
 /** An enum of strings as one JSON Schema `enum` (a TypeBox union of literals reads badly in the OpenAPI document). */
 export const StringEnum = <T extends string>(values: readonly T[], options: { description?: string } = {}) =>
   Type.Unsafe<T>({ type: 'string', enum: [...values], ...options });
-const AgentType = Type.String({
-  pattern: '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$',
-  description: 'ADMP message type, e.g. task.request',
-});
-
-/** The ADMP envelope: what an HTTP send carries, and the JSON body of an agent mail. */
-export const Envelope = Type.Object(
-  {
-    to: Type.String({ minLength: 1, maxLength: 320 }),
-    type: AgentType,
-    subject: Type.Optional(Type.String({ maxLength: 998 })), // RFC 5322 §2.1.1 line limit
-    body: Type.Unknown(),
-    correlation_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-    ttl_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: 31536000 })),
-  },
-  { additionalProperties: false },
-);
-export type Envelope = Static<typeof Envelope>;
-
 export const ReplyBody = Type.Object(
   {
     lease_id: Type.Optional(Uuid),

@@ -33,7 +33,7 @@ export const isAligned = (signingDomain: string, senderDomain: string): boolean 
 export const alignedDkimPass = (auth: DomainAuth, senderDomain: string): string | undefined =>
   auth.dkim.find((v) => v.result === 'pass' && isAligned(v.domain, senderDomain))?.domain;
 
-/** Rspamd's dkim results (rspamd.md §4.3) to RFC 8601 result names. */
+/** Rspamd's DKIM check results to RFC 8601 result names. */
 const RSPAMD_DKIM: Record<string, DkimOutcome> = {
   allow: 'pass',
   reject: 'fail',
@@ -107,7 +107,7 @@ function hasBareLf(raw: Buffer): boolean {
 
 /**
  * Verifies DKIM ourselves with mailauth. The milter road re-serialises folded
- * header lines with bare LF (research/rspamd.md §6), so line ends are made CRLF
+ * header lines with bare LF, so line ends are made CRLF
  * first; a message that is CRLF throughout (LMTP, most of the milter road) is not copied.
  */
 export async function verifyDkim(raw: Buffer, resolver: Resolver): Promise<DomainAuth> {

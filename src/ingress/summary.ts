@@ -1,8 +1,9 @@
 // The one summary log line and the ingress metrics for each mail, whichever road
-// it came by: what an admin greps for first when agent mail does not arrive.
+// it came by (written by src/ingress/ingest.ts): what an admin greps for first when
+// agent mail does not arrive. A temporary failure carries its cause.
 import type { LogFn } from 'pino';
 import type { Metrics } from '../metrics.js';
-import type { IngestFacts, RecipientResult, Road } from './pipeline.js';
+import type { IngestFacts, RecipientResult, Road } from './delivery.js';
 
 export interface IngestSummary {
   readonly road: Road;
@@ -48,6 +49,7 @@ export function summarizeIngest(log: SummaryLog, metrics: Metrics | undefined, s
       outcome: r.kind,
       id: 'id' in r ? r.id : undefined,
       code: 'error' in r ? r.error.code : undefined,
+      ...(r.kind === 'tempfail' ? { reason: r.error.message } : {}),
       ...('duplicate' in r && r.duplicate ? { duplicate: true } : {}),
     })),
     ms: Math.round(seconds * 1000),

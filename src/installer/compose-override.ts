@@ -1,7 +1,7 @@
 // docker-compose.override.yml: the bridge (and its PostgreSQL) merged into the admin's
 // override with the yaml Document API, so their services, comments and key order stay.
 // The shared network is only referenced, never redeclared (a partial redeclaration
-// breaks Mailcow's IPAM, research/mailcow.md §1, issue #2403).
+// breaks Mailcow's IPAM: mailcow-dockerized issue #2403).
 import { Document, isMap, isScalar, parseDocument, visit, type Node, type YAMLMap } from 'yaml';
 import { InstallError } from './install-error.js';
 import {
@@ -50,7 +50,7 @@ function bridgeService(spec: BridgeSpec): Record<string, unknown> {
       ADMP_INGRESS_TOKEN: spec.postfilter ? spec.ingressToken : '',
       ADMP_DOMAINS: spec.domain,
       ADMP_DATA_DIR: '/app/var',
-      // = Postfix myhostname = the authserv-id of Mailcow's Authentication-Results (research/mailcow.md §3.3).
+      // = Postfix myhostname = the authserv-id of Mailcow's Authentication-Results.
       ADMP_MTA_HOSTNAME: '${MAILCOW_HOSTNAME}',
     },
     ...(spec.httpPublish ? { ports: [`${spec.httpPublish}:${BRIDGE_HTTP_PORT}`] } : {}),

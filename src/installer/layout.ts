@@ -1,7 +1,7 @@
 // Every name the installer uses inside a Mailcow checkout, in one place. Each file path
 // here is matched by Mailcow's .gitignore and is not tracked upstream, so update.sh
-// (git commit -a, merge -Xtheirs) never touches it (research/mailcow.md §1;
-// test/installer/gitignore.test.ts proves it against the upstream .gitignore).
+// (git commit -a, merge -Xtheirs) never touches it
+// (test/installer/gitignore.test.ts proves it against the upstream .gitignore).
 
 export const OVERRIDE_FILE = 'docker-compose.override.yml';
 export const TRANSPORT_FILE = 'data/conf/postfix/custom_transport.pcre';

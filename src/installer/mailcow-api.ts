@@ -6,7 +6,7 @@ import { InstallError } from './install-error.js';
 
 export interface RelayDomain {
   readonly domain: string;
-  /** backupmx=1 and relay_all_recipients=1: Postfix relays any local part (research/mailcow.md §2.5). */
+  /** backupmx=1 and relay_all_recipients=1: Postfix relays any local part. */
   readonly relaysAll: boolean;
 }
 

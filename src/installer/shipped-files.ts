@@ -49,7 +49,7 @@ export function renderPluginConf(shipped: ShippedFiles, v: PluginValues): string
  * The transport block for custom_transport.pcre. With the LMTP road the agents domain goes
  * to the bridge's LMTP listener; with the postfilter alone, mail the plugin did not take
  * (module disabled, a bug) is deferred by Postfix's retry(8) instead of looping back to
- * Mailcow as a relay domain (research/mailcow.md §2.5, §3.4).
+ * Mailcow as a relay domain.
  */
 export function renderTransportBlock(shipped: ShippedFiles, domain: string, lmtp: boolean): string {
   const filled = fill(shipped.transport, SHIPPED.transport, {

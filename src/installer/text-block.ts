@@ -75,7 +75,3 @@ export function removeBlock(text: string, style: BlockStyle, file: string, added
   const start = addedNewline && atEnd && span.start > 0 && text[span.start - 1] === '\n' ? span.start - 1 : span.start;
   return text.slice(0, start) + text.slice(span.end);
 }
-
-export function hasBlock(text: string, style: BlockStyle, file: string): boolean {
-  return findBlock(text, style, file) !== null;
-}

@@ -1,28 +1,20 @@
 // Background sweep of expired leases and TTLs. Runs in every instance; the
 // statements are safe to run concurrently (SKIP LOCKED, conditions re-checked
 // under the row lock), so no leader election is needed.
-import type pg from 'pg';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { sweepExpired } from '../db/sweeps.js';
-import { sweepReplayGuard } from '../db/replay-guard.js';
+import type { Housekeeping } from '../mailbox/housekeeping.js';
 import { toAdmpError } from '../errors.js';
 import { startPeriodic, type Job } from './periodic.js';
 
 export type { Job } from './periodic.js';
 
-export function startSweeper(
-  pool: pg.Pool,
-  log: Logger,
-  intervalMs: number,
-  maxAttempts: number,
-  metrics?: Metrics,
-): Job {
+export function startSweeper(housekeeping: Housekeeping, log: Logger, intervalMs: number, metrics?: Metrics): Job {
   return startPeriodic(intervalMs, async (stopped) => {
     try {
       // Keep sweeping while full batches come back, so a backlog drains quickly.
       for (;;) {
-        const r = await sweepExpired(pool, maxAttempts);
+        const r = await housekeeping.sweep();
         const dead = r.dead.reduce((n, d) => n + d.n, 0);
         metrics?.leaseExpired.inc(r.returned);
         for (const d of r.dead) metrics?.dead.inc({ reason: d.reason }, d.n);
@@ -30,7 +22,7 @@ export function startSweeper(
           log.info({ event: 'sweep', returned: r.returned, dead: r.dead }, 'expired leases swept');
         if (r.returned + dead < 1000 || stopped()) break;
       }
-      await sweepReplayGuard(pool);
+      await housekeeping.sweepReplayGuard();
       metrics?.jobRuns.inc({ task: 'sweep', outcome: 'ok' });
     } catch (err) {
       metrics?.jobRuns.inc({ task: 'sweep', outcome: 'error' });

@@ -10,10 +10,8 @@ import { AdmpError, smtpReplyText, toAdmpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Directory } from '../mailbox/directory.js';
 import { headerFields, trustedAuthResults } from '../ingress/authentication-results.js';
-import type { Pipeline } from '../ingress/pipeline.js';
-import { BOUNCE_LOCAL, type IngestFacts } from '../ingress/pipeline.js';
-import { summarizeIngest } from '../ingress/summary.js';
-import type { Metrics } from '../metrics.js';
+import type { Ingest } from '../ingress/ingest.js';
+import { BOUNCE_LOCAL } from '../ingress/reports.js';
 
 /** An error smtp-server writes as `<code> <enhanced> <text>` (we put RFC 3463 codes in the text ourselves). */
 export function lmtpError(err: AdmpError): Error & { responseCode: number } {
@@ -23,12 +21,11 @@ export function lmtpError(err: AdmpError): Error & { responseCode: number } {
 export interface LmtpDeps {
   config: Config;
   log: Logger;
-  pipeline: Pipeline;
+  ingest: Ingest;
   directory: Directory;
-  metrics?: Metrics;
 }
 
-export function createLmtpServer({ config, log, pipeline, directory, metrics }: LmtpDeps): SMTPServer {
+export function createLmtpServer({ config, log, ingest, directory }: LmtpDeps): SMTPServer {
   const clients = allowList(config.lmtpAllow);
   return new SMTPServer({
     lmtp: true,
@@ -74,11 +71,9 @@ export function createLmtpServer({ config, log, pipeline, directory, metrics }: 
         if ((stream as unknown as { sizeExceeded?: boolean }).sizeExceeded) return cb(null, []);
         const raw = Buffer.concat(chunks);
         const recipients = session.envelope.rcptTo.map((r) => r.address);
-        const started = performance.now();
-        const facts: IngestFacts = {};
         // smtp-server keeps XFORWARD attributes under their upper-case names (XFORWARD_README).
         const queueId = session.xForward?.get('IDENT') ? String(session.xForward.get('IDENT')) : undefined;
-        pipeline
+        void ingest
           .ingest(
             {
               road: 'lmtp',
@@ -89,32 +84,17 @@ export function createLmtpServer({ config, log, pipeline, directory, metrics }: 
               clientIp: String(session.xForward?.get('ADDR') ?? session.remoteAddress),
               queueId,
             },
-            { atomic: false, facts },
+            { atomic: false },
           )
-          .then(
-            (results) => {
-              summarizeIngest(log, metrics, { road: 'lmtp', queueId, facts, results, started });
-              cb(
-                null,
-                results.map((r) =>
-                  r.kind === 'stored' || r.kind === 'report'
-                    ? `2.6.0 <${r.recipient}> ${r.kind === 'stored' ? `stored as ${r.id}${r.duplicate ? ' (duplicate)' : ''}` : 'delivery report recorded'}`
-                    : lmtpError(r.error),
-                ) as unknown as string,
-              );
-            },
-            (err) => {
-              log.error({ err, event: 'ingest', road: 'lmtp' }, 'ingest failed');
-              const error = toAdmpError(err);
-              summarizeIngest(log, metrics, {
-                road: 'lmtp',
-                queueId,
-                facts,
-                results: recipients.map((recipient) => ({ recipient, kind: 'tempfail', error })),
-                started,
-              });
-              cb(lmtpError(error));
-            },
+          .then((results) =>
+            cb(
+              null,
+              results.map((r) =>
+                r.kind === 'stored' || r.kind === 'report'
+                  ? `2.6.0 <${r.recipient}> ${r.kind === 'stored' ? `stored as ${r.id}${r.duplicate ? ' (duplicate)' : ''}` : 'delivery report recorded'}`
+                  : lmtpError(r.error),
+              ) as unknown as string,
+            ),
           );
       });
     },

@@ -6,18 +6,9 @@ import { randomUUID } from 'node:crypto';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type { ParsedMail } from 'mailparser';
 import { canonicalJson } from '../core/canonical-json.js';
+import type { Envelope } from '../core/envelope.js';
 import { parseAddress } from '../core/address.js';
 import { signatureHeaders, type Ed25519Impl, type VerifyInput } from '../core/signature.js';
-
-/** The ADMP envelope: the same fields as an HTTP send. */
-export interface AgentEnvelope {
-  readonly to: string;
-  readonly type: string;
-  readonly subject?: string;
-  readonly body: unknown;
-  readonly correlation_id?: string;
-  readonly ttl_sec?: number;
-}
 
 export interface SigningKey {
   /** The sending agent's address. */
@@ -46,7 +37,7 @@ export const ENVELOPE_MEDIA_TYPE = 'application/json';
 
 /** Builds a complete signed message: text/plain note + application/json envelope (base64, so no MTA can alter its bytes). */
 export async function buildSignedMessage(
-  envelope: AgentEnvelope,
+  envelope: Envelope,
   key: SigningKey,
   opts: BuildOptions = {},
 ): Promise<SignedMessage> {

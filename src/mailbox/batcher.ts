@@ -4,14 +4,17 @@
 // free. Every caller is answered only after its own row is committed.
 import type pg from 'pg';
 import { enqueueRows, notifyEnqueued } from '../db/enqueue.js';
-import { type EnqueueResult, type NewMessage } from '../db/message-row.js';
+import type { EnqueueResult, NewMessage } from '../db/message-row.js';
+
+export type { EnqueueResult, NewMessage };
 import { observeEnqueue, since, type Metrics } from '../metrics.js';
 import { withSpan } from '../tracing.js';
 
+/** One caller's rows: stored together in one statement, all or none. */
 interface Pending {
-  item: NewMessage;
+  items: readonly NewMessage[];
   at: number;
-  resolve: (r: EnqueueResult) => void;
+  resolve: (r: EnqueueResult[]) => void;
   reject: (e: unknown) => void;
 }
 
@@ -29,6 +32,8 @@ export interface EnqueuerOptions {
 
 export interface Enqueuer {
   enqueue(item: NewMessage): Promise<EnqueueResult>;
+  /** Several rows (one mail to several recipients) in the same commit: all stored or none. */
+  enqueueAll(items: readonly NewMessage[]): Promise<EnqueueResult[]>;
   /** Waits for batches in flight (shutdown). */
   drain(): Promise<void>;
 }
@@ -62,13 +67,28 @@ export function createEnqueuer(pool: pg.Pool, options: EnqueuerOptions = {}): En
 
   async function run(batch: Pending[]): Promise<void> {
     try {
-      const results = await store(batch.map((p) => p.item));
-      batch.forEach((p, i) => p.resolve(results[i]!));
+      const results = await store(batch.flatMap((p) => p.items));
+      let i = 0;
+      for (const p of batch) {
+        p.resolve(results.slice(i, i + p.items.length));
+        i += p.items.length;
+      }
     } catch (err) {
       if (batch.length === 1) batch[0]!.reject(err);
-      // One bad item must not fail its neighbours: retry each alone to isolate it.
-      else await Promise.all(batch.map((p) => store([p.item]).then((r) => p.resolve(r[0]!), p.reject)));
+      // One bad caller must not fail its neighbours: retry each alone to isolate it.
+      else await Promise.all(batch.map((p) => store([...p.items]).then(p.resolve, p.reject)));
     }
+  }
+
+  /** Callers from the head of the queue, up to MAX_BATCH rows (a caller's rows are never split). */
+  function takeBatch(): Pending[] {
+    let rows = 0;
+    let n = 0;
+    while (n < queue.length && (n === 0 || rows + queue[n]!.items.length <= MAX_BATCH))
+      rows += queue[n++]!.items.length;
+    const batch = queue.slice(0, n);
+    queue = queue.slice(n);
+    return batch;
   }
 
   /** Milliseconds the queued batch may still wait to fill up (0: it leaves now). */
@@ -89,8 +109,7 @@ export function createEnqueuer(pool: pg.Pool, options: EnqueuerOptions = {}): En
     }
     clearTimeout(fillTimer);
     fillTimer = undefined;
-    const batch = queue.slice(0, MAX_BATCH);
-    queue = queue.slice(batch.length);
+    const batch = takeBatch();
     inFlight = true;
     void run(batch).finally(() => {
       inFlight = false;
@@ -99,19 +118,27 @@ export function createEnqueuer(pool: pg.Pool, options: EnqueuerOptions = {}): En
     });
   }
 
-  return {
-    enqueue(item) {
-      const started = performance.now();
-      return withSpan('admp.enqueue', { 'admp.channel': item.channel }, async (span) => {
-        const r = await new Promise<EnqueueResult>((resolve, reject) => {
-          queue.push({ item, at: performance.now(), resolve, reject });
-          pump();
-        });
-        span.setAttributes({ 'admp.message_id': r.id, 'admp.duplicate': r.duplicate });
-        if (options.metrics) observeEnqueue(options.metrics, item.channel, r.duplicate, since(started));
-        return r;
+  function enqueueAll(items: readonly NewMessage[]): Promise<EnqueueResult[]> {
+    if (items.length === 0) return Promise.resolve([]);
+    const started = performance.now();
+    return withSpan('admp.enqueue', { 'admp.channel': items[0]!.channel, 'admp.rows': items.length }, async (span) => {
+      const rs = await new Promise<EnqueueResult[]>((resolve, reject) => {
+        queue.push({ items, at: performance.now(), resolve, reject });
+        pump();
       });
-    },
+      span.setAttributes({
+        'admp.message_id': rs.map((r) => r.id).join(','),
+        'admp.duplicate': rs.every((r) => r.duplicate),
+      });
+      if (options.metrics)
+        rs.forEach((r, i) => observeEnqueue(options.metrics!, items[i]!.channel, r.duplicate, since(started)));
+      return rs;
+    });
+  }
+
+  return {
+    enqueue: async (item) => (await enqueueAll([item]))[0]!,
+    enqueueAll,
     drain() {
       draining = true;
       pump();

@@ -6,6 +6,7 @@ import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
 import { parseAddress, isAgentId, type AgentAddress } from '../core/address.js';
 import { findAgent, type AgentRow } from '../db/agents.js';
+import { inboxHolds } from '../db/status.js';
 
 export type Recipient =
   { kind: 'local'; agentId: string; address: string } | { kind: 'remote'; address: string; domain: string };
@@ -13,8 +14,11 @@ export type Recipient =
 export interface Directory {
   /** Resolves `to` (an address, or a bare local agent id); unknown local agents are `unknown_recipient`. */
   resolve(to: string, field?: string): Promise<Recipient>;
+  /** Whether `domain` is one of our agents domains. */
   isLocalDomain(domain: string): boolean;
   localAgent(id: string): Promise<AgentRow | undefined>;
+  /** Whether an agent's inbox already holds `max` waiting messages. */
+  inboxHolds(agentId: string, max: number): Promise<boolean>;
 }
 
 const CACHE_MS = 5000;
@@ -33,6 +37,7 @@ export function createDirectory(pool: pg.Pool, config: Config): Directory {
 
   return {
     isLocalDomain: (d) => domains.has(d),
+    inboxHolds: (agentId, max) => inboxHolds(pool, agentId, max),
     localAgent,
     async resolve(to, field = 'to') {
       const addr: AgentAddress = isAgentId(to.toLowerCase())

@@ -2,7 +2,7 @@
 // whose payload is the agent id that got mail (NOTIFY from enqueue_message and
 // from lease returns). Pollers arm a waiter BEFORE they look, so a message that
 // lands between the look and the wait still wakes them.
-import pg from 'pg';
+import { listen } from '../db/listen.js';
 
 export interface Waiter {
   readonly promise: Promise<void>;
@@ -18,31 +18,25 @@ export interface InboxWaiter {
 
 export async function createInboxWaiter(url: string, onError: (err: Error) => void): Promise<InboxWaiter> {
   const waiting = new Map<string, Set<() => void>>();
-  let client: pg.Client | undefined;
   let closed = false;
 
   const wakeAll = () => {
     for (const set of waiting.values()) for (const f of set) f();
   };
 
-  async function connect(): Promise<void> {
-    const c = new pg.Client({ connectionString: url });
-    c.on('notification', (n) => {
-      const set = waiting.get(n.payload ?? '');
+  const listener = await listen({
+    url,
+    channel: 'admp_inbox',
+    onNotify: (agentId) => {
+      const set = waiting.get(agentId);
       if (set) for (const f of set) f();
-    });
-    c.on('error', (err) => {
+    },
+    onError: (err) => {
       onError(err);
-      client = undefined;
       // Pollers wake and look for themselves; they re-arm on the new connection.
       wakeAll();
-      if (!closed) setTimeout(() => void connect().catch(onError), 1000).unref();
-    });
-    await c.connect();
-    await c.query('LISTEN admp_inbox');
-    client = c;
-  }
-  await connect();
+    },
+  });
 
   return {
     get closed() {
@@ -69,7 +63,7 @@ export async function createInboxWaiter(url: string, onError: (err: Error) => vo
     async close() {
       closed = true;
       wakeAll();
-      await client?.end().catch(() => undefined);
+      await listener.close();
     },
   };
 }

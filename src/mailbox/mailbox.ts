@@ -1,21 +1,27 @@
-// The agent-facing operations, shared by the HTTP routes (and later by other
-// adapters): send, pull with a lease (long poll), reply. Pure orchestration over
-// the directory, the enqueue path, the claim path and the inbox waiter.
+// The agent-facing operations, the only way every interface (HTTP routes, and the
+// adapters to come) reaches an agent's mail: send, pull with a lease (long poll),
+// ack, nack/extend, reply, status, depth, dead letters, redrive. Orchestration over
+// the directory, the enqueue batcher, the claim path and the inbox waiter.
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
 import { fingerprint } from '../core/fingerprint.js';
 import { inTransaction } from '../db/pool.js';
-import { ack, claim } from '../db/claim.js';
-import { enqueueRows } from '../db/enqueue.js';
+import { ack, claim, nack } from '../db/claim.js';
+import { inboxDepth, listDead, messageFor, redrive } from '../db/status.js';
 import { lockForReply, recordReply } from '../db/reply.js';
-import {
-  type Claimed,
-  type EnqueueResult,
-  type LeaseOutcome,
-  type LeaseRef,
-  type NewMessage,
+import { enqueueRows } from '../db/enqueue.js';
+import type {
+  Claimed,
+  EnqueueResult,
+  LeaseOutcome,
+  LeaseRef,
+  MessageRow,
+  MessageStatus,
+  NewMessage,
+  PulledRow,
 } from '../db/message-row.js';
+import type { Envelope } from '../core/envelope.js';
 import type { Directory, Recipient } from './directory.js';
 import type { Enqueuer } from './batcher.js';
 import type { InboxWaiter } from './inbox-waiter.js';
@@ -28,13 +34,21 @@ export interface Caller {
   readonly address: string;
 }
 
-export interface Outgoing {
-  type: string;
-  subject?: string;
-  body: unknown;
-  correlation_id?: string;
-  ttl_sec?: number;
-  idempotency_key?: string;
+export type { Claimed, EnqueueResult, LeaseOutcome, LeaseRef, MessageRow, MessageStatus, PulledRow };
+
+/** What an agent sends: the envelope without its recipient, and the caller's idempotency key. */
+export type Outgoing = Omit<Envelope, 'to'> & { idempotency_key?: string };
+
+/** nack: extend the lease by `extend_sec`, or release the message to the inbox after `delay_sec`. */
+export interface NackRequest {
+  extend_sec?: number;
+  delay_sec?: number;
+}
+
+/** A message as its sender or recipient sees it, with the recipient's address. */
+export interface MessageView {
+  row: MessageRow;
+  to: string;
 }
 
 export interface PullOptions {
@@ -51,7 +65,27 @@ export interface Mailbox {
   pull(caller: Caller, opts: PullOptions): Promise<Claimed>;
   /** Acks a batch of leases; each one's outcome by message id. */
   ack(caller: Caller, refs: readonly LeaseRef[]): Promise<Map<string, LeaseOutcome>>;
+  /** Extends a lease or releases the message; a message whose attempts are spent goes dead. */
+  nack(caller: Caller, ref: LeaseRef, req: NackRequest): Promise<{ status: MessageStatus; lease_until: Date | null }>;
   reply(caller: Caller, originalId: string, msg: Outgoing & { lease_id?: string }): Promise<EnqueueResult>;
+  /** A message the caller sent or received. */
+  status(caller: Caller, id: string): Promise<MessageView>;
+  depth(caller: Caller): Promise<Record<MessageStatus, number>>;
+  deadLetters(caller: Caller, limit: number, before?: string): Promise<MessageRow[]>;
+  /** Requeues dead letters (the given ids, or all); returns the ids requeued. */
+  redrive(caller: Caller, ids: readonly string[] | 'all'): Promise<string[]>;
+}
+
+/** Why a lease operation on message `id` did not apply, as the error the caller gets. */
+export function leaseError(id: string, outcome: Exclude<LeaseOutcome, 'ok'>): AdmpError {
+  return {
+    not_found: new AdmpError('not_found', `no message ${id}`),
+    forbidden: new AdmpError('forbidden', `message ${id} is not in your inbox`),
+    lease_conflict: new AdmpError(
+      'lease_conflict',
+      `lease is not current for message ${id} (expired and taken by another consumer, or already acked)`,
+    ),
+  }[outcome];
 }
 
 export interface MailboxDeps {
@@ -169,6 +203,36 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, metri
         return outcomes;
       });
     },
+
+    async nack(caller, ref, req) {
+      if (req.extend_sec !== undefined && req.delay_sec !== undefined)
+        throw new AdmpError('bad_request', 'body: give extend_sec or delay_sec, not both', { field: 'body' });
+      const action =
+        req.extend_sec !== undefined
+          ? { kind: 'extend' as const, sec: Math.min(req.extend_sec, config.maxVisibilitySec) }
+          : { kind: 'release' as const, delaySec: req.delay_sec ?? 0 };
+      const r = await nack(pool, caller.agentId, ref, action, config.maxAttempts);
+      if (r.outcome !== 'ok') throw leaseError(ref.id, r.outcome);
+      if (r.status === 'dead') metrics?.dead.inc({ reason: 'max_attempts' });
+      return { status: r.status!, lease_until: r.lease_until ?? null };
+    },
+
+    async status(caller, id) {
+      const row = await messageFor(pool, id, caller.agentId, caller.address);
+      if (!row) throw new AdmpError('not_found', `no message ${id}`);
+      if (row === 'forbidden') throw new AdmpError('forbidden', `message ${id} is neither from you nor to you`);
+      // A remote recipient is stored as its address; a local one as its agent id.
+      const to = row.to_agent_id.includes('@')
+        ? row.to_agent_id
+        : `${row.to_agent_id}@${(await directory.localAgent(row.to_agent_id))?.domain ?? config.domains[0]}`;
+      return { row, to };
+    },
+
+    depth: (caller) => inboxDepth(pool, caller.agentId),
+
+    deadLetters: (caller, limit, before) => listDead(pool, caller.agentId, limit, before),
+
+    redrive: (caller, ids) => redrive(pool, caller.agentId, ids),
 
     async reply(caller, originalId, msg) {
       let channel: NewMessage['channel'] = 'http';

@@ -3,7 +3,7 @@
 // `timeout`. Pure: the clock and the random source are arguments.
 import { retryDelayMs } from './backoff.js';
 import type { RelayOutcome } from './relay-answer.js';
-import type { Outcome } from '../db/outbound.js';
+import type { Outcome } from '../mailbox/outbound-queue.js';
 
 export interface RetryPolicy {
   readonly backoffMs: number;

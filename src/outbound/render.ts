@@ -4,8 +4,9 @@
 // agents domain>`, so a delivery report names the message it is about wherever it
 // lands (BOUNCE_LOCAL in src/ingress/pipeline.ts reads it back).
 import { parseAddress } from '../core/address.js';
-import { buildSignedMessage, type AgentEnvelope, type SigningKey } from '../mail/signed-message.js';
-import type { OutboundRow } from '../db/outbound.js';
+import { buildSignedMessage, type SigningKey } from '../mail/signed-message.js';
+import type { Envelope } from '../core/envelope.js';
+import type { OutboundRow } from '../mailbox/outbound-queue.js';
 
 export const bounceAddress = (messageId: string, sender: string): string =>
   `admp-bounce+${messageId}@${parseAddress(sender, 'from').domain}`;
@@ -15,7 +16,7 @@ export const bounceAddress = (messageId: string, sender: string): string =>
  * the same time everywhere. Without a correlation id the message's own id is sent, as a
  * local reply would use it: the partner's reply then names the message it answers.
  */
-export function outboundEnvelope(row: OutboundRow, nowSec: number): AgentEnvelope {
+export function outboundEnvelope(row: OutboundRow, nowSec: number): Envelope {
   return {
     to: row.to_agent_id,
     type: row.type,

@@ -15,8 +15,8 @@ import type { Directory } from '../mailbox/directory.js';
 import { tryParseAddress } from '../core/address.js';
 import { allowList, isAllowed } from '../core/cidr.js';
 import { cachedResolver, type Resolver } from '../ingress/domain-auth.js';
-import { BOUNCE_LOCAL, type IngestFacts, type Pipeline } from '../ingress/pipeline.js';
-import { summarizeIngest } from '../ingress/summary.js';
+import { BOUNCE_LOCAL } from '../ingress/reports.js';
+import type { Ingest } from '../ingress/ingest.js';
 import { createClientLimits, type ClientLimits } from './client-limits.js';
 import { readProxyHeader } from './proxy-header.js';
 import { watchTlsFiles } from './tls-files.js';
@@ -25,7 +25,7 @@ import { verifyMail, withoutOurAuthResults } from './authenticate.js';
 export interface SmtpEdgeDeps {
   readonly config: Config;
   readonly log: Logger;
-  readonly pipeline: Pipeline;
+  readonly ingest: Ingest;
   readonly directory: Directory;
   /** DNS of the configured servers (ADMP_DNS_SERVERS) for SPF, DKIM, DMARC and ARC. */
   readonly dnsResolve: Resolver;
@@ -56,7 +56,7 @@ export type RefusalReason =
   | 'too_large'
   | 'bad_proxy_header';
 
-export function createSmtpEdge({ config, log, pipeline, directory, dnsResolve, metrics }: SmtpEdgeDeps): SmtpEdge {
+export function createSmtpEdge({ config, log, ingest, directory, dnsResolve, metrics }: SmtpEdgeDeps): SmtpEdge {
   const hostname = config.smtpHostname || osHostname();
   const tls =
     config.smtpTlsCert || config.smtpTlsKey ? watchTlsFiles(config.smtpTlsCert, config.smtpTlsKey, log) : undefined;
@@ -185,10 +185,6 @@ export function createSmtpEdge({ config, log, pipeline, directory, dnsResolve, m
   async function deliver(data: Buffer, session: SMTPServerSession): Promise<string> {
     const recipients = session.envelope.rcptTo.map((r) => r.address);
     const envelopeFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-    const started = performance.now();
-    const facts: IngestFacts = {};
-    const summarize = (results: Parameters<typeof summarizeIngest>[2]['results']) =>
-      summarizeIngest(log, metrics, { road: 'smtp', queueId: session.id, facts, results, started });
     try {
       const verdicts = await verifyMail(
         data,
@@ -197,7 +193,7 @@ export function createSmtpEdge({ config, log, pipeline, directory, dnsResolve, m
       );
       const trace = `${verdicts.headers}${received(session, hostname, recipients[0] ?? '')}`;
       const raw = Buffer.concat([Buffer.from(trace, 'utf8'), withoutOurAuthResults(data, hostname)]);
-      const results = await pipeline.ingest(
+      const results = await ingest.ingest(
         {
           road: 'smtp',
           raw,
@@ -207,9 +203,8 @@ export function createSmtpEdge({ config, log, pipeline, directory, dnsResolve, m
           clientIp: session.remoteAddress,
           queueId: session.id,
         },
-        { atomic: true, facts },
+        { atomic: true },
       );
-      summarize(results);
       const [r] = results;
       if (!r) throw new AdmpError('internal', 'no recipient');
       if (r.kind === 'stored') return `2.6.0 <${r.recipient}> stored as ${r.id}${r.duplicate ? ' (duplicate)' : ''}`;
@@ -218,9 +213,7 @@ export function createSmtpEdge({ config, log, pipeline, directory, dnsResolve, m
     } catch (err) {
       if (err instanceof Error && 'responseCode' in err) throw err;
       log.error({ err, event: 'ingest', road: 'smtp' }, 'ingest failed');
-      const error = toAdmpError(err);
-      summarize(recipients.map((recipient) => ({ recipient, kind: 'tempfail' as const, error })));
-      throw fromError(error);
+      throw fromError(toAdmpError(err));
     }
   }
 

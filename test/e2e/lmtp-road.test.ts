@@ -37,7 +37,7 @@ test('LMTP road: Postfix + rspamd milter (Authentication-Results) + transport lm
   const lmtp = createLmtpServer({
     config: api.config,
     log: createLogger('silent'),
-    pipeline: api.core.pipeline,
+    ingest: api.core.ingest,
     directory: api.core.directory,
   });
   await new Promise<void>((ok) => lmtp.listen(0, '127.0.0.1', ok));

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
-import { wire } from '../../src/server.js';
+import { wire } from '../../src/app/server.js';
 import { loadSigningKey, PUBLISH_DELAY_SEC } from '../../src/keys/key-files.js';
 import { createTestDatabase } from '../helpers/db.js';
 

@@ -130,7 +130,7 @@ export async function startOrg(spec: OrgSpec, rspamd: TestRspamd): Promise<Org> 
     lmtp = createLmtpServer({
       config: api.config,
       log: createLogger('silent'),
-      pipeline: api.core.pipeline,
+      ingest: api.core.ingest,
       directory: api.core.directory,
     });
     await new Promise<void>((ok, fail) => {

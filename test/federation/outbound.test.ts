@@ -13,7 +13,8 @@ import { givePrivateKey } from '../helpers/agent-keys.js';
 import { freePort } from '../helpers/ports.js';
 import { outcome, verifyEml } from '../signature/verify-eml.js';
 import { createKeyResolver } from '../../src/keys/resolver.js';
-import { BOUNCE_LOCAL } from '../../src/ingress/pipeline.js';
+import { BOUNCE_LOCAL } from '../../src/ingress/reports.js';
+import { createOutboundQueue } from '../../src/mailbox/outbound-queue.js';
 import { createRelay } from '../../src/outbound/relay.js';
 import { startOutboundWorker } from '../../src/outbound/worker.js';
 import { retryDelayMs, MAX_BACKOFF_MS } from '../../src/outbound/backoff.js';
@@ -157,7 +158,7 @@ test('accepted by the relay: sent, signed by the agent, VERP return path and DSN
   assert.equal(outcome(verified), 'ok');
   assert.equal(verified.ok && verified.kid, s.kid);
 
-  const [r] = await s.api.core.pipeline.ingest(
+  const [r] = await s.api.core.ingest.ingest(
     {
       road: 'lmtp',
       raw: deliveryReport(mail.from, `${id}@agents.test`, 'delivered', '2.0.0', '250 2.6.0 stored'),
@@ -266,8 +267,8 @@ test('without a private key file the message waits (deferred) and goes once the 
 test('several worker instances on one queue submit each message exactly once', async (t) => {
   const s = await setup(t);
   const second = startOutboundWorker({
-    pool: s.api.db.pool,
-    url: s.api.db.url,
+    queue: createOutboundQueue(s.api.db.pool, s.api.db.url, s.api.config),
+    listen: true,
     config: s.api.config,
     log: createLogger('silent'),
     relay: createRelay(s.api.config),

@@ -1,6 +1,7 @@
 // Signed agent mail for tests, made by the same code path partners and `admp sign` use.
 import { randomBytes } from 'node:crypto';
-import { buildSignedMessage, type AgentEnvelope } from '../../src/mail/signed-message.js';
+import { buildSignedMessage } from '../../src/mail/signed-message.js';
+import type { Envelope } from '../../src/core/envelope.js';
 import { publicKeyFromSeed } from '../../src/core/signature.js';
 import { pinPartnerKey, insertLocalKey } from '../../src/db/keys.js';
 import type pg from 'pg';
@@ -28,7 +29,7 @@ export async function trust(pool: pg.Pool, s: TestSigner, as: 'pinned' | 'local'
 
 export async function agentMail(
   s: TestSigner,
-  envelope: AgentEnvelope,
+  envelope: Envelope,
   opts: { now?: number; messageId?: string } = {},
 ): Promise<Buffer> {
   return (await buildSignedMessage(envelope, s, opts)).eml;

@@ -2,7 +2,7 @@
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { addAgent } from '../../src/db/agents.js';
-import { wire, type Core, type WireOptions } from '../../src/server.js';
+import { wire, type Core, type WireOptions } from '../../src/app/server.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
 export interface TestAgent {

@@ -19,7 +19,7 @@ async function setup(t: { after(fn: () => Promise<void>): void }, env: Record<st
   const server = createLmtpServer({
     config: api.config,
     log: createLogger('silent'),
-    pipeline: api.core.pipeline,
+    ingest: api.core.ingest,
     directory: api.core.directory,
   });
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));

@@ -6,12 +6,12 @@ import { publicKeyFromSeed } from '../../src/core/signature.js';
 import {
   findValidKey,
   insertLocalKey,
-  keyState,
   listAllKeys,
   listValidKeys,
   pinPartnerKey,
   revokeKey,
 } from '../../src/db/keys.js';
+import { keyState } from '../../src/keys/key-state.js';
 import { chainResolvers, databaseKeys } from '../../src/keys/resolver.js';
 import { AdmpError } from '../../src/errors.js';
 import { createTestDatabase } from '../helpers/db.js';

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { requireBinaries } from '../helpers/requires.js';
 import { createTestCa } from '../helpers/test-ca.js';
-import { runChecks } from '../../src/ops/doctor/report.js';
-import { standaloneChecks } from '../../src/ops/doctor/standalone.js';
+import { runChecks } from '../../src/doctor/report.js';
+import { standaloneChecks } from '../../src/doctor/standalone.js';
 import { AGENTS } from '../e2e/partner.js';
 import { EDGE_HOST, startEdgeWorld } from '../smtp/world.js';
 

@@ -19,11 +19,11 @@ import { freePort } from '../helpers/ports.js';
 import { signer } from '../helpers/agent-mail.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
-import { startServer } from '../../src/server.js';
+import { startServer } from '../../src/app/server.js';
 import { addAgent } from '../../src/db/agents.js';
 import { insertLocalKey, listValidKeys } from '../../src/db/keys.js';
 import { agentKeyTxtRecords } from '../../src/keys/dns.js';
-import { doctor, type DoctorFlags } from '../../src/ops/doctor/doctor.js';
+import { doctor, type DoctorFlags } from '../../src/doctor/doctor.js';
 
 const run = promisify(execFile);
 const REPO = join(import.meta.dirname, '..', '..');

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
-import { wire, type Core } from '../../src/server.js';
+import { wire, type Core } from '../../src/app/server.js';
 import { addAgent } from '../../src/db/agents.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { sample } from './scrape.js';

@@ -7,7 +7,7 @@ import { createHmac } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
-import { wire } from '../../src/server.js';
+import { wire } from '../../src/app/server.js';
 import { addAgent } from '../../src/db/agents.js';
 import { hmacBase } from '../../src/http/auth.js';
 import { createTestDatabase } from '../helpers/db.js';

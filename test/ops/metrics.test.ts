@@ -9,8 +9,9 @@ import { agentMail, signer, trust } from '../helpers/agent-mail.js';
 import { startDns } from '../helpers/dns.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { LOOPBACK_ALLOWED, loopbackLookup, startJwksServer } from '../keys/loopback.js';
-import { refreshQueueGauges } from '../../src/ops/inbox-depth.js';
-import { startServer } from '../../src/server.js';
+import { refreshQueueGauges } from '../../src/jobs/queue-gauges.js';
+import { createHousekeeping } from '../../src/mailbox/housekeeping.js';
+import { startServer } from '../../src/app/server.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/metrics.js';
@@ -141,7 +142,7 @@ test('the API, the ingress roads and key discovery are counted; the queue gauges
     503,
   );
 
-  await refreshQueueGauges(api.db.pool, api.core.metrics);
+  await refreshQueueGauges(createHousekeeping(api.db.pool, api.config.maxAttempts), api.core.metrics);
   const text = await scrape(api);
   const expect = (name: string, labels: Record<string, string>, value: number) =>
     assert.equal(
@@ -193,13 +194,13 @@ test('admp_inbox_depth names only the deepest inboxes, and forgets an agent that
       });
     }
   }
-  await refreshQueueGauges(api.db.pool, api.core.metrics, 2);
+  await refreshQueueGauges(createHousekeeping(api.db.pool, api.config.maxAttempts), api.core.metrics, 2);
   let text = await scrape(api);
   assert.equal(sample(text, 'admp_inbox_depth', { agent: 'd3' }), 3);
   assert.equal(sample(text, 'admp_inbox_depth', { agent: 'd2' }), 2);
   assert.equal(sample(text, 'admp_inbox_depth', { agent: 'd1' }), undefined, 'only the top 2');
   await api.db.pool.query("UPDATE message SET status = 'acked', acked_at = now() WHERE to_agent_id = 'd3'");
-  await refreshQueueGauges(api.db.pool, api.core.metrics, 2);
+  await refreshQueueGauges(createHousekeeping(api.db.pool, api.config.maxAttempts), api.core.metrics, 2);
   text = await scrape(api);
   assert.equal(sample(text, 'admp_inbox_depth', { agent: 'd3' }), undefined, 'an emptied inbox leaves the list');
   assert.equal(sample(text, 'admp_inbox_depth', { agent: 'd1' }), 1);

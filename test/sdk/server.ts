@@ -3,7 +3,7 @@
 // of it that misbehaves on cue (rate limits, a lost answer).
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { startTestApi, type TestApi } from '../helpers/api.js';
-import { wire, type Core } from '../../src/server.js';
+import { wire, type Core } from '../../src/app/server.js';
 import { createLogger } from '../../src/log.js';
 
 export interface SdkServer {

@@ -12,7 +12,8 @@ import {
   type KeyLookup,
   type VerifyResult,
 } from '../../src/core/signature.js';
-import { buildSignedMessage, type AgentEnvelope } from '../../src/mail/signed-message.js';
+import { buildSignedMessage } from '../../src/mail/signed-message.js';
+import type { Envelope } from '../../src/core/envelope.js';
 import { outcome as failure, verifyEml } from './verify-eml.js';
 
 const NOW = 1767225600;
@@ -38,7 +39,7 @@ const table =
     return k ? { status: 'found', key: k } : { status: 'not_found' };
   };
 
-const envelope: AgentEnvelope = {
+const envelope: Envelope = {
   to: BOB,
   type: 'task.request',
   subject: 'Grüße: the quarterly numbers, please',
@@ -46,7 +47,7 @@ const envelope: AgentEnvelope = {
   correlation_id: 'c-1',
 };
 
-async function sign(env: AgentEnvelope = envelope, impl: 'node' | 'noble' = 'node'): Promise<string> {
+async function sign(env: Envelope = envelope, impl: 'node' | 'noble' = 'node'): Promise<string> {
   return (await buildSignedMessage(env, { agent: ALICE, kid: KID, seed }, { now: NOW, impl })).eml.toString('utf8');
 }
 

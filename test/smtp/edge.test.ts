@@ -10,7 +10,7 @@ import { sealMessage } from 'mailauth';
 import { requireBinaries } from '../helpers/requires.js';
 import { createTestCa } from '../helpers/test-ca.js';
 import { dkimKey } from '../helpers/mail.js';
-import { closeLmtp } from '../../src/ops/shutdown.js';
+import { closeLmtp } from '../../src/app/shutdown.js';
 import { withoutOurAuthResults } from '../../src/smtp/authenticate.js';
 import { AGENTS, PARTNER } from '../e2e/partner.js';
 import { EDGE_HOST, rawSession, startEdgeWorld } from './world.js';

@@ -34,7 +34,7 @@ export async function startEdgeWorld(t: TestContext, env: Record<string, string>
       const edge = createSmtpEdge({
         config: { ...world.api.config, ...settings },
         log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'),
-        pipeline: world.api.core.pipeline,
+        ingest: world.api.core.ingest,
         directory: world.api.core.directory,
         dnsResolve: world.api.core.dnsResolve,
         metrics: world.api.core.metrics,

@@ -1,12 +1,11 @@
 // Liveness and readiness. /readyz is ready only when the database answers and
 // every migration on disk has been applied.
 import type { FastifyPluginAsync } from 'fastify';
-import type pg from 'pg';
 import { Type } from '@sinclair/typebox';
-import { pendingMigrations } from '../../db/migrate.js';
+import type { Admin } from '../../admin/admin.js';
 
 export const healthRoutes =
-  (pool: pg.Pool): FastifyPluginAsync =>
+  (admin: Pick<Admin, 'pendingMigrations'>): FastifyPluginAsync =>
   async (app) => {
     app.get('/healthz', { schema: { response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({
       status: 'ok',
@@ -17,7 +16,7 @@ export const healthRoutes =
     };
     app.get('/readyz', { schema: { response: readiness } }, async (req, reply) => {
       try {
-        const pending = await pendingMigrations(pool);
+        const pending = await admin.pendingMigrations();
         if (pending.length > 0)
           return reply.status(503).send({ status: 'not_ready', reason: `pending migrations: ${pending.join(', ')}` });
         return { status: 'ready' };

@@ -1,15 +1,14 @@
 // Pull with a lease (long poll), inbox depth, dead letters and redrive.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AdmpError } from '../../errors.js';
-import { inboxDepth, listDead, redrive } from '../../db/status.js';
 import { DeadList, DeadQuery, InboxDepth, PullBody, PullResponse, RedriveBody, RedriveResponse } from '../schemas.js';
 import { presentAcks, presentPulled, presentStatus } from '../present.js';
-import type { ApiDeps } from '../app.js';
+import type { ApiDeps } from '../deps.js';
 
 export const inboxRoutes =
   (deps: ApiDeps): FastifyPluginAsyncTypebox =>
   async (app) => {
-    const { pool, mailbox } = deps;
+    const { mailbox } = deps;
 
     app.post('/v1/inbox/pull', { schema: { body: PullBody, response: { 200: PullResponse } } }, async (req) => {
       const c = req.caller!;
@@ -31,12 +30,12 @@ export const inboxRoutes =
 
     app.get('/v1/inbox', { schema: { response: { 200: InboxDepth } } }, async (req) => {
       const c = req.caller!;
-      return { agent: c.address, depth: await inboxDepth(pool, c.agentId) };
+      return { agent: c.address, depth: await mailbox.depth(c) };
     });
 
     app.get('/v1/dead', { schema: { querystring: DeadQuery, response: { 200: DeadList } } }, async (req) => {
       const c = req.caller!;
-      const rows = await listDead(pool, c.agentId, Number(req.query.limit), req.query.before);
+      const rows = await mailbox.deadLetters(c, Number(req.query.limit), req.query.before);
       return { messages: rows.map((m) => ({ ...presentStatus(m, c.address), body: m.body })) };
     });
 
@@ -44,6 +43,6 @@ export const inboxRoutes =
       const { ids, all } = req.body;
       if ((ids === undefined) === (all !== true))
         throw new AdmpError('bad_request', 'body: give either ids or "all": true', { field: 'body' });
-      return { redriven: await redrive(pool, req.caller!.agentId, ids ?? 'all') };
+      return { redriven: await mailbox.redrive(req.caller!, ids ?? 'all') };
     });
   };

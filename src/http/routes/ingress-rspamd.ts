@@ -6,11 +6,9 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Config } from '../../config.js';
-import { AdmpError, httpErrorBody, smtpReplyText, toAdmpError } from '../../errors.js';
+import { AdmpError, httpErrorBody, smtpReplyText } from '../../errors.js';
 import { fromRspamd } from '../../ingress/domain-auth.js';
-import type { IngestFacts, Pipeline, RecipientResult } from '../../ingress/pipeline.js';
-import { summarizeIngest } from '../../ingress/summary.js';
-import type { Metrics } from '../../metrics.js';
+import type { Ingest, RecipientResult } from '../../ingress/ingest.js';
 import { Type } from '@sinclair/typebox';
 import { errorBody } from '../openapi.js';
 
@@ -62,7 +60,7 @@ export function rspamdAnswer(results: readonly RecipientResult[]): { status: 200
 }
 
 export const rspamdIngressRoutes =
-  (config: Config, pipeline: Pipeline, metrics?: Metrics): FastifyPluginAsync =>
+  (config: Config, ingest: Ingest): FastifyPluginAsync =>
   async (app) => {
     app.addContentTypeParser(
       ['message/rfc822', 'application/octet-stream'],
@@ -87,45 +85,19 @@ export const rspamdIngressRoutes =
           .filter(Boolean);
         if (recipients.length === 0) throw new AdmpError('bad_request', 'X-Envelope-To names no recipient');
 
-        const started = performance.now();
-        const facts: IngestFacts = {};
-        const queueId = header(req, 'x-rspamd-queue-id');
-        let timer: NodeJS.Timeout | undefined;
-        const budget = new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new AdmpError('timeout', 'ingress took too long; try again later')),
-            config.ingressBudgetMs,
-          );
-        });
-        // A message stored after the budget ran out is deduplicated when the sender retries.
-        const answered = Promise.race([
-          pipeline.ingest(
-            {
-              road: 'rspamd',
-              raw,
-              envelopeFrom: header(req, 'x-envelope-from') ?? '',
-              recipients,
-              trusted: fromRspamd(header(req, 'x-rspamd-auth')),
-              saslUser: header(req, 'x-rspamd-user'),
-              clientIp: header(req, 'x-rspamd-client-ip'),
-              queueId,
-            },
-            { atomic: true, facts },
-          ),
-          budget,
-        ]).finally(() => clearTimeout(timer));
-        const results: RecipientResult[] = await answered.catch((err: unknown) => {
-          const error = toAdmpError(err);
-          summarizeIngest(req.log, metrics, {
+        const results = await ingest.ingest(
+          {
             road: 'rspamd',
-            queueId,
-            facts,
-            results: recipients.map((recipient) => ({ recipient, kind: 'tempfail', error })),
-            started,
-          });
-          throw error;
-        });
-        summarizeIngest(req.log, metrics, { road: 'rspamd', queueId, facts, results, started });
+            raw,
+            envelopeFrom: header(req, 'x-envelope-from') ?? '',
+            recipients,
+            trusted: fromRspamd(header(req, 'x-rspamd-auth')),
+            saslUser: header(req, 'x-rspamd-user'),
+            clientIp: header(req, 'x-rspamd-client-ip'),
+            queueId: header(req, 'x-rspamd-queue-id'),
+          },
+          { atomic: true, log: req.log },
+        );
         const answer = rspamdAnswer(results);
         return reply.status(answer.status).send(answer.body);
       },

@@ -1,9 +1,6 @@
 // Send, status, ack (single and batch), nack/extend, reply.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { AdmpError } from '../../errors.js';
-import { messageFor } from '../../db/status.js';
-import { nack } from '../../db/claim.js';
-import { type LeaseOutcome } from '../../db/message-row.js';
+import { leaseError } from '../../mailbox/mailbox.js';
 import {
   BatchAckBody,
   BatchAckResponse,
@@ -19,22 +16,12 @@ import {
   NackResponse,
 } from '../schemas.js';
 import { presentAcks, presentStatus } from '../present.js';
-import type { ApiDeps } from '../app.js';
-
-const leaseError = (id: string, outcome: Exclude<LeaseOutcome, 'ok'>): AdmpError =>
-  ({
-    not_found: new AdmpError('not_found', `no message ${id}`),
-    forbidden: new AdmpError('forbidden', `message ${id} is not in your inbox`),
-    lease_conflict: new AdmpError(
-      'lease_conflict',
-      `lease is not current for message ${id} (expired and taken by another consumer, or already acked)`,
-    ),
-  })[outcome];
+import type { ApiDeps } from '../deps.js';
 
 export const messageRoutes =
   (deps: ApiDeps): FastifyPluginAsyncTypebox =>
   async (app) => {
-    const { pool, config, mailbox, directory, metrics } = deps;
+    const { mailbox } = deps;
 
     app.post(
       '/v1/messages',
@@ -54,16 +41,9 @@ export const messageRoutes =
     );
 
     app.get('/v1/messages/:id', { schema: { params: IdParams, response: { 200: MessageStatusView } } }, async (req) => {
-      const c = req.caller!;
       req.summary = { message_id: req.params.id };
-      const m = await messageFor(pool, req.params.id, c.agentId, c.address);
-      if (!m) throw new AdmpError('not_found', `no message ${req.params.id}`);
-      if (m === 'forbidden')
-        throw new AdmpError('forbidden', `message ${req.params.id} is neither from you nor to you`);
-      const to = m.to_agent_id.includes('@')
-        ? m.to_agent_id
-        : `${m.to_agent_id}@${(await directory.localAgent(m.to_agent_id))?.domain ?? config.domains[0]}`;
-      return presentStatus(m, to);
+      const { row, to } = await mailbox.status(req.caller!, req.params.id);
+      return presentStatus(row, to);
     });
 
     app.post(
@@ -91,18 +71,10 @@ export const messageRoutes =
       '/v1/messages/:id/nack',
       { schema: { params: IdParams, body: NackBody, response: { 200: NackResponse } } },
       async (req) => {
-        const { lease_id, extend_sec, delay_sec } = req.body;
-        if (extend_sec !== undefined && delay_sec !== undefined)
-          throw new AdmpError('bad_request', 'body: give extend_sec or delay_sec, not both', { field: 'body' });
-        const action =
-          extend_sec !== undefined
-            ? { kind: 'extend' as const, sec: Math.min(extend_sec, config.maxVisibilitySec) }
-            : { kind: 'release' as const, delaySec: delay_sec ?? 0 };
+        const { lease_id, ...request } = req.body;
         req.summary = { message_id: req.params.id };
-        const r = await nack(pool, req.caller!.agentId, { id: req.params.id, lease_id }, action, config.maxAttempts);
-        if (r.outcome !== 'ok') throw leaseError(req.params.id, r.outcome);
-        if (r.status === 'dead') metrics?.dead.inc({ reason: 'max_attempts' });
-        return { id: req.params.id, status: r.status!, lease_until: r.lease_until?.toISOString() ?? null };
+        const r = await mailbox.nack(req.caller!, { id: req.params.id, lease_id }, request);
+        return { id: req.params.id, status: r.status, lease_until: r.lease_until?.toISOString() ?? null };
       },
     );
 

@@ -1,9 +1,8 @@
 // Our agents' public keys as a JWK Set at /.well-known/agent-keys.json, which
 // partners fetch to verify our agents' signatures (docs/protocol.md §Keys).
 import type { FastifyPluginAsync } from 'fastify';
-import type pg from 'pg';
 import { Type } from '@sinclair/typebox';
-import { listValidKeys } from '../../db/keys.js';
+import type { Admin } from '../../admin/admin.js';
 import { JWKS_PATH, ourJwks } from '../../keys/jwks.js';
 
 // Partners cache the set; a short max-age keeps rotations visible quickly.
@@ -27,10 +26,10 @@ const AgentKeySet = Type.Object(
 );
 
 export const wellKnownRoutes =
-  (pool: pg.Pool): FastifyPluginAsync =>
+  (admin: Pick<Admin, 'validKeys'>): FastifyPluginAsync =>
   async (app) => {
     app.get(JWKS_PATH, { schema: { response: { 200: AgentKeySet } } }, async (_req, reply) => {
-      const rows = await listValidKeys(pool, { source: 'local' }, new Date());
+      const rows = await admin.validKeys({ source: 'local' });
       return reply
         .header('cache-control', `public, max-age=${MAX_AGE_SEC}`)
         .type('application/jwk-set+json')

@@ -3,20 +3,23 @@
 // there are), the whole queue by status, and the age of the oldest deliverable
 // message. Read-only statements, so every instance may run it at once; each
 // instance then reports the same values (dashboards take max() across instances).
-import type pg from 'pg';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { toAdmpError } from '../errors.js';
-import { queueStats } from '../db/queue-stats.js';
-import { startPeriodic, type Job } from '../jobs/periodic.js';
+import type { Housekeeping } from '../mailbox/housekeeping.js';
+import { startPeriodic, type Job } from './periodic.js';
 
 /** How many agents get an admp_inbox_depth series. */
 export const TOP_AGENTS = 50;
 
 const WAITING = ['queued', 'delivered', 'leased'] as const;
 
-export async function refreshQueueGauges(pool: pg.Pool, metrics: Metrics, topAgents = TOP_AGENTS): Promise<void> {
-  const stats = await queueStats(pool, topAgents);
+export async function refreshQueueGauges(
+  housekeeping: Housekeeping,
+  metrics: Metrics,
+  topAgents = TOP_AGENTS,
+): Promise<void> {
+  const stats = await housekeeping.stats(topAgents);
   // Reset first: an agent that left the top list must not keep its last value.
   metrics.inboxDepth.reset();
   for (const r of stats.deepest) metrics.inboxDepth.set({ agent: r.agent }, r.n);
@@ -25,10 +28,10 @@ export async function refreshQueueGauges(pool: pg.Pool, metrics: Metrics, topAge
   metrics.oldestDeliverableSeconds.set(Math.max(0, stats.oldestDeliverableSec ?? 0));
 }
 
-export function startInboxDepthRefresh(pool: pg.Pool, metrics: Metrics, log: Logger, intervalMs: number): Job {
+export function startQueueGauges(housekeeping: Housekeeping, metrics: Metrics, log: Logger, intervalMs: number): Job {
   const run = async () => {
     try {
-      await refreshQueueGauges(pool, metrics);
+      await refreshQueueGauges(housekeeping, metrics);
       metrics.dbUp.set(1);
       metrics.jobRuns.inc({ task: 'inbox_depth', outcome: 'ok' });
     } catch (err) {

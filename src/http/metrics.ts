@@ -6,7 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Registry } from 'prom-client';
-import { parseListen } from '../config.js';
+import type { Listen } from '../config.js';
 
 /** True when `token` is empty (no token asked for) or the Authorization header carries it. */
 export function metricsAuthorized(authorization: string | undefined, token: string): boolean {
@@ -35,8 +35,7 @@ export interface MetricsListener {
 }
 
 /** Serves /metrics (and nothing else) on `listen` (`host:port`, ADMP_METRICS_LISTEN). */
-export async function listenMetrics(registry: Registry, listen: string, token = ''): Promise<MetricsListener> {
-  const { host, port } = parseListen(listen, 'ADMP_METRICS_LISTEN');
+export async function listenMetrics(registry: Registry, { host, port }: Listen, token = ''): Promise<MetricsListener> {
   const server: Server = createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: only GET /metrics is served here\n');

@@ -5,9 +5,9 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { parseEnvFile } from '../../installer/mailcow-checkout.js';
-import { dockerEngine } from '../../installer/docker-engine.js';
-import { MAILCOW_CONF, MAILCOW_ENV } from '../../installer/layout.js';
+import { parseEnvFile } from '../installer/mailcow-checkout.js';
+import { dockerEngine } from '../installer/docker-engine.js';
+import { MAILCOW_CONF, MAILCOW_ENV } from '../installer/layout.js';
 
 const run = promisify(execFile);
 

@@ -4,9 +4,9 @@
 import { readFile } from 'node:fs/promises';
 import { isIP, type LookupFunction } from 'node:net';
 import { Agent } from 'undici';
-import type { Config } from '../../config.js';
-import { parseListen } from '../../config.js';
-import { createPool } from '../../db/pool.js';
+import type { Config } from '../config.js';
+import { parseListen } from '../config.js';
+import { withAdmin } from '../app/open.js';
 import {
   agentKeysTxtCheck,
   bridgeCheck,
@@ -21,7 +21,7 @@ import { roundTripCheck, type DkimKey } from './roundtrip.js';
 import { standaloneChecks } from './standalone.js';
 import { runChecks, type CheckResult } from './report.js';
 import { containerCommand, localCommand, mailcowDkimKey, mailcowProject } from './targets.js';
-import { POSTFIX_SERVICE, RSPAMD_SERVICE } from '../../installer/layout.js';
+import { POSTFIX_SERVICE, RSPAMD_SERVICE } from '../installer/layout.js';
 
 export interface DoctorFlags {
   domain?: string;
@@ -71,71 +71,71 @@ export async function doctor(config: Config, flags: DoctorFlags, deps: DoctorDep
   if (!config.databaseUrl) throw new Error("admp doctor needs DATABASE_URL (the bridge's database)");
   const domain = (flags.domain ?? config.domains[0]!).toLowerCase();
   const project = flags.mailcowDir ? await mailcowProject(flags.mailcowDir) : undefined;
-  const pool = createPool(config.databaseUrl, 2);
-  try {
-    const smtp = parseListen(flags.smtp ?? '127.0.0.1:25', '--smtp');
-    const targets: DoctorTargets = {
-      config,
-      pool,
-      domain,
-      bridgeUrl: flags.bridgeUrl ?? DEFAULT_BRIDGE(config),
-      postfix: project
-        ? { run: await containerCommand(project, POSTFIX_SERVICE), args: [] }
-        : flags.postfixConfigDir
-          ? { run: localCommand, args: ['-c', flags.postfixConfigDir] }
-          : undefined,
-      rspamd: project
-        ? {
-            run: await containerCommand(project, RSPAMD_SERVICE),
-            controller: '127.0.0.1:11334',
-            password: flags.rspamdPassword,
-            symbol: flags.rspamdSymbol ?? 'AGENTS_BRIDGE',
-          }
-        : flags.rspamdController
+  return withAdmin(
+    async (admin) => {
+      const smtp = parseListen(flags.smtp ?? '127.0.0.1:25', '--smtp');
+      const targets: DoctorTargets = {
+        config,
+        admin,
+        domain,
+        bridgeUrl: flags.bridgeUrl ?? DEFAULT_BRIDGE(config),
+        postfix: project
+          ? { run: await containerCommand(project, POSTFIX_SERVICE), args: [] }
+          : flags.postfixConfigDir
+            ? { run: localCommand, args: ['-c', flags.postfixConfigDir] }
+            : undefined,
+        rspamd: project
           ? {
-              run: localCommand,
-              controller: flags.rspamdController,
+              run: await containerCommand(project, RSPAMD_SERVICE),
+              controller: '127.0.0.1:11334',
               password: flags.rspamdPassword,
               symbol: flags.rspamdSymbol ?? 'AGENTS_BRIDGE',
             }
-          : undefined,
-      dispatcher: flags.jwksAddress ? pinnedDispatcher(flags.jwksAddress) : undefined,
-    };
-    const base = [databaseCheck(pool), bridgeCheck(targets.bridgeUrl)];
-    const published = [agentKeysTxtCheck(targets), jwksCheck(targets)];
-    if (flags.standalone) {
-      const edge = /^(.*?)(?::(\d{1,5}))?$/.exec(flags.standalone)!;
+          : flags.rspamdController
+            ? {
+                run: localCommand,
+                controller: flags.rspamdController,
+                password: flags.rspamdPassword,
+                symbol: flags.rspamdSymbol ?? 'AGENTS_BRIDGE',
+              }
+            : undefined,
+        dispatcher: flags.jwksAddress ? pinnedDispatcher(flags.jwksAddress) : undefined,
+      };
+      const base = [databaseCheck(admin), bridgeCheck(targets.bridgeUrl)];
+      const published = [agentKeysTxtCheck(targets), jwksCheck(targets)];
+      if (flags.standalone) {
+        const edge = /^(.*?)(?::(\d{1,5}))?$/.exec(flags.standalone)!;
+        return await runChecks(
+          [
+            ...base,
+            ...standaloneChecks({
+              config,
+              domain,
+              host: edge[1]!,
+              ...(edge[2] ? { port: Number(edge[2]) } : {}),
+              ...(flags.caFile ? { ca: await readFile(flags.caFile, 'utf8') } : {}),
+            }),
+            ...published,
+          ],
+          deps.onResult,
+        );
+      }
       return await runChecks(
         [
           ...base,
-          ...standaloneChecks({
-            config,
-            domain,
-            host: edge[1]!,
-            ...(edge[2] ? { port: Number(edge[2]) } : {}),
-            ...(flags.caFile ? { ca: await readFile(flags.caFile, 'utf8') } : {}),
-          }),
+          postfixCheck(targets),
+          rspamdCheck(targets),
+          mxCheck(targets),
           ...published,
+          roundTripCheck(targets, {
+            smtp,
+            dkim: await dkimFrom(flags, domain, project),
+            timeoutMs: Number(flags.timeout ?? 30) * 1000,
+          }),
         ],
         deps.onResult,
       );
-    }
-    return await runChecks(
-      [
-        ...base,
-        postfixCheck(targets),
-        rspamdCheck(targets),
-        mxCheck(targets),
-        ...published,
-        roundTripCheck(targets, {
-          smtp,
-          dkim: await dkimFrom(flags, domain, project),
-          timeoutMs: Number(flags.timeout ?? 30) * 1000,
-        }),
-      ],
-      deps.onResult,
-    );
-  } finally {
-    await pool.end();
-  }
+    },
+    { ...config, migrateOnStart: false },
+  );
 }

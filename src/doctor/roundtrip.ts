@@ -5,10 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import nodemailer from 'nodemailer';
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
-import { addAgent } from '../../db/agents.js';
-import { insertLocalKey } from '../../db/keys.js';
-import { publicKeyFromSeed } from '../../core/signature.js';
-import { buildSignedMessage } from '../../mail/signed-message.js';
+import { publicKeyFromSeed } from '../core/signature.js';
+import { buildSignedMessage } from '../mail/signed-message.js';
 import { fail, pass, type Check } from './report.js';
 import type { DoctorTargets } from './checks.js';
 
@@ -46,13 +44,11 @@ export function roundTripCheck(t: DoctorTargets, o: RoundTripOptions): Check {
       const seed = randomBytes(32);
       const kid = `doctor-${randomBytes(4).toString('hex')}`;
       const cleanup = async () => {
-        await t.pool.query('DELETE FROM message WHERE to_agent_id = $1 OR from_agent = $2', [id, address]);
-        await t.pool.query('DELETE FROM agent_key WHERE agent = $1', [address]);
-        await t.pool.query('DELETE FROM agent WHERE id = $1', [id]);
+        await t.admin.purgeAgent(id);
       };
       try {
-        await addAgent(t.pool, id, t.domain);
-        await insertLocalKey(t.pool, { agent: address, kid, publicKey: publicKeyFromSeed(seed) });
+        await t.admin.addAgent(id, t.domain);
+        await t.admin.recordLocalKey(address, kid, publicKeyFromSeed(seed));
         const signed = await buildSignedMessage(
           { to: address, type: 'admp.doctor', body: { probe: id } },
           { agent: address, kid, seed },
@@ -79,11 +75,9 @@ export function roundTripCheck(t: DoctorTargets, o: RoundTripOptions): Check {
           );
         }
         for (;;) {
-          const { rows } = await t.pool.query<{ id: string }>('SELECT id FROM message WHERE to_agent_id = $1 LIMIT 1', [
-            id,
-          ]);
-          if (rows[0])
-            return pass(`${response.trim()}; stored as ${rows[0].id} after ${Date.now() - started} ms, then removed`);
+          const stored = await t.admin.anyMessageTo(id);
+          if (stored)
+            return pass(`${response.trim()}; stored as ${stored} after ${Date.now() - started} ms, then removed`);
           if (Date.now() - started > o.timeoutMs) {
             return fail(
               `accepted by the MTA (${response.trim()}) but not stored within ${o.timeoutMs / 1000} s`,

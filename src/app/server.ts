@@ -1,40 +1,45 @@
 // Composition root of `admp serve`: opens the database, wires the core to its
 // adapters, starts listeners and background jobs, and shuts down in order.
 import type { FastifyInstance } from 'fastify';
-import { parseListen, type Config } from './config.js';
-import type { Logger } from './log.js';
-import { openDatabase, type Database } from './db/connect.js';
-import { createDirectory, type Directory } from './mailbox/directory.js';
-import { createEnqueuer, type Enqueuer } from './mailbox/batcher.js';
-import { createInboxWaiter } from './mailbox/inbox-waiter.js';
-import { createMailbox, type Mailbox } from './mailbox/mailbox.js';
-import { createAuthenticator } from './http/auth.js';
-import { buildApp } from './http/app.js';
-import { startSweeper } from './jobs/sweeper.js';
-import { startOutbound } from './outbound/start.js';
 import type { SMTPServer } from 'smtp-server';
-import { findValidKey } from './db/keys.js';
-import { createKeyResolver } from './keys/resolver.js';
-import { configuredResolver } from './keys/dns.js';
-import { createPolicySource, readPolicyFile } from './policy/store.js';
-import { createPipeline, type Pipeline } from './ingress/pipeline.js';
-import type { Resolver } from './ingress/domain-auth.js';
-import { createLmtpServer } from './lmtp/server.js';
-import { createSmtpEdge } from './smtp/edge.js';
-import { createMetrics, type Metrics } from './metrics.js';
-import { startTracing } from './tracing.js';
-import { listenMetrics } from './ops/metrics-http.js';
-import { startInboxDepthRefresh } from './ops/inbox-depth.js';
-import { closeHttp, closeLmtp } from './ops/shutdown.js';
-import { createOperations } from './admin/operations.js';
+import type { Config, Listen } from '../config.js';
+import type { Logger } from '../log.js';
+import { openDatabase, type Database } from '../db/connect.js';
+import { createAdmin, type Admin } from '../admin/admin.js';
+import { createDirectory, type Directory } from '../mailbox/directory.js';
+import { createEnqueuer, type Enqueuer } from '../mailbox/batcher.js';
+import { createInboxWaiter } from '../mailbox/inbox-waiter.js';
+import { createMailbox, type Mailbox } from '../mailbox/mailbox.js';
+import { createCredentials } from '../mailbox/credentials.js';
+import { createHousekeeping } from '../mailbox/housekeeping.js';
+import { createOutboundQueue } from '../mailbox/outbound-queue.js';
+import { createKeyResolver } from '../keys/resolver.js';
+import { configuredResolver } from '../keys/dns.js';
+import { createPolicySource, readPolicyFile } from '../policy/store.js';
+import { createPipeline } from '../ingress/pipeline.js';
+import { createIngest, type Ingest } from '../ingress/ingest.js';
+import { createAuthenticator } from '../http/auth.js';
+import { buildApp } from '../http/app.js';
+import { listenMetrics } from '../http/metrics.js';
+import { createLmtpServer } from '../lmtp/server.js';
+import { startSweeper } from '../jobs/sweeper.js';
+import { startQueueGauges } from '../jobs/queue-gauges.js';
+import { startOutbound } from '../outbound/start.js';
+import { createMetrics, type Metrics } from '../metrics.js';
+import { startTracing } from '../tracing.js';
+import { closeHttp, closeLmtp } from './shutdown.js';
+import type { Resolver } from '../ingress/domain-auth.js';
+import { createSmtpEdge } from '../smtp/edge.js';
+import { createOperations } from '../admin/operations.js';
 
 /** Everything `serve` runs, minus the listeners: what tests drive with app.inject(). */
 export interface Core {
   readonly app: FastifyInstance;
   readonly mailbox: Mailbox;
   readonly directory: Directory;
+  readonly admin: Admin;
   readonly enqueuer: Enqueuer;
-  readonly pipeline: Pipeline;
+  readonly ingest: Ingest;
   readonly metrics: Metrics;
   /** DNS of the configured servers (ADMP_DNS_SERVERS), as mailauth and the pipeline ask it. */
   readonly dnsResolve: Resolver;
@@ -62,12 +67,10 @@ export async function wire(
   const mailEnqueuer = createEnqueuer(db.pool, { metrics, fillWaitMs: config.ingestBatchWaitMs });
   const directory = createDirectory(db.pool, config);
   const mailbox = createMailbox({ pool: db.pool, config, directory, enqueuer, waiter, metrics });
-  const auth = createAuthenticator(db.pool, config, async (domain, kid, agent) => {
-    const key = await findValidKey(db.pool, domain, kid, new Date());
-    return key && key.source === 'local' && key.agent === agent ? key.publicKey : undefined;
-  });
   const policy = createPolicySource(db.pool, policyFile);
   const operations = createOperations(db.pool, config, policy);
+  const admin = createAdmin(db.pool, config);
+  const auth = createAuthenticator(createCredentials(db.pool), config);
   const dns = configuredResolver({ servers: config.dnsServers, timeoutMs: config.dnsTimeoutMs });
   const dnsResolve: Resolver = (name, rrtype) => dns.resolve(name, rrtype) as Promise<string[] | string[][]>;
   const pipeline = createPipeline({
@@ -80,16 +83,19 @@ export async function wire(
     resolveKey: createKeyResolver(config, { db: db.pool, metrics, ...options.keyDeps }),
     dnsResolve,
   });
-  const app = buildApp({ config, pool: db.pool, log, mailbox, directory, auth, pipeline, metrics, operations });
-  const sweeper = startSweeper(db.pool, log, config.reclaimIntervalMs, config.maxAttempts, metrics);
-  const gauges = startInboxDepthRefresh(db.pool, metrics, log, config.metricsRefreshMs);
-  const outbound = startOutbound(config, db, log, metrics);
+  const ingest = createIngest({ pipeline, budgetMs: config.ingressBudgetMs, log, metrics });
+  const app = buildApp({ config, admin, operations, log, mailbox, auth, ingest, metrics });
+  const housekeeping = createHousekeeping(db.pool, config.maxAttempts);
+  const sweeper = startSweeper(housekeeping, log, config.reclaimIntervalMs, metrics);
+  const gauges = startQueueGauges(housekeeping, metrics, log, config.metricsRefreshMs);
+  const outbound = startOutbound(config, createOutboundQueue(db.pool, db.url, config), log, metrics);
   return {
     app,
     mailbox,
     directory,
+    admin,
     enqueuer,
-    pipeline,
+    ingest,
     metrics,
     dnsResolve,
     async stop() {
@@ -138,12 +144,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   log.info({ event: 'listening', http: httpUrl }, `agent API listening on ${httpUrl}`);
   const lmtp = config.lmtpListen
     ? await listenLmtp(
-        createLmtpServer({ config, log, pipeline: core.pipeline, directory: core.directory, metrics: core.metrics }),
+        createLmtpServer({ config, log, ingest: core.ingest, directory: core.directory }),
         config.lmtpListen,
       )
     : undefined;
   if (lmtp)
-    log.info({ event: 'listening', lmtp: config.lmtpListen }, `LMTP receiver listening on ${config.lmtpListen}`);
+    log.info(
+      { event: 'listening', lmtp: `${config.lmtpListen!.host}:${config.lmtpListen!.port}` },
+      `LMTP receiver listening on ${config.lmtpListen!.host}:${config.lmtpListen!.port}`,
+    );
   const smtp = config.smtpListen ? await listenSmtpEdge(core, config, log) : undefined;
   return {
     core,
@@ -164,8 +173,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   };
 }
 
-async function listenLmtp(server: SMTPServer, listen: string): Promise<SMTPServer> {
-  const { host, port } = parseListen(listen, 'ADMP_LMTP_LISTEN');
+async function listenLmtp(server: SMTPServer, { host, port }: Listen): Promise<SMTPServer> {
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);
     server.listen(port, host, () => ok());
@@ -174,16 +182,16 @@ async function listenLmtp(server: SMTPServer, listen: string): Promise<SMTPServe
 }
 
 async function listenSmtpEdge(core: Core, config: Config, log: Logger): Promise<SMTPServer> {
-  const { host, port } = parseListen(config.smtpListen, 'ADMP_SMTP_LISTEN');
+  const { host, port } = config.smtpListen!;
   const edge = createSmtpEdge({
     config,
     log,
-    pipeline: core.pipeline,
+    ingest: core.ingest,
     directory: core.directory,
     dnsResolve: core.dnsResolve,
     metrics: core.metrics,
   });
   await edge.listen(port, host);
-  log.info({ event: 'listening', smtp: config.smtpListen }, `SMTP edge listening on ${config.smtpListen}`);
+  log.info({ event: 'listening', smtp: `${host}:${port}` }, `SMTP edge listening on ${host}:${port}`);
   return edge.server;
 }

@@ -5,7 +5,7 @@
 import { Resolver } from 'node:dns/promises';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
-import type { Config } from '../../config.js';
+import type { Config } from '../config.js';
 import { fail, pass, type Check } from './report.js';
 
 export interface StandaloneTargets {

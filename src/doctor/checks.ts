@@ -2,20 +2,18 @@
 // live component (the database, the bridge, Postfix's maps, Rspamd's controller,
 // DNS, the JWKS URL) and compares it with what the configuration says it should be.
 import { Resolver } from 'node:dns/promises';
-import type pg from 'pg';
 import type { Dispatcher } from 'undici';
-import type { Config } from '../../config.js';
-import { pendingMigrations } from '../../db/migrate.js';
-import { listValidKeys } from '../../db/keys.js';
-import { fetchJwks, JWKS_PATH, jwksUrl } from '../../keys/jwks.js';
-import { createTxtResolver, fetchDnsKeys, TXT_LABEL } from '../../keys/dns.js';
-import type { KeySet } from '../../keys/key-set-cache.js';
+import type { Config } from '../config.js';
+import type { Admin } from '../admin/admin.js';
+import { fetchJwks, JWKS_PATH, jwksUrl } from '../keys/jwks.js';
+import { createTxtResolver, fetchDnsKeys, TXT_LABEL } from '../keys/dns.js';
+import type { KeySet } from '../keys/key-set-cache.js';
 import { fail, pass, type Check } from './report.js';
 import type { RunCommand } from './targets.js';
 
 export interface DoctorTargets {
   readonly config: Config;
-  readonly pool: pg.Pool;
+  readonly admin: Admin;
   /** Agents domain under test. */
   readonly domain: string;
   /** Base URL of the bridge's HTTP listener, e.g. http://127.0.0.1:8080. */
@@ -30,11 +28,11 @@ export interface DoctorTargets {
 
 const check = (name: string, run: Check['run']): Check => ({ name, run });
 
-export function databaseCheck(pool: pg.Pool): Check {
+export function databaseCheck(admin: Admin): Check {
   return check('database reachable and migrated', async () => {
     let pending: string[];
     try {
-      pending = await pendingMigrations(pool);
+      pending = await admin.pendingMigrations();
     } catch (err) {
       return fail(
         `cannot query PostgreSQL: ${(err as Error).message}`,
@@ -99,7 +97,7 @@ export function postfixCheck(t: DoctorTargets): Check {
     const fix =
       'run `admp install` again, or add the agents domain to the transport map (postfix/custom_transport.pcre) and `postfix reload`';
     if (typeof found === 'string') return fail(found, fix);
-    const port = t.config.lmtpListen ? t.config.lmtpListen.slice(t.config.lmtpListen.lastIndexOf(':') + 1) : undefined;
+    const port = t.config.lmtpListen ? String(t.config.lmtpListen.port) : undefined;
     const m = /^lmtp:(?:inet:)?(.+):(\d+)$/.exec(found.nexthop);
     if (!m) return fail(`${found.map} routes ${probe} to ${found.nexthop}, not to an LMTP bridge`, fix);
     if (port && m[2] !== port)
@@ -168,7 +166,7 @@ function comparePublished(what: string, set: KeySet, ours: Map<string, Buffer>, 
 }
 
 async function ourKeys(t: DoctorTargets): Promise<Map<string, Buffer>> {
-  const rows = await listValidKeys(t.pool, { source: 'local', domain: t.domain }, new Date());
+  const rows = await t.admin.validKeys({ source: 'local', domain: t.domain });
   return new Map(rows.map((r) => [r.kid, r.publicKey]));
 }
 

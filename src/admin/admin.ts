@@ -1,0 +1,180 @@
+// The operator's service: agents and their credentials, signing keys, policy rules,
+// the schema. The CLI, `admp doctor` (and the admin API) call this; none of them
+// touches the database directly.
+import { mkdir, unlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import { AdmpError } from '../errors.js';
+import { isAgentId, isDomain, parseAddress, type AgentAddress } from '../core/address.js';
+import type { PolicyRule } from '../core/policy.js';
+import { addAgent, listAgents, purgeAgent, rotateCredentials, type AgentRow, type Credentials } from '../db/agents.js';
+import {
+  insertLocalKey,
+  listAllKeys,
+  listValidKeys,
+  pinPartnerKey,
+  retireOtherKeys,
+  revokeAgentKeys,
+  revokeKey,
+  type AgentKeyRow,
+  type KeyFilter,
+} from '../db/keys.js';
+import { migrate, pendingMigrations } from '../db/migrate.js';
+import { createAdminToken, listAdminTokens, revokeAdminToken, type AdminTokenRow } from '../db/admin-tokens.js';
+import { addRule, listRules, removeRule, type RuleRow } from '../db/policy-rules.js';
+import { anyMessageTo } from '../db/status.js';
+import { keyFileName, keysDir } from '../keys/key-files.js';
+import { createAgentKey } from '../keys/private-key.js';
+
+export type { AgentKeyRow, AgentRow, Credentials, RuleRow };
+
+// A rotation's old key must outlive partners' key caches (300 s) and the signature window (±300 s).
+export const MIN_OVERLAP_SEC = 600;
+
+export interface Admin {
+  addAgent(id: string, domain?: string): Promise<AgentRow & Credentials>;
+  listAgents(): Promise<AgentRow[]>;
+  rotateCredentials(id: string, kinds: ('token' | 'hmac')[]): Promise<Partial<Credentials>>;
+  /** Removes an agent, its keys and its messages (only the doctor's probe agent is removed this way). */
+  purgeAgent(id: string): Promise<void>;
+
+  /** `local` or `local@domain` of one of our domains, or a clear refusal. */
+  localAgent(arg: string): AgentAddress;
+  /** Writes the private key file (never overwriting one), then records the public key. */
+  createKey(
+    agentArg: string,
+    o?: { out?: string; notAfter?: Date | null },
+  ): Promise<{ row: AgentKeyRow; file: string }>;
+  rotateKey(
+    agentArg: string,
+    overlapSec: number,
+  ): Promise<{ row: AgentKeyRow; file: string; retired: string[]; until: Date }>;
+  /** Records a key whose private half the caller holds (the doctor's probe). */
+  recordLocalKey(agent: string, kid: string, publicKey: Uint8Array): Promise<AgentKeyRow>;
+  pinPartnerKey(agentArg: string, kid: string, publicKey: Buffer, notAfter: Date | null): Promise<AgentKeyRow>;
+  validKeys(filter: KeyFilter, at?: Date): Promise<AgentKeyRow[]>;
+  allKeys(): Promise<AgentKeyRow[]>;
+  /** Revokes one (domain, kid), or an agent's keys (all, or one kid). */
+  revokeKeys(target: { domain: string; kid: string } | { agent: string; kid?: string }): Promise<string[]>;
+
+  listRules(): Promise<RuleRow[]>;
+  addRule(rule: Omit<PolicyRule, 'id'>): Promise<RuleRow>;
+  removeRule(id: number): Promise<void>;
+
+  /** A new admin token (shown once; stored hashed). */
+  createAdminToken(name: string, readOnly: boolean): Promise<AdminTokenRow & { token: string }>;
+  listAdminTokens(): Promise<AdminTokenRow[]>;
+  revokeAdminToken(id: string): Promise<void>;
+
+  migrate(): Promise<string[]>;
+  pendingMigrations(): Promise<string[]>;
+  /** The id of some message in an agent's inbox, if any. */
+  anyMessageTo(agentId: string): Promise<string | undefined>;
+}
+
+export function createAdmin(pool: pg.Pool, config: Config): Admin {
+  function localAgent(arg: string): AgentAddress {
+    const agent = parseAddress(arg.includes('@') ? arg : `${arg}@${config.domains[0]}`, 'agent');
+    if (!config.domains.includes(agent.domain))
+      throw new AdmpError('bad_request', `${agent.domain} is not one of our domains (${config.domains.join(', ')})`);
+    return agent;
+  }
+
+  async function createKey(
+    agentArg: string,
+    o: { out?: string; notAfter?: Date | null } = {},
+  ): Promise<{ row: AgentKeyRow; file: string }> {
+    const agent = localAgent(agentArg);
+    const k = await createAgentKey();
+    const file = o.out ?? join(keysDir(config), keyFileName(agent.address, k.kid));
+    await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+    // 'wx': never overwrite an existing key file; 0600: only the owner may read the private key.
+    await writeFile(file, k.privateKeyPem, { mode: 0o600, flag: 'wx' });
+    try {
+      const row = await insertLocalKey(pool, {
+        agent: agent.address,
+        kid: k.kid,
+        publicKey: k.publicKey,
+        notAfter: o.notAfter ?? null,
+      });
+      return { row, file };
+    } catch (err) {
+      await unlink(file).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  return {
+    async addAgent(id, domainArg) {
+      const domain = (domainArg ?? config.domains[0]!).toLowerCase();
+      if (!isAgentId(id))
+        throw new AdmpError(
+          'bad_request',
+          `agent id "${id}": use lower-case letters, digits, '.', '_' or '-' (max 64)`,
+        );
+      if (!isDomain(domain)) throw new AdmpError('bad_request', `domain "${domain}" is not a DNS name`);
+      return addAgent(pool, id, domain);
+    },
+    listAgents: () => listAgents(pool),
+    rotateCredentials: (id, kinds) => rotateCredentials(pool, id, kinds),
+    async purgeAgent(id) {
+      const agent = (await listAgents(pool)).find((a) => a.id === id);
+      await purgeAgent(pool, id, agent ? `${agent.id}@${agent.domain}` : `${id}@${config.domains[0]}`);
+    },
+
+    localAgent,
+    createKey,
+    async rotateKey(agentArg, overlapSec) {
+      if (!Number.isInteger(overlapSec) || overlapSec < MIN_OVERLAP_SEC)
+        throw new AdmpError('bad_request', `--overlap must be an integer of at least ${MIN_OVERLAP_SEC} seconds`);
+      const { row, file } = await createKey(agentArg);
+      const until = new Date(Date.now() + overlapSec * 1000);
+      const retired = await retireOtherKeys(pool, row.agent, row.kid, until);
+      return { row, file, retired, until };
+    },
+    recordLocalKey: (agent, kid, publicKey) => insertLocalKey(pool, { agent, kid, publicKey }),
+    async pinPartnerKey(agentArg, kid, publicKey, notAfter) {
+      const agent = parseAddress(agentArg, 'agent-address');
+      if (config.domains.includes(agent.domain))
+        throw new AdmpError('bad_request', `${agent.domain} is our domain: use \`admp key create\``);
+      return pinPartnerKey(pool, { agent: agent.address, kid, publicKey, notAfter });
+    },
+    validKeys: (filter, at = new Date()) => listValidKeys(pool, filter, at),
+    allKeys: () => listAllKeys(pool),
+    async revokeKeys(target) {
+      const now = new Date();
+      if ('domain' in target) {
+        if (!(await revokeKey(pool, target.domain, target.kid, now)))
+          throw new AdmpError('not_found', `no live key ${target.kid} in ${target.domain}`);
+        return [target.kid];
+      }
+      const agent = localAgent(target.agent);
+      const revoked = await revokeAgentKeys(pool, agent.address, now, target.kid);
+      if (revoked.length === 0)
+        throw new AdmpError('not_found', `no live key${target.kid ? ` ${target.kid}` : ''} of ${agent.address}`);
+      return revoked;
+    },
+
+    listRules: () => listRules(pool),
+    addRule: (rule) => addRule(pool, rule),
+    async removeRule(id) {
+      if (!(await removeRule(pool, id))) throw new AdmpError('not_found', `no rule ${id}`);
+    },
+
+    async createAdminToken(name, readOnly) {
+      if (!/^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$/.test(name))
+        throw new AdmpError('bad_request', '--name: 1 to 64 letters, digits, ". _ -" or spaces');
+      return createAdminToken(pool, name, readOnly);
+    },
+    listAdminTokens: () => listAdminTokens(pool),
+    async revokeAdminToken(id) {
+      if (!/^\d{1,18}$/.test(id)) throw new AdmpError('bad_request', `token id "${id}" is not a number`);
+      if (!(await revokeAdminToken(pool, Number(id)))) throw new AdmpError('not_found', `no live admin token ${id}`);
+    },
+
+    migrate: () => migrate(pool),
+    pendingMigrations: () => pendingMigrations(pool),
+    anyMessageTo: (agentId) => anyMessageTo(pool, agentId),
+  };
+}

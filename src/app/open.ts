@@ -1,0 +1,28 @@
+// What a one-shot command (the CLI, `admp doctor`) opens: the database the config
+// names, and the Admin service over it.
+import { loadConfig, type Config } from '../config.js';
+import { openDatabase } from '../db/connect.js';
+import { createAdmin, type Admin } from '../admin/admin.js';
+
+/** Runs fn with the Admin service over the configured database, then closes it. */
+export async function withAdmin<T>(
+  fn: (admin: Admin, config: Config) => Promise<T>,
+  config = loadConfig(),
+): Promise<T> {
+  const db = await openDatabase(config, { migrate: config.migrateOnStart, poolMax: 2 });
+  try {
+    return await fn(createAdmin(db.pool, config), config);
+  } finally {
+    await db.close();
+  }
+}
+
+/**
+ * Opens (and migrates) the database for worker processes to share, then closes this
+ * process's pool: the primary of ADMP_WORKERS > 1 keeps only the embedded server.
+ */
+export async function prepareSharedDatabase(config: Config): Promise<{ url: string; stop(): Promise<void> }> {
+  const db = await openDatabase(config, { migrate: config.migrateOnStart, poolMax: 1 });
+  await db.pool.end();
+  return { url: db.url, stop: async () => void (await db.embedded?.stop()) };
+}

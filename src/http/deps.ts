@@ -1,0 +1,37 @@
+// What the HTTP adapter is built from: the services it calls and the config.
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import type { Admin } from '../admin/admin.js';
+import type { Operations } from '../admin/operations.js';
+import type { Mailbox } from '../mailbox/mailbox.js';
+import type { Ingest } from '../ingress/ingest.js';
+import type { Metrics } from '../metrics.js';
+import type { Authenticator } from './auth.js';
+
+export interface ApiDeps {
+  config: Config;
+  admin: Admin;
+  operations: Operations;
+  log: Logger;
+  mailbox: Mailbox;
+  auth: Authenticator;
+  ingest: Ingest;
+  metrics?: Metrics;
+}
+
+/** What a route or the error handler adds to the request's summary log line. */
+export interface RequestSummary {
+  message_id?: string;
+  correlation_id?: string;
+  channel?: 'http' | 'smtp';
+  /** `ok` unless set: the error code of a failed request. */
+  outcome?: string;
+  pulled?: number;
+  acked?: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    summary?: RequestSummary;
+  }
+}

@@ -1,0 +1,74 @@
+// The one entry every mail road calls (the Rspamd route, the LMTP server): it owns
+// the time budget, turns a fault into a temporary answer for every recipient, and
+// writes the summary log line. It never throws: roads only translate the results
+// into their protocol's answers.
+import { AdmpError, toAdmpError } from '../errors.js';
+import type { Metrics } from '../metrics.js';
+import { withSpan } from '../tracing.js';
+import { everyRecipient, type IngestFacts, type MailDelivery, type RecipientResult } from './delivery.js';
+import type { Pipeline } from './pipeline.js';
+import { summarizeIngest, type SummaryLog } from './summary.js';
+
+export type { MailDelivery, RecipientResult };
+
+export interface IngestOptions {
+  /** Store all recipients or none: any refusal or fault leaves nothing behind (the Rspamd road answers once per message). */
+  readonly atomic: boolean;
+  /** Where the summary line goes (a request's logger); default the process's. */
+  readonly log?: SummaryLog;
+}
+
+export interface Ingest {
+  ingest(d: MailDelivery, opts: IngestOptions): Promise<RecipientResult[]>;
+}
+
+export interface IngestDeps {
+  readonly pipeline: Pipeline;
+  /** A mail not decided within this many milliseconds is answered temporarily (the sender retries). */
+  readonly budgetMs: number;
+  readonly log: SummaryLog;
+  readonly metrics?: Metrics;
+}
+
+export function createIngest(deps: IngestDeps): Ingest {
+  async function decide(d: MailDelivery, atomic: boolean, facts: IngestFacts): Promise<RecipientResult[]> {
+    let timer: NodeJS.Timeout | undefined;
+    const budget = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new AdmpError('timeout', 'ingress took too long; try again later')),
+        deps.budgetMs,
+      );
+    });
+    try {
+      // A message stored after the budget ran out is deduplicated when the sender retries.
+      return await Promise.race([deps.pipeline.run(d, atomic, facts), budget]);
+    } catch (err) {
+      return everyRecipient(d.recipients, toAdmpError(err));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  return {
+    ingest(d, opts) {
+      const attributes = {
+        'admp.road': d.road,
+        'admp.recipients': d.recipients.length,
+        ...(d.queueId ? { 'admp.queue_id': d.queueId } : {}),
+      };
+      return withSpan('admp.ingest', attributes, async () => {
+        const started = performance.now();
+        const facts: IngestFacts = {};
+        const results = await decide(d, opts.atomic, facts);
+        summarizeIngest(opts.log ?? deps.log, deps.metrics, {
+          road: d.road,
+          queueId: d.queueId,
+          facts,
+          results,
+          started,
+        });
+        return results;
+      });
+    },
+  };
+}
