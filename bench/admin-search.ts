@@ -7,7 +7,7 @@
 import { randomInt } from 'node:crypto';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
-import { wire } from '../src/server.js';
+import { wire } from '../src/app/server.js';
 import { createAdminToken } from '../src/db/admin-tokens.js';
 import { searchQuery, type SearchFilter } from '../src/db/message-search.js';
 import { startPostgres } from './postgres.js';
