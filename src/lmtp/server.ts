@@ -49,8 +49,15 @@ export function createLmtpServer({ config, log, ingest, directory }: LmtpDeps): 
       log.warn({ event: 'lmtp_refused_client', ip: session.remoteAddress }, 'LMTP client not in ADMP_LMTP_ALLOW');
       cb(lmtpError(new AdmpError('forbidden', 'client not allowed')));
     },
-    onRcptTo(address, _session, cb) {
+    onRcptTo(address, session, cb) {
       const rcpt = address.address;
+      // smtp-server folds a repeated recipient into the first (case-insensitively) after
+      // answering 250 to both, which would leave the client waiting for a second reply.
+      const lower = rcpt.toLowerCase();
+      if (session.envelope.rcptTo.some((r) => r.address.toLowerCase() === lower))
+        return cb(
+          lmtpError(new AdmpError('duplicate_recipient', `<${rcpt}> was already accepted in this transaction`)),
+        );
       // Bounces to our VERP return path are reports, not agent mail.
       if (BOUNCE_LOCAL.test(rcpt)) return cb();
       directory.resolve(rcpt, 'recipient').then(
@@ -68,9 +75,20 @@ export function createLmtpServer({ config, log, ingest, directory }: LmtpDeps): 
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('error', (err) => cb(err));
       stream.on('end', () => {
-        if ((stream as unknown as { sizeExceeded?: boolean }).sizeExceeded) return cb(null, []);
-        const raw = Buffer.concat(chunks);
         const recipients = session.envelope.rcptTo.map((r) => r.address);
+        // RFC 2033 §4.2: one reply per accepted recipient, refusals included.
+        if ((stream as unknown as { sizeExceeded?: boolean }).sizeExceeded) {
+          const tooBig = new AdmpError(
+            'payload_too_large',
+            `message over ${config.maxMailBytes} bytes (ADMP_MAX_MAIL_BYTES)`,
+          );
+          log.info(
+            { event: 'ingest', road: 'lmtp', outcome: 'too_large', limit: config.maxMailBytes },
+            'mail over the size limit refused',
+          );
+          return cb(null, recipients.map(() => lmtpError(tooBig)) as unknown as string);
+        }
+        const raw = Buffer.concat(chunks);
         // smtp-server keeps XFORWARD attributes under their upper-case names (XFORWARD_README).
         const queueId = session.xForward?.get('IDENT') ? String(session.xForward.get('IDENT')) : undefined;
         void ingest

@@ -15,7 +15,7 @@ const ar = (id: string, domain: string, result = 'pass') =>
   `Authentication-Results: ${id}; dkim=${result} header.d=${domain} header.s=s1 header.b=abc; spf=pass smtp.mailfrom=${domain}\r\n`;
 
 async function setup(t: { after(fn: () => Promise<void>): void }, env: Record<string, string> = {}) {
-  const api = await startTestApi({ ADMP_MTA_HOSTNAME: MTA, ADMP_POLICY_FILE: '', ...env });
+  const api = await startTestApi({ ADMP_MTA_HOSTNAME: MTA, ADMP_POLICY_FILE: '', ADMP_MAX_MAIL_BYTES: '4096', ...env });
   const server = createLmtpServer({
     config: api.config,
     log: createLogger('silent'),
@@ -112,3 +112,42 @@ test('clients outside ADMP_LMTP_ALLOW are turned away', async (t) => {
   const tr = await lmtpSend(port, { from: 'x@y.example', to: ['bob@agents.test'], data: 'x' });
   assert.match(tr.greeting, /^550 5\.7\.1 client not allowed/);
 });
+
+test(
+  'RFC 2033: a mail over the size limit gets one 552 5.3.4 per accepted recipient',
+  { timeout: 20_000 },
+  async (t) => {
+    const { api, port, bob, partner } = await withPartner(t);
+    await api.agent('carol');
+    const mail = Buffer.concat([
+      Buffer.from(ar(MTA, PARTNER)),
+      Buffer.from(`X-Padding: ${'x'.repeat(2000)}\r\n`),
+      await agentMail(partner, { to: bob.address, type: 't', body: { pad: 'y'.repeat(2048) } }),
+    ]);
+    assert.ok(mail.length > api.config.maxMailBytes);
+    const tr = await lmtpSend(port, { from: `w@${PARTNER}`, to: [bob.address, 'carol@agents.test'], data: mail });
+    assert.equal(tr.data.length, 2);
+    for (const line of tr.data) assert.match(line, /^552 5\.3\.4 /);
+    const { rows } = await api.db.pool.query('SELECT count(*)::int AS n FROM message');
+    assert.equal(rows[0].n, 0);
+  },
+);
+
+test(
+  'RFC 2033: a repeated RCPT is refused, so every accepted RCPT gets its one reply after DATA',
+  { timeout: 20_000 },
+  async (t) => {
+    const { api, port, bob, partner } = await withPartner(t);
+    const mail = Buffer.concat([
+      Buffer.from(ar(MTA, PARTNER)),
+      await agentMail(partner, { to: bob.address, type: 't', body: { n: 2 } }),
+    ]);
+    const tr = await lmtpSend(port, { from: `w@${PARTNER}`, to: [bob.address, bob.address.toUpperCase()], data: mail });
+    assert.match(tr.rcpt[0]!, /^250/);
+    assert.match(tr.rcpt[1]!, /^503 5\.5\.1 .*already/i);
+    assert.equal(tr.data.length, 1);
+    assert.match(tr.data[0]!, /^250 2\.6\.0 <bob@agents\.test> stored as/);
+    const { rows } = await api.db.pool.query('SELECT count(*)::int AS n FROM message');
+    assert.equal(rows[0].n, 1);
+  },
+);
