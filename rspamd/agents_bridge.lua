@@ -4,8 +4,9 @@ bridge (POST /ingress/rspamd) and turns the bridge's answer into the message's f
 
   2xx                              -> discard (all recipients are agents), or milter del_rcpt
                                       of the agents recipients (mixed recipients)
-  status in permanent_statuses     -> reject with the bridge's smtp_message (554 5.7.1 via milter)
-  anything else, transport error,
+  status in permanent_statuses,
+  with the bridge's JSON error     -> reject with the bridge's smtp_message (554 5.7.1 via milter)
+  anything else (a 404 from a misrouted proxy or a wrong path included), transport error,
   request not scheduled, Lua error -> soft reject (451 4.7.1): the sender retries, nothing is lost
 
 Configuration: the `agents_bridge { }` section (see agents_bridge.conf and README.md).
@@ -187,19 +188,24 @@ local function guarded(task, where, f)
   end
 end
 
-local function bridge_smtp_message(body)
-  -- The bridge answers JSON; rspamd has only the UCL parser (a superset of JSON that also
-  -- knows macros), so only object texts are parsed, and only from the configured bridge.
+-- The text of the bridge's own refusal, or nil when the body is not one. The bridge
+-- refuses with {"error": {"code": …}, "smtp_message": "5.x.y text"}; any other answer with
+-- the same status (a proxy's 404 page, a wrong path) is not a verdict on the message.
+local function bridge_refusal(body)
+  -- rspamd has only the UCL parser (a superset of JSON that also knows macros), so only
+  -- object texts are parsed, and only from the configured bridge.
   if type(body) ~= 'string' or not body:match('^%s*{') then return nil end
   local parser = ucl.parser()
   local ok = parser:parse_string(body)
   if not ok then return nil end
   local obj = parser:get_object()
-  if type(obj) == 'table' and type(obj.smtp_message) == 'string' then
-    local text = smtp_text(obj.smtp_message)
-    if text ~= '' then return text end
-  end
-  return nil
+  if type(obj) ~= 'table' or type(obj.error) ~= 'table' or type(obj.error.code) ~= 'string' then return nil end
+  if type(obj.smtp_message) ~= 'string' then return nil end
+  -- The milter always answers 554 5.7.1 (rspamd's fixed reject codes): the bridge's own
+  -- enhanced code is dropped from the text so that the reply carries one code, not two.
+  local text = smtp_text((obj.smtp_message:gsub('^%s*[245]%.%d%d?%d?%.%d%d?%d?%s+', '')))
+  if text == '' then text = settings.reject_message end
+  return text
 end
 
 local function on_response(task, ctx, err, code, body)
@@ -220,15 +226,20 @@ local function on_response(task, ctx, err, code, body)
     for _, addr in ipairs(ctx.agents) do table.insert(del, '<' .. addr .. '>') end
     return task:set_milter_reply({ del_rcpt = del })
   end
-  if settings.permanent_statuses[code] then
-    local text = bridge_smtp_message(body) or settings.reject_message
+  local text = settings.permanent_statuses[code] and bridge_refusal(body)
+  if text then
     rspamd_logger.infox(task, '%s: bridge refused %s (HTTP %s, %s): %s', N, table.concat(ctx.agents, ','), code, ms, text)
     -- With mixed recipients the whole message is refused: the sender learns of the refusal,
     -- and the other recipients are not delivered a copy the sender believes bounced.
     set_result(task, 'reject', text)
     return task:insert_result(settings.symbol, 0.0, 'rejected', tostring(code))
   end
-  rspamd_logger.warnx(task, '%s: bridge answered HTTP %s after %s', N, code, ms)
+  if settings.permanent_statuses[code] then
+    rspamd_logger.warnx(task, '%s: HTTP %s after %s is not the bridge\'s refusal (no JSON error): check the url', N,
+      code, ms)
+  else
+    rspamd_logger.warnx(task, '%s: bridge answered HTTP %s after %s', N, code, ms)
+  end
   return tempfail(task, 'HTTP ' .. tostring(code))
 end
 
