@@ -31,6 +31,8 @@ export interface EmbeddedOptions {
   port: number;
   /** Remove the data directory on stop (tests). */
   ephemeral?: boolean;
+  /** Extra server settings (`name=value`), e.g. the test run's fsync=off. */
+  settings?: readonly string[];
   onLog?: (line: string) => void;
 }
 
@@ -88,7 +90,9 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedData
     password: login.bootstrapPassword ?? login.superuserPassword,
     authMethod: 'scram-sha-256',
     // Loopback TCP only: no Unix socket in a shared directory, no other interface.
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+    postgresFlags: [
+      ...['listen_addresses=127.0.0.1', 'unix_socket_directories=', ...(opts.settings ?? [])].flatMap((v) => ['-c', v]),
+    ],
     persistent: !opts.ephemeral,
     // PostgreSQL refuses to run as root; the package then runs it as a 'postgres' user it creates.
     createPostgresUser: process.getuid?.() === 0,

@@ -1,4 +1,7 @@
 // One fresh, migrated database per test file, on the server `npm test` provides.
+// `npm test` migrates one template database first (ADMP_TEST_TEMPLATE); a migrated
+// test database is a copy of it (CREATE DATABASE … TEMPLATE, a file copy), so no test
+// file runs the migrations from scratch. migrate() then only confirms it is current.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { createPool } from '../../src/db/pool.js';
@@ -29,12 +32,21 @@ function adminUrl(): string {
   return url;
 }
 
+/** Creates the template that migrated test databases are copied from; returns its name. */
+export async function createTemplateDatabase(): Promise<string> {
+  const db = await createTestDatabase({ migrate: false });
+  await migrate(db.pool);
+  await db.pool.end();
+  return new URL(db.url).pathname.slice(1);
+}
+
 export async function createTestDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
   const admin = adminUrl();
   const name = `admp_t_${randomBytes(6).toString('hex')}`;
   const c = new pg.Client({ connectionString: admin });
   await c.connect();
-  await c.query(`CREATE DATABASE ${name}`);
+  const template = options.migrate !== false ? process.env.ADMP_TEST_TEMPLATE : undefined;
+  await c.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`);
   await c.end();
   const u = new URL(admin);
   u.pathname = `/${name}`;
