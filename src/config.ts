@@ -71,6 +71,48 @@ export const SETTINGS = {
     default: '127.0.0.1:8080',
     doc: 'Address:port of the agent HTTP API and the Rspamd ingress endpoint.',
   }),
+  httpTlsCert: s({
+    env: 'ADMP_HTTP_TLS_CERT',
+    kind: 'string',
+    default: '',
+    doc: 'PEM certificate chain for the agent API. Set with ADMP_HTTP_TLS_KEY to serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN); both files are re-read when they change, without a restart. Empty: plain HTTP.',
+  }),
+  httpTlsKey: s({
+    env: 'ADMP_HTTP_TLS_KEY',
+    kind: 'string',
+    default: '',
+    doc: 'PEM private key of ADMP_HTTP_TLS_CERT.',
+  }),
+  httpTlsClientCa: s({
+    env: 'ADMP_HTTP_TLS_CLIENT_CA',
+    kind: 'string',
+    default: '',
+    doc: 'PEM CA certificates for client certificates (mutual TLS). The API then asks every client for a certificate; an agent bound to one (`admp agent cert add`) must present it besides its credential. Needs ADMP_HTTP_TLS_CERT.',
+  }),
+  httpTlsReloadMs: s({
+    env: 'ADMP_HTTP_TLS_RELOAD_MS',
+    kind: 'int',
+    default: '5000',
+    min: 100,
+    max: 3600000,
+    doc: 'How often the TLS certificate, key and client CA files are checked for changes.',
+  }),
+  apiRateLimit: s({
+    env: 'ADMP_API_RATE_LIMIT',
+    kind: 'int',
+    default: '6000',
+    min: 0,
+    max: 1000000000,
+    doc: 'Agent API requests one agent may make per ADMP_API_RATE_WINDOW_SEC on one instance, every route counted (pulls and long polls too); over it the answer is 429 with `Retry-After`. 0: no limit.',
+  }),
+  apiRateWindowSec: s({
+    env: 'ADMP_API_RATE_WINDOW_SEC',
+    kind: 'int',
+    default: '10',
+    min: 1,
+    max: 86400,
+    doc: 'Window of ADMP_API_RATE_LIMIT, in seconds.',
+  }),
   metricsListen: s({
     env: 'ADMP_METRICS_LISTEN',
     kind: 'optional-listen',
@@ -536,6 +578,13 @@ export function loadConfig(
     );
   if (out.smtpRequireTls && out.smtpTlsCert === '')
     throw new ConfigError('ADMP_SMTP_REQUIRE_TLS', 'requiring TLS needs ADMP_SMTP_TLS_CERT and ADMP_SMTP_TLS_KEY');
+  if (Boolean(out.httpTlsCert) !== Boolean(out.httpTlsKey))
+    throw new ConfigError(
+      out.httpTlsCert ? 'ADMP_HTTP_TLS_KEY' : 'ADMP_HTTP_TLS_CERT',
+      'ADMP_HTTP_TLS_CERT and ADMP_HTTP_TLS_KEY go together',
+    );
+  if (out.httpTlsClientCa && !out.httpTlsCert)
+    throw new ConfigError('ADMP_HTTP_TLS_CLIENT_CA', 'mutual TLS needs ADMP_HTTP_TLS_CERT and ADMP_HTTP_TLS_KEY');
   out.domains = Object.freeze((out.domains as string[]).map((d) => d.toLowerCase()));
   return Object.freeze(out) as Config;
 }

@@ -23,6 +23,10 @@ export const ERROR_KINDS = {
   invalid_envelope: { http: 400, smtp: perm('5.6.0', 554) },
   unauthorized: { http: 401, smtp: perm('5.7.0', 530) },
   forbidden: { http: 403, smtp: perm('5.7.1') },
+  // Mutual TLS on the agent API (HTTP only; the SMTP mappings are never sent).
+  client_certificate_required: { http: 401, smtp: perm('5.7.0', 530) },
+  client_certificate_rejected: { http: 401, smtp: perm('5.7.0', 530) },
+  client_certificate_mismatch: { http: 403, smtp: perm('5.7.1') },
   not_found: { http: 404, smtp: perm('5.1.1') },
   unknown_recipient: { http: 404, smtp: perm('5.1.1') }, // 5.1.1 bad destination mailbox address
   lease_conflict: { http: 409, smtp: perm('5.7.0') },
@@ -39,6 +43,7 @@ export const ERROR_KINDS = {
   domain_auth_failed: { http: 422, smtp: perm('5.7.26') }, // RFC 7372 5.7.26: multiple authentication checks failed
   policy_denied: { http: 422, smtp: perm('5.7.1') }, // 5.7.1 delivery not authorized
   quota_exceeded: { http: 429, smtp: temp('4.2.2', 452) }, // 4.2.2 mailbox full
+  rate_limited: { http: 429, smtp: temp('4.7.1') }, // over a rate limit: retry later (Retry-After / the MTA's queue)
   key_unavailable: { http: 503, smtp: temp('4.7.5') }, // key server unreachable: retry later
   storage_unavailable: { http: 503, smtp: temp('4.3.0') },
   timeout: { http: 503, smtp: temp('4.4.7') },

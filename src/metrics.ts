@@ -91,6 +91,12 @@ export function createMetrics(db?: { pool: pg.Pool; max: number }) {
       labelNames: ['reason'] as const,
       registers,
     }),
+    rateLimited: new Counter({
+      name: 'admp_rate_limited_total',
+      help: 'Requests and mail refused for a rate limit, by scope (api: per-agent API request limit), rule and window.',
+      labelNames: ['scope', 'rule', 'window'] as const,
+      registers,
+    }),
     signatureFailed: new Counter({
       name: 'admp_signature_fail_total',
       help: 'Agent signature verifications that failed, by reason (signature_missing, signature_invalid, signature_expired, unknown_key, key_unavailable).',

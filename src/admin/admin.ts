@@ -24,10 +24,12 @@ import { migrate, pendingMigrations } from '../db/migrate.js';
 import { createAdminToken, listAdminTokens, revokeAdminToken, type AdminTokenRow } from '../db/admin-tokens.js';
 import { addRule, listRules, removeRule, type RuleRow } from '../db/policy-rules.js';
 import { anyMessageTo } from '../db/status.js';
+import { addCertBinding, listCertBindings, removeCertBinding, type CertBindingRow } from '../db/client-certs.js';
+import type { CertBinding } from '../core/client-cert.js';
 import { keyFileName, keysDir } from '../keys/key-files.js';
 import { createAgentKey } from '../keys/private-key.js';
 
-export type { AgentKeyRow, AgentRow, Credentials, RuleRow };
+export type { AgentKeyRow, AgentRow, CertBindingRow, Credentials, RuleRow };
 
 // A rotation's old key must outlive partners' key caches (300 s) and the signature window (±300 s).
 export const MIN_OVERLAP_SEC = 600;
@@ -38,6 +40,11 @@ export interface Admin {
   rotateCredentials(id: string, kinds: ('token' | 'hmac')[]): Promise<Partial<Credentials>>;
   /** Removes an agent, its keys and its messages (only the doctor's probe agent is removed this way). */
   purgeAgent(id: string): Promise<void>;
+  /** Requires the client certificate (besides the credential) on the agent's API calls; twice is a no-op. */
+  bindClientCert(id: string, binding: CertBinding): Promise<void>;
+  /** Removes a binding, or refuses with not_found. */
+  unbindClientCert(id: string, binding: CertBinding): Promise<void>;
+  clientCertBindings(id?: string): Promise<CertBindingRow[]>;
 
   /** `local` or `local@domain` of one of our domains, or a clear refusal. */
   localAgent(arg: string): AgentAddress;
@@ -117,6 +124,12 @@ export function createAdmin(pool: pg.Pool, config: Config): Admin {
       return addAgent(pool, id, domain);
     },
     listAgents: () => listAgents(pool),
+    bindClientCert: (id, binding) => addCertBinding(pool, id, binding),
+    async unbindClientCert(id, binding) {
+      if (!(await removeCertBinding(pool, id, binding)))
+        throw new AdmpError('not_found', `agent ${id} has no binding ${binding.kind} ${binding.value}`);
+    },
+    clientCertBindings: (id) => listCertBindings(pool, id),
     rotateCredentials: (id, kinds) => rotateCredentials(pool, id, kinds),
     async purgeAgent(id) {
       const agent = (await listAgents(pool)).find((a) => a.id === id);

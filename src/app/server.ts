@@ -27,7 +27,8 @@ import { startQueueGauges } from '../jobs/queue-gauges.js';
 import { startOutbound } from '../outbound/start.js';
 import { createMetrics, type Metrics } from '../metrics.js';
 import { startTracing } from '../tracing.js';
-import { closeHttp, closeLmtp } from './shutdown.js';
+import { closeHttp, closeLmtp, trackConnections } from './shutdown.js';
+import { loadHttpsFiles, reloadTls, tlsMaterial, type SecureContextTarget } from '../http/tls.js';
 import type { Resolver } from '../ingress/domain-auth.js';
 import { createSmtpEdge } from '../smtp/edge.js';
 import { createOperations } from '../admin/operations.js';
@@ -59,6 +60,7 @@ export async function wire(
   options: WireOptions = {},
 ): Promise<Core> {
   const policyFile = readPolicyFile(config.policyFile);
+  const https = loadHttpsFiles(config, log);
   const waiter = await createInboxWaiter(db.url, (err) => log.warn({ err }, 'LISTEN connection lost; reconnecting'));
   const metrics = createMetrics({ pool: db.pool, max: config.pgPoolMax });
   const enqueuer = createEnqueuer(db.pool, { metrics });
@@ -84,7 +86,21 @@ export async function wire(
     dnsResolve,
   });
   const ingest = createIngest({ pipeline, budgetMs: config.ingressBudgetMs, log, metrics });
-  const app = buildApp({ config, admin, operations, log, mailbox, auth, ingest, metrics });
+  const app = buildApp({
+    config,
+    admin,
+    operations,
+    log,
+    mailbox,
+    auth,
+    ingest,
+    metrics,
+    ...(https ? { tls: tlsMaterial(https) } : {}),
+  });
+  if (https) trackConnections(app.server);
+  const tlsReload = https
+    ? reloadTls(app.server as unknown as SecureContextTarget, https, config.httpTlsReloadMs)
+    : undefined;
   const housekeeping = createHousekeeping(db.pool, config.maxAttempts);
   const sweeper = startSweeper(housekeeping, log, config.reclaimIntervalMs, metrics);
   const gauges = startQueueGauges(housekeeping, metrics, log, config.metricsRefreshMs);
@@ -100,6 +116,7 @@ export async function wire(
     dnsResolve,
     async stop() {
       metrics.shuttingDown.set(1);
+      tlsReload?.close();
       await waiter.close();
       await closeHttp(app, config.shutdownGraceMs);
       await sweeper.stop();

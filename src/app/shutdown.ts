@@ -2,14 +2,33 @@
 // accepting, let work in flight finish within the grace period, then cut what is left
 // in a way the peer understands (LMTP 421, RFC 5321 §3.8), never by dropping it silently.
 import type { FastifyInstance } from 'fastify';
+import type { Server, Socket } from 'node:net';
 import type { SMTPServer } from 'smtp-server';
+
+// The HTTPS server (http2 with HTTP/1.1 beside it) has no closeAllConnections: its
+// sockets are tracked here so the grace period can end them too.
+const tracked = new WeakMap<object, Set<Socket>>();
+
+/** Remembers the server's open sockets for closeHttp (servers without closeAllConnections). */
+export function trackConnections(server: Server): void {
+  const open = new Set<Socket>();
+  tracked.set(server, open);
+  server.on('connection', (socket: Socket) => {
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+  });
+}
 
 /**
  * Closes the HTTP listener: no new connections, requests on kept-alive ones get 503,
  * requests in flight finish. Connections still open after `graceMs` are destroyed.
  */
 export async function closeHttp(app: FastifyInstance, graceMs: number): Promise<void> {
-  const timer = setTimeout(() => app.server.closeAllConnections(), graceMs);
+  const server = app.server as Partial<Pick<typeof app.server, 'closeAllConnections'>> & object;
+  const timer = setTimeout(() => {
+    if (typeof server.closeAllConnections === 'function') server.closeAllConnections();
+    else for (const socket of tracked.get(server) ?? []) socket.destroy();
+  }, graceMs);
   try {
     await app.close();
   } finally {

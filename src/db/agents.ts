@@ -1,6 +1,7 @@
 // Agents and their API credentials (bearer tokens stored as SHA-256, HMAC secrets).
 import { createHash, randomBytes } from 'node:crypto';
 import type pg from 'pg';
+import type { CertBinding } from '../core/client-cert.js';
 import { AdmpError } from '../errors.js';
 import { inTransaction } from './pool.js';
 
@@ -84,9 +85,26 @@ export async function findAgent(pool: pg.Pool, id: string): Promise<AgentRow | u
   return (await pool.query<AgentRow>('SELECT id, domain, status, created_at FROM agent WHERE id = $1', [id])).rows[0];
 }
 
-export async function agentByToken(pool: pg.Pool, token: string): Promise<AgentRow | undefined> {
-  const { rows } = await pool.query<AgentRow>(
-    `SELECT a.id, a.domain, a.status, a.created_at FROM agent_credential c JOIN agent a ON a.id = c.agent_id
+/** An agent as API authentication needs it: with the client certificates it is bound to. */
+export interface AuthAgentRow extends AgentRow {
+  client_certs: CertBinding[];
+}
+// One statement per authentication: the bindings ride along with the agent row.
+const CLIENT_CERTS = `coalesce((SELECT json_agg(json_build_object('kind', b.kind, 'value', b.value))
+    FROM agent_client_cert b WHERE b.agent_id = a.id), '[]') AS client_certs`;
+
+export async function findAuthAgent(pool: pg.Pool, id: string): Promise<AuthAgentRow | undefined> {
+  const { rows } = await pool.query<AuthAgentRow>(
+    `SELECT a.id, a.domain, a.status, a.created_at, ${CLIENT_CERTS} FROM agent a WHERE a.id = $1`,
+    [id],
+  );
+  return rows[0];
+}
+
+export async function agentByToken(pool: pg.Pool, token: string): Promise<AuthAgentRow | undefined> {
+  const { rows } = await pool.query<AuthAgentRow>(
+    `SELECT a.id, a.domain, a.status, a.created_at, ${CLIENT_CERTS}
+       FROM agent_credential c JOIN agent a ON a.id = c.agent_id
       WHERE c.kind = 'token' AND c.token_hash = $1 AND c.revoked_at IS NULL AND a.status = 'active'`,
     [hashToken(token)],
   );

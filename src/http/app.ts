@@ -15,20 +15,37 @@ import { messageRoutes } from './routes/messages.js';
 import { metricsRoutes } from './metrics.js';
 import { adminRoutes } from './admin/routes.js';
 import { consoleRoutes } from '../console/routes.js';
+import type { TlsMaterial } from './tls.js';
+import { createRequestLimit } from './request-limit.js';
 
 // Room for the envelope fields around a body of the configured maximum size.
 const ENVELOPE_OVERHEAD = 64 * 1024;
 
 export type { ApiDeps };
 
+/**
+ * HTTPS options: HTTP/2 with HTTP/1.1 offered beside it by ALPN (RFC 7301), so curl,
+ * undici and browsers each pick what they speak. With a client CA the server asks for a
+ * certificate but completes the handshake without one (see client-cert.ts).
+ */
+function httpsOptions(tls: TlsMaterial | undefined): object {
+  if (!tls) return {};
+  return { http2: true, https: { allowHTTP1: true, ...tls, rejectUnauthorized: false } };
+}
+
 export function buildApp(deps: ApiDeps): FastifyInstance {
-  const app = Fastify({
-    loggerInstance: deps.log as FastifyBaseLogger,
-    // Fastify's own two lines per request are replaced by one summary line (onResponse below).
-    logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: deps.config.maxBodyBytes + ENVELOPE_OVERHEAD,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
-  }).withTypeProvider<TypeBoxTypeProvider>();
+  // The routes are written against Fastify's default (HTTP/1) types; on HTTPS the server
+  // is an http2 secure server whose requests Fastify hands them through the same API.
+  const app = (
+    Fastify({
+      loggerInstance: deps.log as FastifyBaseLogger,
+      // Fastify's own two lines per request are replaced by one summary line (onResponse below).
+      logController: new LogController({ disableRequestLogging: true }),
+      bodyLimit: deps.config.maxBodyBytes + ENVELOPE_OVERHEAD,
+      ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+      ...httpsOptions(deps.tls),
+    }) as unknown as FastifyInstance
+  ).withTypeProvider<TypeBoxTypeProvider>();
 
   // The API speaks JSON only; anything else is 415.
   app.removeAllContentTypeParsers();
@@ -79,8 +96,10 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   void app.register(consoleRoutes());
   void app.register(async (v1) => {
     // Authenticate before validating, so a stranger learns nothing about the schema.
+    const limit = createRequestLimit(deps.config, deps.metrics);
     v1.addHook('preValidation', async (req) => {
       req.caller = await deps.auth.authenticate(req);
+      await limit?.(req.caller.agentId);
     });
     await v1.register(messageRoutes(deps));
     await v1.register(inboxRoutes(deps));

@@ -6,6 +6,8 @@
 //     timestamp, nonce and the body's SHA-256, within the configured clock skew; each
 //     nonce is accepted once while its timestamp is acceptable, so a captured request
 //     cannot be played again.
+// Then, for an agent bound to client certificates, the connection's certificate
+// (mutual TLS, client-cert.ts): both factors or nothing.
 import { createHash, createHmac, createPublicKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
@@ -14,7 +16,14 @@ import { AdmpError } from '../errors.js';
 import { tryParseAddress, isAgentId } from '../core/address.js';
 import { hmacSigningString } from '../core/request-signing.js';
 import type { Caller } from '../mailbox/mailbox.js';
-import { TOKEN_PREFIX, type Credentials } from '../mailbox/credentials.js';
+import { TOKEN_PREFIX, type AuthAgentRow, type Credentials } from '../mailbox/credentials.js';
+import type { CertBinding } from '../core/client-cert.js';
+import { checkClientCertificate } from './client-cert.js';
+
+/** A caller with the client certificates its agent is bound to (mutual TLS). */
+interface AuthCaller extends Caller {
+  readonly certs: readonly CertBinding[];
+}
 
 export interface Authenticator {
   authenticate(req: FastifyRequest): Promise<Caller>;
@@ -54,26 +63,33 @@ export function jwtLifetimeProblem(iat: number, exp: number, nowSec: number, ske
 }
 
 export function createAuthenticator(credentials: Credentials, config: Config): Authenticator {
-  const tokenCache = new Map<string, { caller: Caller; at: number }>();
+  const tokenCache = new Map<string, { caller: AuthCaller; at: number }>();
   const cacheMs = config.authCacheSec * 1000;
 
-  async function caller(agentId: string): Promise<Caller> {
+  const toCaller = (a: AuthAgentRow): AuthCaller => ({
+    agentId: a.id,
+    domain: a.domain,
+    address: `${a.id}@${a.domain}`,
+    certs: a.client_certs,
+  });
+
+  async function caller(agentId: string): Promise<AuthCaller> {
     const a = await credentials.activeAgent(agentId);
     if (!a) throw unauthorized('unknown or disabled agent');
-    return { agentId: a.id, domain: a.domain, address: `${a.id}@${a.domain}` };
+    return toCaller(a);
   }
 
-  async function byToken(token: string): Promise<Caller> {
+  async function byToken(token: string): Promise<AuthCaller> {
     const hit = tokenCache.get(token);
     if (hit && Date.now() - hit.at < cacheMs) return hit.caller;
     const a = await credentials.agentByToken(token);
     if (!a) throw unauthorized('invalid bearer token');
-    const c = { agentId: a.id, domain: a.domain, address: `${a.id}@${a.domain}` };
+    const c = toCaller(a);
     if (cacheMs > 0) tokenCache.set(token, { caller: c, at: Date.now() });
     return c;
   }
 
-  async function byJwt(jwt: string): Promise<Caller> {
+  async function byJwt(jwt: string): Promise<AuthCaller> {
     let kid: string | undefined;
     let iss: string | undefined;
     try {
@@ -110,7 +126,7 @@ export function createAuthenticator(credentials: Credentials, config: Config): A
     return c;
   }
 
-  async function byHmac(req: FastifyRequest, idHeader: string): Promise<Caller> {
+  async function byHmac(req: FastifyRequest, idHeader: string): Promise<AuthCaller> {
     const ts = req.headers['x-timestamp'];
     const sig = req.headers['x-signature'];
     const nonce = req.headers['x-nonce'];
@@ -141,16 +157,23 @@ export function createAuthenticator(credentials: Credentials, config: Config): A
     throw unauthorized('HMAC signature does not verify');
   }
 
+  async function byCredential(req: FastifyRequest): Promise<AuthCaller> {
+    const idHeader = req.headers['x-agent-id'];
+    if (typeof idHeader === 'string' && !req.headers.authorization) return byHmac(req, idHeader);
+    const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    if (!m) throw unauthorized('missing credentials: Authorization: Bearer <token|JWT>, or HMAC headers');
+    const cred = m[1]!;
+    if (cred.startsWith(TOKEN_PREFIX)) return byToken(cred);
+    if (cred.split('.').length === 3) return byJwt(cred);
+    throw unauthorized('unrecognised bearer credential');
+  }
+
   return {
     async authenticate(req) {
-      const idHeader = req.headers['x-agent-id'];
-      if (typeof idHeader === 'string' && !req.headers.authorization) return byHmac(req, idHeader);
-      const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-      if (!m) throw unauthorized('missing credentials: Authorization: Bearer <token|JWT>, or HMAC headers');
-      const cred = m[1]!;
-      if (cred.startsWith(TOKEN_PREFIX)) return byToken(cred);
-      if (cred.split('.').length === 3) return byJwt(cred);
-      throw unauthorized('unrecognised bearer credential');
+      // Both factors: the credential names the agent, then its certificate binding is checked.
+      const { certs, ...c } = await byCredential(req);
+      checkClientCertificate(req, c.agentId, certs);
+      return c;
     },
   };
 }

@@ -7,6 +7,7 @@ import type { Mailbox } from '../mailbox/mailbox.js';
 import type { Ingest } from '../ingress/ingest.js';
 import type { Metrics } from '../metrics.js';
 import type { Authenticator } from './auth.js';
+import type { TlsMaterial } from './tls.js';
 
 export interface ApiDeps {
   config: Config;
@@ -17,6 +18,8 @@ export interface ApiDeps {
   auth: Authenticator;
   ingest: Ingest;
   metrics?: Metrics;
+  /** Serve HTTPS with this material (ADMP_HTTP_TLS_*); absent: plain HTTP. */
+  tls?: TlsMaterial;
 }
 
 /** What a route or the error handler adds to the request's summary log line. */

@@ -34,6 +34,9 @@ export function installErrorHandler(app: FastifyInstance): void {
     const err = known ?? toAdmpError(error);
     if (!known) request.log.error({ err: error }, 'request failed');
     request.summary = { ...request.summary, outcome: err.code };
+    const retryAfter = err.details?.retry_after_sec;
+    // RFC 9110 §10.2.3 / RFC 6585 §4: when a 429 (or 503) may be retried.
+    if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
     void reply.status(err.httpStatus).send(httpErrorBody(err));
   });
   app.setNotFoundHandler((request, reply) => {

@@ -19,7 +19,7 @@ import { BOUNCE_LOCAL } from '../ingress/reports.js';
 import type { Ingest } from '../ingress/ingest.js';
 import { createClientLimits, type ClientLimits } from './client-limits.js';
 import { readProxyHeader } from './proxy-header.js';
-import { watchTlsFiles } from './tls-files.js';
+import { watchTlsFiles } from '../net/tls-files.js';
 import { verifyMail, withoutOurAuthResults } from './authenticate.js';
 
 export interface SmtpEdgeDeps {
@@ -59,7 +59,9 @@ export type RefusalReason =
 export function createSmtpEdge({ config, log, ingest, directory, dnsResolve, metrics }: SmtpEdgeDeps): SmtpEdge {
   const hostname = config.smtpHostname || osHostname();
   const tls =
-    config.smtpTlsCert || config.smtpTlsKey ? watchTlsFiles(config.smtpTlsCert, config.smtpTlsKey, log) : undefined;
+    config.smtpTlsCert || config.smtpTlsKey
+      ? watchTlsFiles({ cert: config.smtpTlsCert, key: config.smtpTlsKey }, log, 'smtp')
+      : undefined;
   const limits = createClientLimits({
     perIp: config.smtpMaxConnectionsPerIp,
     connectionsPerWindow: config.smtpRateConnections,

@@ -1,0 +1,254 @@
+// HTTPS on the agent API with a private test CA: HTTP/1.1 and HTTP/2 clients (undici,
+// node:http2, curl), a certificate swapped while the server runs, an expired one refused
+// by clients, and mutual TLS: a bound agent needs both certificate and credential.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, execSync } from 'node:child_process';
+import { connect as h2connect } from 'node:http2';
+import { connect as tlsConnect } from 'node:tls';
+import { copyFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Agent, request } from 'undici';
+import { startTestApi, type TestApi } from '../helpers/api.js';
+import { createTestCa, type TestCa } from '../helpers/test-ca.js';
+import { addCertBinding } from '../../src/db/client-certs.js';
+import { parseBinding } from '../../src/core/client-cert.js';
+import { X509Certificate } from 'node:crypto';
+
+const run = promisify(execFile);
+
+interface Issued {
+  readonly cert: string;
+  readonly key: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+const withPem = async (files: Promise<{ cert: string; key: string }>): Promise<Issued> => {
+  const f = await files;
+  return { ...f, certPem: readFileSync(f.cert, 'utf8'), keyPem: readFileSync(f.key, 'utf8') };
+};
+const server = (ca: TestCa, days?: number) => withPem(ca.issue('127.0.0.1', days));
+const client = (ca: TestCa, subject: string) => withPem(ca.issueClient(subject));
+
+async function httpsApi(
+  ca: TestCa,
+  server: Issued,
+  env: Record<string, string> = {},
+): Promise<{ api: TestApi; url: string }> {
+  // The server reads copies, so a test can replace them as a renewal would.
+  const cert = join(ca.dir, 'live-cert.pem');
+  const key = join(ca.dir, 'live-key.pem');
+  copyFileSync(server.cert, cert);
+  copyFileSync(server.key, key);
+  const api = await startTestApi({
+    ADMP_HTTP_TLS_CERT: cert,
+    ADMP_HTTP_TLS_KEY: key,
+    ADMP_HTTP_TLS_RELOAD_MS: '100',
+    ADMP_AUTH_CACHE_SEC: '0',
+    ...env,
+  });
+  const url = await api.core.app.listen({ host: '127.0.0.1', port: 0 });
+  return { api, url };
+}
+
+/** GET over HTTP/1.1 with undici, trusting the test CA (and presenting a client certificate when given). */
+async function get1(url: string, ca: string, headers: Record<string, string>, client?: Issued) {
+  const dispatcher = new Agent({
+    connect: { ca, ...(client ? { cert: client.certPem, key: client.keyPem } : {}) },
+  });
+  try {
+    const res = await request(`${url}/v1/inbox`, { headers, dispatcher });
+    return { status: res.statusCode, body: (await res.body.json()) as { error?: { code: string }; agent?: string } };
+  } finally {
+    await dispatcher.close();
+  }
+}
+
+/** GET over HTTP/2 with node:http2; returns the status, body and the ALPN protocol negotiated. */
+function get2(
+  url: string,
+  ca: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string; alpn: string }> {
+  return new Promise((ok, fail) => {
+    const session = h2connect(url, { ca });
+    session.on('error', fail);
+    const req = session.request({ ':path': '/v1/inbox', ...headers });
+    let status = 0;
+    let body = '';
+    req.on('response', (h) => (status = Number(h[':status'])));
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => (body += d));
+    req.on('end', () => {
+      const alpn = String(session.alpnProtocol);
+      session.close();
+      ok({ status, body, alpn });
+    });
+    req.on('error', fail);
+    req.end();
+  });
+}
+
+/** The serial number of the certificate the server presents to a new connection. */
+function servedSerial(url: string, ca: string): Promise<string> {
+  const { port } = new URL(url);
+  return new Promise((ok, fail) => {
+    const s = tlsConnect({ host: '127.0.0.1', port: Number(port), ca }, () => {
+      const serial = s.getPeerX509Certificate()!.serialNumber;
+      s.end();
+      ok(serial);
+    });
+    s.on('error', fail);
+  });
+}
+
+test('HTTPS: HTTP/1.1 (undici, curl) and HTTP/2 (node:http2, curl) with a private CA; a client not trusting the CA refuses', async (t) => {
+  const ca = await createTestCa();
+  const caPem = readFileSync(ca.caFile, 'utf8');
+  const { api, url } = await httpsApi(ca, await server(ca));
+  t.after(async () => {
+    await api.close();
+    ca.remove();
+  });
+  assert.match(url, /^https:\/\/127\.0\.0\.1:\d+$/);
+  const alice = await api.agent('alice');
+  const one = await get1(url, caPem, alice.auth);
+  assert.equal(one.status, 200);
+  assert.equal(one.body.agent, alice.address);
+  const two = await get2(url, caPem, alice.auth);
+  assert.equal(two.alpn, 'h2');
+  assert.equal(two.status, 200);
+  assert.equal(JSON.parse(two.body).agent, alice.address);
+  for (const [flag, version] of [
+    ['--http1.1', '1.1'],
+    ['--http2', '2'],
+  ] as const) {
+    const { stdout } = await run('curl', [
+      '-sS',
+      flag,
+      '--cacert',
+      ca.caFile,
+      '-H',
+      `Authorization: Bearer ${alice.token}`,
+      '-w',
+      '\n%{http_version} %{http_code}',
+      `${url}/v1/inbox`,
+    ]);
+    const [body, tail] = stdout.split('\n');
+    assert.equal(tail, `${version} 200`, `curl ${flag}`);
+    assert.equal(JSON.parse(body!).agent, alice.address);
+  }
+  // A client that does not trust the CA is refused by its own TLS stack.
+  await assert.rejects(get1(url, (await server(ca)).certPem, alice.auth), /self.signed|unable to (get|verify)/i);
+});
+
+test('HTTPS: a certificate replaced on disk is served to new connections without a restart; a broken pair is not taken', async (t) => {
+  const ca = await createTestCa();
+  const caPem = readFileSync(ca.caFile, 'utf8');
+  const first = await server(ca);
+  const { api, url } = await httpsApi(ca, first);
+  t.after(async () => {
+    await api.close();
+    ca.remove();
+  });
+  const alice = await api.agent('alice');
+  const serial = (i: Issued) => new X509Certificate(i.certPem).serialNumber;
+  assert.equal(await servedSerial(url, caPem), serial(first));
+
+  const second = await server(ca);
+  // Key first, then certificate, as a renewal script may: the half-written pair fails to
+  // load and the old context stays until the certificate follows.
+  copyFileSync(second.key, join(ca.dir, 'live-key.pem'));
+  await new Promise((r) => setTimeout(r, 400));
+  assert.equal(await servedSerial(url, caPem), serial(first), 'mismatched key and certificate: old pair kept');
+  assert.equal((await get1(url, caPem, alice.auth)).status, 200);
+  copyFileSync(second.cert, join(ca.dir, 'live-cert.pem'));
+  const deadline = Date.now() + 5000;
+  while ((await servedSerial(url, caPem)) !== serial(second) && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await servedSerial(url, caPem), serial(second), 'the new certificate is served');
+  assert.equal((await get1(url, caPem, alice.auth)).status, 200);
+  assert.equal((await get2(url, caPem, alice.auth)).status, 200);
+});
+
+test('HTTPS: an expired server certificate is refused by clients (undici, curl)', async (t) => {
+  const ca = await createTestCa();
+  const caPem = readFileSync(ca.caFile, 'utf8');
+  const { api, url } = await httpsApi(ca, await server(ca, -1));
+  t.after(async () => {
+    await api.close();
+    ca.remove();
+  });
+  const alice = await api.agent('alice');
+  await assert.rejects(get1(url, caPem, alice.auth), /certificate has expired|CERT_HAS_EXPIRED/);
+  const curl = await run('curl', ['-sS', '--cacert', ca.caFile, `${url}/v1/inbox`]).then(
+    () => undefined,
+    (e: { code: number; stderr: string }) => e,
+  );
+  assert.equal(curl?.code, 60, 'curl: peer certificate cannot be authenticated');
+  assert.match(curl!.stderr, /expired/);
+});
+
+test('mutual TLS: a bound agent needs its certificate and its credential; refusals are 401/403 with codes', async (t) => {
+  const ca = await createTestCa('ADMP Client CA');
+  const caPem = readFileSync(ca.caFile, 'utf8');
+  const stranger = await createTestCa('Someone Else');
+  const { api, url } = await httpsApi(ca, await server(ca), { ADMP_HTTP_TLS_CLIENT_CA: ca.caFile });
+  t.after(async () => {
+    await api.close();
+    ca.remove();
+    stranger.remove();
+  });
+  const [alice, bob, carol] = [await api.agent('alice'), await api.agent('bob'), await api.agent('carol')];
+  const aliceCert = await client(ca, '/O=Example/CN=alice');
+  const carolCert = await client(ca, '/O=Example/CN=carol');
+  const otherCert = await client(ca, '/O=Example/CN=mallory');
+  const foreign = await client(stranger, '/O=Example/CN=alice');
+  // The pin as the README computes it, with openssl alone.
+  const pin = (i: Issued) =>
+    execSync(
+      `openssl x509 -pubkey -noout -in ${i.cert} | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64`,
+      {
+        encoding: 'utf8',
+      },
+    ).trim();
+  await addCertBinding(api.db.pool, 'alice', parseBinding('spki', pin(aliceCert)));
+  await addCertBinding(api.db.pool, 'carol', parseBinding('subject', 'CN=carol, O=Example'));
+
+  const code = (r: { body: { error?: { code: string } } }) => r.body.error?.code;
+  assert.equal((await get1(url, caPem, alice.auth, aliceCert)).status, 200, 'certificate and credential');
+  assert.equal((await get1(url, caPem, carol.auth, carolCert)).status, 200, 'bound by subject');
+  const none = await get1(url, caPem, alice.auth);
+  assert.deepEqual([none.status, code(none)], [401, 'client_certificate_required']);
+  const wrong = await get1(url, caPem, alice.auth, otherCert);
+  assert.deepEqual([wrong.status, code(wrong)], [403, 'client_certificate_mismatch']);
+  const carolWithAlice = await get1(url, caPem, carol.auth, aliceCert);
+  assert.deepEqual([carolWithAlice.status, code(carolWithAlice)], [403, 'client_certificate_mismatch']);
+  // Same subject as alice's, issued by another CA: the handshake completes, the API refuses.
+  const untrusted = await get1(url, caPem, alice.auth, foreign);
+  assert.deepEqual([untrusted.status, code(untrusted)], [401, 'client_certificate_rejected']);
+  const noCredential = await get1(url, caPem, {}, aliceCert);
+  assert.deepEqual([noCredential.status, code(noCredential)], [401, 'unauthorized']);
+  const bobsToken = await get1(url, caPem, bob.auth, aliceCert);
+  assert.equal(bobsToken.status, 200, "an unbound agent's credential works with any trusted certificate");
+  assert.equal(bobsToken.body.agent, bob.address, 'the certificate does not choose the agent');
+  assert.equal((await get1(url, caPem, bob.auth)).status, 200, 'unbound agents need no certificate');
+  const bobForeign = await get1(url, caPem, bob.auth, foreign);
+  assert.deepEqual([bobForeign.status, code(bobForeign)], [401, 'client_certificate_rejected']);
+  // HTTP/2 carries the certificate of the connection too.
+  const h2 = await new Promise<number>((ok, fail) => {
+    const s = h2connect(url, { ca: caPem, cert: aliceCert.certPem, key: aliceCert.keyPem });
+    s.on('error', fail);
+    const r = s.request({ ':path': '/v1/inbox', ...alice.auth });
+    r.on('response', (h) => ok(Number(h[':status'])));
+    r.resume();
+    r.on('end', () => s.close());
+    r.on('error', fail);
+    r.end();
+  });
+  assert.equal(h2, 200);
+  // Without TLS (in-process) a bound agent cannot present a certificate at all.
+  const plain = await api.core.app.inject({ url: '/v1/inbox', headers: alice.auth });
+  assert.deepEqual([plain.statusCode, plain.json().error.code], [401, 'client_certificate_required']);
+});
