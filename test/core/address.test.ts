@@ -1,0 +1,34 @@
+// Agent address parsing (src/core/address.ts), as a table.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseAddress, tryParseAddress } from '../../src/core/address.js';
+
+const CASES: [input: string, want: string | undefined][] = [
+  ['bob@agents.example.com', 'bob@agents.example.com'],
+  ['Bob@Agents.Example.COM', 'bob@agents.example.com'],
+  ['bob@agents.example.com.', 'bob@agents.example.com'],
+  ['a.b_c-d@x.example', 'a.b_c-d@x.example'],
+  ['9lives@x.example', '9lives@x.example'],
+  [`${'a'.repeat(64)}@x.example`, `${'a'.repeat(64)}@x.example`],
+  [`${'a'.repeat(65)}@x.example`, undefined],
+  ['.bob@x.example', undefined],
+  ['-bob@x.example', undefined],
+  ['bob+tag@x.example', undefined],
+  ['bob@localhost', undefined],
+  ['bob@-x.example', undefined],
+  ['bob@x_y.example', undefined],
+  ['@x.example', undefined],
+  ['bob', undefined],
+  ['bob@', undefined],
+  ['"bob"@x.example', undefined],
+  ['b ob@x.example', undefined],
+  ['bob@x.example@y.example', undefined],
+  ['bøb@x.example', undefined],
+];
+
+for (const [input, want] of CASES) {
+  test(`address ${JSON.stringify(input)} → ${want ?? 'refused'}`, () => {
+    assert.equal(tryParseAddress(input)?.address, want);
+    if (want === undefined) assert.throws(() => parseAddress(input, 'to'), /to: .* is not an agent address/);
+  });
+}
