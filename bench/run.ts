@@ -35,6 +35,7 @@ import { ingestBench } from './ingest.js';
 import { startServer, type ServerChild } from './server.js';
 import { DOMAIN, pullInbox, SENDER, sendRecipient } from './workload.js';
 import { wrkSend } from './wrk.js';
+import { createTestCa } from '../test/helpers/test-ca.js';
 
 function int(name: string, dflt: number): number {
   const v = process.env[name];
@@ -43,7 +44,7 @@ function int(name: string, dflt: number): number {
   return Number(v);
 }
 
-const STEPS = ['send', 'pgbench', 'boss-send', 'pull', 'pull-next', 'boss-fetch', 'ingest'] as const;
+const STEPS = ['send', 'send-tls', 'pgbench', 'boss-send', 'pull', 'pull-next', 'boss-fetch', 'ingest'] as const;
 type StepName = (typeof STEPS)[number];
 
 const settings = {
@@ -204,6 +205,49 @@ async function main(): Promise<void> {
       notes.push(`status codes ${JSON.stringify(r.statusCodes)}, errors ${r.errors}, timeouts ${r.timeouts}`);
     results.send = {
       label: `HTTP send (${settings.connections} conn)`,
+      unit: 'req/s',
+      perSec: r.perSec,
+      p50Ms: r.p50Ms,
+      p99Ms: r.p99Ms,
+      per: 'request',
+      errors: r.non2xx + r.errors + r.timeouts,
+      cpu,
+      notes,
+      raw: r,
+    };
+  }
+
+  if (wanted('send-tls')) {
+    // The same send over HTTPS (ADMP_HTTP_TLS_*, a P-256 certificate of a private CA;
+    // wrk negotiates HTTP/1.1), from a second server on the same database.
+    const ca = await createTestCa('ADMP bench CA');
+    cleanups.push(async () => ca.remove());
+    const files = await ca.issue('127.0.0.1');
+    const tlsServer = await startServer(ours.url, serverEnv, log, serverRoot, { ...files, ca: ca.caFile });
+    retireLater(() => tlsServer.stop());
+    const tlsGroups: CpuGroups = { ...groups, server: tlsServer.pid };
+    log(`HTTPS send: warm-up ${settings.warmupSeconds} s`);
+    await wrkSend(tlsServer.url, sender.token, {
+      connections: settings.connections,
+      seconds: settings.warmupSeconds,
+      recipients: settings.recipients,
+    });
+    await settle(ours.pool, ['message']);
+    log(`HTTPS send: wrk over TLS, ${settings.connections} connections, ${S} s`);
+    const { result: r, cpu } = await measured(tlsGroups, () =>
+      wrkSend(tlsServer.url, sender.token, {
+        connections: settings.connections,
+        seconds: S,
+        recipients: settings.recipients,
+      }),
+    );
+    await tlsServer.stop();
+    const notes = [...noisy(cpu)];
+    if (results.send) notes.push(`${(r.perSec / results.send.perSec).toFixed(2)} × plain HTTP send in this run`);
+    if (r.non2xx || r.errors || r.timeouts)
+      notes.push(`status codes ${JSON.stringify(r.statusCodes)}, errors ${r.errors}, timeouts ${r.timeouts}`);
+    results['send-tls'] = {
+      label: `HTTPS send (${settings.connections} conn)`,
       unit: 'req/s',
       perSec: r.perSec,
       p50Ms: r.p50Ms,

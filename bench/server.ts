@@ -2,6 +2,8 @@
 // share the server's event loop. Logs at warn: request logging would measure pino.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'undici';
 import { freePort } from '../src/db/embedded.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -30,15 +32,43 @@ export function serverEnv(databaseUrl: string, port: number, extra: NodeJS.Proce
   };
 }
 
+/** Certificate files for HTTPS (ADMP_HTTP_TLS_CERT/KEY) and the CA that signed them. */
+export interface ServerTls {
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string;
+}
+
+/** Whether /readyz answers 200; over HTTPS trusting `tls.ca` only. */
+async function isReady(url: string, tls: ServerTls | undefined): Promise<boolean> {
+  if (!tls)
+    return fetch(`${url}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+  const dispatcher = new Agent({ connect: { ca: readFileSync(tls.ca) } });
+  try {
+    const r = await request(`${url}/readyz`, { dispatcher });
+    await r.body.dump();
+    return r.statusCode === 200;
+  } catch {
+    return false;
+  } finally {
+    await dispatcher.close();
+  }
+}
+
 /** `root`: the checkout to run (another one, to compare a proposed change side by side). */
 export async function startServer(
   databaseUrl: string,
   extraEnv: NodeJS.ProcessEnv,
   log: (line: string) => void,
   root = ROOT,
+  tls?: ServerTls,
 ): Promise<ServerChild> {
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  if (tls) extraEnv = { ...extraEnv, ADMP_HTTP_TLS_CERT: tls.cert, ADMP_HTTP_TLS_KEY: tls.key };
   // e.g. BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the server.
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/cli/main.ts', 'serve'], {
@@ -59,11 +89,7 @@ export async function startServer(
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`admp serve exited with code ${child.exitCode} before it was ready`);
-    const ready = await fetch(`${url}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ready) break;
+    if (await isReady(url, tls)) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`admp serve not ready after ${READY_TIMEOUT_MS} ms`);
