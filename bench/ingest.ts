@@ -26,6 +26,9 @@ import {
   type Partner,
 } from './ingest-mail.js';
 import { lmtpIngest } from './ingest-lmtp.js';
+import { idleConnectionsRss, postfixLmtpIngest, smtpEdgeIngest, smtpEdgeSendOnce } from './ingest-smtp.js';
+import { createTestCa, type TestCa } from '../test/helpers/test-ca.js';
+import { startPostfix, type TestPostfix } from '../test/helpers/postfix.js';
 import { rspamdIngest } from './ingest-rspamd.js';
 import { commitStats, rowsPerCommit, settle, type BenchDatabase, type BenchPostgres } from './postgres.js';
 import type { Measurement, Target } from './report.js';
@@ -53,7 +56,7 @@ export interface IngestDeps {
   readonly serverRoot?: string;
 }
 
-type Road = 'rspamd' | 'lmtp';
+type Road = 'rspamd' | 'lmtp' | 'smtp' | 'postfix';
 type DkimMode = 'trust' | 'verify';
 interface Case {
   readonly road: Road;
@@ -71,18 +74,38 @@ const WINDOW_HEADROOM = 1.5;
 export const INGEST_TARGETS = [
   { road: 'rspamd', mode: 'trust', bytes: SIZES['5 KB'], workers: 2, min: 2000, what: 'trusting Rspamd' },
   { road: 'rspamd', mode: 'verify', bytes: SIZES['5 KB'], workers: 2, min: 800, what: 'DKIM re-verified' },
+  { road: 'smtp', mode: 'trust', bytes: SIZES['5 KB'], workers: 2, min: 600, what: 'SMTP edge' },
 ] as const;
 
-const label = (road: Road, mode: DkimMode, bytes: number, workers: number) =>
-  `ingest ${road === 'rspamd' ? '/ingress/rspamd' : 'LMTP'} ${road === 'lmtp' ? 'trusting MTA A-R' : mode === 'trust' ? 'trusting Rspamd' : 'DKIM re-verified'}, ${sizeName(bytes)} (${workers} worker${workers > 1 ? 's' : ''})`;
+const ROAD_NAMES: Record<Road, string> = {
+  rspamd: '/ingress/rspamd',
+  lmtp: 'LMTP trusting MTA A-R',
+  smtp: 'SMTP edge, STARTTLS + SPF/DKIM/DMARC/ARC',
+  postfix: 'Postfix → LMTP (plain, trusting its A-R)',
+};
 
-/** The cases one server runs: LMTP only where the verdict is trusted (its DKIM re-verification is the same code as the Rspamd road's). */
+const label = (road: Road, mode: DkimMode, bytes: number, workers: number) =>
+  `ingest ${ROAD_NAMES[road]}${road === 'rspamd' ? (mode === 'trust' ? ' trusting Rspamd' : ' DKIM re-verified') : ''}, ${sizeName(bytes)} (${workers} worker${workers > 1 ? 's' : ''})`;
+
+/**
+ * The cases one server runs: LMTP only where the verdict is trusted (its DKIM
+ * re-verification is the same code as the Rspamd road's); the SMTP edge verifies
+ * everything itself whatever ADMP_DKIM_MODE, and is compared on 5 KB mail with a plain
+ * Postfix → LMTP delivery of the same mail.
+ */
 function cases(mode: DkimMode, withLarge: boolean): Case[] {
   const sizes = withLarge ? [SIZES['5 KB'], SIZES['100 KB']] : [SIZES['5 KB']];
-  return (mode === 'trust' ? (['rspamd', 'lmtp'] as const) : (['rspamd'] as const)).flatMap((road) =>
-    sizes.map((bytes) => ({ road, bytes })),
-  );
+  if (mode === 'verify') return sizes.map((bytes) => ({ road: 'rspamd', bytes }));
+  return [
+    ...(['rspamd', 'lmtp'] as const).flatMap((road) => sizes.map((bytes) => ({ road, bytes }))),
+    { road: 'smtp', bytes: SIZES['5 KB'] },
+    { road: 'postfix', bytes: SIZES['5 KB'] },
+  ];
 }
+
+/** The edge's name and its certificate from a throwaway CA, trusted by the bench's client. */
+export const EDGE_HOSTNAME = 'mx.agents.bench';
+const IDLE_CONNECTIONS = 1000;
 
 export async function ingestBench(
   deps: IngestDeps,
@@ -95,8 +118,18 @@ export async function ingestBench(
   const p: Partner = partner();
   await pinPartnerKey(db.pool, { agent: p.signer.agent, kid: p.signer.kid, publicKey: p.signer.publicKey });
   await addRule(db.pool, { from: `*@${PARTNER_DOMAIN}`, to: `*@${DOMAIN}`, action: 'allow' });
-  const dns = await startDns({ txt: { [p.dkim.dnsName]: p.dkim.txt } });
+  // The edge checks SPF (the bench connects from 127.0.0.1) and DMARC too.
+  const dns = await startDns({
+    txt: {
+      [p.dkim.dnsName]: p.dkim.txt,
+      [PARTNER_DOMAIN]: 'v=spf1 ip4:127.0.0.1 -all',
+      [`_dmarc.${PARTNER_DOMAIN}`]: 'v=DMARC1; p=reject',
+    },
+  });
   deps.cleanups.push(() => dns.stop());
+  const ca = await createTestCa();
+  deps.cleanups.push(async () => ca.remove());
+  const cert = await ca.issue(EDGE_HOSTNAME);
   const token = randomBytes(24).toString('base64url');
   log(
     `ingest: partner ${p.signer.agent} (pinned Ed25519 key), DKIM rsa-2048 ${p.dkim.dnsName} served by a loopback DNS server on ${dns.server}`,
@@ -109,7 +142,17 @@ export async function ingestBench(
       const todo = cases(mode, wi === 0).filter((c) => label(c.road, mode, c.bytes, workers).includes(s.only ?? ''));
       if (todo.length === 0) continue;
       const lmtpPort = await freePort();
+      const smtpPort = await freePort();
       const env = {
+        ADMP_SMTP_LISTEN: `127.0.0.1:${smtpPort}`,
+        ADMP_SMTP_HOSTNAME: EDGE_HOSTNAME,
+        ADMP_SMTP_TLS_CERT: cert.cert,
+        ADMP_SMTP_TLS_KEY: cert.key,
+        // Every session comes from 127.0.0.1: the per-address limits would measure themselves.
+        ADMP_SMTP_MAX_CONNECTIONS: String(IDLE_CONNECTIONS * 2),
+        ADMP_SMTP_MAX_CONNECTIONS_PER_IP: String(IDLE_CONNECTIONS * 2),
+        ADMP_SMTP_RATE_CONNECTIONS: '10000000',
+        ADMP_SMTP_RATE_MESSAGES: '10000000',
         ADMP_WORKERS: String(workers),
         ADMP_DKIM_MODE: mode,
         ADMP_DNS_SERVERS: dns.server,
@@ -121,20 +164,47 @@ export async function ingestBench(
       };
       log(`ingest: starting admp serve with ADMP_WORKERS=${workers} ADMP_DKIM_MODE=${mode} (LMTP on ${lmtpPort})`);
       const server = await startServer(db.url, env, log, deps.serverRoot);
+      let postfix: TestPostfix | undefined;
       try {
+        if (todo.some((c) => c.road === 'postfix'))
+          postfix = await startPostfix({
+            milter: null,
+            relayDomains: [DOMAIN],
+            transport: { [DOMAIN]: `lmtp:inet:127.0.0.1:${lmtpPort}` },
+            main: { lmtp_destination_concurrency_limit: String(s.connections), queue_run_delay: '1s' },
+          });
         for (const c of todo) {
           const m = await measureCase(
             deps,
             s,
-            { db, p, token, serverUrl: server.url, serverPid: server.pid, lmtpPort },
+            {
+              db,
+              p,
+              token,
+              serverUrl: server.url,
+              serverPid: server.pid,
+              lmtpPort,
+              smtpPort,
+              ca,
+              ...(postfix ? { postfixPort: postfix.port } : {}),
+            },
             c,
             mode,
             workers,
           );
+          if (c.road === 'smtp') {
+            const rss = await idleConnectionsRss(smtpPort, server.pid, IDLE_CONNECTIONS);
+            const growth = (rss.afterKb - rss.beforeKb) / 1024;
+            m.notes.push(
+              `${rss.connections} idle connections: server RSS ${Math.round(rss.beforeKb / 1024)} → ${Math.round(rss.afterKb / 1024)} MB (+${growth.toFixed(1)} MB; target < 200 MB)`,
+            );
+            log(`${m.label}: ${m.notes.at(-1)}`);
+          }
           measurements.push(m);
           byCase.set(`${c.road}/${mode}/${c.bytes}/${workers}`, m);
         }
       } finally {
+        await postfix?.stop();
         await server.stop();
       }
     }
@@ -155,6 +225,9 @@ interface Running {
   serverUrl: string;
   serverPid: number;
   lmtpPort: number;
+  smtpPort: number;
+  ca: TestCa;
+  postfixPort?: number;
 }
 
 async function measureCase(
@@ -166,15 +239,37 @@ async function measureCase(
   workers: number,
 ): Promise<Measurement> {
   const name = label(c.road, mode, c.bytes, workers);
-  const prefix = c.road === 'lmtp' ? AUTHENTICATION_RESULTS : '';
+  const prefix = c.road === 'lmtp' || c.road === 'postfix' ? AUTHENTICATION_RESULTS : '';
+  const tls = { servername: EDGE_HOSTNAME, caFile: r.ca.caFile };
   // Both drivers' results reduced to what the report needs.
   const drive = async (
     set: MailSet,
     seconds: number,
   ): Promise<Pick<Measurement, 'perSec' | 'p50Ms' | 'p99Ms' | 'errors' | 'notes'> & { ok: number; raw: unknown }> => {
+    const firstError = (l: { firstError?: string }) => (l.firstError ? [`first error: ${l.firstError}`] : []);
     if (c.road === 'lmtp') {
       const l = await lmtpIngest(r.lmtpPort, set, { connections: s.connections, seconds });
-      return { ...l, ok: l.items, raw: l, notes: l.firstError ? [`first error: ${l.firstError}`] : [] };
+      return { ...l, ok: l.items, raw: l, notes: firstError(l) };
+    }
+    if (c.road === 'smtp') {
+      const l = await smtpEdgeIngest(r.smtpPort, tls, set, { connections: s.connections, seconds });
+      return { ...l, ok: l.items, raw: l, notes: firstError(l) };
+    }
+    if (c.road === 'postfix') {
+      const l = await postfixLmtpIngest(r.postfixPort!, r.db.pool, set, {
+        connections: s.connections,
+        seconds,
+        drainSeconds: 120,
+      });
+      return {
+        ...l,
+        ok: l.stored,
+        raw: l,
+        notes: [
+          `${l.accepted} queued by Postfix in ${seconds} s, ${l.stored} stored ${l.drainSeconds.toFixed(1)} s after the last; the rate is stored mail over the whole time (latency: Postfix's answer)`,
+          ...firstError(l),
+        ],
+      };
     }
     const h = await rspamdIngest(r.serverUrl, r.token, set, { connections: s.connections, seconds });
     const errors = h.non2xx + h.errors + h.timeouts;
@@ -193,7 +288,7 @@ async function measureCase(
     count: Math.ceil(WARMUP_RATE[c.bytes]! * s.warmupSeconds),
     prefix,
   });
-  await sanityCheck(c.road, r, message(warm, warm.heads.length - 1));
+  await sanityCheck(c.road, r, message(warm, warm.heads.length - 1), tls);
   deps.log(`${name}: ${warm.bytes}-byte mail, warm-up ${s.warmupSeconds} s`);
   const warmed = await drive(warm, s.warmupSeconds);
   const set = await mailSet(r.p, {
@@ -203,7 +298,7 @@ async function measureCase(
   });
   await settle(r.db.pool, ['message']);
   deps.log(
-    `${name}: ${s.connections} ${c.road === 'rspamd' ? 'HTTP connections (autocannon)' : 'LMTP sessions, pipelined'}, ${set.heads.length} distinct messages, ${s.seconds} s`,
+    `${name}: ${s.connections} ${{ rspamd: 'HTTP connections (autocannon)', lmtp: 'LMTP sessions, pipelined', smtp: 'STARTTLS sessions, pipelined', postfix: 'SMTP sessions to Postfix, pipelined' }[c.road]}, ${set.heads.length} distinct messages, ${s.seconds} s`,
   );
   const before = await commitStats(r.db.pool);
   const { result, cpu } = await deps.measured(r.serverPid, () => drive(set, s.seconds));
@@ -232,8 +327,18 @@ async function measureCase(
 }
 
 /** One delivery before the load: a set-up fault should stop the bench, not show as errors in a table. */
-async function sanityCheck(road: Road, r: Running, raw: Buffer): Promise<void> {
-  if (road === 'lmtp') {
+async function sanityCheck(
+  road: Road,
+  r: Running,
+  raw: Buffer,
+  tls: { servername: string; caFile: string },
+): Promise<void> {
+  if (road === 'smtp') {
+    const reply = await smtpEdgeSendOnce(r.smtpPort, tls, raw);
+    if (!reply.startsWith('250')) throw new Error(`SMTP edge sanity delivery failed: ${reply}`);
+    return;
+  }
+  if (road === 'lmtp' || road === 'postfix') {
     const t = await lmtpSend(r.lmtpPort, { from: `worker@${PARTNER_DOMAIN}`, to: [RECIPIENT_ADDRESS], data: raw });
     if (!t.data[0]?.startsWith('250')) throw new Error(`LMTP sanity delivery failed: ${JSON.stringify(t)}`);
     return;
