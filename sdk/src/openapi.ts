@@ -2759,6 +2759,7 @@ export interface paths {
                             status: "queued" | "sent" | "delivered" | "leased" | "acked" | "failed" | "dead";
                             from: string;
                             to: string;
+                            detail: string | null;
                             channel: "http" | "smtp";
                             type: string;
                             subject: string | null;
@@ -3577,6 +3578,7 @@ export interface paths {
                                 lease_until: string;
                                 from: string;
                                 to: string;
+                                detail: string | null;
                                 channel: "http" | "smtp";
                                 type: string;
                                 subject: string | null;
@@ -3881,6 +3883,7 @@ export interface paths {
                                 status: "queued" | "sent" | "delivered" | "leased" | "acked" | "failed" | "dead";
                                 from: string;
                                 to: string;
+                                detail: string | null;
                                 channel: "http" | "smtp";
                                 type: string;
                                 subject: string | null;

@@ -34,3 +34,30 @@ export function parseAddress(input: string, field: string): AgentAddress {
     throw new AdmpError('bad_request', `${field}: "${input.slice(0, 100)}" is not an agent address (local@domain)`);
   return a;
 }
+
+export interface RecipientAddress {
+  /** The agent's address, without the detail. */
+  readonly agent: AgentAddress;
+  /** The subaddress after `+` (RFC 5233), as given; undefined when there is none. */
+  readonly detail?: string;
+}
+
+// RFC 5233 §1: the detail is what follows the first "+" of the local part. Kept to
+// characters that are safe in logs, JSON and header fields.
+const DETAIL = /^[A-Za-z0-9._=-]{1,64}$/;
+
+/**
+ * A recipient address, plus-addressed or not (RFC 5233: `bob+anything@domain` is
+ * bob's): the agent address and the detail. Undefined when it is neither.
+ */
+export function tryParseRecipient(input: string): RecipientAddress | undefined {
+  const at = input.lastIndexOf('@');
+  const plus = input.indexOf('+');
+  if (plus < 0 || plus > at) {
+    const agent = tryParseAddress(input);
+    return agent ? { agent } : undefined;
+  }
+  const detail = input.slice(plus + 1, at);
+  const agent = tryParseAddress(`${input.slice(0, plus)}${input.slice(at)}`);
+  return agent && DETAIL.test(detail) ? { agent, detail } : undefined;
+}

@@ -17,7 +17,7 @@ import {
   verify as nodeVerify,
   type KeyObject,
 } from 'node:crypto';
-import { tryParseAddress } from './address.js';
+import { tryParseAddress, tryParseRecipient } from './address.js';
 import {
   signatureBase as signatureBaseWith,
   signBaseNoble,
@@ -230,9 +230,10 @@ export async function verifySignature(input: VerifyInput, opts: VerifyOptions): 
   if (!input.messageId || canonicalMessageId(input.messageId) === '')
     return fail('signature_invalid', 'Message-ID is missing');
 
-  const rcpt = tryParseAddress(input.envelopeRecipient);
-  const to = tryParseAddress(input.envelope.to);
-  if (!rcpt || to?.address !== rcpt.address)
+  // Plus-addresses (RFC 5233): the signature names the agent; a detail it names must be the envelope's too.
+  const rcpt = tryParseRecipient(input.envelopeRecipient);
+  const to = tryParseRecipient(input.envelope.to);
+  if (!rcpt || to?.agent.address !== rcpt.agent.address || (to.detail !== undefined && to.detail !== rcpt.detail))
     return fail('signature_invalid', 'the envelope recipient is not the signed recipient');
 
   const timestamp = Number(ts);
@@ -259,7 +260,7 @@ export async function verifySignature(input: VerifyInput, opts: VerifyOptions): 
     kid,
     timestamp,
     messageId: input.messageId,
-    to: rcpt.address,
+    to: rcpt.agent.address,
     from: from.address,
     subject: input.subject ?? '',
     type: input.envelope.type,

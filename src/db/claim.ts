@@ -49,7 +49,7 @@ export async function claim(
          FROM picked
         WHERE m.id = picked.id AND m.to_agent_id = picked.to_agent_id
        RETURNING m.id, m.lease_id, m.lease_until, m.from_agent, m.channel, m.type, m.subject, m.body,
-                 m.correlation_id, m.in_reply_to, m.attempts, m.created_at, m.auth)
+                 m.correlation_id, m.in_reply_to, m.attempts, m.created_at, m.auth, m.headers->>'detail' AS detail)
      -- One row even when nothing was claimed, to carry the acked ids.
      SELECT c.*, a.ids AS acked
        FROM (SELECT coalesce(array_agg(id), '{}') AS ids FROM acked) a

@@ -71,7 +71,10 @@ export type PulledRow = Pick<
   | 'attempts'
   | 'created_at'
   | 'auth'
->;
+> & {
+  /** The RFC 5233 detail of the plus-address the mail came to (headers.detail), or null. */
+  detail: string | null;
+};
 
 export interface LeaseRef {
   id: string;

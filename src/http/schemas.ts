@@ -76,6 +76,9 @@ export const PulledMessage = Type.Object({
   lease_until: Type.String({ format: 'date-time' }),
   from: Type.String(),
   to: Type.String(),
+  detail: Nullable(
+    Type.String({ description: 'The RFC 5233 detail of the plus-address the mail came to (`bob+detail@…`), or null' }),
+  ),
   channel: Type.Union([Type.Literal('http'), Type.Literal('smtp')]),
   type: Type.String(),
   subject: Nullable(Type.String()),
@@ -126,6 +129,9 @@ export const MessageStatusView = Type.Object({
   status: Status,
   from: Type.String(),
   to: Type.String(),
+  detail: Nullable(
+    Type.String({ description: 'The RFC 5233 detail of the plus-address the mail came to (`bob+detail@…`), or null' }),
+  ),
   channel: Type.Union([Type.Literal('http'), Type.Literal('smtp')]),
   type: Type.String(),
   subject: Nullable(Type.String()),

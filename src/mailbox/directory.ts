@@ -4,12 +4,19 @@
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
-import { parseAddress, isAgentId, type AgentAddress } from '../core/address.js';
+import { isAgentId, tryParseRecipient, type AgentAddress } from '../core/address.js';
 import { findAgent, type AgentRow } from '../db/agents.js';
 import { inboxHolds } from '../db/status.js';
 
 export type Recipient =
-  { kind: 'local'; agentId: string; address: string } | { kind: 'remote'; address: string; domain: string };
+  | {
+      kind: 'local';
+      agentId: string;
+      /** The agent's address; the RFC 5233 detail of a plus-address is apart. */
+      address: string;
+      detail?: string;
+    }
+  | { kind: 'remote'; address: string; domain: string };
 
 export interface Directory {
   /** Resolves `to` (an address, or a bare local agent id); unknown local agents are `unknown_recipient`. */
@@ -40,15 +47,24 @@ export function createDirectory(pool: pg.Pool, config: Config): Directory {
     inboxHolds: (agentId, max) => inboxHolds(pool, agentId, max),
     localAgent,
     async resolve(to, field = 'to') {
-      const addr: AgentAddress = isAgentId(to.toLowerCase())
-        ? { local: to.toLowerCase(), domain: config.domains[0]!, address: `${to.toLowerCase()}@${config.domains[0]}` }
-        : parseAddress(to, field);
-      if (!domains.has(addr.domain)) return { kind: 'remote', address: addr.address, domain: addr.domain };
+      const parsed = isAgentId(to.toLowerCase()) ? undefined : tryParseRecipient(to);
+      if (!isAgentId(to.toLowerCase()) && !parsed)
+        throw new AdmpError('bad_request', `${field}: "${to.slice(0, 100)}" is not an agent address (local@domain)`);
+      const addr: AgentAddress = parsed
+        ? parsed.agent
+        : { local: to.toLowerCase(), domain: config.domains[0]!, address: `${to.toLowerCase()}@${config.domains[0]}` };
+      // A remote plus-address is the partner's to route: it goes out as written.
+      if (!domains.has(addr.domain)) return { kind: 'remote', address: to.toLowerCase(), domain: addr.domain };
       const row = await localAgent(addr.local);
       if (!row || row.domain !== addr.domain || row.status !== 'active') {
         throw new AdmpError('unknown_recipient', `${field}: no agent ${addr.address}`);
       }
-      return { kind: 'local', agentId: row.id, address: addr.address };
+      return {
+        kind: 'local',
+        agentId: row.id,
+        address: addr.address,
+        ...(parsed?.detail ? { detail: parsed.detail } : {}),
+      };
     },
   };
 }

@@ -149,6 +149,8 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, metri
             unique_id: `idem:${msg.idempotency_key}`,
           })
         : null,
+      // bob+detail@…: the RFC 5233 detail stays on the message (shown as `detail`).
+      ...(to.kind === 'local' && to.detail ? { headers: { detail: to.detail } } : {}),
       ...extra,
     };
   }

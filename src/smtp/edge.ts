@@ -12,7 +12,7 @@ import { AdmpError, smtpReplyText, toAdmpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Directory } from '../mailbox/directory.js';
-import { tryParseAddress } from '../core/address.js';
+import { tryParseRecipient } from '../core/address.js';
 import { allowList, isAllowed } from '../core/cidr.js';
 import { cachedResolver, type Resolver } from '../ingress/domain-auth.js';
 import { BOUNCE_LOCAL } from '../ingress/reports.js';
@@ -153,7 +153,7 @@ export function createSmtpEdge({ config, log, ingest, directory, dnsResolve, met
         return cb(refuse(session, 'relay_denied', reply(550, '5.7.1', 'relay access denied'), { rcpt }));
       // Bounces to our VERP return path are delivery reports, not agent mail.
       if (BOUNCE_LOCAL.test(rcpt)) return cb();
-      if (!tryParseAddress(rcpt))
+      if (!tryParseRecipient(rcpt))
         return cb(refuse(session, 'unknown_recipient', reply(550, '5.1.1', 'no such agent'), { rcpt }));
       directory.resolve(rcpt, 'recipient').then(
         () => cb(),

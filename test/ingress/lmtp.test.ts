@@ -151,3 +151,20 @@ test(
     assert.equal(rows[0].n, 1);
   },
 );
+
+test('a plus-address (RFC 5233) reaches the agent over LMTP, with its detail stored', async (t) => {
+  const { api, port, bob, partner } = await withPartner(t);
+  const mail = Buffer.concat([
+    Buffer.from(ar(MTA, PARTNER)),
+    await agentMail(partner, { to: bob.address, type: 'task.request', body: {} }),
+  ]);
+  const tr = await lmtpSend(port, {
+    from: `w@${PARTNER}`,
+    to: ['bob+ops@agents.test', 'nobody+ops@agents.test'],
+    data: mail,
+  });
+  assert.match(tr.rcpt[1]!, /^550 5\.1\.1 /);
+  assert.match(tr.data[0]!, /^250 2\.6\.0 <bob\+ops@agents\.test> stored as /);
+  const { rows } = await api.db.pool.query("SELECT headers->>'detail' AS detail, to_agent_id FROM message");
+  assert.deepEqual(rows, [{ detail: 'ops', to_agent_id: 'bob' }]);
+});

@@ -328,3 +328,27 @@ test('a delivery status report is recorded on the message it concerns, not enque
   assert.match(m.delivery_log.at(-1).recipients[0].diagnostic, /no such agent/);
   assert.equal(await count(api), 1, 'the report itself was not enqueued');
 });
+
+test('plus-addresses (RFC 5233): bob+detail reaches bob over the Rspamd road and over HTTP, the detail kept and shown', async (t) => {
+  const { api, bob, partner } = await setup(t);
+  const raw = await agentMail(partner, { to: bob.address, type: 'task.request', body: { n: 1 } });
+  const r = await ingest(api, raw, { to: 'bob+invoices-2026@agents.test' });
+  assert.equal(r.statusCode, 200, r.body);
+  const sent = await api.core.app.inject({
+    method: 'POST',
+    url: '/v1/messages',
+    headers: bob.auth,
+    payload: { to: 'bob+notes@agents.test', type: 'note', body: {} },
+  });
+  assert.equal(sent.statusCode, 201, sent.body);
+  const pulled = (
+    await api.core.app.inject({ method: 'POST', url: '/v1/inbox/pull', headers: bob.auth, payload: { max: 5 } })
+  ).json().messages;
+  assert.deepEqual(pulled.map((m: { detail: string | null }) => m.detail).sort(), ['invoices-2026', 'notes']);
+  assert.ok(pulled.every((m: { to: string }) => m.to === bob.address));
+  const status = await api.core.app.inject({ url: `/v1/messages/${sent.json().id}`, headers: bob.auth });
+  assert.equal(status.json().detail, 'notes');
+  // A detail outside RFC 5233's safe set, and a plus-address of an unknown agent, are refused.
+  assert.equal((await ingest(api, raw, { to: 'bob+a b@agents.test' })).statusCode, 422);
+  assert.equal((await ingest(api, raw, { to: 'nobody+x@agents.test' })).statusCode, 422);
+});

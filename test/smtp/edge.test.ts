@@ -333,3 +333,16 @@ test('graceful shutdown: idle clients get 421 at once, a transaction in DATA get
   await closing;
   assert.equal(await world.count(), 0, 'nothing half-received is stored');
 });
+
+test('a plus-address (RFC 5233) reaches the agent through the edge; a bad one is refused at RCPT', async (t) => {
+  if (!requireBinaries(t, needs)) return;
+  const world = await startEdgeWorld(t);
+  const { port } = await world.edge();
+  const mail = await world.mail(world.bob.address);
+  const r = await world.swaks(port, [`bob+support@${AGENTS}`], mail);
+  assert.equal(r.code, 250, r.transcript);
+  const [row] = await world.stored(mail);
+  assert.equal((row!.headers as Record<string, unknown>).detail, 'support');
+  const bad = await world.swaks(port, [`bob+a!b@${AGENTS}`], mail);
+  assert.match(`${bad.code} ${bad.text}`, /^550 5\.1\.1 /);
+});

@@ -44,7 +44,12 @@ export function buildRow(
       body: envelope.body,
       unique_id: `mid:${messageId}`,
     }),
-    headers: { message_id: messageId, road: d.road, ...(d.queueId ? { queue_id: d.queueId } : {}) },
+    headers: {
+      message_id: messageId,
+      road: d.road,
+      ...(d.queueId ? { queue_id: d.queueId } : {}),
+      ...(v.admitted.to.detail ? { detail: v.admitted.to.detail } : {}),
+    },
     auth: {
       domain: { method, source: auth.source, dkim: auth.dkim, spf: auth.spf, dmarc: auth.dmarc, arc: auth.arc },
       signature: {
