@@ -227,7 +227,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -393,7 +393,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -558,7 +558,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -725,7 +725,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -873,7 +873,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1019,7 +1019,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1164,7 +1164,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1308,7 +1308,7 @@ export interface paths {
                         }[];
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1453,7 +1453,7 @@ export interface paths {
                         }[];
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1593,7 +1593,7 @@ export interface paths {
                         }[];
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1725,7 +1725,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1873,7 +1873,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2013,7 +2013,7 @@ export interface paths {
                         }[];
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2153,7 +2153,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2292,7 +2292,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2441,7 +2441,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2618,7 +2618,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2782,7 +2782,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2932,7 +2932,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -3083,7 +3083,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -3237,7 +3237,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -3416,7 +3416,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -3593,7 +3593,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -3737,7 +3737,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -3908,7 +3908,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -4053,7 +4053,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description bad_request, invalid_json, invalid_envelope */
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -4164,14 +4164,14 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** @description bad_request, invalid_json, invalid_envelope */
+        /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
         AdmpError400: {
             error: {
                 /**
                  * @description Stable error code (the ERROR_KINDS table); switch on this, not on the message
                  * @enum {string}
                  */
-                code: "bad_request" | "invalid_json" | "invalid_envelope";
+                code: "bad_request" | "invalid_json" | "invalid_envelope" | "duplicate_recipient";
                 /** @description Human-readable explanation; may name the offending field */
                 message: string;
                 details?: {
