@@ -236,7 +236,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -245,7 +245,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -314,7 +314,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -402,7 +402,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -411,7 +411,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -465,7 +465,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -567,7 +567,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -576,7 +576,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -630,7 +630,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -734,7 +734,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -743,7 +743,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -797,7 +797,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -882,7 +882,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -891,7 +891,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -945,7 +945,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1028,7 +1028,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1037,7 +1037,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1091,7 +1091,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1173,7 +1173,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1182,7 +1182,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1236,7 +1236,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1317,7 +1317,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1326,7 +1326,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1380,7 +1380,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1462,7 +1462,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1471,7 +1471,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1525,7 +1525,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1602,7 +1602,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1611,7 +1611,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1665,7 +1665,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1734,7 +1734,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1743,7 +1743,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1797,7 +1797,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1882,7 +1882,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1891,7 +1891,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1945,7 +1945,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2022,7 +2022,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -2031,7 +2031,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -2085,7 +2085,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2162,7 +2162,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -2171,7 +2171,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -2225,7 +2225,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2301,7 +2301,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -2310,7 +2310,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -2364,7 +2364,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2450,7 +2450,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -2459,7 +2459,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -2513,7 +2513,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2627,7 +2627,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -2636,7 +2636,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -2690,7 +2690,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2791,7 +2791,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -2800,7 +2800,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -2854,7 +2854,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2941,7 +2941,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -2950,7 +2950,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -3004,7 +3004,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3092,7 +3092,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -3101,7 +3101,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -3155,7 +3155,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3246,7 +3246,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -3255,7 +3255,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -3309,7 +3309,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3425,7 +3425,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -3434,7 +3434,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -3488,7 +3488,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3602,7 +3602,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -3611,7 +3611,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -3665,7 +3665,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3746,7 +3746,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -3755,7 +3755,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -3809,7 +3809,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3917,7 +3917,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -3926,7 +3926,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -3980,7 +3980,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4062,7 +4062,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError400"];
                     };
                 };
-                /** @description unauthorized */
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -4071,7 +4071,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError401"];
                     };
                 };
-                /** @description forbidden */
+                /** @description forbidden, client_certificate_mismatch */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -4125,7 +4125,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError422"];
                     };
                 };
-                /** @description quota_exceeded */
+                /** @description quota_exceeded, rate_limited */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4179,14 +4179,14 @@ export interface components {
                 };
             };
         };
-        /** @description unauthorized */
+        /** @description unauthorized, client_certificate_required, client_certificate_rejected */
         AdmpError401: {
             error: {
                 /**
                  * @description Stable error code (the ERROR_KINDS table); switch on this, not on the message
                  * @enum {string}
                  */
-                code: "unauthorized";
+                code: "unauthorized" | "client_certificate_required" | "client_certificate_rejected";
                 /** @description Human-readable explanation; may name the offending field */
                 message: string;
                 details?: {
@@ -4194,14 +4194,14 @@ export interface components {
                 };
             };
         };
-        /** @description forbidden */
+        /** @description forbidden, client_certificate_mismatch */
         AdmpError403: {
             error: {
                 /**
                  * @description Stable error code (the ERROR_KINDS table); switch on this, not on the message
                  * @enum {string}
                  */
-                code: "forbidden";
+                code: "forbidden" | "client_certificate_mismatch";
                 /** @description Human-readable explanation; may name the offending field */
                 message: string;
                 details?: {
@@ -4284,14 +4284,14 @@ export interface components {
                 };
             };
         };
-        /** @description quota_exceeded */
+        /** @description quota_exceeded, rate_limited */
         AdmpError429: {
             error: {
                 /**
                  * @description Stable error code (the ERROR_KINDS table); switch on this, not on the message
                  * @enum {string}
                  */
-                code: "quota_exceeded";
+                code: "quota_exceeded" | "rate_limited";
                 /** @description Human-readable explanation; may name the offending field */
                 message: string;
                 details?: {
