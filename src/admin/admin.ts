@@ -8,7 +8,15 @@ import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
 import { isAgentId, isDomain, parseAddress, type AgentAddress } from '../core/address.js';
 import type { PolicyRule } from '../core/policy.js';
-import { addAgent, listAgents, purgeAgent, rotateCredentials, type AgentRow, type Credentials } from '../db/agents.js';
+import {
+  addAgent,
+  findAgent,
+  listAgents,
+  purgeAgent,
+  rotateCredentials,
+  type AgentRow,
+  type Credentials,
+} from '../db/agents.js';
 import {
   insertLocalKey,
   listAllKeys,
@@ -28,16 +36,19 @@ import { addCertBinding, listCertBindings, removeCertBinding, type CertBindingRo
 import type { CertBinding } from '../core/client-cert.js';
 import { keyFileName, keysDir } from '../keys/key-files.js';
 import { createAgentKey } from '../keys/private-key.js';
+import type { PolicySource } from '../policy/store.js';
+import { createOperations, type Operations } from './operations.js';
 
 export type { AgentKeyRow, AgentRow, CertBindingRow, Credentials, RuleRow };
 
 // A rotation's old key must outlive partners' key caches (300 s) and the signature window (±300 s).
 export const MIN_OVERLAP_SEC = 600;
 
-export interface Admin {
+export interface Admin extends Operations {
   addAgent(id: string, domain?: string): Promise<AgentRow & Credentials>;
   listAgents(): Promise<AgentRow[]>;
-  rotateCredentials(id: string, kinds: ('token' | 'hmac')[]): Promise<Partial<Credentials>>;
+  /** New credentials of the given kinds (the old ones are revoked), with the agent they belong to. */
+  rotateCredentials(id: string, kinds: ('token' | 'hmac')[]): Promise<AgentRow & Partial<Credentials>>;
   /** Removes an agent, its keys and its messages (only the doctor's probe agent is removed this way). */
   purgeAgent(id: string): Promise<void>;
   /** Requires the client certificate (besides the credential) on the agent's API calls; twice is a no-op. */
@@ -80,7 +91,7 @@ export interface Admin {
   anyMessageTo(agentId: string): Promise<string | undefined>;
 }
 
-export function createAdmin(pool: pg.Pool, config: Config): Admin {
+export function createAdmin(pool: pg.Pool, config: Config, policy: PolicySource): Admin {
   function localAgent(arg: string): AgentAddress {
     const agent = parseAddress(arg.includes('@') ? arg : `${arg}@${config.domains[0]}`, 'agent');
     if (!config.domains.includes(agent.domain))
@@ -113,6 +124,7 @@ export function createAdmin(pool: pg.Pool, config: Config): Admin {
   }
 
   return {
+    ...createOperations(pool, config, policy),
     async addAgent(id, domainArg) {
       const domain = (domainArg ?? config.domains[0]!).toLowerCase();
       if (!isAgentId(id))
@@ -130,7 +142,10 @@ export function createAdmin(pool: pg.Pool, config: Config): Admin {
         throw new AdmpError('not_found', `agent ${id} has no binding ${binding.kind} ${binding.value}`);
     },
     clientCertBindings: (id) => listCertBindings(pool, id),
-    rotateCredentials: (id, kinds) => rotateCredentials(pool, id, kinds),
+    async rotateCredentials(id, kinds) {
+      const creds = await rotateCredentials(pool, id, kinds);
+      return { ...(await findAgent(pool, id))!, ...creds };
+    },
     async purgeAgent(id) {
       const agent = (await listAgents(pool)).find((a) => a.id === id);
       await purgeAgent(pool, id, agent ? `${agent.id}@${agent.domain}` : `${id}@${config.domains[0]}`);

@@ -1,12 +1,12 @@
-// What an operator can see and do, for the admin API (and through it the console
-// and the remote CLI): admin-token authentication, message search and detail, queue
-// depth and age, throughput, refusals and outbound failures, dead letters, agents,
-// policy rules and the policy dry-run. Orchestration only; the SQL is in src/db/.
+// The operator's view of the queue, part of the Admin service (src/admin/admin.ts)
+// for the admin API, the console and the remote CLI: admin-token authentication,
+// message search and detail, queue depth and age, throughput, refusals and outbound
+// failures, dead letters across agents, and the policy dry-run. Orchestration only;
+// the SQL is in src/db/.
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
-import { decide, type Decision, type Delivery, type PolicyRule } from '../core/policy.js';
-import { isAgentId, isDomain } from '../core/address.js';
+import { decide, type Decision, type Delivery } from '../core/policy.js';
 import { adminTokenBySecret, type AdminTokenRow } from '../db/admin-tokens.js';
 import {
   deleteDead,
@@ -23,8 +23,6 @@ import {
 } from '../db/message-search.js';
 import { recentRefusals, type RefusalRow } from '../db/refusals.js';
 import { redrive } from '../db/status.js';
-import { addAgent, findAgent, listAgents, rotateCredentials, type AgentRow, type Credentials } from '../db/agents.js';
-import { addRule, listRules, removeRule, type RuleRow } from '../db/policy-rules.js';
 import type { PolicySource } from '../policy/store.js';
 
 export type { AdminTokenRow as AdminToken } from '../db/admin-tokens.js';
@@ -52,12 +50,6 @@ export interface Operations {
   outboundFailures(limit: number): Promise<OutboundFailureRow[]>;
   redrive(refs: readonly MessageRef[]): Promise<string[]>;
   deleteDead(refs: readonly MessageRef[]): Promise<string[]>;
-  agents(): Promise<AgentRow[]>;
-  addAgent(id: string, domain?: string): Promise<AgentRow & Credentials>;
-  rotate(id: string, hmac: boolean): Promise<AgentRow & Partial<Credentials>>;
-  rules(): Promise<RuleRow[]>;
-  addRule(rule: Omit<PolicyRule, 'id'>): Promise<RuleRow>;
-  removeRule(id: number): Promise<void>;
   dryRun(d: Delivery): Promise<Decision>;
 }
 
@@ -105,22 +97,6 @@ export function createOperations(pool: pg.Pool, config: Config, policy: PolicySo
     },
     deleteDead: (refs) => deleteDead(pool, refs),
 
-    agents: () => listAgents(pool),
-    async addAgent(id, domain = config.domains[0]!) {
-      if (!isAgentId(id)) throw new AdmpError('bad_request', `agent id "${id}": lower-case letters, digits, . _ -`);
-      if (!isDomain(domain.toLowerCase())) throw new AdmpError('bad_request', `domain "${domain}" is not a DNS name`);
-      return addAgent(pool, id, domain.toLowerCase());
-    },
-    async rotate(id, hmac) {
-      const creds = await rotateCredentials(pool, id, hmac ? ['token', 'hmac'] : ['token']);
-      return { ...(await findAgent(pool, id))!, ...creds };
-    },
-
-    rules: () => listRules(pool),
-    addRule: (rule) => addRule(pool, rule),
-    async removeRule(id) {
-      if (!(await removeRule(pool, id))) throw new AdmpError('not_found', `no rule ${id}`);
-    },
     // The policy the ingress applies (file rules, then run-time rules), read fresh.
     async dryRun(d) {
       return decide(await policy.fresh(), config.domains, d);

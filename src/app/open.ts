@@ -3,6 +3,7 @@
 import { loadConfig, type Config } from '../config.js';
 import { openDatabase } from '../db/connect.js';
 import { createAdmin, type Admin } from '../admin/admin.js';
+import { createPolicySource, readPolicyFile } from '../policy/store.js';
 
 /** Runs fn with the Admin service over the configured database, then closes it. */
 export async function withAdmin<T>(
@@ -11,7 +12,8 @@ export async function withAdmin<T>(
 ): Promise<T> {
   const db = await openDatabase(config, { migrate: config.migrateOnStart, poolMax: 2 });
   try {
-    return await fn(createAdmin(db.pool, config), config);
+    const policy = createPolicySource(db.pool, readPolicyFile(config.policyFile));
+    return await fn(createAdmin(db.pool, config, policy), config);
   } finally {
     await db.close();
   }

@@ -31,7 +31,6 @@ import { closeHttp, closeLmtp, trackConnections } from './shutdown.js';
 import { loadHttpsFiles, reloadTls, tlsMaterial, type SecureContextTarget } from '../http/tls.js';
 import type { Resolver } from '../ingress/domain-auth.js';
 import { createSmtpEdge } from '../smtp/edge.js';
-import { createOperations } from '../admin/operations.js';
 
 /** Everything `serve` runs, minus the listeners: what tests drive with app.inject(). */
 export interface Core {
@@ -70,8 +69,7 @@ export async function wire(
   const directory = createDirectory(db.pool, config);
   const mailbox = createMailbox({ pool: db.pool, config, directory, enqueuer, waiter, metrics });
   const policy = createPolicySource(db.pool, policyFile);
-  const operations = createOperations(db.pool, config, policy);
-  const admin = createAdmin(db.pool, config);
+  const admin = createAdmin(db.pool, config, policy);
   const auth = createAuthenticator(createCredentials(db.pool), config);
   const dns = configuredResolver({ servers: config.dnsServers, timeoutMs: config.dnsTimeoutMs });
   const dnsResolve: Resolver = (name, rrtype) => dns.resolve(name, rrtype) as Promise<string[] | string[][]>;
@@ -89,7 +87,6 @@ export async function wire(
   const app = buildApp({
     config,
     admin,
-    operations,
     log,
     mailbox,
     auth,

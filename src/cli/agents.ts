@@ -39,7 +39,8 @@ export function registerAgents(program: Command): void {
       .description('revoke the current bearer token and issue a new one')
       .option('--hmac', 'rotate the HMAC secret as well'),
     async (admin, [id], opts) => {
-      const creds = await admin.rotateCredentials(id!, opts.hmac ? ['token', 'hmac'] : ['token']);
+      const { token, hmac_secret } = await admin.rotateCredentials(id!, opts.hmac ? ['token', 'hmac'] : ['token']);
+      const creds = { ...(token ? { token } : {}), ...(hmac_secret ? { hmac_secret } : {}) };
       const text = Object.entries(creds)
         .map(([k, v]) => `${k}: ${v}`)
         .join('\n');

@@ -92,7 +92,7 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   if (deps.metrics && deps.config.metricsToken)
     void app.register(metricsRoutes(deps.metrics.registry, deps.config.metricsToken));
   // The admin API and the console: operators only (admin tokens, never agent credentials).
-  void app.register(adminRoutes(deps.operations, deps.log), { prefix: '/admin/v1' });
+  void app.register(adminRoutes(deps.admin, deps.log), { prefix: '/admin/v1' });
   void app.register(consoleRoutes());
   void app.register(async (v1) => {
     // Authenticate before validating, so a stranger learns nothing about the schema.

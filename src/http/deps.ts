@@ -2,7 +2,6 @@
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Admin } from '../admin/admin.js';
-import type { Operations } from '../admin/operations.js';
 import type { Mailbox } from '../mailbox/mailbox.js';
 import type { Ingest } from '../ingress/ingest.js';
 import type { Metrics } from '../metrics.js';
@@ -12,7 +11,6 @@ import type { TlsMaterial } from './tls.js';
 export interface ApiDeps {
   config: Config;
   admin: Admin;
-  operations: Operations;
   log: Logger;
   mailbox: Mailbox;
   auth: Authenticator;

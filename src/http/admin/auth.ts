@@ -4,9 +4,10 @@
 // but GET and HEAD is refused before the route runs.
 import type { FastifyRequest } from 'fastify';
 import { AdmpError } from '../../errors.js';
-import type { AdminToken, Operations } from '../../admin/operations.js';
+import type { Admin } from '../../admin/admin.js';
+import type { AdminToken } from '../../admin/operations.js';
 
-export async function authenticateAdmin(ops: Operations, req: FastifyRequest): Promise<AdminToken> {
+export async function authenticateAdmin(ops: Admin, req: FastifyRequest): Promise<AdminToken> {
   const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
   if (!m) throw new AdmpError('unauthorized', 'missing credentials: Authorization: Bearer <admin token>');
   const admin = await ops.authenticate(m[1]!);

@@ -2,7 +2,7 @@
 // live overview. One poll of the database per interval serves every subscriber of
 // this process, and it runs only while someone is subscribed.
 import type { FastifyReply } from 'fastify';
-import type { Operations } from '../../admin/operations.js';
+import type { Admin } from '../../admin/admin.js';
 import type { Logger } from '../../log.js';
 
 const INTERVAL_MS = 5000;
@@ -13,7 +13,7 @@ export interface EventHub {
   close(): void;
 }
 
-export function createEventHub(ops: Operations, log: Logger, intervalMs = INTERVAL_MS): EventHub {
+export function createEventHub(ops: Admin, log: Logger, intervalMs = INTERVAL_MS): EventHub {
   const subscribers = new Set<FastifyReply>();
   let timer: NodeJS.Timeout | undefined;
 

@@ -1,11 +1,11 @@
 // The admin API, /admin/v1: what the console and the remote CLI call. Every route
 // authenticates an admin token first (agent credentials are not admin tokens);
 // read-only tokens are refused any method but GET (auth.ts). No SQL here: each
-// route calls the Operations service.
+// route calls the Admin service.
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { Operations } from '../../admin/operations.js';
+import type { Admin } from '../../admin/admin.js';
 import type { Logger } from '../../log.js';
 import { authenticateAdmin } from './auth.js';
 import { createEventHub } from './events.js';
@@ -16,7 +16,7 @@ import { adminValidatorCompiler } from './validation.js';
 const RECENT = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }) });
 
 export const adminRoutes =
-  (ops: Operations, log: Logger): FastifyPluginAsync =>
+  (ops: Admin, log: Logger): FastifyPluginAsync =>
   async (parent) => {
     const app = parent.withTypeProvider<TypeBoxTypeProvider>();
     app.setValidatorCompiler(adminValidatorCompiler);
@@ -72,7 +72,9 @@ export const adminRoutes =
     // A text/event-stream, not JSON: described in docs/api.md, left out of the OpenAPI document.
     app.get('/events', { schema: { hide: true } }, (_req, reply) => hub.subscribe(reply));
 
-    app.get('/agents', { schema: { response: { 200: Type.Array(S.Agent) } } }, async () => wire(await ops.agents()));
+    app.get('/agents', { schema: { response: { 200: Type.Array(S.Agent) } } }, async () =>
+      wire(await ops.listAgents()),
+    );
     app.post('/agents', { schema: { body: S.NewAgent, response: { 201: S.AgentCredentials } } }, async (req, reply) => {
       const a = await ops.addAgent(req.body.id, req.body.domain);
       return reply
@@ -83,12 +85,12 @@ export const adminRoutes =
       '/agents/:id/rotate',
       { schema: { params: S.AgentParams, body: S.RotateBody, response: { 200: S.AgentCredentials } } },
       async (req) => {
-        const a = await ops.rotate(req.params.id, req.body.hmac);
+        const a = await ops.rotateCredentials(req.params.id, req.body.hmac ? ['token', 'hmac'] : ['token']);
         return { id: a.id, address: `${a.id}@${a.domain}`, token: a.token, hmac_secret: a.hmac_secret };
       },
     );
 
-    app.get('/policy/rules', { schema: { response: { 200: Type.Array(S.Rule) } } }, () => ops.rules());
+    app.get('/policy/rules', { schema: { response: { 200: Type.Array(S.Rule) } } }, () => ops.listRules());
     app.post('/policy/rules', { schema: { body: S.NewRule, response: { 201: S.Rule } } }, async (req, reply) =>
       reply.status(201).send(await ops.addRule(req.body)),
     );
