@@ -9,6 +9,7 @@ import { registerPolicy } from './policy.js';
 import { registerInstall } from './install.js';
 import { registerDoctor } from './doctor.js';
 import { registerAdmin } from './admin.js';
+import { registerMcp } from './mcp.js';
 
 const program = new Command('admp')
   .description('Agent Dispatch: authenticated agent messaging over HTTP and email')
@@ -21,6 +22,7 @@ registerPolicy(program);
 registerInstall(program);
 registerDoctor(program);
 registerAdmin(program);
+registerMcp(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -9,6 +9,7 @@ import { rspamdIngressRoutes } from './routes/ingress-rspamd.js';
 import { wellKnownRoutes } from './routes/well-known.js';
 import { installErrorHandler } from './errors.js';
 import { registerOpenApi } from './openapi.js';
+import { mcpRoutes } from '../mcp/http.js';
 import { healthRoutes } from './routes/health.js';
 import { inboxRoutes } from './routes/inbox.js';
 import { messageRoutes } from './routes/messages.js';
@@ -104,5 +105,7 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     await v1.register(messageRoutes(deps));
     await v1.register(inboxRoutes(deps));
   });
+  // The same mailbox as MCP tools, for agents whose runtime speaks MCP (src/mcp/http.ts).
+  void app.register(mcpRoutes(deps.auth));
   return app;
 }
