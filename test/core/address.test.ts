@@ -1,7 +1,7 @@
 // Agent address parsing (src/core/address.ts), as a table.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseAddress, tryParseAddress } from '../../src/core/address.js';
+import { parseAddress, tryParseAddress, tryParseRecipient } from '../../src/core/address.js';
 
 const CASES: [input: string, want: string | undefined][] = [
   ['bob@agents.example.com', 'bob@agents.example.com'],
@@ -30,5 +30,28 @@ for (const [input, want] of CASES) {
   test(`address ${JSON.stringify(input)} → ${want ?? 'refused'}`, () => {
     assert.equal(tryParseAddress(input)?.address, want);
     if (want === undefined) assert.throws(() => parseAddress(input, 'to'), /to: .* is not an agent address/);
+  });
+}
+
+// Recipients may be plus-addressed (RFC 5233): the agent, and the detail after the first "+".
+const RECIPIENTS: [input: string, agent: string | undefined, detail?: string][] = [
+  ['bob@x.example', 'bob@x.example'],
+  ['bob+tag@x.example', 'bob@x.example', 'tag'],
+  ['Bob+Tag.2026=a-b_c@X.example', 'bob@x.example', 'Tag.2026=a-b_c'],
+  ['bob+a+b@x.example', undefined], // a second "+" is outside the detail's safe set
+  ['bob+@x.example', undefined],
+  ['+tag@x.example', undefined],
+  ['bob+a b@x.example', undefined],
+  ['bob+<x>@x.example', undefined],
+  [`bob+${'d'.repeat(65)}@x.example`, undefined],
+  ['bob+tag@localhost', undefined],
+  ['bob@x+y.example', undefined],
+];
+
+for (const [input, agent, detail] of RECIPIENTS) {
+  test(`recipient ${JSON.stringify(input)} → ${agent ?? 'refused'}${detail ? ` + ${detail}` : ''}`, () => {
+    const r = tryParseRecipient(input);
+    assert.equal(r?.agent.address, agent);
+    assert.equal(r?.detail, detail);
   });
 }
