@@ -34,6 +34,8 @@ export const ERROR_KINDS = {
   replayed_request: { http: 409, smtp: perm('5.7.0') }, // an HMAC request's nonce seen before
   payload_too_large: { http: 413, smtp: perm('5.3.4', 552) }, // 5.3.4 message too big for system
   // A repeated RCPT in one LMTP transaction: refused, so that accepted RCPTs and replies after DATA pair up (RFC 2033 §4.2).
+  // Mail that looks like a delivery report but is not at a valid bounce tag of ours (src/core/bounce-tag.ts).
+  report_refused: { http: 422, smtp: perm('5.7.1') },
   duplicate_recipient: { http: 400, smtp: perm('5.5.1', 503) },
   unsupported_media_type: { http: 415, smtp: perm('5.6.0', 554) },
   signature_invalid: { http: 422, smtp: perm('5.7.7') }, // 5.7.7 message integrity failure

@@ -81,7 +81,7 @@ export function createMetrics(db?: { pool: pg.Pool; max: number }) {
     }),
     smtpRefused: new Counter({
       name: 'admp_smtp_refused_total',
-      help: 'SMTP edge refusals before DATA, by reason (too_many_connections, rate_limited, message_rate_limited, tls_required, relay_denied, unknown_recipient, too_many_recipients, too_large, bad_proxy_header); refusals of the mail itself are in admp_ingress_total{road="smtp"}.',
+      help: 'SMTP edge refusals before DATA, by reason (too_many_connections, rate_limited, message_rate_limited, tls_required, relay_denied, unknown_recipient, too_many_recipients, too_large, bad_proxy_header, report_refused); refusals of the mail itself are in admp_ingress_total{road="smtp"}.',
       labelNames: ['reason'] as const,
       registers,
     }),

@@ -5,6 +5,7 @@ import type { SMTPServer } from 'smtp-server';
 import type { Config, Listen } from '../config.js';
 import type { Logger } from '../log.js';
 import { openDatabase, type Database } from '../db/connect.js';
+import { serverSecret } from '../db/server-secret.js';
 import { createAdmin, type Admin } from '../admin/admin.js';
 import { createDirectory, type Directory } from '../mailbox/directory.js';
 import { createEnqueuer, type Enqueuer } from '../mailbox/batcher.js';
@@ -71,6 +72,8 @@ export async function wire(
   const policy = createPolicySource(db.pool, policyFile);
   const admin = createAdmin(db.pool, config, policy);
   const auth = createAuthenticator(createCredentials(db.pool), config);
+  // The key of the bounce tags on our return path, the same in every instance.
+  const bounceSecret = await serverSecret(db.pool, 'bounce_tag');
   const dns = configuredResolver({ servers: config.dnsServers, timeoutMs: config.dnsTimeoutMs });
   const dnsResolve: Resolver = (name, rrtype) => dns.resolve(name, rrtype) as Promise<string[] | string[][]>;
   const pipeline = createPipeline({
@@ -82,6 +85,7 @@ export async function wire(
     policy,
     resolveKey: createKeyResolver(config, { db: db.pool, metrics, ...options.keyDeps }),
     dnsResolve,
+    bounceSecret,
   });
   const ingest = createIngest({ pipeline, budgetMs: config.ingressBudgetMs, log, metrics });
   const app = buildApp({
@@ -101,7 +105,7 @@ export async function wire(
   const housekeeping = createHousekeeping(db.pool, config.maxAttempts);
   const sweeper = startSweeper(housekeeping, log, config.reclaimIntervalMs, metrics);
   const gauges = startQueueGauges(housekeeping, metrics, log, config.metricsRefreshMs);
-  const outbound = startOutbound(config, createOutboundQueue(db.pool, db.url, config), log, metrics);
+  const outbound = startOutbound(config, createOutboundQueue(db.pool, db.url, config, bounceSecret), log, metrics);
   return {
     app,
     mailbox,

@@ -20,6 +20,8 @@ export interface IngestOptions {
 
 export interface Ingest {
   ingest(d: MailDelivery, opts: IngestOptions): Promise<RecipientResult[]>;
+  /** For a RCPT address: not our return path, a valid bounce tag, or the refusal (src/ingress/reports.ts). */
+  checkReturnPath: Pipeline['checkReturnPath'];
 }
 
 export interface IngestDeps {
@@ -50,6 +52,7 @@ export function createIngest(deps: IngestDeps): Ingest {
   }
 
   return {
+    checkReturnPath: (address) => deps.pipeline.checkReturnPath(address),
     ingest(d, opts) {
       const attributes = {
         'admp.road': d.road,

@@ -10,7 +10,6 @@ import { tryParseAddress } from '../core/address.js';
 import type { Envelope } from '../core/envelope.js';
 import { canonicalMessageId, type KeyResolver } from '../core/signature.js';
 import { readSignedMail, type MailSignatureFields } from '../mail/signed-message.js';
-import { isDeliveryReport } from '../mail/dsn.js';
 import type { Directory } from '../mailbox/directory.js';
 import type { Enqueuer, NewMessage } from '../mailbox/batcher.js';
 import type { PolicySource } from '../policy/store.js';
@@ -18,7 +17,8 @@ import type { Metrics } from '../metrics.js';
 import { withSpan } from '../tracing.js';
 import { cachedResolver, type Resolver } from './domain-auth.js';
 import { everyRecipient, type IngestFacts, type MailDelivery, type RecipientResult } from './delivery.js';
-import { recordReport } from './reports.js';
+import { checkReturnPath, misaddressedReport, recordReport, returnPathMaxAgeSec, type ReturnPath } from './reports.js';
+import { looksLikeBounceAddress } from '../core/bounce-tag.js';
 import { parseMail } from './steps/parse.js';
 import { authenticateDomain, type DomainAuthenticated } from './steps/authenticate-domain.js';
 import { checkEnvelopeBody } from './steps/check-envelope.js';
@@ -38,6 +38,8 @@ export interface PipelineDeps {
   readonly dnsResolve: Resolver;
   readonly now?: () => number;
   readonly metrics?: Metrics;
+  /** The key of the bounce tags on our return path (db/server-secret.ts). */
+  readonly bounceSecret: Buffer;
 }
 
 export interface Pipeline {
@@ -46,6 +48,8 @@ export interface Pipeline {
    * Rspamd road answers once per message). `facts` is filled in for the log line.
    */
   run(d: MailDelivery, atomic: boolean, facts: IngestFacts): Promise<RecipientResult[]>;
+  /** What a RCPT address is to us when it is in the form of our return path (roads answer it at RCPT). */
+  checkReturnPath(address: string): ReturnType<typeof checkReturnPath>;
 }
 
 /** What the steps before the per-recipient ones established about the mail. */
@@ -63,13 +67,21 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const { config, directory } = deps;
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   const dkimKeys = cachedResolver(deps.dnsResolve);
+  const returnPath: ReturnPath = {
+    domains: config.domains,
+    secret: deps.bounceSecret,
+    maxAgeSec: returnPathMaxAgeSec(config.outboundDeadlineSec),
+    now,
+  };
 
   /** The whole-mail steps; a refusal here answers every recipient alike. */
   async function checkMail(d: MailDelivery, facts: IngestFacts): Promise<CheckedMail | RecipientResult[]> {
     const parsed = await parseMail(d.raw, config.maxMailBytes);
     if (parsed instanceof AdmpError) return everyRecipient(d.recipients, parsed);
     if (parsed.messageId) facts.messageId = canonicalMessageId(parsed.messageId);
-    if (isDeliveryReport(parsed)) return recordReport(deps.pool, d, deps.metrics);
+    if (d.recipients.some(looksLikeBounceAddress)) return recordReport(deps.pool, d, parsed, returnPath, deps.metrics);
+    const report = misaddressedReport(d, parsed);
+    if (report) return report;
 
     const fields = readSignedMail(parsed);
     const sender = fields.from ? tryParseAddress(fields.from) : undefined;
@@ -145,6 +157,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   }
 
   return {
+    checkReturnPath: (address) => checkReturnPath(address, returnPath),
     async run(d, atomic, facts) {
       const mail = await checkMail(d, facts);
       if (Array.isArray(mail)) return mail;

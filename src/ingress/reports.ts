@@ -1,26 +1,82 @@
-// Delivery status reports (RFC 3464) are recorded on the outbound message they
-// concern, never enqueued as agent mail.
+// Delivery status reports (RFC 3464) are acted on only when they come back to the tagged
+// return path of one of our outbound messages (src/core/bounce-tag.ts), and then only on
+// that message: never a message found by its Message-ID, never inbound mail. Anything
+// else that looks like a report is refused (5.7.1, counted under `report_refused`).
 import type pg from 'pg';
-import { canonicalMessageId } from '../core/signature.js';
+import { AdmpError } from '../errors.js';
+import { looksLikeBounceAddress, readBounceAddress } from '../core/bounce-tag.js';
 import { recordDeliveryReport } from '../db/delivery-reports.js';
-import { parseDeliveryReport, reportOutcome } from '../mail/dsn.js';
+import { isDeliveryReport, parseDeliveryReport, reportOutcome } from '../mail/dsn.js';
+import type { ParsedMail } from 'mailparser';
 import type { Metrics } from '../metrics.js';
-import type { MailDelivery, RecipientResult } from './delivery.js';
-
-// VERP return path of our outbound mail: bounces come back to admp-bounce+<message id>@<agents domain>.
-export const BOUNCE_LOCAL = /^admp-bounce\+([0-9a-f-]{36})@/i;
+import { everyRecipient, type MailDelivery, type RecipientResult } from './delivery.js';
 
 const DSN_ACTIONS = new Set(['failed', 'delayed', 'delivered', 'relayed', 'expanded']);
+// Relays retry for up to 5 days (RFC 5321 §4.5.4.1 suggests at least 4–5) after our own
+// retries stop, so a report may come that long after our last attempt.
+const RELAY_RETRY_SEC = 7 * 86_400;
 
-export async function recordReport(pool: pg.Pool, d: MailDelivery, metrics?: Metrics): Promise<RecipientResult[]> {
+export interface ReturnPath {
+  readonly domains: readonly string[];
+  readonly secret: Buffer;
+  /** How long after sending a report is still taken: our retry deadline plus the relays'. */
+  readonly maxAgeSec: number;
+  readonly now: () => number;
+}
+
+export const returnPathMaxAgeSec = (outboundDeadlineSec: number): number => outboundDeadlineSec + RELAY_RETRY_SEC;
+
+const refused = (why: string) => new AdmpError('report_refused', why);
+
+/**
+ * What a recipient address is to us: not our return path at all, a valid tag, or a
+ * refusal (the roads answer it at RCPT time; the pipeline checks again).
+ */
+export function checkReturnPath(
+  address: string,
+  rp: ReturnPath,
+): 'not_return_path' | { messageId: string } | AdmpError {
+  if (!looksLikeBounceAddress(address)) return 'not_return_path';
+  const tag = readBounceAddress(address, {
+    domains: rp.domains,
+    nowSec: rp.now(),
+    maxAgeSec: rp.maxAgeSec,
+    secret: rp.secret,
+  });
+  return tag.valid ? { messageId: tag.messageId } : refused(`${address}: no valid bounce tag (${tag.reason})`);
+}
+
+/** A report that is not at our return path; undefined for other mail. */
+export function misaddressedReport(d: MailDelivery, parsed: ParsedMail): RecipientResult[] | undefined {
+  if (!isDeliveryReport(parsed)) return undefined;
+  return everyRecipient(
+    d.recipients,
+    refused('a delivery report is taken only at the return path of a message we sent'),
+  );
+}
+
+/** Mail to our return path: reports only, each applied to the one message its tag names. */
+export async function recordReport(
+  pool: pg.Pool,
+  d: MailDelivery,
+  parsed: ParsedMail,
+  rp: ReturnPath,
+  metrics?: Metrics,
+): Promise<RecipientResult[]> {
+  if (!d.recipients.every(looksLikeBounceAddress))
+    return everyRecipient(d.recipients, refused('a delivery report goes to the return path alone'));
+  if (!isDeliveryReport(parsed))
+    return everyRecipient(d.recipients, refused('mail to the return path must be a delivery status report (RFC 3464)'));
   const rep = parseDeliveryReport(d.raw);
   for (const r of rep.recipients) metrics?.dsn.inc({ action: DSN_ACTIONS.has(r.action) ? r.action : 'other' });
-  const mailMessageId = rep.originalMessageId ? canonicalMessageId(rep.originalMessageId) : undefined;
   return Promise.all(
-    d.recipients.map(async (recipient) => {
-      const id = BOUNCE_LOCAL.exec(recipient)?.[1];
-      const matched = await recordDeliveryReport(pool, { id, mailMessageId }, reportOutcome(rep), rep.recipients);
-      return { recipient, kind: 'report' as const, ...(matched ? { id: matched } : {}) };
+    d.recipients.map(async (recipient): Promise<RecipientResult> => {
+      const tag = checkReturnPath(recipient, rp);
+      if (tag instanceof AdmpError) return { recipient, kind: 'refused', error: tag };
+      if (tag === 'not_return_path') throw new Error('unreachable: every recipient is a return path');
+      // A message since deleted: the report is taken and dropped (there is nothing to change).
+      const matched = await recordDeliveryReport(pool, tag.messageId, reportOutcome(rep), rep.recipients);
+      return { recipient, kind: 'report', ...(matched ? { id: matched } : {}) };
     }),
   );
 }

@@ -11,7 +11,6 @@ import type { Logger } from '../log.js';
 import type { Directory } from '../mailbox/directory.js';
 import { headerFields, trustedAuthResults } from '../ingress/authentication-results.js';
 import type { Ingest } from '../ingress/ingest.js';
-import { BOUNCE_LOCAL } from '../ingress/reports.js';
 
 /** An error smtp-server writes as `<code> <enhanced> <text>` (we put RFC 3463 codes in the text ourselves). */
 export function lmtpError(err: AdmpError): Error & { responseCode: number } {
@@ -59,7 +58,9 @@ export function createLmtpServer({ config, log, ingest, directory }: LmtpDeps): 
           lmtpError(new AdmpError('duplicate_recipient', `<${rcpt}> was already accepted in this transaction`)),
         );
       // Bounces to our VERP return path are reports, not agent mail.
-      if (BOUNCE_LOCAL.test(rcpt)) return cb();
+      const returnPath = ingest.checkReturnPath(rcpt);
+      if (returnPath instanceof AdmpError) return cb(lmtpError(returnPath));
+      if (returnPath !== 'not_return_path') return cb();
       directory.resolve(rcpt, 'recipient').then(
         (r) =>
           cb(

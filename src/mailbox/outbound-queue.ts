@@ -6,6 +6,8 @@ import { claimDue, recordOutcome, type Outcome, type OutboundRow } from '../db/o
 import { listen, type Listener } from '../db/listen.js';
 import { keysDir, loadSigningKey } from '../keys/key-files.js';
 import type { SigningKey } from '../mail/signed-message.js';
+import { bounceAddress } from '../core/bounce-tag.js';
+import { parseAddress } from '../core/address.js';
 
 export type { Listener, Outcome, OutboundRow, SigningKey };
 
@@ -16,14 +18,18 @@ export interface OutboundQueue {
   signingKey(agent: string, at: Date): Promise<SigningKey | undefined>;
   /** Where the keys are looked for (for the log line when one is missing). */
   readonly keysDir: string;
+  /** The tagged return path of `row` sent at `nowSec` (src/core/bounce-tag.ts). */
+  returnPath(row: Pick<OutboundRow, 'id' | 'from_agent'>, nowSec: number): string;
   /** Calls `wake` on every NOTIFY admp_outbound (enqueue_message sends one for each new outbound row). */
   onEnqueued(wake: () => void, onError: (err: Error) => void): Promise<Listener>;
 }
 
-export function createOutboundQueue(pool: pg.Pool, url: string, config: Config): OutboundQueue {
+export function createOutboundQueue(pool: pg.Pool, url: string, config: Config, bounceSecret: Buffer): OutboundQueue {
   const dir = keysDir(config);
   return {
     keysDir: dir,
+    returnPath: (row, nowSec) =>
+      bounceAddress(row.id, parseAddress(row.from_agent, 'from').domain, nowSec, bounceSecret),
     signingKey: (agent, at) => loadSigningKey(pool, dir, agent, at),
     onEnqueued: (wake, onError) => listen({ url, channel: 'admp_outbound', onNotify: wake, onError }),
     claimDue: (max, holdSec) => claimDue(pool, max, holdSec),

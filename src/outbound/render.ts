@@ -1,15 +1,11 @@
 // A queued message as the mail that leaves: the ADMP envelope (the same fields as an
 // HTTP send), signed by the sending agent (docs/protocol.md §3, §5), and the SMTP
-// envelope. The return path is VERP-style, `admp-bounce+<message id>@<sender's
-// agents domain>`, so a delivery report names the message it is about wherever it
-// lands (BOUNCE_LOCAL in src/ingress/pipeline.ts reads it back).
-import { parseAddress } from '../core/address.js';
+// envelope. The return path carries a bounce tag naming the message
+// (src/core/bounce-tag.ts), so that a delivery report can be matched to it and to
+// nothing else.
 import { buildSignedMessage, type SigningKey } from '../mail/signed-message.js';
 import type { Envelope } from '../core/envelope.js';
 import type { OutboundRow } from '../mailbox/outbound-queue.js';
-
-export const bounceAddress = (messageId: string, sender: string): string =>
-  `admp-bounce+${messageId}@${parseAddress(sender, 'from').domain}`;
 
 /**
  * The envelope of a row at `nowSec`. ttl_sec is what is left, so the message expires at
@@ -34,10 +30,15 @@ export interface OutboundMail {
 }
 
 /** Signs afresh on every attempt (the timestamp must be current), with the Message-ID fixed at the first claim. */
-export async function renderOutbound(row: OutboundRow, key: SigningKey, nowSec: number): Promise<OutboundMail> {
+export async function renderOutbound(
+  row: OutboundRow,
+  key: SigningKey,
+  nowSec: number,
+  returnPath: string,
+): Promise<OutboundMail> {
   const signed = await buildSignedMessage(outboundEnvelope(row, nowSec), key, {
     now: nowSec,
     messageId: `<${row.mail_message_id}>`,
   });
-  return { from: bounceAddress(row.id, row.from_agent), to: row.to_agent_id, raw: signed.eml };
+  return { from: returnPath, to: row.to_agent_id, raw: signed.eml };
 }

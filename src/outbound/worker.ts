@@ -49,7 +49,8 @@ export function startOutboundWorker(deps: OutboundDeps): OutboundWorker {
         code: null,
         diagnostic: `no valid private key of ${row.from_agent} in ${queue.keysDir}`,
       };
-    const mail = await renderOutbound(row, key, Math.floor(at.getTime() / 1000));
+    const nowSec = Math.floor(at.getTime() / 1000);
+    const mail = await renderOutbound(row, key, nowSec, queue.returnPath(row, nowSec));
     return { ...(await relay.submit(mail, row.id)), kid: key.kid };
   }
 

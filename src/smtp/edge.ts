@@ -15,7 +15,6 @@ import type { Directory } from '../mailbox/directory.js';
 import { tryParseRecipient } from '../core/address.js';
 import { allowList, isAllowed } from '../core/cidr.js';
 import { cachedResolver, type Resolver } from '../ingress/domain-auth.js';
-import { BOUNCE_LOCAL } from '../ingress/reports.js';
 import type { Ingest } from '../ingress/ingest.js';
 import { createClientLimits, type ClientLimits } from './client-limits.js';
 import { readProxyHeader } from './proxy-header.js';
@@ -54,7 +53,8 @@ export type RefusalReason =
   | 'unknown_recipient'
   | 'too_many_recipients'
   | 'too_large'
-  | 'bad_proxy_header';
+  | 'bad_proxy_header'
+  | 'report_refused';
 
 export function createSmtpEdge({ config, log, ingest, directory, dnsResolve, metrics }: SmtpEdgeDeps): SmtpEdge {
   const hostname = config.smtpHostname || osHostname();
@@ -152,7 +152,10 @@ export function createSmtpEdge({ config, log, ingest, directory, dnsResolve, met
       if (!directory.isLocalDomain(domain))
         return cb(refuse(session, 'relay_denied', reply(550, '5.7.1', 'relay access denied'), { rcpt }));
       // Bounces to our VERP return path are delivery reports, not agent mail.
-      if (BOUNCE_LOCAL.test(rcpt)) return cb();
+      const returnPath = ingest.checkReturnPath(rcpt);
+      if (returnPath instanceof AdmpError)
+        return cb(refuse(session, 'report_refused', fromError(returnPath), { rcpt }));
+      if (returnPath !== 'not_return_path') return cb();
       if (!tryParseRecipient(rcpt))
         return cb(refuse(session, 'unknown_recipient', reply(550, '5.1.1', 'no such agent'), { rcpt }));
       directory.resolve(rcpt, 'recipient').then(

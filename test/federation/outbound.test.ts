@@ -13,7 +13,8 @@ import { givePrivateKey } from '../helpers/agent-keys.js';
 import { freePort } from '../helpers/ports.js';
 import { outcome, verifyEml } from '../signature/verify-eml.js';
 import { createKeyResolver } from '../../src/keys/resolver.js';
-import { BOUNCE_LOCAL } from '../../src/ingress/reports.js';
+import { readBounceAddress } from '../../src/core/bounce-tag.js';
+import { serverSecret } from '../../src/db/server-secret.js';
 import { createOutboundQueue } from '../../src/mailbox/outbound-queue.js';
 import { createRelay } from '../../src/outbound/relay.js';
 import { startOutboundWorker } from '../../src/outbound/worker.js';
@@ -144,8 +145,14 @@ test('accepted by the relay: sent, signed by the agent, VERP return path and DSN
   assert.match(st.delivery_log[1]!.relay!, /^250 /);
   assert.equal(s.relay.mails.length, 1);
   const mail = s.relay.mails[0]!;
-  assert.equal(mail.from, `admp-bounce+${id}@agents.test`);
-  assert.equal(BOUNCE_LOCAL.exec(mail.from)?.[1], id, 'the ingress reads the id back from the return path');
+  assert.match(mail.from, /^admp-bounce\+[0-9a-f]{32}\.\d+\.[0-9a-f]{12}@agents\.test$/);
+  const tag = readBounceAddress(mail.from, {
+    domains: ['agents.test'],
+    nowSec: Math.floor(Date.now() / 1000),
+    maxAgeSec: 86_400,
+    secret: await serverSecret(s.api.db.pool, 'bounce_tag'),
+  });
+  assert.deepEqual(tag, { valid: true, messageId: id }, 'the ingress reads the id back from the tagged return path');
   assert.deepEqual(mail.to, [REMOTE]);
   assert.deepEqual([mail.ret, mail.envid, mail.notify], ['HDRS', id, ['SUCCESS', 'FAILURE']]);
   assert.match(mail.raw.toString(), new RegExp(`^Message-ID: <${id}@agents\\.test>\\r?$`, 'mi'));
@@ -267,7 +274,12 @@ test('without a private key file the message waits (deferred) and goes once the 
 test('several worker instances on one queue submit each message exactly once', async (t) => {
   const s = await setup(t);
   const second = startOutboundWorker({
-    queue: createOutboundQueue(s.api.db.pool, s.api.db.url, s.api.config),
+    queue: createOutboundQueue(
+      s.api.db.pool,
+      s.api.db.url,
+      s.api.config,
+      await serverSecret(s.api.db.pool, 'bounce_tag'),
+    ),
     listen: true,
     config: s.api.config,
     log: createLogger('silent'),

@@ -275,7 +275,7 @@ test('the caller must present the ingress bearer secret', async (t) => {
   assert.equal(await count(api), 0);
 });
 
-test('a delivery status report is recorded on the message it concerns, not enqueued', async (t) => {
+test('a delivery status report sent to an agent (matched by Message-ID alone) is refused 5.7.1 and changes nothing', async (t) => {
   const { api, bob } = await setup(t);
   const { rows } = await api.db.pool.query(
     `SELECT id FROM enqueue_message(jsonb_build_array(jsonb_build_object('to_agent_id', 'x@agents.partner.test', 'channel', 'smtp', 'from_agent', 'bob@agents.test',
@@ -320,12 +320,12 @@ test('a delivery status report is recorded on the message it concerns, not enque
     ].join('\r\n'),
   );
   const r = await ingest(api, dsn, { to: bob.address, from: '', auth: JSON.stringify({ dkim: [] }) });
-  assert.equal(r.statusCode, 200, r.body);
-  assert.equal(r.json().reports[0].message, rows[0].id);
+  assert.equal(r.statusCode, 422, r.body);
+  assert.equal(r.json().error.code, 'report_refused');
+  assert.match(r.json().smtp_message, /^5\.7\.1 /);
   const m = (await api.db.pool.query('SELECT status, delivery_log FROM message WHERE id = $1', [rows[0].id])).rows[0];
-  assert.equal(m.status, 'failed');
-  assert.equal(m.delivery_log.at(-1).recipients[0].status, '5.1.1');
-  assert.match(m.delivery_log.at(-1).recipients[0].diagnostic, /no such agent/);
+  assert.equal(m.status, 'sent', 'the outbound message named by the Message-ID is untouched');
+  assert.equal(m.delivery_log.length, 1);
   assert.equal(await count(api), 1, 'the report itself was not enqueued');
 });
 

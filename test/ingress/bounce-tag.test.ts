@@ -1,0 +1,207 @@
+// Delivery reports are acted on only at a valid, unexpired bounce tag of one of our agents
+// domains, and only on the outbound message the tag names; everything else that looks like
+// a report is refused 5.7.1 and counted; a report cannot grow a delivery_log without bound.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { bounceAddress, readBounceAddress } from '../../src/core/bounce-tag.js';
+import { serverSecret } from '../../src/db/server-secret.js';
+import { REPORT_LIMITS } from '../../src/db/delivery-reports.js';
+import { createLmtpServer } from '../../src/lmtp/server.js';
+import { createLogger } from '../../src/log.js';
+import { startTestApi } from '../helpers/api.js';
+import { lmtpSend } from '../helpers/lmtp-client.js';
+
+const TOKEN = 'ingress-secret-for-tests-0123456789';
+const ID = '0b7e3c1e-5b7a-4d2e-9c1f-2a3b4c5d6e7f';
+const SECRET = Buffer.alloc(32, 9);
+const NOW = 1_767_225_600;
+const read = (address: string, nowSec = NOW, secret = SECRET) =>
+  readBounceAddress(address, { domains: ['agents.test'], nowSec, maxAgeSec: 9 * 86_400, secret });
+
+test('the tag: made and read back; any other domain, MAC, age or form is invalid', () => {
+  const a = bounceAddress(ID, 'agents.test', NOW, SECRET);
+  assert.match(a, /^admp-bounce\+0b7e3c1e5b7a4d2e9c1f2a3b4c5d6e7f\.\d+\.[0-9a-f]{12}@agents\.test$/);
+  assert.ok(a.split('@')[0]!.length <= 64, 'RFC 5321 §4.5.3.1.1: a local part is at most 64 octets');
+  assert.deepEqual(read(a), { valid: true, messageId: ID });
+  assert.deepEqual(read(a.toUpperCase().replace('AGENTS.TEST', 'agents.test')), { valid: true, messageId: ID });
+  assert.deepEqual(read(a.replace('@agents.test', '@agents.other.test')), { valid: false, reason: 'foreign_domain' });
+  assert.deepEqual(read(a, NOW, Buffer.alloc(32, 1)), { valid: false, reason: 'bad_mac' });
+  const otherId = a.replace('0b7e3c1e', '0b7e3c1f');
+  assert.deepEqual(read(otherId), { valid: false, reason: 'bad_mac' }, 'the MAC covers the id');
+  assert.deepEqual(read(a, NOW + 11 * 86_400), { valid: false, reason: 'expired' });
+  assert.deepEqual(read(a, NOW + 8 * 86_400), { valid: true, messageId: ID });
+  assert.deepEqual(read(a, NOW - 3 * 86_400), { valid: false, reason: 'expired' }, 'made in the future');
+  for (const bad of [`admp-bounce+${ID}@agents.test`, 'admp-bounce+@agents.test', 'bob@agents.test'])
+    assert.deepEqual(read(bad), { valid: false, reason: 'malformed' });
+});
+
+function dsn(to: string, o: { action?: string; mid?: string; diagnostic?: string } = {}): Buffer {
+  return Buffer.from(
+    [
+      'From: MAILER-DAEMON@mx.partner.test',
+      `To: ${to}`,
+      'Subject: Undelivered Mail Returned to Sender',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/report; report-type=delivery-status; boundary="B"',
+      '',
+      '--B',
+      'Content-Type: text/plain',
+      '',
+      'It failed.',
+      '',
+      '--B',
+      'Content-Type: message/delivery-status',
+      '',
+      'Reporting-MTA: dns; mx.partner.test',
+      '',
+      'Final-Recipient: rfc822; x@agents.partner.test',
+      `Action: ${o.action ?? 'failed'}`,
+      'Status: 5.1.1',
+      `Diagnostic-Code: smtp; ${o.diagnostic ?? '550 5.1.1 no such agent'}`,
+      '',
+      '--B',
+      'Content-Type: text/rfc822-headers',
+      '',
+      `Message-ID: <${o.mid ?? 'orig-1@agents.test'}>`,
+      '',
+      '--B--',
+      '',
+    ].join('\r\n'),
+  );
+}
+
+async function world(t: import('node:test').TestContext) {
+  const api = await startTestApi({ ADMP_INGRESS_TOKEN: TOKEN, ADMP_POLICY_FILE: '' });
+  t.after(() => api.close());
+  await api.agent('alice');
+  const bob = await api.agent('bob');
+  const outbound = async (mid: string) => {
+    const { rows } = await api.db.pool.query<{ id: string }>(
+      `SELECT id FROM enqueue_message(jsonb_build_array(jsonb_build_object('to_agent_id', 'x@agents.partner.test',
+         'channel', 'smtp', 'from_agent', 'alice@agents.test', 'type', 't', 'body', '{}'::jsonb, 'status', 'queued',
+         'ttl_sec', 600, 'mail_message_id', $1::text)))`,
+      [mid],
+    );
+    await api.db.pool.query("UPDATE message SET status = 'sent' WHERE id = $1", [rows[0]!.id]);
+    return rows[0]!.id;
+  };
+  const secret = await serverSecret(api.db.pool, 'bounce_tag');
+  const tag = (id: string, domain = 'agents.test', at = Math.floor(Date.now() / 1000), key = secret) =>
+    bounceAddress(id, domain, at, key);
+  const post = (raw: Buffer, to: string) =>
+    api.core.app.inject({
+      method: 'POST',
+      url: '/ingress/rspamd',
+      payload: raw,
+      headers: {
+        'content-type': 'message/rfc822',
+        authorization: `Bearer ${TOKEN}`,
+        'x-envelope-from': '',
+        'x-envelope-to': to,
+        'x-rspamd-auth': JSON.stringify({ dkim: [] }),
+      },
+    });
+  const row = async (id: string) =>
+    (
+      await api.db.pool.query<{
+        status: string;
+        delivery_log: { event: string; recipients?: { diagnostic?: string }[] }[];
+      }>('SELECT status, delivery_log FROM message WHERE id = $1', [id])
+    ).rows[0]!;
+  return { api, bob, outbound, tag, post, row };
+}
+
+test('a report at a valid tag changes the one outbound message it names, nothing else', async (t) => {
+  const w = await world(t);
+  const [a, b] = [await w.outbound('a@agents.test'), await w.outbound('b@agents.test')];
+  const r = await w.post(dsn(w.tag(a), { mid: 'b@agents.test' }), w.tag(a));
+  assert.equal(r.statusCode, 200, r.body);
+  assert.deepEqual(r.json().reports, [{ recipient: w.tag(a), message: a }]);
+  assert.equal((await w.row(a)).status, 'failed');
+  assert.equal((await w.row(b)).status, 'sent', 'the Message-ID inside the report names b: ignored');
+});
+
+test('forged, foreign, expired or misdirected reports are refused 5.7.1 and change nothing', async (t) => {
+  const w = await world(t);
+  const a = await w.outbound('a@agents.test');
+  const old = Math.floor(Date.now() / 1000) - (w.api.config.outboundDeadlineSec + 9 * 86_400);
+  const cases: [string, Buffer, string][] = [
+    ['a tag under another key', dsn('x'), w.tag(a, 'agents.test', undefined, Buffer.alloc(32, 3))],
+    ['the old untagged form', dsn('x'), `admp-bounce+${a}@agents.test`],
+    ['a tag at a domain that is not ours', dsn('x'), w.tag(a, 'agents.evil.test')],
+    ['an expired tag', dsn('x'), w.tag(a, 'agents.test', old)],
+    ['a report to an agent, matched by Message-ID', dsn('x', { mid: 'a@agents.test' }), w.bob.address],
+  ];
+  for (const [why, raw, to] of cases) {
+    const r = await w.post(raw, to);
+    assert.equal(r.statusCode, 422, `${why}: ${r.body}`);
+    assert.equal(r.json().error.code, 'report_refused', why);
+    assert.match(r.json().smtp_message, /^5\.7\.1 /, why);
+  }
+  // Mail that is not a report, at a valid tag: refused too (the return path takes reports only).
+  const notReport = Buffer.from('From: x@agents.partner.test\r\nSubject: hi\r\n\r\nhello\r\n');
+  assert.equal((await w.post(notReport, w.tag(a))).json().error.code, 'report_refused');
+  const m = await w.row(a);
+  assert.equal(m.status, 'sent');
+  assert.deepEqual(
+    m.delivery_log.map((e) => e.event),
+    ['queued'],
+  );
+  // Counted: the ingress answers by error code.
+  const text = await w.api.core.metrics.registry.metrics();
+  assert.match(text, /^admp_ingress_total\{[^}]*code="report_refused"[^}]*\} 6$/m);
+  const { rows } = await w.api.db.pool.query('SELECT count(*)::int AS n FROM message');
+  assert.equal(rows[0].n, 1, 'no report was enqueued as mail');
+});
+
+test('a valid tag naming inbound mail is taken and dropped: inbound mail never changes', async (t) => {
+  const w = await world(t);
+  const { rows } = await w.api.db.pool.query<{ id: string }>(
+    `SELECT id FROM enqueue_message(jsonb_build_array(jsonb_build_object('to_agent_id', 'bob', 'channel', 'smtp',
+       'from_agent', 'w@agents.partner.test', 'type', 't', 'body', '{}'::jsonb, 'status', 'queued', 'ttl_sec', 600)))`,
+  );
+  const inbound = rows[0]!.id;
+  const r = await w.post(dsn('x', { action: 'delivered' }), w.tag(inbound));
+  assert.equal(r.statusCode, 200, r.body);
+  assert.deepEqual(r.json().reports, [{ recipient: w.tag(inbound), message: null }]);
+  const m = await w.row(inbound);
+  assert.equal(m.status, 'queued');
+  assert.equal(m.delivery_log.length, 1);
+});
+
+test('each delivery_log entry and the whole log are bounded', async (t) => {
+  const w = await world(t);
+  const a = await w.outbound('a@agents.test');
+  const huge = 'z'.repeat(200_000);
+  for (let i = 0; i < 6; i++) {
+    const r = await w.post(dsn('x', { action: 'delayed', diagnostic: huge }), w.tag(a));
+    assert.equal(r.statusCode, 200, r.body);
+  }
+  const m = await w.row(a);
+  const size = Buffer.byteLength(JSON.stringify(m.delivery_log));
+  assert.ok(size < REPORT_LIMITS.logBytes + 4 * REPORT_LIMITS.text, `log is ${size} bytes`);
+  for (const e of m.delivery_log.filter((x) => x.event === 'dsn'))
+    assert.ok(e.recipients![0]!.diagnostic!.length <= REPORT_LIMITS.text);
+});
+
+test('LMTP: a bounce address is accepted at RCPT only with a valid tag at one of our domains', async (t) => {
+  const w = await world(t);
+  const a = await w.outbound('a@agents.test');
+  const server = createLmtpServer({
+    config: w.api.config,
+    log: createLogger('silent'),
+    ingest: w.api.core.ingest,
+    directory: w.api.core.directory,
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  t.after(() => new Promise<void>((ok) => server.close(() => ok())));
+  const port = (server.server.address() as AddressInfo).port;
+  const forged = [`admp-bounce+${a}@agents.test`, `admp-bounce+${a}@anything.example`, w.tag(a, 'agents.evil.test')];
+  const tr = await lmtpSend(port, { from: '', to: [...forged, w.tag(a)], data: dsn(w.tag(a)) });
+  for (let i = 0; i < forged.length; i++) assert.match(tr.rcpt[i]!, /^550 5\.7\.1 /, forged[i]);
+  assert.match(tr.rcpt[3]!, /^250/);
+  assert.equal(tr.data.length, 1);
+  assert.match(tr.data[0]!, /^250 2\.6\.0 .*delivery report recorded/);
+  assert.equal((await w.row(a)).status, 'failed');
+});
