@@ -1,4 +1,4 @@
-// Secrets shared by every instance (migrations/0007): made at first use, then read.
+// Secrets shared by every instance (migrations/0008): made at first use, then read.
 import { randomBytes } from 'node:crypto';
 import type { Queryable } from './pool.js';
 

@@ -1,4 +1,4 @@
--- 0007_server_secret: secrets every instance shares and no client ever sees, made once
+-- 0008_server_secret: secrets every instance shares and no client ever sees, made once
 -- (src/db/server-secret.ts): the key of the bounce tags on our return path.
 CREATE TABLE IF NOT EXISTS server_secret (
   name       text PRIMARY KEY,
