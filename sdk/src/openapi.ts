@@ -290,7 +290,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -302,7 +302,7 @@ export interface paths {
                                  * @description Stable error code (the ERROR_KINDS table); switch on this, not on the message
                                  * @enum {string}
                                  */
-                                code: "signature_invalid" | "signature_missing" | "signature_expired" | "unknown_key" | "domain_auth_failed" | "policy_denied";
+                                code: "report_refused" | "signature_invalid" | "signature_missing" | "signature_expired" | "unknown_key" | "domain_auth_failed" | "policy_denied";
                                 /** @description Human-readable explanation; may name the offending field */
                                 message: string;
                                 details?: {
@@ -456,7 +456,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -621,7 +621,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -788,7 +788,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -936,7 +936,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -1082,7 +1082,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -1227,7 +1227,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -1371,7 +1371,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -1516,7 +1516,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -1656,7 +1656,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -1788,7 +1788,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -1936,7 +1936,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -2076,7 +2076,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -2216,7 +2216,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -2355,7 +2355,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -2504,7 +2504,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -2681,7 +2681,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -2845,7 +2845,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -2995,7 +2995,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -3146,7 +3146,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -3300,7 +3300,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -3479,7 +3479,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -3656,7 +3656,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -3800,7 +3800,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -3971,7 +3971,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -4116,7 +4116,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -4254,6 +4254,21 @@ export interface components {
                 };
             };
         };
+        /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+        AdmpError422: {
+            error: {
+                /**
+                 * @description Stable error code (the ERROR_KINDS table); switch on this, not on the message
+                 * @enum {string}
+                 */
+                code: "report_refused" | "signature_invalid" | "signature_missing" | "signature_expired" | "unknown_key" | "domain_auth_failed" | "policy_denied";
+                /** @description Human-readable explanation; may name the offending field */
+                message: string;
+                details?: {
+                    [key: string]: unknown;
+                };
+            };
+        };
         /** @description unsupported_media_type */
         AdmpError415: {
             error: {
@@ -4262,21 +4277,6 @@ export interface components {
                  * @enum {string}
                  */
                 code: "unsupported_media_type";
-                /** @description Human-readable explanation; may name the offending field */
-                message: string;
-                details?: {
-                    [key: string]: unknown;
-                };
-            };
-        };
-        /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
-        AdmpError422: {
-            error: {
-                /**
-                 * @description Stable error code (the ERROR_KINDS table); switch on this, not on the message
-                 * @enum {string}
-                 */
-                code: "signature_invalid" | "signature_missing" | "signature_expired" | "unknown_key" | "domain_auth_failed" | "policy_denied";
                 /** @description Human-readable explanation; may name the offending field */
                 message: string;
                 details?: {
