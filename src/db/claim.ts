@@ -16,7 +16,8 @@ const ACK_UPDATE = `UPDATE message m SET status = 'acked', acked_at = now(), lea
      RETURNING m.id`;
 
 /**
- * Claims up to `max` deliverable messages of one agent in FIFO order (created_at, id),
+ * Claims up to `max` deliverable messages of one agent in FIFO order (seq: one bigint
+ * sequence drawn at insert, in batch order; migrations/0008), and returns them in it,
  * skipping rows other consumers hold (FOR UPDATE SKIP LOCKED). Each claimed row gets
  * a fresh lease_id: the receipt handle that ack/nack must present. Acks of the
  * previous batch (`acks`) ride in the same statement, so a consumer cycle is one
@@ -32,14 +33,14 @@ export async function claim(
   const ids = acks.map((r) => r.id);
   // Named statements (here and in ack): planned once per connection, not per call;
   // planning this statement costs about as much as running it.
-  const { rows } = await db.query<PulledRow & { acked: string[] }>({
+  const { rows } = await db.query<PulledRow & { acked: string[]; seq: number }>({
     name: 'admp_claim',
     text: `WITH acked AS (${ACK_UPDATE}),
      picked AS (
        SELECT id, to_agent_id FROM message
         WHERE to_agent_id = $1 AND status = 'delivered' AND visible_at <= now() AND expires_at > now()
           AND id <> ALL ($2::uuid[])
-        ORDER BY created_at, id
+        ORDER BY seq
         LIMIT $4
         FOR UPDATE SKIP LOCKED),
      claimed AS (
@@ -49,15 +50,17 @@ export async function claim(
          FROM picked
         WHERE m.id = picked.id AND m.to_agent_id = picked.to_agent_id
        RETURNING m.id, m.lease_id, m.lease_until, m.from_agent, m.channel, m.type, m.subject, m.body,
-                 m.correlation_id, m.in_reply_to, m.attempts, m.created_at, m.auth, m.headers->>'detail' AS detail)
-     -- One row even when nothing was claimed, to carry the acked ids.
+                 m.correlation_id, m.in_reply_to, m.attempts, m.created_at, m.auth, m.headers->>'detail' AS detail,
+                 m.seq)
+     -- One row even when nothing was claimed, to carry the acked ids. UPDATE … RETURNING
+     -- keeps no order: the answer is sorted here.
      SELECT c.*, a.ids AS acked
        FROM (SELECT coalesce(array_agg(id), '{}') AS ids FROM acked) a
-       LEFT JOIN claimed c ON true`,
+       LEFT JOIN claimed c ON true
+      ORDER BY c.seq`,
     values: [agentId, ids, acks.map((r) => r.lease_id), max, visibilitySec],
   });
-  const claimed = rows.filter((r) => r.id !== null).map(({ acked: _, ...m }) => m as PulledRow);
-  claimed.sort((a, b) => a.created_at.getTime() - b.created_at.getTime() || (a.id < b.id ? -1 : 1));
+  const claimed = rows.filter((r) => r.id !== null).map(({ acked: _, seq: __, ...m }) => m as PulledRow);
   return { rows: claimed, acked: await ackOutcomes(db, agentId, ids, rows[0]!.acked) };
 }
 

@@ -193,6 +193,37 @@ test('pull is per-agent FIFO', async (t) => {
   );
 });
 
+test('FIFO comes from the database: one batch keeps its order, and 300 fast sends come out as sent', async (t) => {
+  const api = await startTestApi();
+  t.after(() => api.close());
+  const [a, b, c] = [await api.agent('a9'), await api.agent('b9'), await api.agent('c9')];
+  // One enqueue batch is one transaction: every row has the same created_at.
+  const batch = Array.from({ length: 50 }, (_, i) => ({
+    to_agent_id: c.id,
+    channel: 'http' as const,
+    from_agent: a.address,
+    type: 'seq',
+    body: { i },
+    status: 'delivered' as const,
+    ttl_sec: 600,
+  }));
+  await enqueueRows(api.db.pool, batch);
+  const inBatch = await pull(api, c, { max: 100 });
+  assert.deepEqual(
+    inBatch.map((m) => (m.body as { i: number }).i),
+    batch.map((_, i) => i),
+  );
+  for (let i = 0; i < 300; i++)
+    assert.equal((await send(api, a, { to: b.address, type: 'seq', body: { i } })).statusCode, 201);
+  const got: number[] = [];
+  for (let page = 0; page < 3; page++)
+    got.push(...(await pull(api, b, { max: 100 })).map((m) => (m.body as { i: number }).i));
+  assert.deepEqual(
+    got,
+    Array.from({ length: 300 }, (_, i) => i),
+  );
+});
+
 test('an unacked message comes back after its lease and goes dead after max_attempts; redrive requeues it', async (t) => {
   const api = await startTestApi({ ADMP_MAX_ATTEMPTS: '3', ADMP_RECLAIM_INTERVAL_MS: '100' });
   t.after(() => api.close());
