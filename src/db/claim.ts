@@ -17,7 +17,7 @@ const ACK_UPDATE = `UPDATE message m SET status = 'acked', acked_at = now(), lea
 
 /**
  * Claims up to `max` deliverable messages of one agent in FIFO order (seq: one bigint
- * sequence drawn at insert, in batch order; migrations/0008), and returns them in it,
+ * sequence drawn at insert, in batch order; migrations/0009), and returns them in it,
  * skipping rows other consumers hold (FOR UPDATE SKIP LOCKED). Each claimed row gets
  * a fresh lease_id: the receipt handle that ack/nack must present. Acks of the
  * previous batch (`acks`) ride in the same statement, so a consumer cycle is one

@@ -1,4 +1,4 @@
--- 0008_inbox_order: FIFO from the database. created_at cannot order an inbox: every
+-- 0009_inbox_order: FIFO from the database. created_at cannot order an inbox: every
 -- row of one enqueue batch (one transaction) has the same now(), and rows committed in
 -- the same microsecond tie; the claim then fell back to the random uuid. `seq` is one
 -- monotonic key: a bigint sequence drawn as each row is inserted, in batch order.
