@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { AdmpClient, type Credentials } from '../../sdk/src/index.js';
+import { AdmpClient, type Credentials } from '../sdk/index.js';
 import { AdmpError } from '../errors.js';
 import { createMcpServer } from '../mcp/server.js';
 

@@ -5,7 +5,7 @@
 // service calls and answers as over the network, without a second connection.
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { AdmpClient } from '../../sdk/src/index.js';
+import { AdmpClient } from '../sdk/index.js';
 import { AdmpError } from '../errors.js';
 import type { Authenticator } from '../http/auth.js';
 import { createMcpServer } from './server.js';

@@ -2,7 +2,7 @@
 // that agent. `admp mcp` serves it over stdio with credentials from the environment;
 // the API listener serves it over Streamable HTTP at /mcp (src/mcp/http.ts).
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { AdmpClient } from '../../sdk/src/index.js';
+import type { AdmpClient } from '../sdk/index.js';
 import { registerTools } from './tools.js';
 
 export const MCP_SERVER_INFO = { name: 'admp', version: '0.1.0' } as const;

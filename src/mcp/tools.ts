@@ -5,7 +5,7 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { AdmpApiError, type AdmpClient } from '../../sdk/src/index.js';
+import { AdmpApiError, type AdmpClient } from '../sdk/index.js';
 
 const messageId = z.string().uuid().describe('The message id (a UUID), as check_inbox or send_message returned it');
 const leaseId = z

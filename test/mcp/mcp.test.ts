@@ -10,7 +10,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { createAgentKey } from '../../src/keys/private-key.js';
 import { insertLocalKey } from '../../src/db/keys.js';
-import { AdmpClient } from '../../sdk/src/index.js';
+import { AdmpClient } from '../../src/sdk/index.js';
 import { startSdkServer } from '../sdk/server.js';
 
 const TOOLS = [

@@ -3,8 +3,8 @@
 // server restart) storing each message once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AdmpApiError, AdmpClient, type Credentials } from '../../sdk/src/index.js';
-import { backoffMs, retryAfterMs } from '../../sdk/src/transport.js';
+import { AdmpApiError, AdmpClient, type Credentials } from '../../src/sdk/index.js';
+import { backoffMs, retryAfterMs } from '../../src/sdk/transport.js';
 import { createAgentKey, seedFromPem } from '../../src/keys/private-key.js';
 import { insertLocalKey } from '../../src/db/keys.js';
 import { startProxy, startSdkServer } from './server.js';

@@ -3,7 +3,7 @@
 // leased by heartbeats (no rival consumer sees their message), and both ways to stop.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AdmpClient, type AdmpApiError, type Credentials } from '../../sdk/src/index.js';
+import { AdmpClient, type AdmpApiError, type Credentials } from '../../src/sdk/index.js';
 import { startSdkServer } from './server.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

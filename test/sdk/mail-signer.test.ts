@@ -3,7 +3,7 @@
 // one `admp sign` makes for the same message, and a tampered copy fails.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { signAgentMail } from '../../sdk/src/index.js';
+import { signAgentMail } from '../../src/sdk/index.js';
 import { buildSignedMessage } from '../../src/mail/signed-message.js';
 import { createAgentKey, seedFromPem } from '../../src/keys/private-key.js';
 import type { KeyResolver } from '../../src/core/signature.js';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 
 const root = new URL('../../', import.meta.url).pathname;
 
-test('sdk/src/openapi.ts is what openapi-typescript makes of docs/openapi.json (npm run openapi)', (t) => {
+test('src/sdk/openapi.ts is what openapi-typescript makes of docs/openapi.json (npm run openapi)', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'admp-sdk-types-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   execFileSync('npx', ['openapi-typescript', 'docs/openapi.json', '-o', join(dir, 'openapi.ts')], {
@@ -18,18 +18,18 @@ test('sdk/src/openapi.ts is what openapi-typescript makes of docs/openapi.json (
     stdio: 'pipe',
   });
   assert.equal(
-    readFileSync(join(root, 'sdk/src/openapi.ts'), 'utf8'),
+    readFileSync(join(root, 'src/sdk/openapi.ts'), 'utf8'),
     readFileSync(join(dir, 'openapi.ts'), 'utf8'),
     'stale SDK types: run `npm run openapi`',
   );
 });
 
-test('the SDK and the shared core modules it uses compile without Node types and import no node: module', () => {
+test('the SDK (src/sdk) and the shared core modules it uses compile without Node types and import no node: module', () => {
   execFileSync('npx', ['tsc', '-p', 'sdk/tsconfig.json', '--noEmit'], { cwd: root, stdio: 'pipe' });
-  const sources = readdirSync(join(root, 'sdk/src')).filter((f) => f.endsWith('.ts'));
+  const sources = readdirSync(join(root, 'src/sdk')).filter((f) => f.endsWith('.ts'));
   assert.ok(sources.length > 5);
   for (const f of sources) {
-    const text = readFileSync(join(root, 'sdk/src', f), 'utf8');
+    const text = readFileSync(join(root, 'src/sdk', f), 'utf8');
     assert.doesNotMatch(text, /from ['"]node:/, `${f} imports a Node module`);
   }
 });

@@ -3,8 +3,8 @@
 // Deno, Bun and browsers.
 import { importJWK, importPKCS8, SignJWT, type CryptoKey } from 'jose';
 import * as ed from '@noble/ed25519';
-import { base64url } from '../../src/core/signature-base.js';
-import { hmacSigningString } from '../../src/core/request-signing.js';
+import { base64url } from '../core/signature-base.js';
+import { hmacSigningString } from '../core/request-signing.js';
 
 export type Credentials =
   /** An agent token (`admp_…`) from `admp agent add` or `admp token rotate`. */

@@ -5,8 +5,15 @@
 // message released with a delay that grows with its attempts, and a stop that lets
 // running handlers finish or, past a deadline, releases their messages.
 import { AdmpApiError } from './errors.js';
-import type { AdmpClient } from './client.js';
-import type { LeaseRef, PulledMessage } from './types.js';
+import type { AckResult, LeaseRef, NackResult, PullRequest, PullResponse, PulledMessage } from './types.js';
+
+/** The calls the loop makes (AdmpClient's). */
+export interface LeaseCalls {
+  pull(request: Partial<PullRequest>, o?: { signal?: AbortSignal }): Promise<PullResponse>;
+  ackMany(items: readonly LeaseRef[]): Promise<AckResult[]>;
+  extend(messageId: string, leaseId: string, sec: number): Promise<NackResult>;
+  release(messageId: string, leaseId: string, delaySec?: number): Promise<NackResult>;
+}
 
 export interface HandlerContext {
   /** Aborted when the lease is lost (another consumer may now hold the message) or the consumer stops past its deadline. */
@@ -54,7 +61,7 @@ interface Task {
 
 const sleep = (ms: number) => new Promise<void>((ok) => setTimeout(ok, ms));
 
-export function startConsumer(client: AdmpClient, handler: Handler, o: ConsumeOptions): Consumer {
+export function startConsumer(client: LeaseCalls, handler: Handler, o: ConsumeOptions): Consumer {
   const concurrency = Math.min(100, Math.max(1, o.concurrency ?? 4));
   const vt = o.visibilityTimeout ?? 30;
   const wait = o.wait ?? 20;

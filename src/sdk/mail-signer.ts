@@ -3,9 +3,9 @@
 // with (src/core/signature-base.ts), so the two cannot drift; the .eml is the layout
 // of docs/protocol.md §Mail format: a text/plain note and the JSON envelope as one
 // base64 application/json part (base64, so no MTA can alter the signed bytes).
-import { canonicalJson } from '../../src/core/canonical-json.js';
-import { tryParseAddress } from '../../src/core/address.js';
-import { base64, signatureHeadersNoble, type SignatureHeaders } from '../../src/core/signature-base.js';
+import { canonicalJson } from '../core/canonical-json.js';
+import { tryParseAddress } from '../core/address.js';
+import { base64, signatureHeadersNoble, type SignatureHeaders } from '../core/signature-base.js';
 import { ed25519Seed } from './auth.js';
 import type { SendRequest } from './types.js';
 
