@@ -458,6 +458,18 @@ export const SETTINGS = {
     max: 600000,
     doc: 'Time in-flight requests and LMTP transactions get after SIGTERM.',
   }),
+  adminUrl: s({
+    env: 'ADMP_URL',
+    kind: 'string',
+    default: '',
+    doc: 'Base URL of a running `admp serve` (e.g. `https://admp.example.org`): the operator commands (`agent`, `token rotate`, `policy`, `messages`, `dead`) then go through its admin API with ADMP_ADMIN_TOKEN instead of opening the database. Empty: they open the database.',
+  }),
+  adminToken: s({
+    env: 'ADMP_ADMIN_TOKEN',
+    kind: 'string',
+    default: '',
+    doc: 'Admin token (`admp admin token create`) the CLI presents to ADMP_URL.',
+  }),
 } as const;
 
 type SettingsSpec = typeof SETTINGS;

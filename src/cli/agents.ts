@@ -4,47 +4,47 @@ import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { AdmpError } from '../errors.js';
 import { parseBinding, spkiPin, type CertBinding } from '../core/client-cert.js';
-import { adminAction, listCommand } from './admin-action.js';
+import { adminAction, operatorAction, operatorList } from './admin-action.js';
 import { table } from './output.js';
 
 export function registerAgents(program: Command): void {
   const agent = program.command('agent').description('manage local agents');
-  adminAction<{ domain?: string }>(
+  operatorAction<{ domain?: string }>(
     agent
       .command('add <id>')
       .description('create an agent; prints its bearer token and HMAC secret once')
       .option('--domain <domain>', 'agents domain (default: the first of ADMP_DOMAINS)'),
-    async (admin, [id], opts) => {
-      const a = await admin.addAgent(id!, opts.domain);
+    async (op, [id], opts) => {
+      const a = await op.addAgent(id!, opts.domain);
       return {
-        json: { id: a.id, address: `${a.id}@${a.domain}`, token: a.token, hmac_secret: a.hmac_secret },
-        text: `agent ${a.id}@${a.domain} created\ntoken:       ${a.token}\nhmac secret: ${a.hmac_secret}\n(shown once; store them now)`,
+        json: a,
+        text: `agent ${a.address} created\ntoken:       ${a.token}\nhmac secret: ${a.hmac_secret}\n(shown once; store them now)`,
       };
     },
   );
-  listCommand(
+  operatorList(
     agent,
     'list agents',
-    (admin) => admin.listAgents(),
+    (op) => op.listAgents(),
     ['id', 'address', 'status', 'created_at'],
     (r) => ({ ...r, address: `${r.id}@${r.domain}` }),
   );
   registerCertBindings(agent);
 
-  adminAction<{ hmac?: boolean }>(
+  operatorAction<{ hmac?: boolean }>(
     program
       .command('token')
       .description('manage agent credentials')
       .command('rotate <id>')
       .description('revoke the current bearer token and issue a new one')
       .option('--hmac', 'rotate the HMAC secret as well'),
-    async (admin, [id], opts) => {
-      const { token, hmac_secret } = await admin.rotateCredentials(id!, opts.hmac ? ['token', 'hmac'] : ['token']);
-      const creds = { ...(token ? { token } : {}), ...(hmac_secret ? { hmac_secret } : {}) };
+    async (op, [id], opts) => {
+      const { address: _, ...creds } = await op.rotate(id!, opts.hmac === true);
       const text = Object.entries(creds)
+        .filter(([k]) => k !== 'id')
         .map(([k, v]) => `${k}: ${v}`)
         .join('\n');
-      return { json: { id, ...creds }, text };
+      return { json: creds, text };
     },
   );
 }

@@ -10,6 +10,7 @@ import { registerInstall } from './install.js';
 import { registerDoctor } from './doctor.js';
 import { registerAdmin } from './admin.js';
 import { registerMcp } from './mcp.js';
+import { registerMessages } from './messages.js';
 
 const program = new Command('admp')
   .description('Agent Dispatch: authenticated agent messaging over HTTP and email')
@@ -23,6 +24,7 @@ registerInstall(program);
 registerDoctor(program);
 registerAdmin(program);
 registerMcp(program);
+registerMessages(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -104,6 +104,7 @@ export function registerServe(program: Command): void {
         databaseUrl: config.databaseUrl.replace(/:[^:@/]*@/, ':***@'),
         ingressToken: config.ingressToken ? '***' : '',
         metricsToken: config.metricsToken ? '***' : '',
+        adminToken: config.adminToken ? '***' : '',
       };
       print(opts.json, shown, () =>
         Object.entries(shown)

@@ -49,13 +49,25 @@ test('only live admin tokens reach /admin/v1; read-only ones change nothing; age
   assert.equal(bad.statusCode, 401);
 
   // Read-only: every read works, every change is refused and nothing is written.
-  for (const url of ['/admin/v1/agents', '/admin/v1/overview', '/admin/v1/messages', '/admin/v1/policy/rules'])
+  for (const url of [
+    '/admin/v1/agents',
+    '/admin/v1/overview',
+    '/admin/v1/messages',
+    '/admin/v1/policy/rules',
+    '/admin/v1/keys',
+  ])
     assert.equal((await app.inject({ url, headers: bearer(ro.token) })).statusCode, 200, url);
   const changes = [
     { method: 'POST', url: '/admin/v1/agents', payload: { id: 'mallory' } },
     { method: 'POST', url: '/admin/v1/agents/alice/rotate', payload: { hmac: true } },
     { method: 'POST', url: '/admin/v1/policy/rules', payload: { from: '*', to: '*', action: 'allow' } },
     { method: 'DELETE', url: '/admin/v1/policy/rules/1' },
+    { method: 'POST', url: '/admin/v1/keys/revoke', payload: { agent: 'alice' } },
+    {
+      method: 'POST',
+      url: '/admin/v1/keys',
+      payload: { agent: 'w@agents.partner.example', kid: 'k1', public_key: Buffer.alloc(32, 7).toString('base64') },
+    },
     {
       method: 'POST',
       url: '/admin/v1/dead-letters/redrive',
@@ -67,6 +79,13 @@ test('only live admin tokens reach /admin/v1; read-only ones change nothing; age
     assert.equal(r.statusCode, 403, `${c.method} ${c.url}: ${r.body}`);
     assert.equal(r.json().error.code, 'forbidden');
   }
+  const dry = await app.inject({
+    method: 'POST',
+    url: '/admin/v1/policy/dry-run',
+    headers: bearer(ro.token),
+    payload: { from: 'alice@agents.test', to: 'alice@agents.test', type: 't' },
+  });
+  assert.equal(dry.statusCode, 200, 'a dry run changes nothing: read-only tokens may ask');
   const counts = await api.db.pool.query(
     'SELECT (SELECT count(*) FROM agent) AS agents, (SELECT count(*) FROM policy_rule) AS rules, (SELECT count(*) FROM agent_credential WHERE revoked_at IS NOT NULL) AS revoked',
   );
@@ -275,6 +294,26 @@ test('overview, refusals, rules and the policy dry-run', async (t) => {
   assert.equal((await call('DELETE', `/admin/v1/policy/rules/${id}`)).statusCode, 200);
   assert.equal((await call('DELETE', `/admin/v1/policy/rules/${id}`)).statusCode, 404);
   assert.equal((await dry('x@agents.partner.example')).json().allow, false);
+
+  // Partner keys: pinned, listed, revoked.
+  const publicKey = Buffer.alloc(32, 9).toString('base64');
+  const pinned = await call('POST', '/admin/v1/keys', {
+    agent: 'w@agents.partner.example',
+    kid: 'k-1',
+    public_key: publicKey,
+  });
+  assert.equal(pinned.statusCode, 201, pinned.body);
+  assert.equal(pinned.json().source, 'pinned');
+  const keys = (await call('GET', '/admin/v1/keys')).json();
+  assert.deepEqual(
+    keys.map((k: { kid: string; public_key: string }) => [k.kid, k.public_key]),
+    [['k-1', publicKey]],
+  );
+  const revoked = await call('POST', '/admin/v1/keys/revoke', { domain: 'agents.partner.example', kid: 'k-1' });
+  assert.deepEqual(revoked.json(), { revoked: ['k-1'] });
+  assert.ok((await call('GET', '/admin/v1/keys')).json()[0].revoked_at);
+  const ours = await call('POST', '/admin/v1/keys', { agent: 'bob@agents.test', kid: 'k-2', public_key: publicKey });
+  assert.equal(ours.statusCode, 400, 'our own agents get keys by `admp key create`, not pinning');
 });
 
 test('the console is served with strict security headers', async (t) => {

@@ -1,11 +1,12 @@
 // The admin API, /admin/v1: what the console and the remote CLI call. Every route
 // authenticates an admin token first (agent credentials are not admin tokens);
-// read-only tokens are refused any method but GET (auth.ts). No SQL here: each
-// route calls the Admin service.
+// read-only tokens are refused any method but GET (auth.ts). No SQL here: every
+// route calls the Admin service, as the local CLI does.
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { Admin } from '../../admin/admin.js';
+import type { Admin, AgentKeyRow } from '../../admin/admin.js';
+import { AdmpError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { authenticateAdmin } from './auth.js';
 import { createEventHub } from './events.js';
@@ -13,18 +14,29 @@ import * as S from './schemas.js';
 import { wire } from './wire.js';
 import { adminValidatorCompiler } from './validation.js';
 
+const presentKey = (k: AgentKeyRow) => ({
+  domain: k.domain,
+  kid: k.kid,
+  agent: k.agent,
+  source: k.source,
+  public_key: k.publicKey.toString('base64'),
+  not_before: k.notBefore.toISOString(),
+  not_after: k.notAfter?.toISOString() ?? null,
+  revoked_at: k.revokedAt?.toISOString() ?? null,
+});
+
 const RECENT = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }) });
 
 export const adminRoutes =
-  (ops: Admin, log: Logger): FastifyPluginAsync =>
+  (admin: Admin, log: Logger): FastifyPluginAsync =>
   async (parent) => {
     const app = parent.withTypeProvider<TypeBoxTypeProvider>();
     app.setValidatorCompiler(adminValidatorCompiler);
-    const hub = createEventHub(ops, log);
+    const hub = createEventHub(admin, log);
     app.addHook('preClose', async () => hub.close());
     // Authenticate before validating, so a stranger learns nothing about the schema.
     app.addHook('preValidation', async (req) => {
-      req.admin = await authenticateAdmin(ops, req);
+      req.admin = await authenticateAdmin(admin, req);
     });
     app.addHook('onSend', async (_req, reply) => {
       void reply.header('cache-control', 'no-store');
@@ -38,7 +50,7 @@ export const adminRoutes =
 
     app.get('/messages', { schema: { querystring: S.SearchQuery, response: { 200: S.MessagePage } } }, async (req) => {
       const q = req.query;
-      const { rows, next } = await ops.search({
+      const { rows, next } = await admin.search({
         ...q,
         after: q.after ? new Date(q.after) : undefined,
         before: q.before ? new Date(q.before) : undefined,
@@ -46,37 +58,37 @@ export const adminRoutes =
       return { messages: wire(rows), next_cursor: next };
     });
     app.get('/messages/:id', { schema: { params: S.MessageParams, response: { 200: S.MessageDetail } } }, async (req) =>
-      wire(await ops.message(req.params.id)),
+      wire(await admin.message(req.params.id)),
     );
 
     app.post(
       '/dead-letters/redrive',
       { schema: { body: S.MessageRefs, response: { 200: S.Changed } } },
-      async (req) => ({ ids: await ops.redrive(req.body.messages) }),
+      async (req) => ({ ids: await admin.redrive(req.body.messages) }),
     );
     app.post(
       '/dead-letters/delete',
       { schema: { body: S.MessageRefs, response: { 200: S.Changed } } },
-      async (req) => ({ ids: await ops.deleteDead(req.body.messages) }),
+      async (req) => ({ ids: await admin.deleteDead(req.body.messages) }),
     );
 
-    app.get('/overview', { schema: { response: { 200: S.Overview } } }, async () => wire(await ops.overview()));
+    app.get('/overview', { schema: { response: { 200: S.Overview } } }, async () => wire(await admin.overview()));
     app.get('/refusals', { schema: { querystring: RECENT, response: { 200: Type.Array(S.Refusal) } } }, async (req) =>
-      wire(await ops.refusals(req.query.limit)),
+      wire(await admin.refusals(req.query.limit)),
     );
     app.get(
       '/outbound-failures',
       { schema: { querystring: RECENT, response: { 200: Type.Array(S.OutboundFailure) } } },
-      async (req) => wire(await ops.outboundFailures(req.query.limit)),
+      async (req) => wire(await admin.outboundFailures(req.query.limit)),
     );
     // A text/event-stream, not JSON: described in docs/api.md, left out of the OpenAPI document.
     app.get('/events', { schema: { hide: true } }, (_req, reply) => hub.subscribe(reply));
 
     app.get('/agents', { schema: { response: { 200: Type.Array(S.Agent) } } }, async () =>
-      wire(await ops.listAgents()),
+      wire(await admin.listAgents()),
     );
     app.post('/agents', { schema: { body: S.NewAgent, response: { 201: S.AgentCredentials } } }, async (req, reply) => {
-      const a = await ops.addAgent(req.body.id, req.body.domain);
+      const a = await admin.addAgent(req.body.id, req.body.domain);
       return reply
         .status(201)
         .send({ id: a.id, address: `${a.id}@${a.domain}`, token: a.token, hmac_secret: a.hmac_secret });
@@ -85,20 +97,36 @@ export const adminRoutes =
       '/agents/:id/rotate',
       { schema: { params: S.AgentParams, body: S.RotateBody, response: { 200: S.AgentCredentials } } },
       async (req) => {
-        const a = await ops.rotateCredentials(req.params.id, req.body.hmac ? ['token', 'hmac'] : ['token']);
+        const a = await admin.rotateCredentials(req.params.id, req.body.hmac ? ['token', 'hmac'] : ['token']);
         return { id: a.id, address: `${a.id}@${a.domain}`, token: a.token, hmac_secret: a.hmac_secret };
       },
     );
 
-    app.get('/policy/rules', { schema: { response: { 200: Type.Array(S.Rule) } } }, () => ops.listRules());
+    app.get('/keys', { schema: { response: { 200: Type.Array(S.Key) } } }, async () =>
+      (await admin.allKeys()).map(presentKey),
+    );
+    app.post('/keys', { schema: { body: S.PinKey, response: { 201: S.Key } } }, async (req, reply) => {
+      const publicKey = Buffer.from(req.body.public_key, 'base64');
+      if (publicKey.length !== 32) throw new AdmpError('bad_request', 'public_key: 32 bytes in base64');
+      const notAfter = req.body.not_after ? new Date(req.body.not_after) : null;
+      const row = await admin.pinPartnerKey(req.body.agent, req.body.kid, publicKey, notAfter);
+      return reply.status(201).send(presentKey(row));
+    });
+    app.post('/keys/revoke', { schema: { body: S.RevokeKey, response: { 200: S.Revoked } } }, async (req) => ({
+      revoked: await admin.revokeKeys(req.body),
+    }));
+
+    app.get('/policy/rules', { schema: { response: { 200: Type.Array(S.Rule) } } }, () => admin.listRules());
     app.post('/policy/rules', { schema: { body: S.NewRule, response: { 201: S.Rule } } }, async (req, reply) =>
-      reply.status(201).send(await ops.addRule(req.body)),
+      reply.status(201).send(await admin.addRule(req.body)),
     );
     app.delete('/policy/rules/:id', { schema: { params: S.RuleParams, response: { 200: S.Removed } } }, async (req) => {
-      await ops.removeRule(req.params.id);
+      await admin.removeRule(req.params.id);
       return { removed: req.params.id };
     });
-    app.post('/policy/dry-run', { schema: { body: S.DryRun, response: { 200: S.Decision } } }, (req) =>
-      ops.dryRun(req.body),
+    app.post(
+      '/policy/dry-run',
+      { config: { readsOnly: true }, schema: { body: S.DryRun, response: { 200: S.Decision } } },
+      (req) => admin.dryRun(req.body),
     );
   };

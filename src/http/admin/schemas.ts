@@ -183,3 +183,38 @@ export const Decision = Type.Object({
   message: Type.Optional(Type.String()),
 });
 export type Decision = Static<typeof Decision>;
+
+export const Key = Type.Object({
+  domain: Type.String(),
+  kid: Type.String(),
+  agent: Type.String(),
+  source: Type.Union([Type.Literal('local'), Type.Literal('pinned')]),
+  public_key: Type.String({ description: 'raw 32-byte Ed25519 public key, base64' }),
+  not_before: DateTime,
+  not_after: Nullable(DateTime),
+  revoked_at: Nullable(DateTime),
+});
+export type Key = Static<typeof Key>;
+export const PinKey = Type.Object(
+  {
+    agent: Address,
+    kid: Type.String({ pattern: '^[A-Za-z0-9._-]{1,128}$' }),
+    public_key: Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$', description: 'raw 32-byte Ed25519 public key, base64' }),
+    not_after: Type.Optional(Type.String({ format: 'date-time' })),
+  },
+  { additionalProperties: false },
+);
+export const RevokeKey = Type.Union([
+  Type.Object(
+    { domain: Type.String({ minLength: 3, maxLength: 253 }), kid: Type.String({ minLength: 1, maxLength: 128 }) },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      agent: Type.String({ minLength: 1, maxLength: 320 }),
+      kid: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    },
+    { additionalProperties: false },
+  ),
+]);
+export const Revoked = Type.Object({ revoked: Type.Array(Type.String()) });
