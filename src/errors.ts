@@ -48,7 +48,8 @@ export const ERROR_KINDS = {
   rate_limited: { http: 429, smtp: temp('4.7.1') }, // over a rate limit: retry later (Retry-After / the MTA's queue)
   key_unavailable: { http: 503, smtp: temp('4.7.5') }, // key server unreachable: retry later
   storage_unavailable: { http: 503, smtp: temp('4.3.0') },
-  timeout: { http: 503, smtp: temp('4.4.7') },
+  timeout: { http: 503, smtp: temp('4.3.0') }, // our own deadline ran out: a fault of ours, retry later
+  shutting_down: { http: 503, smtp: temp('4.3.2', 421) }, // 4.3.2 system not accepting network messages
   internal: { http: 500, smtp: temp('4.3.0') },
 } as const satisfies Record<string, ErrorKind>;
 
@@ -89,8 +90,9 @@ export class ConfigError extends Error {
 // PostgreSQL SQLSTATEs that mean "the database is not usable right now" (08
 // connection exception, 28 login refused, 3D000 database missing, 53 insufficient
 // resources, 57P shutdown/crash/cannot connect now, 58 system error, 40001/40P01
-// serialization failure/deadlock) as opposed to a bug in our SQL.
-const TRANSIENT_SQLSTATE = /^(08|28|3D000|53|57P|58|40001|40P01)/;
+// serialization failure/deadlock, 57014 statement_timeout, 55P03 lock_timeout) as
+// opposed to a bug in our SQL.
+const TRANSIENT_SQLSTATE = /^(08|28|3D000|53|57P|58|40001|40P01|57014|55P03)/;
 const TRANSIENT_NODE = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -114,7 +116,7 @@ export function toAdmpError(err: unknown): AdmpError {
   if (
     TRANSIENT_SQLSTATE.test(code) ||
     TRANSIENT_NODE.has(code) ||
-    /not currently accepting connections|Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i.test(
+    /not currently accepting connections|Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end|Query read timeout|Connection terminated due to connection timeout/i.test(
       msg,
     )
   ) {

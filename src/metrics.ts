@@ -218,6 +218,11 @@ export function createMetrics(db?: { pool: pg.Pool; max: number }) {
       buckets: LATENCY_BUCKETS,
       registers,
     }),
+    wakeupListenerUp: new Gauge({
+      name: 'admp_wakeup_listener_up',
+      help: '1 while the LISTEN connection for long-poll wake-ups is up; 0 while pulls poll once a second instead.',
+      registers,
+    }),
     shuttingDown: new Gauge({
       name: 'admp_shutting_down',
       help: '1 while the process drains after SIGTERM/SIGINT.',

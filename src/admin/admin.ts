@@ -29,6 +29,7 @@ import {
   type KeyFilter,
 } from '../db/keys.js';
 import { migrate, pendingMigrations } from '../db/migrate.js';
+import { databaseNotReady } from '../db/readiness.js';
 import { createAdminToken, listAdminTokens, revokeAdminToken, type AdminTokenRow } from '../db/admin-tokens.js';
 import { addRule, listRules, removeRule, type RuleRow } from '../db/policy-rules.js';
 import { anyMessageTo } from '../db/status.js';
@@ -87,6 +88,8 @@ export interface Admin extends Operations {
 
   migrate(): Promise<string[]>;
   pendingMigrations(): Promise<string[]>;
+  /** Why the database is not ready for traffic (pending migrations, the message table locked); undefined when it is. */
+  notReady(): Promise<string | undefined>;
   /** The id of some message in an agent's inbox, if any. */
   anyMessageTo(agentId: string): Promise<string | undefined>;
 }
@@ -203,6 +206,7 @@ export function createAdmin(pool: pg.Pool, config: Config, policy: PolicySource)
 
     migrate: () => migrate(pool),
     pendingMigrations: () => pendingMigrations(pool),
+    notReady: () => databaseNotReady(pool),
     anyMessageTo: (agentId) => anyMessageTo(pool, agentId),
   };
 }

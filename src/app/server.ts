@@ -4,8 +4,9 @@ import type { FastifyInstance } from 'fastify';
 import type { SMTPServer } from 'smtp-server';
 import type { Config, Listen } from '../config.js';
 import type { Logger } from '../log.js';
-import { openDatabase, type Database } from '../db/connect.js';
+
 import { serverSecret } from '../db/server-secret.js';
+import { openDatabase, type Database, type OpenOptions } from '../db/connect.js';
 import { createAdmin, type Admin } from '../admin/admin.js';
 import { createDirectory, type Directory } from '../mailbox/directory.js';
 import { createEnqueuer, type Enqueuer } from '../mailbox/batcher.js';
@@ -32,6 +33,7 @@ import { closeHttp, closeLmtp, trackConnections } from './shutdown.js';
 import { loadHttpsFiles, reloadTls, tlsMaterial, type SecureContextTarget } from '../http/tls.js';
 import type { Resolver } from '../ingress/domain-auth.js';
 import { createSmtpEdge } from '../smtp/edge.js';
+import { createStorageOutage, type StorageOutage } from '../storage-outage.js';
 
 /** Everything `serve` runs, minus the listeners: what tests drive with app.inject(). */
 export interface Core {
@@ -44,6 +46,7 @@ export interface Core {
   readonly metrics: Metrics;
   /** DNS of the configured servers (ADMP_DNS_SERVERS), as mailauth and the pipeline ask it. */
   readonly dnsResolve: Resolver;
+  readonly outage: StorageOutage;
   /** Ends long polls, closes the HTTP app (requests in flight get ADMP_SHUTDOWN_GRACE_MS), stops the jobs. */
   stop(): Promise<void>;
 }
@@ -61,8 +64,17 @@ export async function wire(
 ): Promise<Core> {
   const policyFile = readPolicyFile(config.policyFile);
   const https = loadHttpsFiles(config, log);
-  const waiter = await createInboxWaiter(db.url, (err) => log.warn({ err }, 'LISTEN connection lost; reconnecting'));
   const metrics = createMetrics({ pool: db.pool, max: config.pgPoolMax });
+  const outage = createStorageOutage(log);
+  const waiter = await createInboxWaiter(db.url, (up, err) => {
+    metrics.wakeupListenerUp.set(up ? 1 : 0);
+    if (up) log.info({ event: 'wakeup_listener', state: 'up' }, 'long-poll wake-ups listening');
+    else
+      log.warn(
+        { event: 'wakeup_listener', state: 'down', error: err?.message },
+        'long-poll wake-up connection lost: pulls poll once a second while it reconnects',
+      );
+  });
   const enqueuer = createEnqueuer(db.pool, { metrics });
   // Mail has its own batcher: it may wait to fill a commit, which an agent waiting
   // for its 201 should not.
@@ -87,7 +99,7 @@ export async function wire(
     dnsResolve,
     bounceSecret,
   });
-  const ingest = createIngest({ pipeline, budgetMs: config.ingressBudgetMs, log, metrics });
+  const ingest = createIngest({ pipeline, budgetMs: config.ingressBudgetMs, log, metrics, outage });
   const app = buildApp({
     config,
     admin,
@@ -96,6 +108,8 @@ export async function wire(
     auth,
     ingest,
     metrics,
+    outage,
+    listening: () => waiter.listening,
     ...(https ? { tls: tlsMaterial(https) } : {}),
   });
   if (https) trackConnections(app.server);
@@ -103,11 +117,12 @@ export async function wire(
     ? reloadTls(app.server as unknown as SecureContextTarget, https, config.httpTlsReloadMs)
     : undefined;
   const housekeeping = createHousekeeping(db.pool, config.maxAttempts);
-  const sweeper = startSweeper(housekeeping, log, config.reclaimIntervalMs, metrics);
-  const gauges = startQueueGauges(housekeeping, metrics, log, config.metricsRefreshMs);
+  const sweeper = startSweeper(housekeeping, log, config.reclaimIntervalMs, metrics, outage);
+  const gauges = startQueueGauges(housekeeping, metrics, log, config.metricsRefreshMs, outage);
   const outbound = startOutbound(config, createOutboundQueue(db.pool, db.url, config, bounceSecret), log, metrics);
   return {
     app,
+    outage,
     mailbox,
     directory,
     admin,
@@ -125,6 +140,18 @@ export async function wire(
       await outbound?.stop();
       await Promise.all([enqueuer.drain(), mailEnqueuer.drain()]);
     },
+  };
+}
+
+/** What `admp serve` says while it waits for PostgreSQL at start, or finds one already running. */
+export function databaseStartLog(log: Logger): Pick<OpenOptions, 'onRetry' | 'onNotice'> {
+  return {
+    onRetry: (err, attempt, delayMs) =>
+      log.warn(
+        { event: 'database_wait', attempt, error: err.message, retry_ms: delayMs },
+        `PostgreSQL not reachable yet (${err.message}); retrying in ${(delayMs / 1000).toFixed(1)} s`,
+      ),
+    onNotice: (message) => log.warn({ event: 'embedded_database' }, message),
   };
 }
 
@@ -151,7 +178,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       : `starting embedded PostgreSQL (data in ${config.dataDir}/pg)`,
   );
   const stopTracing = await startTracing(process.env, log);
-  const db = await openDatabase(config, { migrate: config.migrateOnStart });
+  const db = await openDatabase(config, { migrate: config.migrateOnStart, ...databaseStartLog(log) });
   const core = await wire(config, db, log);
   const metricsListener = config.metricsListen
     ? await listenMetrics(core.metrics.registry, config.metricsListen, config.metricsToken)

@@ -19,12 +19,23 @@ export function trackConnections(server: Server): void {
   });
 }
 
+/** How long idle kept-alive connections stay open after SIGTERM (at most the grace period). */
+const IDLE_LINGER_MS = 2000;
+
 /**
- * Closes the HTTP listener: no new connections, requests on kept-alive ones get 503,
- * requests in flight finish. Connections still open after `graceMs` are destroyed.
+ * Closes the HTTP listener: no new connections, requests in flight finish, and a request
+ * arriving on a kept-alive connection gets 503 `shutting_down` with `Connection: close`
+ * (src/http/app.ts). Node's server.close() would also destroy the idle kept-alive
+ * connections at once, and a client that had just sent a request on one would see a
+ * reset instead of an answer; they are closed after IDLE_LINGER_MS instead. Connections
+ * still open after `graceMs` are destroyed.
  */
 export async function closeHttp(app: FastifyInstance, graceMs: number): Promise<void> {
-  const server = app.server as Partial<Pick<typeof app.server, 'closeAllConnections'>> & object;
+  const server = app.server as Partial<Pick<typeof app.server, 'closeAllConnections' | 'closeIdleConnections'>> &
+    object;
+  const closeIdle = server.closeIdleConnections?.bind(server);
+  if (closeIdle) server.closeIdleConnections = () => undefined;
+  const linger = closeIdle ? setTimeout(closeIdle, Math.min(graceMs, IDLE_LINGER_MS)) : undefined;
   const timer = setTimeout(() => {
     if (typeof server.closeAllConnections === 'function') server.closeAllConnections();
     else for (const socket of tracked.get(server) ?? []) socket.destroy();
@@ -32,6 +43,7 @@ export async function closeHttp(app: FastifyInstance, graceMs: number): Promise<
   try {
     await app.close();
   } finally {
+    clearTimeout(linger);
     clearTimeout(timer);
   }
 }

@@ -3,7 +3,7 @@ import cluster from 'node:cluster';
 import type { Command } from 'commander';
 import { configMarkdown, loadConfig, type Config } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
-import { startServer } from '../app/server.js';
+import { databaseStartLog, startServer } from '../app/server.js';
 import { prepareSharedDatabase, withAdmin } from '../app/open.js';
 import { print } from './output.js';
 
@@ -23,6 +23,12 @@ function onSignals(log: Logger, stop: () => Promise<void>): void {
   };
   process.on('SIGTERM', () => handler('SIGTERM'));
   process.on('SIGINT', () => handler('SIGINT'));
+  // Under `npm start` (npm runs the script as `exec node …`, so SIGTERM to npm reaches us)
+  // the server lives as long as npm: an npm that was SIGKILLed leaves no server behind.
+  if (process.env.npm_lifecycle_event === 'start') {
+    const parent = process.ppid;
+    setInterval(() => process.ppid !== parent && handler('parent exited'), 1000).unref();
+  }
 }
 
 async function serveOne(config: Config, log: Logger): Promise<void> {
@@ -36,7 +42,7 @@ async function serveOne(config: Config, log: Logger): Promise<void> {
  * listeners (node:cluster). A worker that dies is replaced after a short pause.
  */
 async function servePrimary(config: Config, log: Logger): Promise<void> {
-  const db = await prepareSharedDatabase(config);
+  const db = await prepareSharedDatabase(config, databaseStartLog(log));
   const env = { DATABASE_URL: db.url, ADMP_MIGRATE_ON_START: 'false' };
   let stopping = false;
   const fork = () => cluster.fork(env);

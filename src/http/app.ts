@@ -18,6 +18,7 @@ import { adminRoutes } from './admin/routes.js';
 import { consoleRoutes } from '../console/routes.js';
 import type { TlsMaterial } from './tls.js';
 import { createRequestLimit } from './request-limit.js';
+import { PullBody } from './schemas.js';
 
 // Room for the envelope fields around a body of the configured maximum size.
 const ENVELOPE_OVERHEAD = 64 * 1024;
@@ -44,9 +45,32 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
       logController: new LogController({ disableRequestLogging: true }),
       bodyLimit: deps.config.maxBodyBytes + ENVELOPE_OVERHEAD,
       ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+      // Every route answers 503 `timeout` when its budget runs out, whatever it waits on
+      // (the database's own deadlines, ADMP_PG_*, normally answer first).
+      handlerTimeout: deps.config.requestBudgetMs,
+      // During shutdown fastify would answer 503 with its own body; ours says it in the API's error shape (below).
+      return503OnClosing: false,
       ...httpsOptions(deps.tls),
     }) as unknown as FastifyInstance
   ).withTypeProvider<TypeBoxTypeProvider>();
+
+  // A pull's own wait is not a stall: its budget starts after the longest wait. The
+  // Rspamd road answers within ADMP_INGRESS_BUDGET_MS itself; this is only its backstop.
+  app.addHook('onRoute', (route) => {
+    const { requestBudgetMs, ingressBudgetMs } = deps.config;
+    if (route.url === '/v1/inbox/pull')
+      route.handlerTimeout = requestBudgetMs + PullBody.properties.wait.maximum! * 1000;
+    if (route.url === '/ingress/rspamd') route.handlerTimeout = Math.max(requestBudgetMs, ingressBudgetMs + 1000);
+  });
+
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  // Requests still arriving on kept-alive connections while draining (fastify adds `Connection: close`).
+  app.addHook('onRequest', async () => {
+    if (closing) throw new AdmpError('shutting_down', 'the server is shutting down; try again');
+  });
 
   // The API speaks JSON only; anything else is 415.
   app.removeAllContentTypeParsers();
@@ -66,6 +90,8 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     const route = req.routeOptions.url ?? 'unmatched';
     deps.metrics?.httpRequests.inc({ method: req.method, route, status: reply.statusCode });
     deps.metrics?.httpSeconds.observe({ route }, reply.elapsedTime / 1000);
+    // An answer of the API or the ingress endpoint came from the database: it is back.
+    if (reply.statusCode < 500 && (route.startsWith('/v1/') || route.startsWith('/ingress/'))) deps.outage?.succeeded();
     // Built only when it will be written: this hook runs on every request.
     if (deps.log.isLevelEnabled('info')) {
       req.log.info(
@@ -84,9 +110,9 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     }
   });
 
-  installErrorHandler(app);
+  installErrorHandler(app, deps.outage);
   registerOpenApi(app);
-  void app.register(healthRoutes(deps.admin));
+  void app.register(healthRoutes(deps.admin, deps.listening));
   void app.register(wellKnownRoutes(deps.admin));
   void app.register(rspamdIngressRoutes(deps.config, deps.ingest));
   // /metrics on the API listener only behind ADMP_METRICS_TOKEN (src/http/metrics.ts).

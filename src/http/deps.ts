@@ -7,6 +7,7 @@ import type { Ingest } from '../ingress/ingest.js';
 import type { Metrics } from '../metrics.js';
 import type { Authenticator } from './auth.js';
 import type { TlsMaterial } from './tls.js';
+import type { StorageOutage } from '../storage-outage.js';
 
 export interface ApiDeps {
   config: Config;
@@ -18,6 +19,10 @@ export interface ApiDeps {
   metrics?: Metrics;
   /** Serve HTTPS with this material (ADMP_HTTP_TLS_*); absent: plain HTTP. */
   tls?: TlsMaterial;
+  /** Logs storage faults once per outage (src/storage-outage.ts). */
+  outage?: StorageOutage;
+  /** Whether long-poll wake-ups arrive (the LISTEN connection is up); /readyz reports it. */
+  listening?: () => boolean;
 }
 
 /** What a route or the error handler adds to the request's summary log line. */

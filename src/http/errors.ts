@@ -2,6 +2,7 @@
 // (validation, body size, content type, JSON) → the matching AdmpError code.
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { AdmpError, httpErrorBody, toAdmpError } from '../errors.js';
+import type { StorageOutage } from '../storage-outage.js';
 
 function fromFastify(err: FastifyError): AdmpError | undefined {
   if (err.validation) {
@@ -23,16 +24,21 @@ function fromFastify(err: FastifyError): AdmpError | undefined {
       return new AdmpError('unsupported_media_type', 'send application/json');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new AdmpError('invalid_json', 'empty JSON body');
+    // ADMP_REQUEST_BUDGET_MS ran out (fastify's handlerTimeout, set in app.ts).
+    case 'FST_ERR_HANDLER_TIMEOUT':
+      return new AdmpError('timeout', 'the request took too long; try again later');
     default:
       return undefined;
   }
 }
 
-export function installErrorHandler(app: FastifyInstance): void {
+/** `outage`: storage faults are logged there, once per outage; other unknown errors here, with their stack. */
+export function installErrorHandler(app: FastifyInstance, outage?: StorageOutage): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const known = error instanceof AdmpError ? error : fromFastify(error);
     const err = known ?? toAdmpError(error);
-    if (!known) request.log.error({ err: error }, 'request failed');
+    if (err.code === 'timeout') outage?.failed(err, 'http');
+    if (!known && !outage?.failed(error, 'http')) request.log.error({ err: error }, 'request failed');
     request.summary = { ...request.summary, outcome: err.code };
     const retryAfter = err.details?.retry_after_sec;
     // RFC 9110 §10.2.3 / RFC 6585 §4: when a 429 (or 503) may be retried.

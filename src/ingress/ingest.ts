@@ -8,6 +8,7 @@ import { withSpan } from '../tracing.js';
 import { everyRecipient, type IngestFacts, type MailDelivery, type RecipientResult } from './delivery.js';
 import type { Pipeline } from './pipeline.js';
 import { summarizeIngest, type SummaryLog } from './summary.js';
+import type { StorageOutage } from '../storage-outage.js';
 
 export type { MailDelivery, RecipientResult };
 
@@ -30,6 +31,8 @@ export interface IngestDeps {
   readonly budgetMs: number;
   readonly log: SummaryLog;
   readonly metrics?: Metrics;
+  /** Storage faults are logged there once per outage; a stored mail ends one. */
+  readonly outage?: StorageOutage;
 }
 
 export function createIngest(deps: IngestDeps): Ingest {
@@ -43,8 +46,11 @@ export function createIngest(deps: IngestDeps): Ingest {
     });
     try {
       // A message stored after the budget ran out is deduplicated when the sender retries.
-      return await Promise.race([deps.pipeline.run(d, atomic, facts), budget]);
+      const results = await Promise.race([deps.pipeline.run(d, atomic, facts), budget]);
+      if (results.some((r) => r.kind === 'stored')) deps.outage?.succeeded();
+      return results;
     } catch (err) {
+      deps.outage?.failed(err, d.road);
       return everyRecipient(d.recipients, toAdmpError(err));
     } finally {
       clearTimeout(timer);

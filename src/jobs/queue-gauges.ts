@@ -8,6 +8,7 @@ import type { Metrics } from '../metrics.js';
 import { toAdmpError } from '../errors.js';
 import type { Housekeeping } from '../mailbox/housekeeping.js';
 import { startPeriodic, type Job } from './periodic.js';
+import type { StorageOutage } from '../storage-outage.js';
 
 /** How many agents get an admp_inbox_depth series. */
 export const TOP_AGENTS = 50;
@@ -28,19 +29,27 @@ export async function refreshQueueGauges(
   metrics.oldestDeliverableSeconds.set(Math.max(0, stats.oldestDeliverableSec ?? 0));
 }
 
-export function startQueueGauges(housekeeping: Housekeeping, metrics: Metrics, log: Logger, intervalMs: number): Job {
+export function startQueueGauges(
+  housekeeping: Housekeeping,
+  metrics: Metrics,
+  log: Logger,
+  intervalMs: number,
+  outage?: StorageOutage,
+): Job {
   const run = async () => {
     try {
       await refreshQueueGauges(housekeeping, metrics);
       metrics.dbUp.set(1);
       metrics.jobRuns.inc({ task: 'inbox_depth', outcome: 'ok' });
+      outage?.succeeded();
     } catch (err) {
       metrics.jobRuns.inc({ task: 'inbox_depth', outcome: 'error' });
       if (toAdmpError(err).code === 'storage_unavailable') {
         metrics.dbUp.set(0);
         metrics.dbErrors.inc();
       }
-      log.warn({ err, event: 'inbox_depth' }, 'queue gauge refresh failed; will retry');
+      if (!outage?.failed(err, 'inbox_depth'))
+        log.warn({ err, event: 'inbox_depth' }, 'queue gauge refresh failed; will retry');
     }
   };
   // First values at start, not one interval later.

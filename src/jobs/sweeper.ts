@@ -6,10 +6,17 @@ import type { Metrics } from '../metrics.js';
 import type { Housekeeping } from '../mailbox/housekeeping.js';
 import { toAdmpError } from '../errors.js';
 import { startPeriodic, type Job } from './periodic.js';
+import type { StorageOutage } from '../storage-outage.js';
 
 export type { Job } from './periodic.js';
 
-export function startSweeper(housekeeping: Housekeeping, log: Logger, intervalMs: number, metrics?: Metrics): Job {
+export function startSweeper(
+  housekeeping: Housekeeping,
+  log: Logger,
+  intervalMs: number,
+  metrics?: Metrics,
+  outage?: StorageOutage,
+): Job {
   return startPeriodic(intervalMs, async (stopped) => {
     try {
       // Keep sweeping while full batches come back, so a backlog drains quickly.
@@ -24,10 +31,12 @@ export function startSweeper(housekeeping: Housekeeping, log: Logger, intervalMs
       }
       await housekeeping.sweepReplayGuard();
       metrics?.jobRuns.inc({ task: 'sweep', outcome: 'ok' });
+      outage?.succeeded();
     } catch (err) {
       metrics?.jobRuns.inc({ task: 'sweep', outcome: 'error' });
       if (toAdmpError(err).code === 'storage_unavailable') metrics?.dbErrors.inc();
-      log.warn({ err, event: 'sweep' }, 'sweep failed; will retry');
+      // A storage fault is logged once per outage (src/ops/storage-outage.ts); anything else each time.
+      if (!outage?.failed(err, 'sweep')) log.warn({ err, event: 'sweep' }, 'sweep failed; will retry');
     }
   });
 }

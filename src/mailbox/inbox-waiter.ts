@@ -1,8 +1,12 @@
 // Long-poll wake-ups: one LISTEN connection per process on channel admp_inbox,
 // whose payload is the agent id that got mail (NOTIFY from enqueue_message and
 // from lease returns). Pollers arm a waiter BEFORE they look, so a message that
-// lands between the look and the wait still wakes them.
+// lands between the look and the wait still wakes them. While the connection is
+// down (src/db/listen.ts reconnects it), waits are cut to POLL_MS: pulls poll.
 import { listen } from '../db/listen.js';
+
+/** How often a long poll looks again while no wake-up can reach it. */
+export const POLL_MS = 1000;
 
 export interface Waiter {
   readonly promise: Promise<void>;
@@ -11,12 +15,18 @@ export interface Waiter {
 
 export interface InboxWaiter {
   arm(agentId: string, timeoutMs: number): Waiter;
+  /** True while wake-ups arrive (the LISTEN connection is up); readiness reports it. */
+  readonly listening: boolean;
   /** True once close() was called (shutdown): long polls stop waiting. */
   readonly closed: boolean;
   close(): Promise<void>;
 }
 
-export async function createInboxWaiter(url: string, onError: (err: Error) => void): Promise<InboxWaiter> {
+/** Resolves once the wake-up connection is up, or its first attempt failed (pulls then poll). */
+export async function createInboxWaiter(
+  url: string,
+  onState: (up: boolean, err?: Error) => void,
+): Promise<InboxWaiter> {
   const waiting = new Map<string, Set<() => void>>();
   let closed = false;
 
@@ -24,21 +34,24 @@ export async function createInboxWaiter(url: string, onError: (err: Error) => vo
     for (const set of waiting.values()) for (const f of set) f();
   };
 
-  const listener = await listen({
-    url,
-    channel: 'admp_inbox',
-    onNotify: (agentId) => {
+  const listener = listen(url, 'admp_inbox', {
+    onNotify(agentId) {
       const set = waiting.get(agentId);
       if (set) for (const f of set) f();
     },
-    onError: (err) => {
-      onError(err);
-      // Pollers wake and look for themselves; they re-arm on the new connection.
+    onState(up, err) {
+      onState(up, err);
+      // Down: pollers wake and look for themselves, then wait POLL_MS at a time.
+      // Up again: whatever was notified meanwhile was missed, so everyone looks once.
       wakeAll();
     },
   });
 
+  await listener.settled;
   return {
+    get listening() {
+      return listener.up;
+    },
     get closed() {
       return closed;
     },
@@ -57,7 +70,7 @@ export async function createInboxWaiter(url: string, onError: (err: Error) => vo
         done();
       };
       set.add(finish);
-      timer = setTimeout(finish, timeoutMs);
+      timer = setTimeout(finish, listener.up ? timeoutMs : Math.min(timeoutMs, POLL_MS));
       return { promise, cancel: finish };
     },
     async close() {

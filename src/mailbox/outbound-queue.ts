@@ -20,8 +20,11 @@ export interface OutboundQueue {
   readonly keysDir: string;
   /** The tagged return path of `row` sent at `nowSec` (src/core/bounce-tag.ts). */
   returnPath(row: Pick<OutboundRow, 'id' | 'from_agent'>, nowSec: number): string;
-  /** Calls `wake` on every NOTIFY admp_outbound (enqueue_message sends one for each new outbound row). */
-  onEnqueued(wake: () => void, onError: (err: Error) => void): Promise<Listener>;
+  /**
+   * Calls `wake` on every NOTIFY admp_outbound (enqueue_message sends one for each new
+   * outbound row), and `onState` when that connection goes down or comes back.
+   */
+  onEnqueued(wake: () => void, onState: (up: boolean, err?: Error) => void): Listener;
 }
 
 export function createOutboundQueue(pool: pg.Pool, url: string, config: Config, bounceSecret: Buffer): OutboundQueue {
@@ -31,7 +34,7 @@ export function createOutboundQueue(pool: pg.Pool, url: string, config: Config, 
     returnPath: (row, nowSec) =>
       bounceAddress(row.id, parseAddress(row.from_agent, 'from').domain, nowSec, bounceSecret),
     signingKey: (agent, at) => loadSigningKey(pool, dir, agent, at),
-    onEnqueued: (wake, onError) => listen({ url, channel: 'admp_outbound', onNotify: wake, onError }),
+    onEnqueued: (wake, onState) => listen(url, 'admp_outbound', { onNotify: wake, onState }),
     claimDue: (max, holdSec) => claimDue(pool, max, holdSec),
     recordOutcome: (row, o) => recordOutcome(pool, row, o),
   };

@@ -106,10 +106,16 @@ export function startOutboundWorker(deps: OutboundDeps): OutboundWorker {
     if (stopped) return;
     timer = setTimeout(() => void pump().finally(schedule), deps.pollMs ?? POLL_MS);
   };
-  let listener: Listener | undefined;
-  const lost = (err: Error) => log.warn({ err, event: 'outbound' }, 'LISTEN admp_outbound lost; reconnecting');
-  if (deps.listen)
-    queue.onEnqueued(() => void pump(), lost).then((l) => (stopped ? void l.close() : (listener = l)), lost);
+  // Down, the poll above still finds due messages; up again, look at once for what was missed.
+  const listener: Listener | undefined = deps.listen
+    ? queue.onEnqueued(
+        () => void pump(),
+        (up, err) =>
+          up
+            ? void pump()
+            : log.warn({ err, event: 'outbound' }, 'LISTEN admp_outbound lost; polling until it is back'),
+      )
+    : undefined;
   schedule();
   void pump();
 

@@ -286,5 +286,10 @@ test('a database outage is a temporary failure (503), never a 4xx or a lost mess
   const ready = await api.core.app.inject({ url: '/readyz' });
   assert.equal(ready.statusCode, 503);
   await api.db.unblock();
-  assert.equal((await api.core.app.inject({ url: '/readyz' })).statusCode, 200);
+  // Ready again once the pool and the long-poll wake-up connection (reconnecting with backoff) are back.
+  const deadline = Date.now() + 10_000;
+  while ((await api.core.app.inject({ url: '/readyz' })).statusCode !== 200) {
+    assert.ok(Date.now() < deadline, '/readyz stays 503 after the database came back');
+    await new Promise((r) => setTimeout(r, 100));
+  }
 });

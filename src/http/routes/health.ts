@@ -1,11 +1,12 @@
-// Liveness and readiness. /readyz is ready only when the database answers and
-// every migration on disk has been applied.
+// Liveness and readiness. /readyz is ready only when the database answers, every
+// migration on disk has been applied, the message table can be written, and (when
+// the process has one) the long-poll wake-up connection is listening.
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Admin } from '../../admin/admin.js';
 
 export const healthRoutes =
-  (admin: Pick<Admin, 'pendingMigrations'>): FastifyPluginAsync =>
+  (admin: Pick<Admin, 'notReady'>, listening?: () => boolean): FastifyPluginAsync =>
   async (app) => {
     app.get('/healthz', { schema: { response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({
       status: 'ok',
@@ -15,14 +16,15 @@ export const healthRoutes =
       503: Type.Object({ status: Type.Literal('not_ready'), reason: Type.String() }),
     };
     app.get('/readyz', { schema: { response: readiness } }, async (req, reply) => {
+      let reason: string | undefined;
       try {
-        const pending = await admin.pendingMigrations();
-        if (pending.length > 0)
-          return reply.status(503).send({ status: 'not_ready', reason: `pending migrations: ${pending.join(', ')}` });
-        return { status: 'ready' };
+        reason = await admin.notReady();
       } catch (err) {
-        req.log.warn({ err }, 'readiness check failed');
-        return reply.status(503).send({ status: 'not_ready', reason: 'database unreachable' });
+        req.log.debug({ err }, 'readiness check failed');
+        reason = 'database unreachable';
       }
+      if (!reason && listening && !listening()) reason = 'long-poll wake-up connection down (pulls poll once a second)';
+      if (reason) return reply.status(503).send({ status: 'not_ready', reason });
+      return { status: 'ready' };
     });
   };
