@@ -89,6 +89,7 @@ async function harness(
     write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>),
   });
   const core = await wire(config, { pool, url: listenUrl ?? db.url }, log);
+  await core.app.ready(); // loading the plugins is not part of any call timed below
   t.after(async () => {
     await core.stop();
     await pool.end();
