@@ -218,7 +218,8 @@ export async function startRspamd(options: RspamdOptions): Promise<TestRspamd> {
 
 // The first start compiles hyperscan and TLD data (about 10 s); later starts take under 1 s.
 async function waitReady(ports: RspamdPorts, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 90_000;
+  // Its start compiles the TLD list and every Lua plugin: seconds on a quiet machine, minutes on a loaded one.
+  const deadline = Date.now() + 300_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`rspamd exited with ${child.exitCode}`);
     // The proxy speaks the milter protocol, not HTTP: a TCP connect is its readiness signal.
@@ -226,7 +227,7 @@ async function waitReady(ports: RspamdPorts, child: ChildProcess): Promise<void>
     if (normal && proxy) return;
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error('rspamd did not answer /ping within 90 s');
+  throw new Error('rspamd did not answer /ping within 300 s');
 }
 
 async function ping(port: number): Promise<boolean> {
