@@ -3,7 +3,7 @@
 const CORE = '^src/(core|mail)/|^src/errors\\.ts$';
 const DB = '^src/db/';
 const SERVICES = '^src/(admin|mailbox|ingress|policy|keys)/';
-const ADAPTERS = '^src/(http|lmtp|smtp|outbound|cli|jobs|doctor|mcp|webhooks|console|installer)/';
+const ADAPTERS = '^src/(http|lmtp|smtp|outbound|cli|jobs|doctor|backup|mcp|webhooks|console|installer)/';
 const ROOT = '^src/app/';
 
 /** @type {import('dependency-cruiser').IConfiguration} */

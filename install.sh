@@ -31,11 +31,11 @@ done
 missing=0
 fail() { echo "install.sh: $*" >&2; missing=1; }
 
-# Node runs the installer; 20.11 is the oldest the code supports (package.json engines).
+# Node runs the installer; 22.13 is the floor its dependencies declare (package.json engines).
 if ! command -v node >/dev/null 2>&1; then
-  fail "node is missing: install Node.js 20.11 or newer (a current LTS is best)"
-elif ! node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>20||(a===20&&b>=11)?0:1)'; then
-  fail "node $(node --version) is too old: 20.11 or newer is needed"
+  fail "node is missing: install Node.js 22.13 or newer (a current LTS is best)"
+elif ! node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=13)?0:1)'; then
+  fail "node $(node --version) is too old: 22.13 or newer is needed"
 fi
 
 if [[ "$need_docker" == yes ]]; then

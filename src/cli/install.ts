@@ -63,8 +63,10 @@ async function confirmThenRun(o: Common, run: (args: RunArgs, d: Deps) => Promis
 }
 
 function mode(value: string): Mode {
-  if (value !== 'postfilter' && value !== 'lmtp' && value !== 'both')
-    throw new InvalidArgumentError('postfilter, lmtp or both');
+  if (value !== 'lmtp' && value !== 'both')
+    throw new InvalidArgumentError(
+      'lmtp or both (README "Install into Mailcow" says why there is no postfilter-only mode)',
+    );
   return value;
 }
 
@@ -110,7 +112,12 @@ export function registerInstall(program: Command): void {
       .description('attach the ADMP bridge to a Mailcow installation (README "Install into Mailcow")'),
   )
     .requiredOption('--domain <domain>', 'agents domain, e.g. agents.example.com')
-    .option('--mode <mode>', 'postfilter (Rspamd plugin), lmtp (Postfix transport) or both', mode, 'both' as Mode)
+    .option(
+      '--mode <mode>',
+      'both (Rspamd plugin, LMTP for what it did not take) or lmtp (Postfix transport only)',
+      mode,
+      'both' as Mode,
+    )
     .option('--database-url <url>', 'use this PostgreSQL instead of adding the admp-postgres service')
     .option('--image <tag>', 'bridge image (built from compose/Dockerfile when missing)', 'admp-bridge:latest')
     .option('--http-publish <host:port>', 'publish the bridge HTTP API on the host ("" for none)', '127.0.0.1:8080')

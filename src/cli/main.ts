@@ -11,6 +11,7 @@ import { registerDoctor } from './doctor.js';
 import { registerAdmin } from './admin.js';
 import { registerMcp } from './mcp.js';
 import { registerMessages } from './messages.js';
+import { registerBackup } from './backup.js';
 
 const program = new Command('admp')
   .description('Agent Dispatch: authenticated agent messaging over HTTP and email')
@@ -25,6 +26,7 @@ registerDoctor(program);
 registerAdmin(program);
 registerMcp(program);
 registerMessages(program);
+registerBackup(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -17,6 +17,7 @@ import {
   rspamdCheck,
   type DoctorTargets,
 } from './checks.js';
+import { installedFilesCheck } from './installed-files.js';
 import { roundTripCheck, type DkimKey } from './roundtrip.js';
 import { standaloneChecks } from './standalone.js';
 import { runChecks, type CheckResult } from './report.js';
@@ -122,6 +123,7 @@ export async function doctor(config: Config, flags: DoctorFlags, deps: DoctorDep
       }
       return await runChecks(
         [
+          ...(flags.mailcowDir ? [installedFilesCheck(flags.mailcowDir)] : []),
           ...base,
           postfixCheck(targets),
           rspamdCheck(targets),

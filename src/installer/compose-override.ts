@@ -24,7 +24,6 @@ export interface BridgeSpec {
   readonly databaseUrl: string | null;
   readonly postgresPassword: string;
   readonly ingressToken: string;
-  readonly lmtp: boolean;
   readonly postfilter: boolean;
   /** host[:port] the HTTP API is published on, empty for none. */
   readonly httpPublish: string;
@@ -39,13 +38,16 @@ function bridgeService(spec: BridgeSpec): Record<string, unknown> {
   const databaseUrl = spec.databaseUrl ?? `postgres://admp:${spec.postgresPassword}@${POSTGRES_ALIAS}:5432/admp`;
   return {
     image: spec.image,
+    // Built here by the installer, in no registry: Mailcow's update.sh runs `docker compose pull`
+    // for every service, which would fail on this one without it.
+    pull_policy: 'never',
     restart: 'always',
     ...(spec.databaseUrl === null ? { depends_on: { [POSTGRES_SERVICE]: { condition: 'service_healthy' } } } : {}),
     environment: {
       DATABASE_URL: databaseUrl,
       ADMP_HTTP_LISTEN: `0.0.0.0:${BRIDGE_HTTP_PORT}`,
-      // Empty turns a road off (src/config.ts): no LMTP listener, or an ingress that refuses every call.
-      ADMP_LMTP_LISTEN: spec.lmtp ? `0.0.0.0:${BRIDGE_LMTP_PORT}` : '',
+      ADMP_LMTP_LISTEN: `0.0.0.0:${BRIDGE_LMTP_PORT}`,
+      // Empty turns the Rspamd road off (src/config.ts): an ingress that refuses every call.
       ADMP_LMTP_ALLOW: `${IPV4}.0/24,${IPV6}`,
       ADMP_INGRESS_TOKEN: spec.postfilter ? spec.ingressToken : '',
       ADMP_DOMAINS: spec.domain,
@@ -66,6 +68,9 @@ function bridgeService(spec: BridgeSpec): Record<string, unknown> {
 function postgresService(spec: BridgeSpec): Record<string, unknown> {
   return {
     image: 'postgres:17-alpine',
+    // Pulled by the first `up`; update.sh's `docker compose pull` leaves it as it is (a new
+    // PostgreSQL is the admin's decision: README "Upgrade").
+    pull_policy: 'missing',
     restart: 'always',
     environment: { POSTGRES_DB: 'admp', POSTGRES_USER: 'admp', POSTGRES_PASSWORD: spec.postgresPassword },
     volumes: [`${POSTGRES_VOLUME}:/var/lib/postgresql/data`],

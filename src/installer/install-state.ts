@@ -5,7 +5,12 @@ import { createHash } from 'node:crypto';
 import { InstallError } from './install-error.js';
 import { STATE_FILE } from './layout.js';
 
-export type Mode = 'postfilter' | 'lmtp' | 'both';
+/**
+ * Which roads the install sets up. There is no postfilter-only mode: its fallback route had
+ * to be a transport that defers (retry:), and Postfix resolves the transport at RCPT time,
+ * so smtpd answered 450 4.3.0 before the message, and the Rspamd plugin, ever saw it.
+ */
+export type Mode = 'lmtp' | 'both';
 
 export interface FileRecord {
   /** The installer created the file (uninstall deletes it). */

@@ -164,21 +164,19 @@ export function planInstall(input: InstallInputs): Plan {
     throw new InstallError(`--domain must differ from MAILCOW_HOSTNAME (${input.info.hostname})`);
   const prev = parseState(snapshot.get(STATE_FILE) ?? null);
   const secrets = prev?.secrets ?? { ingressToken: input.newSecret(), postgresPassword: input.newSecret() };
-  const postfilter = options.mode !== 'lmtp';
-  const lmtp = options.mode !== 'postfilter';
+  const postfilter = options.mode === 'both';
   const spec: BridgeSpec = {
     image: options.image,
     domain: options.domain,
     databaseUrl: options.databaseUrl,
     postgresPassword: secrets.postgresPassword,
     ingressToken: secrets.ingressToken,
-    lmtp,
     postfilter,
     httpPublish: options.httpPublish,
   };
   const ours = new Map<string, string | BridgeSpec>([
     [OVERRIDE_FILE, spec],
-    [TRANSPORT_FILE, renderTransportBlock(shipped, options.domain, lmtp)],
+    [TRANSPORT_FILE, renderTransportBlock(shipped, options.domain)],
   ]);
   if (postfilter) {
     ours.set(RSPAMD_PLUGIN_FILE, shipped.plugin);

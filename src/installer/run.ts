@@ -43,6 +43,7 @@ export const IMAGE_CONTEXT = [
   'bin',
   'src',
   'migrations',
+  'console',
   'compose/Dockerfile',
 ];
 
@@ -193,9 +194,8 @@ export async function runInstall(args: RunArgs, options: InstallOptions, deps: D
     return { changedFiles: [], actions: [], pending };
   }
   if (plan.edits.length === 0) deps.out('files: already installed, nothing to change');
-  const expectHop = options.mode === 'postfilter' ? null : LMTP_NEXTHOP;
   const ctx = deps.engine
-    ? stepContext({ ...deps, engine: deps.engine }, info, options.domain, expectHop, options.image)
+    ? stepContext({ ...deps, engine: deps.engine }, info, options.domain, LMTP_NEXTHOP, options.image)
     : null;
   // The relay domain comes last: before the transport exists, Postfix would relay the
   // domain to its own MX, i.e. back to itself, and bounce ("loops back to myself").

@@ -46,23 +46,19 @@ export function renderPluginConf(shipped: ShippedFiles, v: PluginValues): string
 }
 
 /**
- * The transport block for custom_transport.pcre. With the LMTP road the agents domain goes
- * to the bridge's LMTP listener; with the postfilter alone, mail the plugin did not take
- * (module disabled, a bug) is deferred by Postfix's retry(8) instead of looping back to
- * Mailcow as a relay domain.
+ * The transport block for custom_transport.pcre: the agents domain goes to the bridge's LMTP
+ * listener. In mode both that is also where mail the Rspamd plugin did not take (module
+ * disabled, a bug) goes, instead of looping back to Mailcow as a relay domain.
  */
-export function renderTransportBlock(shipped: ShippedFiles, domain: string, lmtp: boolean): string {
+export function renderTransportBlock(shipped: ShippedFiles, domain: string): string {
   const filled = fill(shipped.transport, SHIPPED.transport, {
     ADMP_AGENTS_DOMAIN_REGEX: regexEscape(domain),
     ADMP_AGENTS_DOMAIN: domain,
   });
   if (!filled.includes(LMTP_NEXTHOP))
     throw new InstallError(`no ${LMTP_NEXTHOP} next hop in the shipped template`, SHIPPED.transport);
-  const block = lmtp
-    ? filled
-    : filled.split(LMTP_NEXTHOP).join('retry:4.3.0 ADMP bridge postfilter did not take this message');
-  assertBlock(block, HASH_STYLE, SHIPPED.transport);
-  return block;
+  assertBlock(filled, HASH_STYLE, SHIPPED.transport);
+  return filled;
 }
 
 /** override.d/actions.conf block: the `discard` action the plugin needs, as shipped. */

@@ -35,7 +35,13 @@ const chunks = (value: string): string[] =>
     .match(/[\s\S]{1,255}/g)
     ?.map((c) => Buffer.from(c, 'latin1').toString('utf8')) ?? [''];
 
-export async function startDns(options: { txt?: Record<string, string | string[]> } = {}): Promise<TestDns> {
+export async function startDns(
+  options: {
+    txt?: Record<string, string | string[]>;
+    /** Where to listen instead of a free loopback port (the mini-Mailcow's resolver in a container). */
+    listen?: { host: string; port: number };
+  } = {},
+): Promise<TestDns> {
   const txt = new Map<string, string[]>();
   const mx = new Map<string, string>();
   const a = new Map<string, string>();
@@ -98,7 +104,7 @@ export async function startDns(options: { txt?: Record<string, string | string[]
     }
     void send(response);
   };
-  const { udp, tcp, port } = await listenOnFreePort(handle);
+  const { udp, tcp, port } = await listenOnFreePort(handle, options.listen);
   const tcpClients = new Set<Socket>();
   tcp.on('connection', (s: Socket) => {
     tcpClients.add(s);
@@ -133,22 +139,23 @@ const typeName = (type: number): string => Object.entries(Packet.TYPE).find(([, 
 // retry when the number UDP got is already taken for TCP.
 async function listenOnFreePort(
   handle: dns2.DnsHandler,
+  at: { host: string; port: number } = { host: '127.0.0.1', port: 0 },
 ): Promise<{ udp: dns2.UDPServer; tcp: dns2.TCPServer; port: number }> {
   for (let attempt = 0; ; attempt++) {
     const udp = dns2.createUDPServer(handle);
-    await udp.listen(0, '127.0.0.1');
+    await udp.listen(at.port, at.host);
     const port = udp.address().port;
     const tcp = dns2.createTCPServer(handle);
     try {
       await new Promise<void>((ok, fail) => {
         tcp.once('error', fail);
-        tcp.listen(port, '127.0.0.1');
+        tcp.listen(port, at.host);
         tcp.once('listening', () => ok());
       });
       return { udp, tcp, port };
     } catch (err) {
       udp.close();
-      if (attempt >= 5) throw err;
+      if (attempt >= 5 || at.port !== 0) throw err;
     }
   }
 }

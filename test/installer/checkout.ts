@@ -26,11 +26,12 @@ export function copyCheckout(): { dir: string; remove(): void } {
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Every regular file of the tree, path → bytes (hex), for byte-identical comparisons. */
+/** Every regular file of the tree (not .git), path → bytes (hex), for byte-identical comparisons. */
 export function treeBytes(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
   const walk = (d: string): void => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.name === '.git') continue;
       const p = join(d, e.name);
       if (e.isDirectory()) walk(p);
       else out[relative(dir, p)] = readFileSync(p).toString('hex');

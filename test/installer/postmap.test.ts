@@ -47,11 +47,6 @@ it('postmap -q finds the bridge next hop for the agents domain only', async (t) 
     ]) {
       assert.equal(await lookup(conf, table, other), null, other);
     }
-    await install(c.dir, fileDeps().deps, { mode: 'postfilter' });
-    assert.equal(
-      await lookup(conf, table, 'x@agents.example.com'),
-      'retry:4.3.0 ADMP bridge postfilter did not take this message',
-    );
   } finally {
     c.remove();
     rmSync(conf, { recursive: true, force: true });

@@ -54,7 +54,7 @@ it('installed Rspamd files pass rspamadm configtest and load the plugin', async 
     const before = await rspamadm(c.dir, ['configdump', '-d']);
     assert.doesNotMatch(before.output, /AGENTS_BRIDGE/, 'no symbol before install');
 
-    await install(c.dir, fileDeps().deps, { mode: 'postfilter' });
+    await install(c.dir, fileDeps().deps, { mode: 'both' });
     const test = await rspamadm(c.dir, ['configtest']);
     assert.equal(test.code, 0, test.output);
     assert.match(test.output, /syntax OK/);
