@@ -7,6 +7,8 @@ import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { wire, type Core } from '../../src/app/server.js';
 import { addAgent } from '../../src/db/agents.js';
+import { refreshQueueGauges } from '../../src/jobs/queue-gauges.js';
+import { createHousekeeping } from '../../src/mailbox/housekeeping.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { sample } from './scrape.js';
 
@@ -47,7 +49,9 @@ test('two instances sweep one database: each expired lease handled once, counter
       headers: { authorization: `Bearer ${a.token}` },
       payload: { to: 'bob@agents.test', type: 'note', body: { n } },
     });
-  for (let i = 0; i < N; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => send(i + j)));
+  for (let i = 0; i < N; i += 50)
+    for (const r of await Promise.all(Array.from({ length: 50 }, (_, j) => send(i + j))))
+      assert.equal(r.statusCode, 201, r.body);
   await db.pool
     .query(`UPDATE message SET status = 'leased', lease_id = gen_random_uuid(), lease_until = now() - interval '1 minute',
       attempts = CASE WHEN (body->>'n')::int % 3 = 0 THEN 3 ELSE 1 END,
@@ -92,8 +96,10 @@ test('two instances sweep one database: each expired lease handled once, counter
   assert.equal(ids.length, N / 3, 'every returned message is pulled');
   assert.equal(new Set(ids).size, ids.length, 'no message is leased twice');
 
-  // The queue gauges are read-only queries: both instances report the same values.
-  await new Promise((r) => setTimeout(r, 1200));
+  // The queue gauges are read-only queries: both instances report the same values
+  // (refreshed now rather than after waiting for their interval).
+  const housekeeping = createHousekeeping(db.pool, config.maxAttempts);
+  await Promise.all(cores.map((c) => refreshQueueGauges(housekeeping, c.metrics)));
   const gauges = await Promise.all(
     cores.map(async (c) => sample(await scrape(c), 'admp_queue_messages', { status: 'leased' })),
   );
