@@ -107,6 +107,10 @@ export function createAdmin(pool: pg.Pool, config: Config, policy: PolicySource)
     o: { out?: string; notAfter?: Date | null } = {},
   ): Promise<{ row: AgentKeyRow; file: string }> {
     const agent = localAgent(agentArg);
+    // A key for an agent that does not exist would sign mail no inbox can answer.
+    const row = await findAgent(pool, agent.local);
+    if (!row || row.domain !== agent.domain)
+      throw new AdmpError('not_found', `no agent ${agent.address}: add it first (admp agent add ${agent.local})`);
     const k = await createAgentKey();
     const file = o.out ?? join(keysDir(config), keyFileName(agent.address, k.kid));
     await mkdir(dirname(file), { recursive: true, mode: 0o700 });
@@ -136,6 +140,12 @@ export function createAdmin(pool: pg.Pool, config: Config, policy: PolicySource)
           `agent id "${id}": use lower-case letters, digits, '.', '_' or '-' (max 64)`,
         );
       if (!isDomain(domain)) throw new AdmpError('bad_request', `domain "${domain}" is not a DNS name`);
+      // Mail for any other domain never reaches us: an agent there could never receive any.
+      if (!config.domains.includes(domain))
+        throw new AdmpError(
+          'bad_request',
+          `domain "${domain}" is not one of ADMP_DOMAINS (${config.domains.join(', ')}); add it there first`,
+        );
       return addAgent(pool, id, domain);
     },
     listAgents: () => listAgents(pool),

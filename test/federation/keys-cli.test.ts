@@ -14,6 +14,7 @@ import { createLogger } from '../../src/log.js';
 import { wire } from '../../src/app/server.js';
 import { loadSigningKey, PUBLISH_DELAY_SEC } from '../../src/keys/key-files.js';
 import { createTestDatabase } from '../helpers/db.js';
+import { addAgent } from '../../src/db/agents.js';
 
 const run = promisify(execFile);
 const main = new URL('../../src/cli/main.ts', import.meta.url).pathname;
@@ -54,6 +55,7 @@ test('key rotate keeps both keys valid for the overlap; key dns and the JWKS sho
     return jwks as string[];
   };
 
+  await addAgent(db.pool, 'carol', DOMAIN);
   const first = await admpJson('key', 'create', 'carol');
   assert.equal(first.private_key_file, join(keysDir, `${AGENT}.${first.kid}.pem`), 'keys go to ADMP_KEYS_DIR');
   assert.equal(statSync(first.private_key_file).mode & 0o777, 0o600);

@@ -12,6 +12,7 @@ import { publicKeyFromSeed } from '../../src/core/signature.js';
 import { createKeyResolver } from '../../src/keys/resolver.js';
 import { seedFromPem } from '../../src/keys/private-key.js';
 import { createTestDatabase } from '../helpers/db.js';
+import { addAgent } from '../../src/db/agents.js';
 import { outcome, verifyEml } from '../signature/verify-eml.js';
 
 const run = promisify(execFile);
@@ -42,6 +43,12 @@ test('key create → sign → verify; import, list, revoke', async (t) => {
     return e;
   };
 
+  // A key for an agent that does not exist is refused, with what to do.
+  assert.match(
+    (await admpFails('key', 'create', 'carol')).stderr,
+    /no agent carol@agents\.ours\.example: add it first/,
+  );
+  await addAgent(db.pool, 'carol', 'agents.ours.example');
   const created = JSON.parse(await admp('key', 'create', 'carol', '--json'));
   assert.equal(created.agent, 'carol@agents.ours.example');
   assert.equal(created.private_key_file, join(dir, 'keys', `carol@agents.ours.example.${created.kid}.pem`));
