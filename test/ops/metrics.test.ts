@@ -209,7 +209,7 @@ test('admp_inbox_depth names only the deepest inboxes, and forgets an agent that
 
 test('by default /metrics is on its own loopback listener, never on the API port', () => {
   const config = loadConfig({});
-  assert.equal(config.metricsListen, '127.0.0.1:9464');
+  assert.deepEqual(config.metricsListen, { host: '127.0.0.1', port: 9464 });
   assert.equal(config.metricsToken, '');
 });
 
