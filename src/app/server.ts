@@ -20,6 +20,7 @@ import { configuredResolver } from '../keys/dns.js';
 import { createPolicySource, readPolicyFile } from '../policy/store.js';
 import { createPipeline } from '../ingress/pipeline.js';
 import { createIngest, type Ingest } from '../ingress/ingest.js';
+import { recordRefusals } from '../db/refusals.js';
 import { createAuthenticator } from '../http/auth.js';
 import { buildApp } from '../http/app.js';
 import { listenMetrics } from '../http/metrics.js';
@@ -99,7 +100,14 @@ export async function wire(
     dnsResolve,
     bounceSecret,
   });
-  const ingest = createIngest({ pipeline, budgetMs: config.ingressBudgetMs, log, metrics, outage });
+  const ingest = createIngest({
+    pipeline,
+    budgetMs: config.ingressBudgetMs,
+    log,
+    metrics,
+    outage,
+    recordRefusals: (rows) => recordRefusals(db.pool, rows),
+  });
   const app = buildApp({
     config,
     admin,

@@ -36,12 +36,12 @@ export async function recentRefusals(db: Queryable, limit: number): Promise<Refu
   ).rows;
 }
 
-/** Keeps the newest `keep` rows of the last `days` days. */
+/** Keeps the newest `keep` rows (by id, the insertion order) of the last `days` days. */
 export async function pruneRefusals(db: Queryable, keep: number, days: number): Promise<number> {
   const res = await db.query(
     `DELETE FROM ingress_refusal
       WHERE at < now() - make_interval(days => $2)
-         OR at < (SELECT at FROM ingress_refusal ORDER BY at DESC OFFSET $1 LIMIT 1)`,
+         OR id <= (SELECT id FROM ingress_refusal ORDER BY id DESC OFFSET $1 LIMIT 1)`,
     [keep, days],
   );
   return res.rowCount ?? 0;

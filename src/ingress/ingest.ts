@@ -33,6 +33,16 @@ export interface IngestDeps {
   readonly metrics?: Metrics;
   /** Storage faults are logged there once per outage; a stored mail ends one. */
   readonly outage?: StorageOutage;
+  /** Keeps refused recipients for the operator (the console's recent refusals); never on the answer's path. */
+  readonly recordRefusals?: (rows: RefusalRecord[]) => Promise<void>;
+}
+
+export interface RefusalRecord {
+  readonly road: string;
+  readonly sender: string | null;
+  readonly recipient: string | null;
+  readonly code: string;
+  readonly reason: string;
 }
 
 export function createIngest(deps: IngestDeps): Ingest {
@@ -76,6 +86,24 @@ export function createIngest(deps: IngestDeps): Ingest {
           results,
           started,
         });
+        const refused = results.flatMap((r) =>
+          r.kind === 'refused'
+            ? [
+                {
+                  road: d.road,
+                  sender: facts.from ?? (d.envelopeFrom || null),
+                  recipient: r.recipient,
+                  code: r.error.code,
+                  reason: r.error.message,
+                },
+              ]
+            : [],
+        );
+        // After the answer is decided and without waiting: a lost log row must not delay or fail the mail.
+        if (refused.length > 0 && deps.recordRefusals)
+          deps
+            .recordRefusals(refused)
+            .catch((err) => (opts.log ?? deps.log).warn({ err, event: 'refusal_log' }, 'could not record refusals'));
         return results;
       });
     },

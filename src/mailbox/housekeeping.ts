@@ -1,9 +1,11 @@
 // The queue's background upkeep, for the periodic jobs: expired leases and TTLs
-// swept, and the statistics the gauges show.
+// swept, old request nonces and refused-mail log rows dropped, and the statistics
+// the gauges show.
 import type pg from 'pg';
 import { sweepExpired } from '../db/sweeps.js';
 import { queueStats, type QueueStats } from '../db/queue-stats.js';
 import { sweepReplayGuard } from '../db/replay-guard.js';
+import { pruneRefusals } from '../db/refusals.js';
 
 export type { QueueStats };
 
@@ -13,12 +15,24 @@ export interface Housekeeping {
   stats(topAgents: number): Promise<QueueStats>;
   /** Forgets request nonces whose window has passed. */
   sweepReplayGuard(): Promise<void>;
+  /** Keeps the refused-mail log to its last 10,000 rows of 7 days (at most once a minute). */
+  pruneRefusals(): Promise<void>;
 }
 
+const REFUSALS_KEPT = 10_000;
+const REFUSALS_DAYS = 7;
+const PRUNE_EVERY_MS = 60_000;
+
 export function createHousekeeping(pool: pg.Pool, maxAttempts: number): Housekeeping {
+  let prunedAt = 0;
   return {
     sweep: () => sweepExpired(pool, maxAttempts),
     stats: (topAgents) => queueStats(pool, topAgents),
     sweepReplayGuard: async () => void (await sweepReplayGuard(pool)),
+    async pruneRefusals() {
+      if (Date.now() - prunedAt < PRUNE_EVERY_MS) return;
+      prunedAt = Date.now();
+      await pruneRefusals(pool, REFUSALS_KEPT, REFUSALS_DAYS);
+    },
   };
 }

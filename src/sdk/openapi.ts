@@ -41,7 +41,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -170,7 +170,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -332,7 +332,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -344,7 +344,7 @@ export interface paths {
                                  * @description Stable error code (the ERROR_KINDS table); switch on this, not on the message
                                  * @enum {string}
                                  */
-                                code: "key_unavailable" | "storage_unavailable" | "timeout";
+                                code: "key_unavailable" | "storage_unavailable" | "timeout" | "shutting_down";
                                 /** @description Human-readable explanation; may name the offending field */
                                 message: string;
                                 details?: {
@@ -483,7 +483,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -648,7 +648,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -815,7 +815,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -963,7 +963,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1109,7 +1109,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1254,7 +1254,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1398,7 +1398,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1543,7 +1543,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1683,7 +1683,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1815,7 +1815,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1963,7 +1963,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2079,7 +2079,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -2106,7 +2106,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2221,7 +2221,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -2248,7 +2248,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2367,7 +2367,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError415"];
                     };
                 };
-                /** @description signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -2394,7 +2394,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2534,7 +2534,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2674,7 +2674,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2813,7 +2813,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2962,7 +2962,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3139,7 +3139,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3303,7 +3303,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3453,7 +3453,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3604,7 +3604,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3758,7 +3758,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3937,7 +3937,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4114,7 +4114,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4258,7 +4258,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4429,7 +4429,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4574,7 +4574,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdmpError500"];
                     };
                 };
-                /** @description key_unavailable, storage_unavailable, timeout */
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4730,14 +4730,14 @@ export interface components {
                 };
             };
         };
-        /** @description key_unavailable, storage_unavailable, timeout */
+        /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
         AdmpError503: {
             error: {
                 /**
                  * @description Stable error code (the ERROR_KINDS table); switch on this, not on the message
                  * @enum {string}
                  */
-                code: "key_unavailable" | "storage_unavailable" | "timeout";
+                code: "key_unavailable" | "storage_unavailable" | "timeout" | "shutting_down";
                 /** @description Human-readable explanation; may name the offending field */
                 message: string;
                 details?: {
