@@ -250,6 +250,14 @@ export const SETTINGS = {
     max: 3600,
     doc: 'Accepted clock difference for HMAC requests, JWTs and agent signatures (±).',
   }),
+  signatureValiditySec: s({
+    env: 'ADMP_SIGNATURE_VALIDITY_SEC',
+    kind: 'int',
+    default: '432000',
+    min: 0,
+    max: 2592000,
+    doc: "How long after its timestamp an agent signature is still accepted when the mail reaches our MTA (docs/protocol.md §6.3). Mail is store-and-forward: the default, 5 days, is Postfix's `maximal_queue_lifetime`, so a mail the sender's MTA retries is never refused as stale. Replays inside it are duplicates (the Message-ID is signed and in the dedupe fingerprint).",
+  }),
   ingressToken: s({
     env: 'ADMP_INGRESS_TOKEN',
     kind: 'string',

@@ -139,7 +139,33 @@ export interface VerifyOptions {
   readonly now: number;
   /** Accepted clock difference (config clockSkewSec), both directions. */
   readonly clockSkewSec: number;
+  /**
+   * How long after its timestamp a signature is still fresh when it reaches our MTA
+   * (config signatureValiditySec; 0: only the clock skew). Mail is store-and-forward:
+   * the sender's MTA retries a deferred mail for days (docs/protocol.md §6.3).
+   */
+  readonly validitySec?: number;
+  /** When our own MTA first received the mail (Unix seconds), if it says so; else `now`. */
+  readonly receivedAt?: number;
   readonly resolveKey: KeyResolver;
+}
+
+/**
+ * The freshness rule (docs/protocol.md §6.3): not signed in the future (beyond the
+ * clock skew), and not signed longer than the validity before our MTA first received
+ * the mail. Undefined when fresh, else why not.
+ */
+export function stalenessOf(
+  timestamp: number,
+  o: Pick<VerifyOptions, 'now' | 'clockSkewSec' | 'validitySec' | 'receivedAt'>,
+): string | undefined {
+  if (timestamp > o.now + o.clockSkewSec)
+    return `timestamp ${timestamp} is more than ${o.clockSkewSec} s ahead of our clock`;
+  const arrived = Math.min(o.receivedAt ?? o.now, o.now);
+  const validity = o.validitySec ?? 0;
+  if (timestamp < arrived - validity - o.clockSkewSec)
+    return `timestamp ${timestamp} is more than ${validity + o.clockSkewSec} s before the mail reached us (${arrived})`;
+  return undefined;
 }
 
 export type SignatureFailure =
@@ -237,9 +263,8 @@ export async function verifySignature(input: VerifyInput, opts: VerifyOptions): 
     return fail('signature_invalid', 'the envelope recipient is not the signed recipient');
 
   const timestamp = Number(ts);
-  if (Math.abs(opts.now - timestamp) > opts.clockSkewSec) {
-    return fail('signature_expired', `timestamp ${timestamp} is outside ±${opts.clockSkewSec}s of now`);
-  }
+  const stale = stalenessOf(timestamp, opts);
+  if (stale) return fail('signature_expired', stale);
 
   let found: KeyLookup;
   try {

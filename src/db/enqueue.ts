@@ -35,3 +35,19 @@ export async function notifyEnqueued(db: Queryable, inboxes: readonly string[], 
     values: [inboxes, outbound],
   });
 }
+
+/**
+ * The message already stored for this inbox under this source fingerprint (the dedupe
+ * key enqueue_message claims: kind byte 2, then the SHA-256), if any: one primary-key probe.
+ */
+export async function storedByFingerprint(
+  db: Queryable,
+  toAgentId: string,
+  fingerprintHex: string,
+): Promise<string | undefined> {
+  const { rows } = await db.query<{ message_id: string }>(
+    "SELECT message_id FROM message_dedupe WHERE to_agent_id = $1 AND key = '\\x02'::bytea || decode($2, 'hex')",
+    [toAgentId, fingerprintHex],
+  );
+  return rows[0]?.message_id;
+}

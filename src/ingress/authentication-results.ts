@@ -4,7 +4,7 @@
 // authserv-id must be ignored, and may be forged).
 import type { DkimOutcome, DkimVerdict, DomainAuth } from './domain-auth.js';
 
-interface HeaderLine {
+export interface HeaderLine {
   readonly name: string;
   readonly value: string;
 }

@@ -18,6 +18,8 @@ export interface MailDelivery {
   readonly saslUser?: string;
   readonly clientIp?: string;
   readonly queueId?: string;
+  /** When our own MTA first received the mail (Unix seconds; its Received field), if the road knows. */
+  readonly receivedAt?: number;
 }
 
 export type RecipientResult =

@@ -25,6 +25,8 @@ import { checkEnvelopeBody } from './steps/check-envelope.js';
 import { verifyAgentSignature } from './steps/verify-signature.js';
 import { checkPolicy } from './steps/check-policy.js';
 import { buildRow } from './steps/build-row.js';
+import { fingerprint } from '../core/fingerprint.js';
+import { storedByFingerprint } from '../db/enqueue.js';
 import type { Policy } from '../core/policy.js';
 
 export interface PipelineDeps {
@@ -61,7 +63,10 @@ interface CheckedMail {
   readonly policy: Policy;
 }
 
-type RecipientCheck = { recipient: string; row: NewMessage } | { recipient: string; error: AdmpError };
+type RecipientCheck =
+  | { recipient: string; row: NewMessage }
+  | { recipient: string; error: AdmpError }
+  | { recipient: string; storedId: string };
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { config, directory } = deps;
@@ -102,21 +107,48 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return { fields: { ...fields, body: fields.body! }, sender: sender.address, domain, envelope, policy };
   }
 
+  /**
+   * A mail already stored for this recipient, redelivered (a lost reply, a deferral the
+   * sender's MTA retries hours later), gets its success answer whatever the checks below
+   * would say now: its signature may have aged past the validity, its key rotated, the
+   * policy changed. Looked up only when a check refused it, so the usual path costs nothing.
+   */
+  async function alreadyStored(m: CheckedMail, recipient: string, subject: string | null): Promise<string | undefined> {
+    const to = await directory.resolve(recipient, 'recipient').catch(() => undefined);
+    if (to?.kind !== 'local' || !m.fields.messageId) return undefined;
+    const fp = fingerprint({
+      from: m.sender,
+      to: to.address,
+      type: m.envelope.type,
+      subject,
+      correlation_id: m.envelope.correlation_id,
+      body: m.envelope.body,
+      unique_id: `mid:${canonicalMessageId(m.fields.messageId)}`,
+    });
+    return storedByFingerprint(deps.pool, to.agentId, fp);
+  }
+
   /** The per-recipient steps: the signature names the recipient, policy and quota are per inbox. */
   async function checkRecipient(d: MailDelivery, m: CheckedMail, recipient: string): Promise<RecipientCheck> {
+    const subject = m.envelope.subject ?? m.fields.subject ?? null;
+    const refused = async (error: AdmpError): Promise<RecipientCheck> => {
+      const storedId = await alreadyStored(m, recipient, subject);
+      return storedId ? { recipient, storedId } : { recipient, error };
+    };
     const signature = await verifyAgentSignature(m.fields, m.fields.body, m.envelope, recipient, {
       now: now(),
       clockSkewSec: config.clockSkewSec,
+      validitySec: config.signatureValiditySec,
+      receivedAt: d.receivedAt,
       resolveKey: deps.resolveKey,
       metrics: deps.metrics,
     });
-    if (signature instanceof AdmpError) return { recipient, error: signature };
-    const subject = m.envelope.subject ?? m.fields.subject ?? null;
+    if (signature instanceof AdmpError) return refused(signature);
     const admitted = await checkPolicy(
       { from: m.sender, recipient, type: m.envelope.type, subject, bytes: d.raw.length },
       { policy: m.policy, domains: config.domains, directory, metrics: deps.metrics },
     );
-    if (admitted instanceof AdmpError) return { recipient, error: admitted };
+    if (admitted instanceof AdmpError) return refused(admitted);
     const messageId = canonicalMessageId(m.fields.messageId ?? '');
     const row = buildRow(
       d,
@@ -143,16 +175,21 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     }
     const ok = checks.flatMap((c) => ('row' in c ? [c.row] : []));
     try {
-      const stored = await deps.enqueuer.enqueueAll(ok);
+      const stored = ok.length > 0 ? await deps.enqueuer.enqueueAll(ok) : [];
       let i = 0;
       return checks.map((c) => {
         if ('error' in c) return refused(c.recipient, c.error);
+        if ('storedId' in c) return { recipient: c.recipient, kind: 'stored', id: c.storedId, duplicate: true };
         const s = stored[i++]!;
         return { recipient: c.recipient, kind: 'stored', id: s.id, duplicate: s.duplicate };
       });
     } catch (err) {
       const e = toAdmpError(err);
-      return checks.map((c) => refused(c.recipient, 'error' in c ? c.error : e));
+      return checks.map((c) =>
+        'storedId' in c
+          ? { recipient: c.recipient, kind: 'stored', id: c.storedId, duplicate: true }
+          : refused(c.recipient, 'error' in c ? c.error : e),
+      );
     }
   }
 

@@ -10,6 +10,7 @@ import { AdmpError, smtpReplyText, toAdmpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Directory } from '../mailbox/directory.js';
 import { headerFields, trustedAuthResults } from '../ingress/authentication-results.js';
+import { receivedByUs } from '../ingress/received.js';
 import type { Ingest } from '../ingress/ingest.js';
 
 /** An error smtp-server writes as `<code> <enhanced> <text>` (we put RFC 3463 codes in the text ourselves). */
@@ -90,6 +91,7 @@ export function createLmtpServer({ config, log, ingest, directory }: LmtpDeps): 
           return cb(null, recipients.map(() => lmtpError(tooBig)) as unknown as string);
         }
         const raw = Buffer.concat(chunks);
+        const fields = headerFields(raw);
         // smtp-server keeps XFORWARD attributes under their upper-case names (XFORWARD_README).
         const queueId = session.xForward?.get('IDENT') ? String(session.xForward.get('IDENT')) : undefined;
         void ingest
@@ -99,7 +101,9 @@ export function createLmtpServer({ config, log, ingest, directory }: LmtpDeps): 
               raw,
               envelopeFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
               recipients,
-              trusted: trustedAuthResults(headerFields(raw), config.mtaHostname),
+              trusted: trustedAuthResults(fields, config.mtaHostname),
+              // Freshness is judged at our MTA's first receipt, not at this (maybe retried) delivery.
+              receivedAt: receivedByUs(fields, config.mtaHostname),
               clientIp: String(session.xForward?.get('ADDR') ?? session.remoteAddress),
               queueId,
             },

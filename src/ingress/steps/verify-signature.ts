@@ -25,6 +25,8 @@ export interface VerifiedSignature {
 export interface SignatureCheck {
   readonly now: number;
   readonly clockSkewSec: number;
+  readonly validitySec: number;
+  readonly receivedAt?: number;
   readonly resolveKey: KeyResolver;
   readonly metrics?: Metrics;
 }
@@ -39,7 +41,13 @@ export async function verifyAgentSignature(
   const sig = await withSpan('admp.ingest.signature', { 'admp.recipient': recipient }, () =>
     verifySignature(
       { ...fields, body, envelopeRecipient: recipient, envelope },
-      { now: o.now, clockSkewSec: o.clockSkewSec, resolveKey: o.resolveKey },
+      {
+        now: o.now,
+        clockSkewSec: o.clockSkewSec,
+        validitySec: o.validitySec,
+        receivedAt: o.receivedAt,
+        resolveKey: o.resolveKey,
+      },
     ),
   );
   if (sig.ok) return { agent: sig.agent, kid: sig.kid, keySource: sig.keySource, timestamp: sig.timestamp };
