@@ -32,8 +32,8 @@ async function setup(t: { after(fn: () => Promise<void>): void }, env: Record<st
 }
 
 /** The receiver with agent bob, and a partner agent whose key is pinned and whom policy admits. */
-async function withPartner(t: { after(fn: () => Promise<void>): void }) {
-  const { api, port } = await setup(t);
+async function withPartner(t: { after(fn: () => Promise<void>): void }, env: Record<string, string> = {}) {
+  const { api, port } = await setup(t, env);
   await api.db.pool.query(
     `INSERT INTO policy_rule (from_glob, to_glob, action) VALUES ('*@${PARTNER}', '*@agents.test', 'allow')`,
   );
@@ -167,4 +167,72 @@ test('a plus-address (RFC 5233) reaches the agent over LMTP, with its detail sto
   assert.match(tr.data[0]!, /^250 2\.6\.0 <bob\+ops@agents\.test> stored as /);
   const { rows } = await api.db.pool.query("SELECT headers->>'detail' AS detail, to_agent_id FROM message");
   assert.deepEqual(rows, [{ detail: 'ops', to_agent_id: 'bob' }]);
+});
+
+test("freshness: a deferred mail is judged at our MTA's receipt, within the signature validity; a stored one redelivered is a duplicate", async (t) => {
+  const now = Math.floor(Date.now() / 1000);
+  const received = (host: string, at: number) =>
+    `Received: from relay.partner.example (relay.partner.example [192.0.2.7])\r\n\tby ${host} (Postfix) with ESMTPS id 4Q1;\r\n\t${new Date(at * 1000).toUTCString().replace('GMT', '+0000')} (UTC)\r\n`;
+
+  await t.test('the default validity (5 days): a mail the sender retried for 20 minutes is stored', async (tt) => {
+    const { port, bob, partner } = await withPartner(tt);
+    const mail = Buffer.concat([
+      Buffer.from(ar(MTA, PARTNER)),
+      await agentMail(partner, { to: bob.address, type: 't', body: {} }, { now: now - 1200 }),
+    ]);
+    const tr = await lmtpSend(port, { from: `w@${PARTNER}`, to: [bob.address], data: mail });
+    assert.match(tr.data[0]!, /^250 2\.6\.0 .* stored as /);
+    const future = Buffer.concat([
+      Buffer.from(ar(MTA, PARTNER)),
+      await agentMail(partner, { to: bob.address, type: 't', body: {} }, { now: now + 900 }),
+    ]);
+    assert.match(
+      (await lmtpSend(port, { from: `w@${PARTNER}`, to: [bob.address], data: future })).data[0]!,
+      /^550 5\.7\.7 .*ahead of our clock/,
+      'the clock skew still bounds the future side',
+    );
+  });
+
+  await t.test("no validity: only our MTA's own Received dates the mail", async (tt) => {
+    const { port, bob, partner } = await withPartner(tt, { ADMP_SIGNATURE_VALIDITY_SEC: '0' });
+    const signed = async () => agentMail(partner, { to: bob.address, type: 't', body: {} }, { now: now - 1200 });
+    const send = async (headers: string) =>
+      (
+        await lmtpSend(port, {
+          from: `w@${PARTNER}`,
+          to: [bob.address],
+          data: Buffer.concat([Buffer.from(headers + ar(MTA, PARTNER)), await signed()]),
+        })
+      ).data[0]!;
+    assert.match(await send(received(MTA, now - 1150)), /^250 2\.6\.0 /, 'received by us 50 s after signing');
+    assert.match(await send(''), /^550 5\.7\.7 .*before the mail reached us/, 'no Received of ours: judged now');
+    assert.match(await send(received('mx.evil.example', now - 1150)), /^550 5\.7\.7 /, "another host's Received");
+  });
+
+  await t.test('a stored mail whose signature has gone stale is still answered as stored', async (tt) => {
+    const { api, port, bob, partner } = await withPartner(tt, {
+      ADMP_SIGNATURE_VALIDITY_SEC: '0',
+      ADMP_CLOCK_SKEW_SEC: '2',
+    });
+    const mail = Buffer.concat([
+      Buffer.from(ar(MTA, PARTNER)),
+      await agentMail(partner, { to: bob.address, type: 't', body: { once: true } }),
+    ]);
+    const first = await lmtpSend(port, { from: `w@${PARTNER}`, to: [bob.address], data: mail });
+    const id = /stored as ([0-9a-f-]{36})/.exec(first.data[0]!)![1];
+    await new Promise((r) => setTimeout(r, 3500)); // now past validity + skew
+    const again = await lmtpSend(port, { from: `w@${PARTNER}`, to: [bob.address], data: mail });
+    assert.equal(again.data[0], `250 2.6.0 <${bob.address}> stored as ${id} (duplicate)`);
+    const stale = Buffer.concat([
+      Buffer.from(ar(MTA, PARTNER)),
+      await agentMail(partner, { to: bob.address, type: 't', body: { once: false } }, { now: now - 60 }),
+    ]);
+    assert.match(
+      (await lmtpSend(port, { from: `w@${PARTNER}`, to: [bob.address], data: stale })).data[0]!,
+      /^550 5\.7\.7 /,
+      'a stale mail never stored is still refused',
+    );
+    const { rows } = await api.db.pool.query('SELECT count(*)::int AS n FROM message');
+    assert.equal(rows[0].n, 1);
+  });
 });
