@@ -32,6 +32,7 @@ import {
   type Target,
 } from './report.js';
 import { ingestBench } from './ingest.js';
+import { growthBench, growthReport } from './growth.js';
 import { startServer, type ServerChild } from './server.js';
 import { DOMAIN, pullInbox, SENDER, sendRecipient } from './workload.js';
 import { wrkSend } from './wrk.js';
@@ -44,7 +45,19 @@ function int(name: string, dflt: number): number {
   return Number(v);
 }
 
-const STEPS = ['send', 'send-tls', 'pgbench', 'boss-send', 'pull', 'pull-next', 'boss-fetch', 'ingest'] as const;
+const STEPS = [
+  'send',
+  'send-tls',
+  'pgbench',
+  'boss-send',
+  'pull',
+  'pull-next',
+  'boss-fetch',
+  'ingest',
+  'growth',
+] as const;
+/** Growth seeds millions of rows: only when BENCH_ONLY names it. */
+const DEFAULT_STEPS = STEPS.filter((s) => s !== 'growth');
 type StepName = (typeof STEPS)[number];
 
 const settings = {
@@ -65,7 +78,13 @@ const settings = {
     return Number(w);
   }),
   ingestCases: process.env.BENCH_INGEST_CASES ?? '',
-  only: (process.env.BENCH_ONLY ?? STEPS.join(','))
+  growthRows: (process.env.BENCH_GROWTH_ROWS || '0,1000000,5000000').split(',').map((w) => {
+    if (!/^\d+$/.test(w.trim())) throw new Error(`BENCH_GROWTH_ROWS: "${w}" is not a number`);
+    return Number(w);
+  }),
+  growthAgents: int('BENCH_GROWTH_AGENTS', 10_000),
+  growthIdlePolls: int('BENCH_GROWTH_IDLE_POLLS', 10_000),
+  only: (process.env.BENCH_ONLY ?? DEFAULT_STEPS.join(','))
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean) as StepName[],
@@ -149,6 +168,24 @@ async function main(): Promise<void> {
   log(`settings: ${JSON.stringify(settings)}`);
   const pg: BenchPostgres = await startPostgres(log);
   cleanups.push(() => pg.stop());
+  if (wanted('growth')) {
+    const g = await growthBench(pg, log, {
+      histories: settings.growthRows,
+      agents: settings.growthAgents,
+      idlePolls: settings.growthIdlePolls,
+      seconds: settings.seconds,
+      warmupSeconds: settings.warmupSeconds,
+      connections: settings.connections,
+      recipients: settings.recipients,
+      consumers: settings.consumers,
+      pullInboxes: settings.pullInboxes,
+      batch: settings.batch,
+      backlog: settings.backlog,
+      poolMax: settings.poolMax,
+    });
+    console.log(`\n## Growth (history in message; idle long polls)\n\n${growthReport(g)}\n`);
+    if (settings.only.length === 1) return;
+  }
   const postgres = await pg.postmasterPid();
   // What the steps before ingest leave running (server, pg-boss and its timers, their
   // databases) is stopped and dropped before ingest, so none of it (autovacuum of the

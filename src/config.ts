@@ -234,6 +234,22 @@ export const SETTINGS = {
     max: 600000,
     doc: 'How often expired leases and TTLs are swept.',
   }),
+  retentionDays: s({
+    env: 'ADMP_RETENTION_DAYS',
+    kind: 'int',
+    default: '30',
+    min: 0,
+    max: 36500,
+    doc: 'Acked messages are deleted this many days after their ack, dead letters this many days after their TTL ran out, with their dedupe keys. 0 keeps everything.',
+  }),
+  retentionBatch: s({
+    env: 'ADMP_RETENTION_BATCH',
+    kind: 'int',
+    default: '500',
+    min: 1,
+    max: 100000,
+    doc: 'Messages deleted per retention statement (one short transaction each; claims are never blocked).',
+  }),
   authCacheSec: s({
     env: 'ADMP_AUTH_CACHE_SEC',
     kind: 'int',

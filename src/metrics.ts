@@ -126,6 +126,12 @@ export function createMetrics(db?: { pool: pg.Pool; max: number }) {
       labelNames: ['reason'] as const,
       registers,
     }),
+    retentionRemoved: new Counter({
+      name: 'admp_retention_removed_total',
+      help: 'Rows deleted by retention (ADMP_RETENTION_DAYS), by kind (message, dedupe_key).',
+      labelNames: ['kind'] as const,
+      registers,
+    }),
     inboxDepth: new Gauge({
       name: 'admp_inbox_depth',
       help: 'Deliverable plus leased messages of the deepest inboxes (top agents only), refreshed from the database on a schedule.',
@@ -146,7 +152,7 @@ export function createMetrics(db?: { pool: pg.Pool; max: number }) {
     // The label is `task`, not `job`: Prometheus gives `job` to the scrape target.
     jobRuns: new Counter({
       name: 'admp_job_runs_total',
-      help: 'Background job runs by task (sweep, inbox_depth) and outcome (ok, error).',
+      help: 'Background job runs by task (sweep, retention, inbox_depth) and outcome (ok, error).',
       labelNames: ['task', 'outcome'] as const,
       registers,
     }),

@@ -30,6 +30,7 @@ import {
 } from '../db/keys.js';
 import { migrate, pendingMigrations } from '../db/migrate.js';
 import { databaseNotReady } from '../db/readiness.js';
+import { CitusPlanError, distributeCitus, planCitus, type CitusPlan } from '../db/citus.js';
 import { createAdminToken, listAdminTokens, revokeAdminToken, type AdminTokenRow } from '../db/admin-tokens.js';
 import { addRule, listRules, removeRule, type RuleRow } from '../db/policy-rules.js';
 import { anyMessageTo } from '../db/status.js';
@@ -40,7 +41,7 @@ import { createAgentKey } from '../keys/private-key.js';
 import type { PolicySource } from '../policy/store.js';
 import { createOperations, type Operations } from './operations.js';
 
-export type { AgentKeyRow, AgentRow, CertBindingRow, Credentials, RuleRow };
+export type { AgentKeyRow, AgentRow, CertBindingRow, CitusPlan, Credentials, RuleRow };
 
 // A rotation's old key must outlive partners' key caches (300 s) and the signature window (±300 s).
 export const MIN_OVERLAP_SEC = 600;
@@ -90,6 +91,8 @@ export interface Admin extends Operations {
   pendingMigrations(): Promise<string[]>;
   /** Why the database is not ready for traffic (pending migrations, the message table locked); undefined when it is. */
   notReady(): Promise<string | undefined>;
+  /** What `admp scale citus` would do and what stops it; with `apply`, does it (refusing on a problem). */
+  scaleCitus(apply: boolean): Promise<CitusPlan>;
   /** The id of some message in an agent's inbox, if any. */
   anyMessageTo(agentId: string): Promise<string | undefined>;
 }
@@ -217,6 +220,15 @@ export function createAdmin(pool: pg.Pool, config: Config, policy: PolicySource)
     migrate: () => migrate(pool),
     pendingMigrations: () => pendingMigrations(pool),
     notReady: () => databaseNotReady(pool),
+    async scaleCitus(apply) {
+      if (!apply) return planCitus(pool);
+      try {
+        return await distributeCitus(pool);
+      } catch (err) {
+        if (err instanceof CitusPlanError) throw new AdmpError('bad_request', err.message);
+        throw err;
+      }
+    },
     anyMessageTo: (agentId) => anyMessageTo(pool, agentId),
   };
 }

@@ -26,6 +26,7 @@ import { buildApp } from '../http/app.js';
 import { listenMetrics } from '../http/metrics.js';
 import { createLmtpServer } from '../lmtp/server.js';
 import { startSweeper } from '../jobs/sweeper.js';
+import { startRetention } from '../jobs/retention.js';
 import { startQueueGauges } from '../jobs/queue-gauges.js';
 import { startOutbound } from '../outbound/start.js';
 import { createMetrics, type Metrics } from '../metrics.js';
@@ -127,6 +128,12 @@ export async function wire(
   const housekeeping = createHousekeeping(db.pool, config.maxAttempts);
   const sweeper = startSweeper(housekeeping, log, config.reclaimIntervalMs, metrics, outage);
   const gauges = startQueueGauges(housekeeping, metrics, log, config.metricsRefreshMs, outage);
+  const retention = startRetention(
+    housekeeping,
+    log,
+    { days: config.retentionDays, batch: config.retentionBatch },
+    metrics,
+  );
   const outbound = startOutbound(config, createOutboundQueue(db.pool, db.url, config, bounceSecret), log, metrics);
   return {
     app,
@@ -144,6 +151,7 @@ export async function wire(
       await waiter.close();
       await closeHttp(app, config.shutdownGraceMs);
       await sweeper.stop();
+      await retention?.stop();
       await gauges.stop();
       await outbound?.stop();
       await Promise.all([enqueuer.drain(), mailEnqueuer.drain()]);

@@ -12,6 +12,7 @@ import { registerAdmin } from './admin.js';
 import { registerMcp } from './mcp.js';
 import { registerMessages } from './messages.js';
 import { registerBackup } from './backup.js';
+import { registerScale } from './scale.js';
 
 const program = new Command('admp')
   .description('Agent Dispatch: authenticated agent messaging over HTTP and email')
@@ -27,6 +28,7 @@ registerAdmin(program);
 registerMcp(program);
 registerMessages(program);
 registerBackup(program);
+registerScale(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,5 +1,6 @@
 // The claim path: claim with a lease, ack, nack/extend. Every statement names the
 // inbox (to_agent_id) it changes.
+import { randomUUID } from 'node:crypto';
 import type { Queryable } from './pool.js';
 import { LOG } from './delivery-log.js';
 import type { Claimed, LeaseOutcome, LeaseRef, MessageStatus, PulledRow } from './message-row.js';
@@ -18,8 +19,12 @@ const ACK_UPDATE = `UPDATE message m SET status = 'acked', acked_at = now(), lea
 /**
  * Claims up to `max` deliverable messages of one agent in FIFO order (seq: one bigint
  * sequence drawn at insert, in batch order; migrations/0009), and returns them in it,
- * skipping rows other consumers hold (FOR UPDATE SKIP LOCKED). Each claimed row gets
- * a fresh lease_id: the receipt handle that ack/nack must present. Acks of the
+ * skipping rows other consumers hold (FOR UPDATE SKIP LOCKED). The claimed rows get a
+ * fresh lease_id, one per claim, made here: the receipt handle that ack/nack must present
+ * with the message id. Every part of the statement filters on to_agent_id = $1, so on
+ * Citus it is one single-shard statement (SKIP LOCKED works there; a join on
+ * picked.to_agent_id would run it on every shard), and it calls no volatile function
+ * (Citus refuses gen_random_uuid() in an UPDATE). Acks of the
  * previous batch (`acks`) ride in the same statement, so a consumer cycle is one
  * transaction and one WAL flush; an acked row is never claimed again by it.
  */
@@ -37,7 +42,7 @@ export async function claim(
     name: 'admp_claim',
     text: `WITH acked AS (${ACK_UPDATE}),
      picked AS (
-       SELECT id, to_agent_id FROM message
+       SELECT id FROM message
         WHERE to_agent_id = $1 AND status = 'delivered' AND visible_at <= now() AND expires_at > now()
           AND id <> ALL ($2::uuid[])
         ORDER BY seq
@@ -45,10 +50,10 @@ export async function claim(
         FOR UPDATE SKIP LOCKED),
      claimed AS (
        UPDATE message m
-          SET status = 'leased', lease_id = gen_random_uuid(), lease_until = now() + make_interval(secs => $5),
+          SET status = 'leased', lease_id = $6, lease_until = now() + make_interval(secs => $5),
               attempts = m.attempts + 1
          FROM picked
-        WHERE m.id = picked.id AND m.to_agent_id = picked.to_agent_id
+        WHERE m.to_agent_id = $1 AND m.id = picked.id
        RETURNING m.id, m.lease_id, m.lease_until, m.from_agent, m.channel, m.type, m.subject, m.body,
                  m.correlation_id, m.in_reply_to, m.attempts, m.created_at, m.auth, m.headers->>'detail' AS detail,
                  m.seq)
@@ -58,7 +63,7 @@ export async function claim(
        FROM (SELECT coalesce(array_agg(id), '{}') AS ids FROM acked) a
        LEFT JOIN claimed c ON true
       ORDER BY c.seq`,
-    values: [agentId, ids, acks.map((r) => r.lease_id), max, visibilitySec],
+    values: [agentId, ids, acks.map((r) => r.lease_id), max, visibilitySec, randomUUID()],
   });
   const claimed = rows.filter((r) => r.id !== null).map(({ acked: _, seq: __, ...m }) => m as PulledRow);
   return { rows: claimed, acked: await ackOutcomes(db, agentId, ids, rows[0]!.acked) };
@@ -127,13 +132,15 @@ export async function nack(
       ? `UPDATE message m SET lease_until = now() + make_interval(secs => $4), delivery_log = ${LOG('extended', "jsonb_build_object('sec', $4::int)")}
         WHERE m.to_agent_id = $1 AND m.id = $2 AND m.lease_id = $3 AND m.status = 'leased'
        RETURNING m.status, m.lease_until`
-      : `UPDATE message m SET
+      : // On Citus a non-immutable function may not sit inside CASE, nor take a column:
+        // the time goes outside the CASE, the attempt count in by jsonb_set.
+        `UPDATE message m SET
           status = CASE WHEN m.attempts >= $5 THEN 'dead'::message_status ELSE 'delivered' END,
           lease_until = NULL,
           visible_at = now() + make_interval(secs => $4),
-          delivery_log = delivery_log || jsonb_build_array(CASE WHEN m.attempts >= $5
-            THEN jsonb_build_object('at', now(), 'event', 'dead', 'reason', 'max_attempts', 'attempts', m.attempts)
-            ELSE jsonb_build_object('at', now(), 'event', 'released', 'delay_sec', $4::int) END)
+          delivery_log = delivery_log || (jsonb_build_object('at', now()) || CASE WHEN m.attempts >= $5
+            THEN jsonb_set('{"event": "dead", "reason": "max_attempts"}', '{attempts}', m.attempts::text::jsonb)
+            ELSE jsonb_set('{"event": "released"}', '{delay_sec}', $4::int::text::jsonb) END)
         WHERE m.to_agent_id = $1 AND m.id = $2 AND m.lease_id = $3 AND m.status = 'leased'
        RETURNING m.status, m.lease_until`;
   const params =

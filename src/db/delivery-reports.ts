@@ -27,15 +27,30 @@ export async function recordDeliveryReport(
   const capped = recipients
     .slice(0, REPORT_LIMITS.recipients)
     .map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, String(v).slice(0, REPORT_LIMITS.text)])));
-  const { rows } = await db.query<{ id: string }>(
-    `UPDATE message SET
-        status = CASE WHEN $2::text IS NOT NULL AND status IN ('queued', 'sent') THEN $2::message_status ELSE status END,
-        delivered_at = CASE WHEN $2 = 'delivered' AND status IN ('queued', 'sent') THEN now() ELSE delivered_at END,
-        delivery_log = CASE WHEN octet_length(delivery_log::text) >= $4 THEN delivery_log
-          ELSE delivery_log || jsonb_build_array(jsonb_build_object('at', now(), 'event', 'dsn', 'recipients', $3::jsonb)) END
-      WHERE id = $1::uuid AND channel = 'smtp' AND position('@' in to_agent_id) > 0
-     RETURNING id`,
-    [id, next, JSON.stringify(capped), REPORT_LIMITS.logBytes],
+  // Found first by id (on Citus a read over every shard), then changed by (id,
+  // to_agent_id): one shard. The database's time comes back with the match and the log
+  // entry is made here, as Citus refuses now() and jsonb_build_object inside CASE; $5 is
+  // only ever a message_status (a text parameter cast inside CASE would call enum_in,
+  // which is not immutable).
+  const found = await db.query<{ to_agent_id: string; now: Date }>(
+    `SELECT to_agent_id, now() AS now FROM message
+      WHERE id = $1::uuid AND channel = 'smtp' AND position('@' in to_agent_id) > 0`,
+    [id],
   );
-  return rows[0]?.id;
+  const m = found.rows[0];
+  if (!m) return undefined;
+  const entry = JSON.stringify({ at: m.now.toISOString(), event: 'dsn', recipients: capped });
+  await db.query(
+    `UPDATE message SET
+        ${
+          next
+            ? `status = CASE WHEN status IN ('queued', 'sent') THEN $5::message_status ELSE status END,
+               delivered_at = CASE WHEN $5::message_status = 'delivered' AND status IN ('queued', 'sent') THEN $6::timestamptz ELSE delivered_at END,`
+            : ''
+        }
+        delivery_log = CASE WHEN octet_length(delivery_log::text) >= $3 THEN delivery_log ELSE delivery_log || $4::jsonb END
+      WHERE id = $1::uuid AND to_agent_id = $2`,
+    [id, m.to_agent_id, REPORT_LIMITS.logBytes, entry, ...(next ? [next, m.now] : [])],
+  );
+  return id;
 }

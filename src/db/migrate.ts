@@ -5,6 +5,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import { distributeCitus, isDistributed } from './citus.js';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 // Arbitrary but fixed: the advisory lock key shared by every ADMP process.
@@ -73,6 +74,9 @@ export async function migrate(pool: pg.Pool, dir = MIGRATIONS_DIR): Promise<stri
       client.release();
     }
   }
+  // On a database `admp scale citus` distributed, a table a migration added is
+  // distributed (or made a reference table) the same way, or the pre-check stops here.
+  if (applied.length > 0 && (await isDistributed(pool))) await distributeCitus(pool);
   return applied;
 }
 

@@ -3,6 +3,7 @@
 // each a claim token (lease_id) and pushes next_attempt_at past the submission's
 // timeout, so a row whose worker died is claimed again later. Only the holder of
 // the current token can record the outcome.
+import { randomUUID } from 'node:crypto';
 import type { Queryable } from './pool.js';
 import type { MessageRow } from './message-row.js';
 
@@ -14,24 +15,39 @@ export type OutboundRow = MessageRow & { lease_id: string; mail_message_id: stri
  * must reuse it, it is the receiver's dedupe key (docs/protocol.md §6.1).
  */
 export async function claimDue(db: Queryable, max: number, holdSec: number): Promise<OutboundRow[]> {
-  const { rows } = await db.query<OutboundRow>(
-    `WITH due AS (
-       SELECT id, to_agent_id FROM message
-        WHERE status = 'queued' AND channel = 'smtp' AND next_attempt_at <= now()
-        ORDER BY next_attempt_at
-        LIMIT $1
-        FOR UPDATE SKIP LOCKED)
-     UPDATE message m
-        SET lease_id = gen_random_uuid(),
-            next_attempt_at = now() + make_interval(secs => $2),
-            attempts = m.attempts + 1,
-            mail_message_id = coalesce(m.mail_message_id, m.id::text || '@' || split_part(m.from_agent, '@', 2))
-       FROM due
-      WHERE m.id = due.id AND m.to_agent_id = due.to_agent_id
-     RETURNING m.*`,
-    [max, holdSec],
+  // The recipients with due mail first (on Citus a read over every shard), then one
+  // claim per recipient: it names to_agent_id, so on Citus it runs on one shard, where
+  // FOR UPDATE SKIP LOCKED is supported. The claim token is made here (Citus refuses
+  // gen_random_uuid() in an UPDATE); the message id keeps each row's token apart.
+  const due = await db.query<{ to: string }>(
+    `SELECT to_agent_id AS to FROM message
+      WHERE status = 'queued' AND channel = 'smtp' AND next_attempt_at <= now()
+      GROUP BY to_agent_id ORDER BY min(next_attempt_at) LIMIT $1`,
+    [max],
   );
-  return rows;
+  const out: OutboundRow[] = [];
+  for (const { to } of due.rows) {
+    if (out.length >= max) break;
+    const { rows } = await db.query<OutboundRow>(
+      `WITH due AS (
+         SELECT id FROM message
+          WHERE to_agent_id = $1 AND status = 'queued' AND channel = 'smtp' AND next_attempt_at <= now()
+          ORDER BY next_attempt_at
+          LIMIT $2
+          FOR UPDATE SKIP LOCKED)
+       UPDATE message m
+          SET lease_id = $4,
+              next_attempt_at = now() + make_interval(secs => $3),
+              attempts = m.attempts + 1,
+              mail_message_id = coalesce(m.mail_message_id, m.id::text || '@' || split_part(m.from_agent, '@', 2))
+         FROM due
+        WHERE m.to_agent_id = $1 AND m.id = due.id
+       RETURNING m.*`,
+      [to, max - out.length, holdSec, randomUUID()],
+    );
+    out.push(...rows);
+  }
+  return out;
 }
 
 export type Outcome =
@@ -49,16 +65,18 @@ export async function recordOutcome(
   row: Pick<OutboundRow, 'id' | 'to_agent_id' | 'lease_id'>,
   o: Outcome,
 ): Promise<boolean> {
-  const retryMs = o.status === 'queued' ? o.retryInMs : null;
+  // A retry and a final outcome are two statements: Citus refuses now() inside CASE.
+  const retryAt = "now() + $6::bigint * interval '1 millisecond'";
+  const retry = o.status === 'queued';
   const { rowCount } = await db.query(
     `UPDATE message SET
         status = CASE WHEN status = 'queued' THEN $4::message_status ELSE status END,
-        next_attempt_at = CASE WHEN $5::bigint IS NULL THEN next_attempt_at ELSE now() + $5::bigint * interval '1 millisecond' END,
+        ${retry ? `next_attempt_at = ${retryAt},` : ''}
         lease_id = NULL,
-        delivery_log = delivery_log || jsonb_build_array(jsonb_build_object('at', now()) || $6::jsonb
-          || CASE WHEN $5::bigint IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('retry_at', now() + $5::bigint * interval '1 millisecond') END)
+        delivery_log = delivery_log || (jsonb_build_object('at', now()) || $5::jsonb
+          ${retry ? `|| jsonb_build_object('retry_at', ${retryAt})` : ''})
       WHERE id = $1 AND to_agent_id = $2 AND lease_id = $3`,
-    [row.id, row.to_agent_id, row.lease_id, o.status, retryMs, JSON.stringify(o.log)],
+    [row.id, row.to_agent_id, row.lease_id, o.status, JSON.stringify(o.log), ...(retry ? [o.retryInMs] : [])],
   );
   return rowCount === 1;
 }

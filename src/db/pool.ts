@@ -22,12 +22,40 @@ export interface PoolTimeouts {
  */
 const CLIENT_MARGIN_MS = 2000;
 
+const PLAN_CACHE_MODE = `SELECT set_config('plan_cache_mode',
+  CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN 'force_custom_plan' ELSE 'force_generic_plan' END, false)`;
+
+/**
+ * A client that sets plan_cache_mode before the pool hands it out. Our prepared
+ * statements (enqueue, claim, ack) take one generic plan per connection on a single
+ * PostgreSQL: left to choose, PostgreSQL re-plans the claim on every call (its generic
+ * cost estimate with an unknown LIMIT looks high), and planning costs about as much as
+ * running it: backend CPU per cycle of 10, pull then ack, measured 1.14–1.30 → 0.77–0.93 ms.
+ * Citus cannot build a distributed plan from a generic plan of a multi-shard or CTE
+ * statement, and its fast path crashes on some generic plans of router UPDATEs, so on a
+ * Citus coordinator every execution gets a custom plan (its router planner is cheap).
+ */
+class PlannedClient extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    const connect = pg.Client.prototype.connect.bind(this) as () => Promise<unknown>;
+    // pg-pool connects with a callback, other callers without: both forms are kept.
+    this.connect = ((callback?: (err: Error | null, client?: pg.Client) => void) => {
+      const ready = connect().then(async () => {
+        await this.query(PLAN_CACHE_MODE);
+        return this;
+      });
+      if (!callback) return ready;
+      ready.then(
+        () => callback(null, this),
+        (err: Error) => callback(err),
+      );
+    }) as pg.Client['connect'];
+  }
+}
+
 export function createPool(url: string, max: number, timeouts?: PoolTimeouts): pg.Pool {
-  // Our prepared statements (enqueue, claim, ack) take one generic plan per connection.
-  // Left to choose, PostgreSQL re-plans the claim on every call (its generic cost
-  // estimate with an unknown LIMIT looks high), and planning costs about as much as
-  // running it: backend CPU per cycle of 10, pull then ack, measured 1.14–1.30 → 0.77–0.93 ms.
-  const options = ['-c plan_cache_mode=force_generic_plan'];
+  const options: string[] = [];
   if (timeouts) options.push(`-c statement_timeout=${timeouts.statementMs}`, `-c lock_timeout=${timeouts.lockMs}`);
   const pool = new pg.Pool({
     connectionString: url,
@@ -38,6 +66,7 @@ export function createPool(url: string, max: number, timeouts?: PoolTimeouts): p
     keepAlive: true,
     ...(timeouts ? { query_timeout: timeouts.statementMs + CLIENT_MARGIN_MS } : {}),
     options: options.join(' '),
+    Client: PlannedClient,
   });
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => undefined);

@@ -10,9 +10,11 @@ export async function useOnce(db: Queryable, scope: string, key: string, expires
   const r = await db.query(
     `INSERT INTO replay_guard (scope, key, expires_at) VALUES ($1, $2, $3)
      ON CONFLICT (scope, key) DO UPDATE SET expires_at = EXCLUDED.expires_at
-      WHERE replay_guard.expires_at < now()
+      WHERE replay_guard.expires_at < $4
      RETURNING 1`,
-    [scope, key, expiresAt],
+    // The time comes in as a value, on the same clock as expiresAt: Citus (where this is a
+    // reference table) refuses now() in an ON CONFLICT … WHERE.
+    [scope, key, expiresAt, new Date()],
   );
   return r.rowCount === 1;
 }

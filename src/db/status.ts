@@ -39,8 +39,11 @@ export async function listDead(db: Queryable, agentId: string, limit: number, be
 /** Requeues dead letters (all, or the given ids) with a fresh attempt count and TTL. */
 export async function redrive(db: Queryable, agentId: string, ids: readonly string[] | 'all'): Promise<string[]> {
   const { rows } = await db.query<{ id: string }>(
+    // A fresh TTL from now: to_timestamp(epoch + ttl_sec) rather than now() + interval, as
+    // Citus refuses a non-immutable expression over a column (the epoch of now() is
+    // reduced to a constant first; to_timestamp and + on numbers are immutable).
     `UPDATE message SET status = 'delivered', attempts = 0, lease_until = NULL, lease_id = NULL, visible_at = now(),
-            expires_at = now() + make_interval(secs => ttl_sec), delivery_log = ${LOG('redriven')}
+            expires_at = to_timestamp(extract(epoch FROM now()) + ttl_sec), delivery_log = ${LOG('redriven')}
       WHERE to_agent_id = $1 AND status = 'dead' AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[]))
      RETURNING id`,
     [agentId, ids === 'all' ? null : ids],

@@ -1,13 +1,14 @@
 // The queue's background upkeep, for the periodic jobs: expired leases and TTLs
-// swept, old request nonces and refused-mail log rows dropped, and the statistics
-// the gauges show.
+// swept, old request nonces and refused-mail log rows dropped, finished messages past
+// retention removed, and the statistics the gauges show.
 import type pg from 'pg';
 import { sweepExpired } from '../db/sweeps.js';
 import { queueStats, type QueueStats } from '../db/queue-stats.js';
 import { sweepReplayGuard } from '../db/replay-guard.js';
 import { pruneRefusals } from '../db/refusals.js';
+import { removeFinished, type Removed } from '../db/retention.js';
 
-export type { QueueStats };
+export type { QueueStats, Removed };
 
 export interface Housekeeping {
   /** One sweep batch: leases returned to their inbox, messages gone dead by reason. */
@@ -17,6 +18,8 @@ export interface Housekeeping {
   sweepReplayGuard(): Promise<void>;
   /** Keeps the refused-mail log to its last 10,000 rows of 7 days (at most once a minute). */
   pruneRefusals(): Promise<void>;
+  /** One retention batch: finished messages older than `olderThanSec`, with their dedupe keys. */
+  removeFinished(olderThanSec: number, batch: number): Promise<Removed>;
 }
 
 const REFUSALS_KEPT = 10_000;
@@ -34,5 +37,6 @@ export function createHousekeeping(pool: pg.Pool, maxAttempts: number): Housekee
       prunedAt = Date.now();
       await pruneRefusals(pool, REFUSALS_KEPT, REFUSALS_DAYS);
     },
+    removeFinished: (olderThanSec, batch) => removeFinished(pool, olderThanSec, batch),
   };
 }

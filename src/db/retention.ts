@@ -1,0 +1,64 @@
+// Retention: finished messages (acked, dead) older than the retention period are deleted,
+// with their dedupe keys, so the table holds the live queue plus a bounded history.
+import pg from 'pg';
+import { dedupeKey } from '../core/dedupe-key.js';
+import { inTransaction } from './pool.js';
+
+export interface Removed {
+  messages: number;
+  dedupeKeys: number;
+}
+
+interface Gone {
+  id: string;
+  to_agent_id: string;
+  from_agent: string;
+  idempotency_key: string | null;
+  source_fingerprint: Buffer | null;
+}
+
+/**
+ * Deletes up to `batch` messages acked, or dead and expired, more than `olderThanSec` ago
+ * (migrations/0010_retention.sql), oldest first, and their dedupe keys: a key's window is
+ * its message's lifetime, so a late duplicate of a removed message is accepted as new.
+ * Both deletes share one short transaction (a pool: its own; a client: the caller's): a
+ * key left without its message would answer a resend with the id of a message that no
+ * longer exists.
+ *
+ * It never blocks a claim: claims lock only `delivered` rows, and these are `acked` or
+ * `dead`. The outer DELETE re-checks the condition under the row lock, so a dead letter
+ * redriven meanwhile stays. The same statements run on a single server, a hash-partitioned
+ * table and Citus (the LIMIT subquery runs first, then the DELETE goes to the shards
+ * holding those rows; the key delete joins on to_agent_id).
+ */
+export async function removeFinished(
+  db: pg.Pool | pg.PoolClient,
+  olderThanSec: number,
+  batch: number,
+): Promise<Removed> {
+  const run = async (c: pg.PoolClient | pg.Pool): Promise<Removed> => {
+    const gone = await c.query<Gone>(
+      `DELETE FROM message m
+        WHERE (m.id, m.to_agent_id) IN (
+                SELECT id, to_agent_id FROM message
+                 WHERE status IN ('acked', 'dead') AND coalesce(acked_at, expires_at) < now() - make_interval(secs => $1)
+                 ORDER BY coalesce(acked_at, expires_at)
+                 LIMIT $2)
+          AND m.status IN ('acked', 'dead') AND coalesce(m.acked_at, m.expires_at) < now() - make_interval(secs => $1)
+       RETURNING m.id, m.to_agent_id, m.from_agent, m.idempotency_key, m.source_fingerprint`,
+      [olderThanSec, batch],
+    );
+    const keyed = gone.rows.flatMap((r) => {
+      const key = dedupeKey(r);
+      return key ? [{ ...r, key }] : [];
+    });
+    if (keyed.length === 0) return { messages: gone.rowCount ?? 0, dedupeKeys: 0 };
+    const keys = await c.query(
+      `DELETE FROM message_dedupe d USING unnest($1::text[], $2::bytea[], $3::uuid[]) AS g(agent, key, id)
+        WHERE d.to_agent_id = g.agent AND d.key = g.key AND d.message_id = g.id`,
+      [keyed.map((k) => k.to_agent_id), keyed.map((k) => k.key), keyed.map((k) => k.id)],
+    );
+    return { messages: gone.rowCount ?? 0, dedupeKeys: keys.rowCount ?? 0 };
+  };
+  return db instanceof pg.Pool ? inTransaction(db, run) : run(db);
+}

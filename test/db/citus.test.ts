@@ -1,0 +1,134 @@
+// `admp scale citus` on a real Citus cluster (a coordinator and two workers on loopback,
+// Debian's PostgreSQL 15 with the Citus that .ci/run builds): the refusing pre-check, the
+// distribution it makes, that it is idempotent, and docs/scaling.md's adding a worker and
+// rebalancing with the queue still working after.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { createPool } from '../../src/db/pool.js';
+import { migrate } from '../../src/db/migrate.js';
+import { distributeCitus, planCitus, CitusPlanError } from '../../src/db/citus.js';
+import { enqueueRows } from '../../src/db/enqueue.js';
+import { claim } from '../../src/db/claim.js';
+import { citusMissing, createCitusDatabase, startCitusCluster } from '../helpers/citus.js';
+import { requirePackage } from '../helpers/requires.js';
+import { citusWorkers, createTestDatabase } from '../helpers/db.js';
+
+const run = promisify(execFile);
+const main = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+
+test('admp scale citus: refuses a schema it would distribute wrongly, distributes, is idempotent; a new worker takes shards', async (t) => {
+  const missing = citusMissing();
+  if (!requirePackage(t, missing === undefined, missing ?? '')) return;
+  const cluster = await startCitusCluster({ workers: 2 });
+  const admin = cluster.url(cluster.coordinator);
+  const workers = () => cluster.workers.map((w) => cluster.url(w));
+  await createCitusDatabase(admin, workers(), 'admp_scale');
+  const url = cluster.url(cluster.coordinator, 'admp_scale');
+  const pool = createPool(url, 4);
+  t.after(async () => {
+    await pool.end();
+    await cluster.stop();
+  });
+  await migrate(pool);
+  assert.equal((await pool.query('SHOW plan_cache_mode')).rows[0].plan_cache_mode, 'force_custom_plan');
+  const admp = (...args: string[]) =>
+    run(process.execPath, ['--import', 'tsx', main, 'scale', 'citus', ...args], {
+      env: { PATH: process.env.PATH ?? '', DATABASE_URL: url, ADMP_LOG_LEVEL: 'silent' },
+    });
+
+  // A table keyed by agent whose unique index lacks the distribution column: refused, nothing changed.
+  await pool.query('CREATE TABLE agent_note (to_agent_id text NOT NULL, note_id bigint UNIQUE)');
+  const refused = await admp().then(
+    () => undefined,
+    (e: { code: number; stderr: string }) => e,
+  );
+  assert.ok(refused, 'the command refused');
+  assert.match(refused.stderr, /unique index agent_note_note_id_key on agent_note lacks to_agent_id/);
+  await assert.rejects(distributeCitus(pool), CitusPlanError);
+  assert.equal((await pool.query('SELECT 1 FROM pg_dist_partition')).rowCount, 0, 'nothing was distributed');
+  await pool.query('DROP TABLE agent_note');
+
+  // Rows written before distributing move to the shards.
+  await pool.query("INSERT INTO agent (id, domain) VALUES ('bob', 'agents.test')");
+  const item = (n: number) => ({
+    to_agent_id: `agent${n}`,
+    channel: 'http' as const,
+    from_agent: 'alice@agents.test',
+    type: 't',
+    body: { n },
+    status: 'delivered' as const,
+    ttl_sec: 600,
+    idempotency_key: `k${n}`,
+  });
+  await enqueueRows(
+    pool,
+    Array.from({ length: 40 }, (_, n) => item(n)),
+  );
+
+  const plan = JSON.parse((await admp('--json')).stdout);
+  assert.deepEqual(plan.distribute, ['message', 'message_dedupe']);
+  // Every other table, a referenced table before the tables that reference it.
+  for (const t of ['agent', 'agent_credential', 'agent_key', 'policy_rule']) assert.ok(plan.reference.includes(t), t);
+  assert.ok(plan.reference.indexOf('agent') < plan.reference.indexOf('agent_credential'));
+  assert.deepEqual(plan.problems, []);
+  const { rows } = await pool.query<{ t: string; method: string; column: string | null; colocation: number }>(
+    `SELECT logicalrelid::text AS t, partmethod::text AS method, column_to_column_name(logicalrelid, partkey) AS column,
+            colocationid AS colocation
+       FROM pg_dist_partition ORDER BY 1`,
+  );
+  const of = (name: string) => rows.find((r) => r.t === name)!;
+  assert.equal(of('message').method, 'h');
+  assert.equal(of('message').column, 'to_agent_id');
+  assert.equal(of('message_dedupe').column, 'to_agent_id');
+  assert.equal(of('message_dedupe').colocation, of('message').colocation, 'colocated');
+  for (const r of plan.reference) assert.equal(of(r).method, 'n', r);
+  assert.equal(
+    rows.find((r) => r.t === 'schema_migration'),
+    undefined,
+    'schema_migration stays on the coordinator',
+  );
+  // The local copies were removed; the rows are on the workers.
+  assert.equal((await pool.query("SELECT pg_relation_size('message')::int AS n")).rows[0].n, 0);
+  assert.equal((await pool.query('SELECT count(*)::int AS n FROM message')).rows[0].n, 40);
+
+  // Idempotent.
+  const again = JSON.parse((await admp('--json')).stdout);
+  assert.deepEqual([again.distribute, again.reference], [[], []]);
+  assert.equal((await planCitus(pool)).problems.length, 0);
+
+  // docs/scaling.md: add a worker, register it, rebalance; dedupe and claims still work.
+  const w3 = await cluster.startWorker();
+  const w3url = cluster.url(w3);
+  const c = new pg.Client({ connectionString: w3url });
+  await c.connect();
+  await c.query('CREATE DATABASE admp_scale');
+  await c.end();
+  const c2 = new pg.Client({ connectionString: cluster.url(w3, 'admp_scale') });
+  await c2.connect();
+  await c2.query('CREATE EXTENSION citus');
+  await c2.end();
+  await pool.query('SELECT citus_add_node($1, $2)', [w3.host, w3.port]);
+  await pool.query("SELECT rebalance_table_shards(shard_transfer_mode => 'block_writes')");
+  const placed = await pool.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM citus_shards WHERE nodeport = $1 AND table_name = 'message'::regclass",
+    [w3.port],
+  );
+  assert.ok(placed.rows[0]!.n > 0, 'the new worker holds message shards');
+  const r = await enqueueRows(pool, [item(1), item(41)]);
+  assert.deepEqual(
+    r.map((x) => x.duplicate),
+    [true, false],
+  );
+  for (const n of [...Array.from({ length: 40 }, (_, i) => i), 41])
+    assert.equal((await claim(pool, `agent${n}`, 5, 30)).rows.length, 1, `agent${n} gets its message`);
+});
+
+test('on a single PostgreSQL the pool keeps one generic plan per statement', async (t) => {
+  if (citusWorkers().length > 0) return t.skip('a single-server check');
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  assert.equal((await db.pool.query('SHOW plan_cache_mode')).rows[0].plan_cache_mode, 'force_generic_plan');
+});

@@ -1,0 +1,143 @@
+// Retention deletes finished messages past the retention period, with their dedupe keys,
+// in batches, without touching the live queue or waiting on a claim; on one table, on the
+// hash-partitioned table of docs/scaling.md, and (npm run test:citus) on Citus.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createTestDatabase, citusWorkers, type TestDatabase } from '../helpers/db.js';
+import { enqueueRows } from '../../src/db/enqueue.js';
+import { claim, ack, nack } from '../../src/db/claim.js';
+import type { NewMessage } from '../../src/db/message-row.js';
+import { removeFinished } from '../../src/db/retention.js';
+import { startRetention } from '../../src/jobs/retention.js';
+import { createHousekeeping } from '../../src/mailbox/housekeeping.js';
+import { createLogger } from '../../src/log.js';
+import { createMetrics } from '../../src/metrics.js';
+import { sample } from '../ops/scrape.js';
+
+const DAY = 86_400;
+const item = (to: string, key: string | null, fingerprint?: string): NewMessage => ({
+  to_agent_id: to,
+  channel: 'http',
+  from_agent: 'alice@agents.test',
+  type: 't',
+  body: { key },
+  status: 'delivered',
+  ttl_sec: 60,
+  idempotency_key: key,
+  source_fingerprint: fingerprint ?? null,
+});
+
+/** bob: k1 acked, k2 dead (attempts spent), k3 waiting, f4 (a fingerprint) acked; all but k3 backdated 2 days. */
+async function history(db: TestDatabase) {
+  await enqueueRows(db.pool, [
+    item('bob', 'k1'),
+    item('bob', 'k2'),
+    item('bob', 'k3'),
+    item('bob', null, 'ab'.repeat(32)),
+  ]);
+  const got = await claim(db.pool, 'bob', 4, 30);
+  const byKey = new Map(got.rows.map((r) => [(r.body as { key: string | null }).key, r]));
+  const lease = (k: string | null) => ({ id: byKey.get(k)!.id, lease_id: byKey.get(k)!.lease_id! });
+  await ack(db.pool, 'bob', [lease('k1'), lease(null)]);
+  await nack(db.pool, 'bob', lease('k2'), { kind: 'release', delaySec: 0 }, 1);
+  await nack(db.pool, 'bob', lease('k3'), { kind: 'release', delaySec: 0 }, 5);
+  const old = new Date(Date.now() - 2 * DAY * 1000);
+  await db.pool.query(
+    `UPDATE message SET acked_at = CASE WHEN status = 'acked' THEN $2::timestamptz END, expires_at = $2::timestamptz
+      WHERE to_agent_id = $1 AND status IN ('acked', 'dead')`,
+    ['bob', old],
+  );
+  return { k2: byKey.get('k2')!.id };
+}
+
+const statuses = async (db: TestDatabase) =>
+  (
+    await db.pool.query<{ s: string }>("SELECT status::text AS s FROM message WHERE to_agent_id = 'bob' ORDER BY 1")
+  ).rows.map((r) => r.s);
+const keyCount = async (db: TestDatabase) =>
+  (await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM message_dedupe WHERE to_agent_id = 'bob'"))
+    .rows[0]!.n;
+
+async function removesHistoryOnly(t: TestContext, prepare?: (db: TestDatabase) => Promise<void>) {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  await prepare?.(db);
+  await history(db);
+  assert.equal(await keyCount(db), 4);
+  // Younger than the period: nothing goes.
+  assert.deepEqual(await removeFinished(db.pool, 3 * DAY, 100), { messages: 0, dedupeKeys: 0 });
+  // In batches: one, then the rest.
+  assert.deepEqual(await removeFinished(db.pool, DAY, 1), { messages: 1, dedupeKeys: 1 });
+  assert.deepEqual(await removeFinished(db.pool, DAY, 100), { messages: 2, dedupeKeys: 2 });
+  assert.deepEqual(await statuses(db), ['delivered'], 'the waiting message stays');
+  assert.equal(await keyCount(db), 1, 'its dedupe key stays');
+  // A removed message's key is free again; the live one still dedupes.
+  const again = await enqueueRows(db.pool, [item('bob', 'k1'), item('bob', 'k3')]);
+  assert.deepEqual(
+    again.map((r) => r.duplicate),
+    [false, true],
+  );
+}
+
+test('retention removes acked and dead messages past the period, with their dedupe keys, in batches', (t) =>
+  removesHistoryOnly(t));
+
+test('retention works on the hash-partitioned table of docs/scaling.md', async (t) => {
+  if (citusWorkers().length > 0) return t.skip('the Citus mode distributes the table instead');
+  const doc = readFileSync(new URL('../../docs/scaling.md', import.meta.url), 'utf8');
+  const partitionSql = /## Hash partitioning[\s\S]*?```sql\n([\s\S]*?)```/.exec(doc)![1]!;
+  await removesHistoryOnly(t, async (db) => {
+    await db.pool.query(partitionSql);
+  });
+});
+
+test('a retention batch in flight does not hold up claims, and keeps a dead letter redriven meanwhile', async (t) => {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  const { k2 } = await history(db);
+  const deleting = await db.pool.connect();
+  const redriving = await db.pool.connect();
+  try {
+    await deleting.query('BEGIN');
+    assert.equal((await removeFinished(deleting, DAY, 100)).messages, 3);
+    // The deleting transaction is open: an enqueue and a claim go through regardless.
+    await enqueueRows(db.pool, [item('bob', 'k5')]);
+    assert.equal((await claim(db.pool, 'bob', 10, 30)).rows.length, 2);
+    await deleting.query('ROLLBACK');
+    // A redrive holds the dead letter when retention comes: retention waits for it, then
+    // re-checks the row under its lock and leaves the redriven message alone.
+    await redriving.query('BEGIN');
+    await redriving.query("UPDATE message SET status = 'delivered' WHERE to_agent_id = 'bob' AND id = $1", [k2]);
+    const removing = removeFinished(db.pool, DAY, 100);
+    await new Promise((r) => setTimeout(r, 300));
+    await redriving.query('COMMIT');
+    assert.equal((await removing).messages, 2);
+  } finally {
+    deleting.release(true);
+    redriving.release(true);
+  }
+  assert.deepEqual(await statuses(db), ['delivered', 'leased', 'leased'], 'the redriven letter and the two claimed');
+});
+
+test('the retention job counts what it removed; ADMP_RETENTION_DAYS=0 turns it off', async (t) => {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  await history(db);
+  const log = createLogger('silent');
+  const housekeeping = createHousekeeping(db.pool, 5);
+  assert.equal(startRetention(housekeeping, log, { days: 0, batch: 10 }), undefined);
+  const metrics = createMetrics();
+  const job = startRetention(housekeeping, log, { days: 1, batch: 2, intervalMs: 10, pauseMs: 1 }, metrics)!;
+  const deadline = Date.now() + 10_000;
+  const removed = async (kind: string) =>
+    sample(await metrics.registry.metrics(), 'admp_retention_removed_total', { kind }) ?? 0;
+  while ((await removed('message')) < 3) {
+    assert.ok(Date.now() < deadline, 'the job did not remove the history');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await job.stop();
+  assert.equal(await removed('message'), 3);
+  assert.equal(await removed('dedupe_key'), 3);
+  assert.deepEqual(await statuses(db), ['delivered']);
+});
