@@ -26,7 +26,8 @@ function rawReply(socket: Socket): Promise<string> {
       if (line === undefined) return;
       socket.removeListener('data', onData);
       socket.removeListener('error', bad);
-      socket.pause();
+      // No pause(): a paused socket ignores the next call's 'data' listener and the
+      // session hangs; the server sends nothing between replies anyway.
       ok(line);
     };
     socket.on('data', onData);
