@@ -18,6 +18,7 @@ import { adminRoutes } from './admin/routes.js';
 import { consoleRoutes } from '../console/routes.js';
 import type { TlsMaterial } from './tls.js';
 import { createRequestLimit } from './request-limit.js';
+import { installRequestBudget } from './request-budget.js';
 import { PullBody } from './schemas.js';
 
 // Room for the envelope fields around a body of the configured maximum size.
@@ -45,9 +46,6 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
       logController: new LogController({ disableRequestLogging: true }),
       bodyLimit: deps.config.maxBodyBytes + ENVELOPE_OVERHEAD,
       ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
-      // Every route answers 503 `timeout` when its budget runs out, whatever it waits on
-      // (the database's own deadlines, ADMP_PG_*, normally answer first).
-      handlerTimeout: deps.config.requestBudgetMs,
       // During shutdown fastify would answer 503 with its own body; ours says it in the API's error shape (below).
       return503OnClosing: false,
       ...httpsOptions(deps.tls),
@@ -56,12 +54,12 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
 
   // A pull's own wait is not a stall: its budget starts after the longest wait. The
   // Rspamd road answers within ADMP_INGRESS_BUDGET_MS itself; this is only its backstop.
-  app.addHook('onRoute', (route) => {
-    const { requestBudgetMs, ingressBudgetMs } = deps.config;
-    if (route.url === '/v1/inbox/pull')
-      route.handlerTimeout = requestBudgetMs + PullBody.properties.wait.maximum! * 1000;
-    if (route.url === '/ingress/rspamd') route.handlerTimeout = Math.max(requestBudgetMs, ingressBudgetMs + 1000);
-  });
+  const { requestBudgetMs, ingressBudgetMs } = deps.config;
+  const pullBudgetMs = requestBudgetMs + PullBody.properties.wait.maximum! * 1000;
+  const ingressBackstopMs = Math.max(requestBudgetMs, ingressBudgetMs + 1000);
+  installRequestBudget(app, (url) =>
+    url === '/v1/inbox/pull' ? pullBudgetMs : url === '/ingress/rspamd' ? ingressBackstopMs : requestBudgetMs,
+  );
 
   let closing = false;
   app.addHook('preClose', async () => {

@@ -24,9 +24,6 @@ function fromFastify(err: FastifyError): AdmpError | undefined {
       return new AdmpError('unsupported_media_type', 'send application/json');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new AdmpError('invalid_json', 'empty JSON body');
-    // ADMP_REQUEST_BUDGET_MS ran out (fastify's handlerTimeout, set in app.ts).
-    case 'FST_ERR_HANDLER_TIMEOUT':
-      return new AdmpError('timeout', 'the request took too long; try again later');
     default:
       return undefined;
   }

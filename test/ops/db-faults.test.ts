@@ -321,6 +321,28 @@ test('deadlines: a held table lock or a frozen backend answers 503 within the bu
     );
   });
 
+  await t.test('the request budget answers when the database deadlines are longer', async (t) => {
+    const slow = await harness(t, {
+      ADMP_PG_STATEMENT_TIMEOUT_MS: '20000',
+      ADMP_PG_LOCK_TIMEOUT_MS: '20000',
+      ADMP_REQUEST_BUDGET_MS: '800',
+    });
+    const carol = await slow.agent('carol');
+    const locker = new pg.Client({ connectionString: slow.db.url });
+    await locker.connect();
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE message IN ACCESS EXCLUSIVE MODE');
+    try {
+      const r = await slow.call(carol, 'POST', '/v1/messages', { to: carol.address, type: 't', body: {} });
+      assert.equal(r.status, 503, JSON.stringify(r.json));
+      assert.equal(r.json.error.code, 'timeout');
+      assert.ok(r.ms >= 800 && r.ms < 2500, `answered after ${r.ms.toFixed(0)} ms`);
+    } finally {
+      await locker.query('ROLLBACK');
+      await locker.end();
+    }
+  });
+
   await t.test("a long poll's own wait is longer than the budget and still answers 200", async () => {
     while ((await h.call(bob, 'POST', '/v1/inbox/pull', { max: 100 })).json.messages.length > 0);
     const r = await h.call(bob, 'POST', '/v1/inbox/pull', { max: 1, wait: 5, visibility_timeout: 60 });
