@@ -1,8 +1,9 @@
 // Read side of the admin API over the message table: search (keyset-paged, newest
 // first), one message in full, depth and age by status, throughput, outbound
-// failures; and the operator's dead-letter deletion. Each search filter has an index
-// of migrations/0006_admin.sql whose order is the answer's, so a page stops after
-// `limit` index entries however large the table.
+// failures; and the operator's dead-letter deletion. Agent, sender, correlation id and
+// time each have an index whose order is the answer's (migrations 0006 and 0012), so a
+// page stops after `limit` index entries however large the table; status and channel
+// walk the time index and filter (the rare statuses have their own partial index).
 import type { MessageRow, MessageStatus } from './message-row.js';
 import { MESSAGE_STATUSES } from '../core/status.js';
 import type { Queryable } from './pool.js';
@@ -59,7 +60,7 @@ export function searchQuery(f: SearchFilter): { text: string; values: unknown[] 
   if (f.agent !== undefined) add((p) => `to_agent_id = ${p}`, f.agent);
   // Status and channel are written as literals (closed lists, checked here): our pool
   // plans prepared statements once, generically, and a generic plan cannot tell a rare
-  // status (dead: scan message_search_status) from a common one (scan by time and filter).
+  // status (dead: scan message_search_rare_status) from a common one (scan by time and filter).
   if (f.status !== undefined) where.push(`status = '${closed(MESSAGE_STATUSES, f.status)}'`);
   if (f.channel !== undefined) where.push(`channel = '${closed(CHANNELS, f.channel)}'`);
   if (f.sender !== undefined) add((p) => `from_agent = ${p}`, f.sender);
@@ -119,7 +120,7 @@ export interface StatusCount {
   oldest_at: Date | null;
 }
 
-/** Messages and the oldest one's creation time, per status (an index-only scan of message_search_status). */
+/** Messages and the oldest one's creation time, per status (one scan of the table: the console's overview). */
 export async function depthByStatus(db: Queryable): Promise<StatusCount[]> {
   return (
     await db.query<StatusCount>(
