@@ -45,6 +45,11 @@ export type { AgentKeyRow, AgentRow, CertBindingRow, CitusPlan, Credentials, Rul
 
 // A rotation's old key must outlive partners' key caches (300 s) and the signature window (±300 s).
 export const MIN_OVERLAP_SEC = 600;
+/** How long a rotated-out key keeps verifying unless the operator says otherwise: a day. */
+export const DEFAULT_OVERLAP_SEC = 86_400;
+
+/** Subscribes to queue activity (mail stored, leases returned); returns the unsubscribe. */
+export type QueueWatch = (fn: () => void) => () => void;
 
 export interface Admin extends Operations {
   addAgent(id: string, domain?: string): Promise<AgentRow & Credentials>;
@@ -95,9 +100,20 @@ export interface Admin extends Operations {
   scaleCitus(apply: boolean): Promise<CitusPlan>;
   /** The id of some message in an agent's inbox, if any. */
   anyMessageTo(agentId: string): Promise<string | undefined>;
+  /**
+   * Calls `fn` when the queue may have changed (the inbox wake-ups of `admp serve`; a one-shot
+   * command has none and is never called). Acks, refusals and outbound failures are not among
+   * them: a watcher polls slowly as well. Returns the unsubscribe.
+   */
+  watchQueue: QueueWatch;
 }
 
-export function createAdmin(pool: pg.Pool, config: Config, policy: PolicySource): Admin {
+export function createAdmin(
+  pool: pg.Pool,
+  config: Config,
+  policy: PolicySource,
+  watchQueue: QueueWatch = () => () => undefined,
+): Admin {
   function localAgent(arg: string): AgentAddress {
     const agent = parseAddress(arg.includes('@') ? arg : `${arg}@${config.domains[0]}`, 'agent');
     if (!config.domains.includes(agent.domain))
@@ -230,5 +246,6 @@ export function createAdmin(pool: pg.Pool, config: Config, policy: PolicySource)
       }
     },
     anyMessageTo: (agentId) => anyMessageTo(pool, agentId),
+    watchQueue,
   };
 }

@@ -84,7 +84,7 @@ export async function wire(
   const directory = createDirectory(db.pool, config);
   const mailbox = createMailbox({ pool: db.pool, config, directory, enqueuer, waiter, metrics });
   const policy = createPolicySource(db.pool, policyFile);
-  const admin = createAdmin(db.pool, config, policy);
+  const admin = createAdmin(db.pool, config, policy, (fn) => waiter.watch(fn));
   const auth = createAuthenticator(createCredentials(db.pool), config);
   // The key of the bounce tags on our return path, the same in every instance.
   const bounceSecret = await serverSecret(db.pool, 'bounce_tag');

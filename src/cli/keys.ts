@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { AdmpError } from '../errors.js';
 import { withAdmin } from '../app/open.js';
-import { MIN_OVERLAP_SEC, type AgentKeyRow } from '../admin/admin.js';
+import { DEFAULT_OVERLAP_SEC, MIN_OVERLAP_SEC, type AgentKeyRow } from '../admin/admin.js';
 import { keyState } from '../keys/key-state.js';
 import { seedFromPem } from '../keys/private-key.js';
 import { agentKeyTxtRecords } from '../keys/dns.js';
@@ -46,7 +46,6 @@ async function bodyArg(s: string): Promise<unknown> {
   }
 }
 
-const DEFAULT_OVERLAP_SEC = 86_400;
 const TXT_TTL_SEC = 300;
 
 /** A TXT value as zone-file strings: quoted, at most 255 bytes each (RFC 1035 §3.3.14). */

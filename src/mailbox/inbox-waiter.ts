@@ -3,6 +3,7 @@
 // from lease returns). Pollers arm a waiter BEFORE they look, so a message that
 // lands between the look and the wait still wakes them. While the connection is
 // down (src/db/listen.ts reconnects it), waits are cut to POLL_MS: pulls poll.
+// Watchers (the console's event stream) hear of every wake-up, whichever inbox.
 import { listen } from '../db/listen.js';
 
 /** How often a long poll looks again while no wake-up can reach it. */
@@ -19,6 +20,11 @@ export interface InboxWaiter {
   readonly listening: boolean;
   /** True once close() was called (shutdown): long polls stop waiting. */
   readonly closed: boolean;
+  /**
+   * Calls `fn` on every wake-up of any inbox (mail stored, a lease returned) and whenever the
+   * connection goes down or comes back (what was notified meanwhile was missed). Returns the unwatch.
+   */
+  watch(fn: () => void): () => void;
   close(): Promise<void>;
 }
 
@@ -28,16 +34,19 @@ export async function createInboxWaiter(
   onState: (up: boolean, err?: Error) => void,
 ): Promise<InboxWaiter> {
   const waiting = new Map<string, Set<() => void>>();
+  const watchers = new Set<() => void>();
   let closed = false;
 
   const wakeAll = () => {
     for (const set of waiting.values()) for (const f of set) f();
+    for (const f of watchers) f();
   };
 
   const listener = listen(url, 'admp_inbox', {
     onNotify(agentId) {
       const set = waiting.get(agentId);
       if (set) for (const f of set) f();
+      for (const f of watchers) f();
     },
     onState(up, err) {
       onState(up, err);
@@ -72,6 +81,10 @@ export async function createInboxWaiter(
       set.add(finish);
       timer = setTimeout(finish, listener.up ? timeoutMs : Math.min(timeoutMs, POLL_MS));
       return { promise, cancel: finish };
+    },
+    watch(fn) {
+      watchers.add(fn);
+      return () => void watchers.delete(fn);
     },
     async close() {
       closed = true;

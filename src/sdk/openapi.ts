@@ -2265,6 +2265,173 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/v1/keys/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description one of our agents: local part or address */
+                        agent: string;
+                        /**
+                         * @description how long the agent's other keys keep verifying
+                         * @default 86400
+                         */
+                        overlap_sec: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            key: {
+                                domain: string;
+                                kid: string;
+                                agent: string;
+                                source: "local" | "pinned";
+                                /** @description raw 32-byte Ed25519 public key, base64 */
+                                public_key: string;
+                                /** Format: date-time */
+                                not_before: string;
+                                not_after: string | null;
+                                revoked_at: string | null;
+                            };
+                            /** @description key ids that stop verifying at retiring_at */
+                            retiring: string[];
+                            retiring_at: string | null;
+                            /** @description the TXT record to publish for the new key */
+                            dns: {
+                                name: string;
+                                text: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description bad_request, invalid_json, invalid_envelope, duplicate_recipient */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdmpError400"];
+                    };
+                };
+                /** @description unauthorized, client_certificate_required, client_certificate_rejected */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdmpError401"];
+                    };
+                };
+                /** @description forbidden, client_certificate_mismatch */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdmpError403"];
+                    };
+                };
+                /** @description not_found, unknown_recipient */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdmpError404"];
+                    };
+                };
+                /** @description lease_conflict, idempotency_conflict, replayed_request */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdmpError409"];
+                    };
+                };
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdmpError413"];
+                    };
+                };
+                /** @description unsupported_media_type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdmpError415"];
+                    };
+                };
+                /** @description report_refused, signature_invalid, signature_missing, signature_expired, unknown_key, domain_auth_failed, policy_denied */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdmpError422"];
+                    };
+                };
+                /** @description quota_exceeded, rate_limited */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdmpError429"];
+                    };
+                };
+                /** @description internal */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdmpError500"];
+                    };
+                };
+                /** @description key_unavailable, storage_unavailable, timeout, shutting_down */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdmpError503"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/v1/keys/revoke": {
         parameters: {
             query?: never;

@@ -1,12 +1,17 @@
 // The admin API (/admin/v1) against a real database: who may call it (admin tokens
 // only; read-only tokens change nothing; agent and admin credentials never cross),
 // message search with every filter and paging, detail with verdicts, dead letters
-// redriven and deleted, overview, refusals and the policy dry-run.
+// redriven and deleted, overview, refusals and the policy dry-run, signing-key rotation,
+// and the live event stream waking on new mail.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startTestApi, type TestAgent, type TestApi } from '../helpers/api.js';
 import { createAdminToken, revokeAdminToken } from '../../src/db/admin-tokens.js';
 import { recordRefusals } from '../../src/db/refusals.js';
+import { FALLBACK_MS } from '../../src/http/admin/events.js';
 
 const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
 
@@ -63,6 +68,7 @@ test('only live admin tokens reach /admin/v1; read-only ones change nothing; age
     { method: 'POST', url: '/admin/v1/policy/rules', payload: { from: '*', to: '*', action: 'allow' } },
     { method: 'DELETE', url: '/admin/v1/policy/rules/1' },
     { method: 'POST', url: '/admin/v1/keys/revoke', payload: { agent: 'alice' } },
+    { method: 'POST', url: '/admin/v1/keys/rotate', payload: { agent: 'alice' } },
     {
       method: 'POST',
       url: '/admin/v1/keys',
@@ -326,4 +332,103 @@ test('the console is served with strict security headers', async (t) => {
   assert.equal(r.headers['x-frame-options'], 'DENY');
   assert.equal(r.headers['x-content-type-options'], 'nosniff');
   assert.equal(r.headers['referrer-policy'], 'no-referrer');
+});
+
+test("signing-key rotation: a new key, the agent's others retiring after the overlap, the DNS record to publish", async (t) => {
+  const keysDir = mkdtempSync(join(tmpdir(), 'admp-admin-keys-'));
+  t.after(() => rmSync(keysDir, { recursive: true, force: true }));
+  const api = await startTestApi({ ADMP_KEYS_DIR: keysDir });
+  t.after(() => api.close());
+  await api.agent('alice');
+  await api.agent('olga', 'agents.other.test');
+  const admin = await createAdminToken(api.db.pool, 'ops', false);
+  const rotate = (payload: object) =>
+    api.core.app.inject({ method: 'POST', url: '/admin/v1/keys/rotate', headers: bearer(admin.token), payload });
+
+  const first = await rotate({ agent: 'alice' });
+  assert.equal(first.statusCode, 201, first.body);
+  const k1 = first.json();
+  assert.equal(k1.key.agent, 'alice@agents.test');
+  assert.equal(k1.key.source, 'local');
+  assert.deepEqual([k1.retiring, k1.retiring_at], [[], null], 'a first key retires nothing');
+  assert.deepEqual(k1.dns, [
+    {
+      name: '_agentkeys.agents.test',
+      text: `kid=${k1.key.kid}; x=${k1.key.public_key}; agent=alice@agents.test`,
+    },
+  ]);
+
+  const started = Date.now();
+  const second = await rotate({ agent: 'alice@agents.test', overlap_sec: 3600 });
+  assert.equal(second.statusCode, 201, second.body);
+  const k2 = second.json();
+  assert.notEqual(k2.key.kid, k1.key.kid);
+  assert.deepEqual(k2.retiring, [k1.key.kid]);
+  const until = Date.parse(k2.retiring_at);
+  assert.ok(Math.abs(until - started - 3600_000) < 60_000, k2.retiring_at);
+  const listed = (await api.core.app.inject({ url: '/admin/v1/keys', headers: bearer(admin.token) })).json();
+  const byKid = new Map(listed.map((k: { kid: string; not_after: string | null }) => [k.kid, k.not_after]));
+  assert.equal(byKid.get(k1.key.kid), k2.retiring_at, 'the old key verifies until the overlap ends');
+  assert.equal(byKid.get(k2.key.kid), null);
+  // The private halves are on the server, one file per key, readable by its owner only.
+  assert.deepEqual(
+    readdirSync(keysDir).sort(),
+    [`alice@agents.test.${k1.key.kid}.pem`, `alice@agents.test.${k2.key.kid}.pem`].sort(),
+  );
+
+  // An agent of another of our domains, by its address.
+  const other = await rotate({ agent: 'olga@agents.other.test' });
+  assert.equal(other.statusCode, 201, other.body);
+  assert.equal(other.json().dns[0].name, '_agentkeys.agents.other.test');
+
+  for (const [payload, status] of [
+    [{ agent: 'nobody' }, 404],
+    [{ agent: 'w@agents.partner.example' }, 400],
+    [{ agent: 'alice', overlap_sec: 60 }, 400],
+    [{ agent: 'alice', extra: 1 }, 400],
+  ] as const) {
+    const r = await rotate(payload);
+    assert.equal(r.statusCode, status, `${JSON.stringify(payload)}: ${r.body}`);
+  }
+  assert.equal(readdirSync(keysDir).length, 3, 'a refused rotation writes no key file');
+});
+
+test('the event stream answers at once, then wakes on new mail well before its slow poll', async (t) => {
+  const api = await startTestApi();
+  t.after(() => api.close());
+  const [alice, bob] = [await api.agent('alice'), await api.agent('bob')];
+  const admin = await createAdminToken(api.db.pool, 'viewer', true);
+  const base = await api.core.app.listen({ host: '127.0.0.1', port: 0 });
+  const ctl = new AbortController();
+  t.after(() => ctl.abort());
+  const res = await fetch(`${base}/admin/v1/events`, { headers: bearer(admin.token), signal: ctl.signal });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  /** The next `overview` event's count of delivered messages. */
+  const nextDelivered = async (): Promise<number> => {
+    for (;;) {
+      const end = buf.indexOf('\n\n');
+      if (end >= 0) {
+        const frame = buf.slice(0, end);
+        buf = buf.slice(end + 2);
+        const m = /^event: overview\ndata: (.*)$/m.exec(frame);
+        if (m) {
+          const ov = JSON.parse(m[1]!) as { depth: { status: string; count: number }[] };
+          return ov.depth.find((d) => d.status === 'delivered')?.count ?? 0;
+        }
+        continue;
+      }
+      const { value, done } = await reader.read();
+      assert.ok(!done, 'the stream stays open');
+      buf += value;
+    }
+  };
+  assert.equal(await nextDelivered(), 0, 'the first overview comes at once');
+  const sent = Date.now();
+  await send(api, alice, bob);
+  assert.equal(await nextDelivered(), 1);
+  const ms = Date.now() - sent;
+  assert.ok(ms < FALLBACK_MS / 2, `woken by the NOTIFY after ${ms} ms, not by the ${FALLBACK_MS} ms poll`);
 });

@@ -32,6 +32,7 @@ async function setup(t: { after(fn: () => Promise<void> | void): void }) {
   const api = await startTestApi({
     ADMP_INGRESS_TOKEN: INGRESS,
     ADMP_POLICY_FILE: join(dir, 'policy.yaml'),
+    ADMP_KEYS_DIR: join(dir, 'keys'),
     ADMP_DNS_SERVERS: dns.server,
     ADMP_MAX_ATTEMPTS: '1',
     ADMP_RECLAIM_INTERVAL_MS: '200',
@@ -200,6 +201,27 @@ test('console: log in, find by correlation id, verdicts, redrive, policy dry-run
   await page.getByRole('status').filter({ hasText: 'refused (unknown_sender)' }).waitFor();
   await page.screenshot({ path: join(DOCS, 'console-policy.png'), fullPage: true });
 
+  // Agents: rotate bob's signing key twice; the first key retires, both are listed, the record to publish is shown.
+  await page.getByRole('link', { name: 'Agents' }).click();
+  await assertLabelled(page, 'agents');
+  const rotateKey = page.getByRole('button', { name: 'Rotate signing key of bob' });
+  await rotateKey.click();
+  await page.getByRole('status').filter({ hasText: 'It had no older key' }).waitFor();
+  await rotateKey.click();
+  const shown = page.getByRole('status').filter({ hasText: 'keep verifying until' });
+  await shown.waitFor();
+  const bobKeys = (
+    await api.db.pool.query<{ kid: string; not_after: Date | null }>(
+      "SELECT kid, not_after FROM agent_key WHERE agent = 'bob@agents.test' ORDER BY not_before, created_at",
+    )
+  ).rows;
+  assert.equal(bobKeys.length, 2);
+  assert.ok(bobKeys[0]!.not_after && bobKeys[1]!.not_after === null, 'the first key retires, the new one does not');
+  assert.match(await shown.innerText(), new RegExp(`_agentkeys\\.agents\\.test TXT "kid=${bobKeys[1]!.kid}; x=`));
+  const listedKeys = await page.getByRole('list', { name: 'signing keys of bob' }).innerText();
+  for (const k of bobKeys) assert.ok(listedKeys.includes(k.kid), listedKeys);
+  await page.screenshot({ path: join(DOCS, 'console-agents.png'), fullPage: true });
+
   // A read-only token: sees everything, its change controls are off, and the server refuses a change anyway.
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.getByLabel('Admin token').fill(ro.token);
@@ -209,6 +231,8 @@ test('console: log in, find by correlation id, verdicts, redrive, policy dry-run
   await page.getByRole('cell', { name: '*@agents.vendor.example' }).waitFor();
   assert.equal(await page.getByRole('button', { name: 'Add rule' }).isDisabled(), true);
   assert.equal(await page.getByRole('button', { name: `Remove rule ${ruleId}` }).isDisabled(), true);
+  await page.getByRole('link', { name: 'Agents' }).click();
+  assert.equal(await page.getByRole('button', { name: 'Rotate signing key of bob' }).isDisabled(), true);
   const refused = await page.evaluate(async () => {
     const r = await fetch('/admin/v1/policy/rules', {
       method: 'POST',

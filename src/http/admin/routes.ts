@@ -7,6 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { Admin, AgentKeyRow } from '../../admin/admin.js';
 import { AdmpError } from '../../errors.js';
+import { agentKeyTxtRecords } from '../../keys/dns.js';
 import type { Logger } from '../../log.js';
 import { authenticateAdmin } from './auth.js';
 import { createEventHub } from './events.js';
@@ -111,6 +112,15 @@ export const adminRoutes =
       const notAfter = req.body.not_after ? new Date(req.body.not_after) : null;
       const row = await admin.pinPartnerKey(req.body.agent, req.body.kid, publicKey, notAfter);
       return reply.status(201).send(presentKey(row));
+    });
+    app.post('/keys/rotate', { schema: { body: S.RotateKey, response: { 201: S.RotatedKey } } }, async (req, reply) => {
+      const { row, retired, until } = await admin.rotateKey(req.body.agent, req.body.overlap_sec);
+      return reply.status(201).send({
+        key: presentKey(row),
+        retiring: retired,
+        retiring_at: retired.length > 0 ? until.toISOString() : null,
+        dns: agentKeyTxtRecords([row]),
+      });
     });
     app.post('/keys/revoke', { schema: { body: S.RevokeKey, response: { 200: S.Revoked } } }, async (req) => ({
       revoked: await admin.revokeKeys(req.body),

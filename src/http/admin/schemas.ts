@@ -2,6 +2,7 @@
 // console (type-only imports) both derive their types from these.
 import { Type, type Static, type TLiteral } from '@sinclair/typebox';
 import { MESSAGE_STATUSES } from '../../core/status.js';
+import { DEFAULT_OVERLAP_SEC, MIN_OVERLAP_SEC } from '../../admin/admin.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 const DateTime = Type.String({ format: 'date-time' });
@@ -218,3 +219,24 @@ export const RevokeKey = Type.Union([
   ),
 ]);
 export const Revoked = Type.Object({ revoked: Type.Array(Type.String()) });
+export const RotateKey = Type.Object(
+  {
+    agent: Type.String({ minLength: 1, maxLength: 320, description: 'one of our agents: local part or address' }),
+    overlap_sec: Type.Integer({
+      minimum: MIN_OVERLAP_SEC,
+      maximum: 90 * 86_400,
+      default: DEFAULT_OVERLAP_SEC,
+      description: "how long the agent's other keys keep verifying",
+    }),
+  },
+  { additionalProperties: false },
+);
+export const RotatedKey = Type.Object({
+  key: Key,
+  retiring: Type.Array(Type.String(), { description: 'key ids that stop verifying at retiring_at' }),
+  retiring_at: Nullable(DateTime),
+  dns: Type.Array(Type.Object({ name: Type.String(), text: Type.String() }), {
+    description: 'the TXT record to publish for the new key',
+  }),
+});
+export type RotatedKey = Static<typeof RotatedKey>;
