@@ -1,7 +1,8 @@
 // The partner mail the ingest bench delivers: agent-signed (buildSignedMessage, the
 // code path partners use) and DKIM-signed (mailauth, rsa-2048, relaxed/relaxed) by
-// the partner's domain, of ~5 KB or ~100 KB, every copy with its own Message-ID so
-// that the fingerprint dedupe does not short-circuit the pipeline.
+// the partner's domain, of ~5 KB or ~100 KB, every copy with its own Message-ID: each
+// claims a new replay key (agent + Message-ID, docs/protocol.md §11) with its keep_until,
+// so the measured path is the replay cache's on every mail, never its duplicate shortcut.
 //
 // All the crypto is done before the measured window. One template per set is signed
 // with DKIM; its h= list leaves out Message-ID and the X-Agent-* fields (RFC 6376

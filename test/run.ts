@@ -13,8 +13,8 @@ import { createTemplateDatabase } from './helpers/db.js';
 import { citusMissing, startCitusCluster, type CitusCluster } from './helpers/citus.js';
 
 /**
- * The files `--citus` runs: every statement of the queue, the API, ingress and the outbound
- * side of federation, retention and the sweeper. Left out: the Postfix/Rspamd federation
+ * The files `--citus` runs: every statement of the queue, the API, ingress (its replay
+ * window too) and the outbound side of federation, retention and the sweeper. Left out: the Postfix/Rspamd federation
  * e2e (its statements are those of the ingress and outbound files; it adds minutes of MTA
  * start-up), the key CLI (keys live in a reference table), the DKIM resolver (no table) and
  * the enqueue batcher's timing test (its statement is the API tests' enqueue; its timers
@@ -24,6 +24,7 @@ const CITUS_FILES = [
   'test/api',
   'test/ingress/lmtp.test.ts',
   'test/ingress/rspamd-endpoint.test.ts',
+  'test/ingress/replay.test.ts',
   // test/federation/outbound.test.ts is left out until its deadline test is reliable on Citus
   // (it once ended with an empty delivery_log and once hung; alone it passes).
   'test/db/retention.test.ts',

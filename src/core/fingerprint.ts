@@ -1,8 +1,7 @@
-// The source fingerprint: SHA-256 over a canonical form of a message, used to
-// dedupe the same message arriving twice (a retried SMTP delivery, the Rspamd and
-// LMTP roads both carrying it, an idempotent HTTP replay). It covers the sender's
-// unique id for the message (the signed nonce for mail, the Idempotency-Key for
-// HTTP), so two distinct messages with equal content never collapse into one.
+// The source fingerprint of an HTTP send: SHA-256 over a canonical form of the message
+// and its Idempotency-Key, so a resend of the same key with other content is told apart
+// (enqueue_message's `conflict`) and two distinct messages never collapse into one.
+// Signed mail is keyed by its signing agent and Message-ID instead (src/core/replay.ts).
 import { createHash } from 'node:crypto';
 import { canonicalJson } from './canonical-json.js';
 

@@ -36,18 +36,27 @@ export async function notifyEnqueued(db: Queryable, inboxes: readonly string[], 
   });
 }
 
+/** A stored mail's signed content, for comparing a redelivered copy with it. */
+export interface StoredMail {
+  id: string;
+  from_agent: string;
+  type: string;
+  subject: string | null;
+  correlation_id: string | null;
+  body: unknown;
+}
+
 /**
- * The message already stored for this inbox under this source fingerprint (the dedupe
- * key enqueue_message claims: kind byte 2, then the SHA-256), if any: one primary-key probe.
+ * The message stored for this inbox under this source fingerprint or replay key (the
+ * dedupe key enqueue_message claims: kind byte 2, then the SHA-256), if any: a
+ * primary-key probe and a join on the same inbox.
  */
-export async function storedByFingerprint(
-  db: Queryable,
-  toAgentId: string,
-  fingerprintHex: string,
-): Promise<string | undefined> {
-  const { rows } = await db.query<{ message_id: string }>(
-    "SELECT message_id FROM message_dedupe WHERE to_agent_id = $1 AND key = '\\x02'::bytea || decode($2, 'hex')",
-    [toAgentId, fingerprintHex],
+export async function storedMail(db: Queryable, toAgentId: string, keyHex: string): Promise<StoredMail | undefined> {
+  const { rows } = await db.query<StoredMail>(
+    `SELECT m.id, m.from_agent, m.type, m.subject, m.correlation_id, m.body
+       FROM message_dedupe d JOIN message m ON m.id = d.message_id AND m.to_agent_id = d.to_agent_id
+      WHERE d.to_agent_id = $1 AND d.key = '\\x02'::bytea || decode($2, 'hex')`,
+    [toAgentId, keyHex],
   );
-  return rows[0]?.message_id;
+  return rows[0];
 }

@@ -42,8 +42,13 @@ export interface NewMessage {
   status: 'delivered' | 'queued';
   ttl_sec: number;
   in_reply_to?: string | null;
-  /** SHA-256 hex (src/core/fingerprint.ts). */
+  /** SHA-256 hex: src/core/fingerprint.ts for HTTP sends, src/core/replay.ts replayKey for signed mail. */
   source_fingerprint?: string | null;
+  /**
+   * Unix seconds: the dedupe key (and so the message) is kept at least until then, whatever
+   * the retention period (src/core/replay.ts replayUntil; signed mail only).
+   */
+  replay_until?: number | null;
   auth?: unknown;
   mail_message_id?: string | null;
 }

@@ -20,7 +20,8 @@ interface Gone {
 /**
  * Deletes up to `batch` messages acked, or dead and expired, more than `olderThanSec` ago
  * (migrations/0010_retention.sql), oldest first, and their dedupe keys: a key's window is
- * its message's lifetime, so a late duplicate of a removed message is accepted as new.
+ * its message's lifetime, so a late duplicate of a removed message is accepted as new. A
+ * signed mail stays until its replay window has closed too (replayWindowOpen).
  * Both deletes share one short transaction (a pool: its own; a client: the caller's): a
  * key left without its message would answer a resend with the id of a message that no
  * longer exists.
@@ -31,6 +32,17 @@ interface Gone {
  * table and Citus (the LIMIT subquery runs first, then the DELETE goes to the shards
  * holding those rows; the key delete joins on to_agent_id).
  */
+/**
+ * A signed mail inside its replay window (migrations/0013_replay_window.sql): its dedupe key
+ * (kind 2, the replay key) is to be kept until keep_until, and the message with it, so a
+ * copy accepted late still answers with this row. A primary-key probe per candidate, on the
+ * candidate's own shard; the time is $3, a value, so no now() is compared with a column.
+ */
+const replayWindowOpen = (m: string): string =>
+  `EXISTS (SELECT 1 FROM message_dedupe k
+             WHERE k.to_agent_id = ${m}.to_agent_id AND k.key = '\\x02'::bytea || ${m}.source_fingerprint
+               AND k.keep_until > $3)`;
+
 export async function removeFinished(
   db: pg.Pool | pg.PoolClient,
   olderThanSec: number,
@@ -40,13 +52,15 @@ export async function removeFinished(
     const gone = await c.query<Gone>(
       `DELETE FROM message m
         WHERE (m.id, m.to_agent_id) IN (
-                SELECT id, to_agent_id FROM message
+                SELECT id, to_agent_id FROM message f
                  WHERE status IN ('acked', 'dead') AND coalesce(acked_at, expires_at) < now() - make_interval(secs => $1)
+                   AND NOT ${replayWindowOpen('f')}
                  ORDER BY coalesce(acked_at, expires_at)
                  LIMIT $2)
           AND m.status IN ('acked', 'dead') AND coalesce(m.acked_at, m.expires_at) < now() - make_interval(secs => $1)
+          AND NOT ${replayWindowOpen('m')}
        RETURNING m.id, m.to_agent_id, m.from_agent, m.idempotency_key, m.source_fingerprint`,
-      [olderThanSec, batch],
+      [olderThanSec, batch, new Date()],
     );
     const keyed = gone.rows.flatMap((r) => {
       const key = dedupeKey(r);

@@ -8,7 +8,8 @@ import type { Config } from '../config.js';
 import { AdmpError, toAdmpError } from '../errors.js';
 import { tryParseAddress } from '../core/address.js';
 import type { Envelope } from '../core/envelope.js';
-import { canonicalMessageId, type KeyResolver } from '../core/signature.js';
+import { canonicalMessageId, canonicalSubject, type KeyResolver } from '../core/signature.js';
+import { replayKey, replayUntil } from '../core/replay.js';
 import { readSignedMail, type MailSignatureFields } from '../mail/signed-message.js';
 import type { Directory } from '../mailbox/directory.js';
 import type { Enqueuer, NewMessage } from '../mailbox/batcher.js';
@@ -25,8 +26,8 @@ import { checkEnvelopeBody } from './steps/check-envelope.js';
 import { verifyAgentSignature } from './steps/verify-signature.js';
 import { checkPolicy } from './steps/check-policy.js';
 import { buildRow } from './steps/build-row.js';
-import { fingerprint } from '../core/fingerprint.js';
-import { storedByFingerprint } from '../db/enqueue.js';
+import { canonicalJson } from '../core/canonical-json.js';
+import { storedMail } from '../db/enqueue.js';
 import type { Policy } from '../core/policy.js';
 
 export interface PipelineDeps {
@@ -112,25 +113,29 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
    * sender's MTA retries hours later), gets its success answer whatever the checks below
    * would say now: its signature may have aged past the validity, its key rotated, the
    * policy changed. Looked up only when a check refused it, so the usual path costs nothing.
+   * The signature is not verified here, so the stored row must hold this copy's content
+   * (sender, type, subject, correlation id, body): an agent and a Message-ID alone do not
+   * tell a redelivery from a forgery.
    */
   async function alreadyStored(m: CheckedMail, recipient: string, subject: string | null): Promise<string | undefined> {
     const to = await directory.resolve(recipient, 'recipient').catch(() => undefined);
     if (to?.kind !== 'local' || !m.fields.messageId) return undefined;
-    const fp = fingerprint({
-      from: m.sender,
-      to: to.address,
-      type: m.envelope.type,
-      subject,
-      correlation_id: m.envelope.correlation_id,
-      body: m.envelope.body,
-      unique_id: `mid:${canonicalMessageId(m.fields.messageId)}`,
-    });
-    return storedByFingerprint(deps.pool, to.agentId, fp);
+    const stored = await storedMail(deps.pool, to.agentId, replayKey(m.sender, m.fields.messageId));
+    const same =
+      stored !== undefined &&
+      stored.from_agent === m.sender &&
+      stored.type === m.envelope.type &&
+      stored.subject === subject &&
+      stored.correlation_id === (m.envelope.correlation_id ?? null) &&
+      canonicalJson(stored.body) === canonicalJson(m.envelope.body);
+    return same ? stored.id : undefined;
   }
 
   /** The per-recipient steps: the signature names the recipient, policy and quota are per inbox. */
   async function checkRecipient(d: MailDelivery, m: CheckedMail, recipient: string): Promise<RecipientCheck> {
-    const subject = m.envelope.subject ?? m.fields.subject ?? null;
+    // What the signature covers: the envelope's subject (in the signed body) or the Subject
+    // header in its canonical form; absent and blank are the same to the signature.
+    const subject = m.envelope.subject ?? (canonicalSubject(m.fields.subject ?? '') || null);
     const refused = async (error: AdmpError): Promise<RecipientCheck> => {
       const storedId = await alreadyStored(m, recipient, subject);
       return storedId ? { recipient, storedId } : { recipient, error };
@@ -156,7 +161,13 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       subject,
       messageId,
       { sender: m.sender, domain: m.domain, signature, admitted },
-      config.defaultTtlSec,
+      {
+        defaultTtlSec: config.defaultTtlSec,
+        replayUntil: replayUntil(signature, {
+          validitySec: config.signatureValiditySec,
+          clockSkewSec: config.clockSkewSec,
+        }),
+      },
     );
     return { recipient, row };
   }

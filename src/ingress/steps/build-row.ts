@@ -1,7 +1,8 @@
-// Step 6: the row to store — only fields the signature vouches for, the verdicts
-// that admitted it, and the fingerprint that makes a redelivered copy a duplicate.
+// Step 6: the row to store — only fields the signature vouches for, in the canonical
+// form it signed them (the subject whitespace-collapsed), the verdicts that admitted it,
+// and the replay key (agent + Message-ID) that makes any other copy of it a duplicate.
 import type { Envelope } from '../../core/envelope.js';
-import { fingerprint } from '../../core/fingerprint.js';
+import { replayKey } from '../../core/replay.js';
 import type { NewMessage } from '../../mailbox/batcher.js';
 import type { MailDelivery } from '../delivery.js';
 import type { DomainAuthenticated } from './authenticate-domain.js';
@@ -21,7 +22,7 @@ export function buildRow(
   subject: string | null,
   messageId: string,
   v: Verdicts,
-  defaultTtlSec: number,
+  o: { readonly defaultTtlSec: number; readonly replayUntil: number },
 ): NewMessage {
   const { auth, method } = v.domain;
   return {
@@ -33,17 +34,10 @@ export function buildRow(
     type: envelope.type,
     body: envelope.body,
     correlation_id: envelope.correlation_id ?? null,
-    ttl_sec: envelope.ttl_sec ?? defaultTtlSec,
+    ttl_sec: envelope.ttl_sec ?? o.defaultTtlSec,
     mail_message_id: messageId,
-    source_fingerprint: fingerprint({
-      from: v.sender,
-      to: v.admitted.to.address,
-      type: envelope.type,
-      subject,
-      correlation_id: envelope.correlation_id,
-      body: envelope.body,
-      unique_id: `mid:${messageId}`,
-    }),
+    source_fingerprint: replayKey(v.signature.agent, messageId),
+    replay_until: o.replayUntil,
     headers: {
       message_id: messageId,
       road: d.road,

@@ -1,0 +1,29 @@
+// The replay rule for signed mail (docs/protocol.md §6.4). A signature binds the sending
+// agent to a Message-ID, the sender's nonce for that message; within one inbox that pair
+// names one message for as long as any copy of the signature could still be accepted.
+// Every road stores mail through enqueue_message, which claims this key in the inbox's
+// message_dedupe: a second copy (another road, a retry, a copy re-folded or re-encoded on
+// the way, even the sender signing other content under the same Message-ID) answers with
+// the first row, and retention keeps that row and its key until `replayUntil`.
+import { createHash } from 'node:crypto';
+import { canonicalJson } from './canonical-json.js';
+import { canonicalMessageId } from './signature-base.js';
+
+/** SHA-256 hex of the signing agent and the Message-ID: the dedupe key of a signed mail in its recipient's inbox. */
+export function replayKey(agent: string, messageId: string): string {
+  const canonical = canonicalJson(['admp-replay-v1', agent.trim().toLowerCase(), canonicalMessageId(messageId)]);
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+/**
+ * Unix seconds until which a copy of this signature could still be accepted: the signature
+ * is fresh while it reaches our MTA no later than its validity after the timestamp, give
+ * or take the clock skew (src/core/signature.ts stalenessOf). The replay entry is kept
+ * that long.
+ */
+export function replayUntil(
+  signature: { readonly timestamp: number },
+  o: { readonly validitySec: number; readonly clockSkewSec: number },
+): number {
+  return signature.timestamp + o.validitySec + o.clockSkewSec;
+}
