@@ -115,6 +115,18 @@ export function createMetrics(db?: { pool: pg.Pool; max: number }) {
       labelNames: ['outcome'] as const,
       registers,
     }),
+    webhookAttempts: new Counter({
+      name: 'admp_webhook_attempts_total',
+      help: 'Webhook delivery attempts by outcome (delivered, retry, dead, disabled).',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    webhookSeconds: new Histogram({
+      name: 'admp_webhook_seconds',
+      help: 'Time of one webhook POST, from the request to the answer (or the failure).',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
     leaseExpired: new Counter({
       name: 'admp_lease_expired_total',
       help: 'Expired leases returned to the inbox by the sweeper.',

@@ -7,7 +7,7 @@ import { toAdmpError } from './errors.js';
 import type { Logger } from './log.js';
 
 /** Where a storage fault was met: a road (http, rspamd, lmtp, smtp) or a background job. */
-export type FaultSite = 'http' | 'rspamd' | 'lmtp' | 'smtp' | 'sweep' | 'inbox_depth';
+export type FaultSite = 'http' | 'rspamd' | 'lmtp' | 'smtp' | 'sweep' | 'inbox_depth' | 'webhooks';
 
 export interface StorageOutage {
   /**

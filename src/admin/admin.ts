@@ -40,6 +40,7 @@ import { keyFileName, keysDir } from '../keys/key-files.js';
 import { createAgentKey } from '../keys/private-key.js';
 import type { PolicySource } from '../policy/store.js';
 import { createOperations, type Operations } from './operations.js';
+import { createWebhookEndpoints, type WebhookEndpoints } from '../mailbox/webhook-endpoints.js';
 
 export type { AgentKeyRow, AgentRow, CertBindingRow, CitusPlan, Credentials, RuleRow };
 
@@ -52,6 +53,8 @@ export const DEFAULT_OVERLAP_SEC = 86_400;
 export type QueueWatch = (fn: () => void) => () => void;
 
 export interface Admin extends Operations {
+  /** Any agent's webhook endpoints (the CLI; an agent manages its own through the API). */
+  readonly webhooks: WebhookEndpoints;
   addAgent(id: string, domain?: string): Promise<AgentRow & Credentials>;
   listAgents(): Promise<AgentRow[]>;
   /** New credentials of the given kinds (the old ones are revoked), with the agent they belong to. */
@@ -151,6 +154,7 @@ export function createAdmin(
 
   return {
     ...createOperations(pool, config, policy),
+    webhooks: createWebhookEndpoints(pool, config),
     async addAgent(id, domainArg) {
       const domain = (domainArg ?? config.domains[0]!).toLowerCase();
       if (!isAgentId(id))

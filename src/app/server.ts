@@ -29,6 +29,8 @@ import { startSweeper } from '../jobs/sweeper.js';
 import { startRetention } from '../jobs/retention.js';
 import { startQueueGauges } from '../jobs/queue-gauges.js';
 import { startOutbound } from '../outbound/start.js';
+import { startPushWorker } from '../webhooks/worker.js';
+import { guardedDispatcher, type GuardedDispatcherOptions } from '../net/guarded-fetch.js';
 import { createMetrics, type Metrics } from '../metrics.js';
 import { startTracing } from '../tracing.js';
 import { closeHttp, closeLmtp, trackConnections } from './shutdown.js';
@@ -56,6 +58,8 @@ export interface Core {
 /** Test seams: where the internet would be (partner JWKS fetches). */
 export interface WireOptions {
   readonly keyDeps?: Omit<Parameters<typeof createKeyResolver>[1], 'db'>;
+  /** Name resolution of webhook hosts (tests map a name to loopback). */
+  readonly pushDeps?: Pick<GuardedDispatcherOptions, 'lookup'>;
 }
 
 export async function wire(
@@ -114,6 +118,7 @@ export async function wire(
     admin,
     log,
     mailbox,
+    webhooks: admin.webhooks,
     auth,
     ingest,
     metrics,
@@ -135,6 +140,20 @@ export async function wire(
     metrics,
   );
   const outbound = startOutbound(config, createOutboundQueue(db.pool, db.url, config, bounceSecret), log, metrics);
+  // Webhook URLs are chosen by agents: connections go through the SSRF guard.
+  const pushDispatcher = guardedDispatcher({ allow: config.fetchAllow, ...options.pushDeps });
+  const push = config.webhooks
+    ? startPushWorker({
+        endpoints: admin.webhooks,
+        mailbox,
+        watch: (f) => waiter.watch(f),
+        config,
+        log,
+        dispatcher: pushDispatcher,
+        metrics,
+        outage,
+      })
+    : undefined;
   return {
     app,
     outage,
@@ -154,6 +173,8 @@ export async function wire(
       await retention?.stop();
       await gauges.stop();
       await outbound?.stop();
+      await push?.stop();
+      await pushDispatcher.close();
       await Promise.all([enqueuer.drain(), mailEnqueuer.drain()]);
     },
   };

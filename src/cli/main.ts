@@ -13,6 +13,7 @@ import { registerMcp } from './mcp.js';
 import { registerMessages } from './messages.js';
 import { registerBackup } from './backup.js';
 import { registerScale } from './scale.js';
+import { registerWebhooks } from './webhooks.js';
 
 const program = new Command('admp')
   .description('Agent Dispatch: authenticated agent messaging over HTTP and email')
@@ -29,6 +30,7 @@ registerMcp(program);
 registerMessages(program);
 registerBackup(program);
 registerScale(program);
+registerWebhooks(program);
 
 try {
   await program.parseAsync(process.argv);

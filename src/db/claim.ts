@@ -11,10 +11,13 @@ import type { Claimed, LeaseOutcome, LeaseRef, MessageStatus, PulledRow } from '
  * message meanwhile (the work is done; a redelivery would only duplicate it). A
  * superseded lease matches nothing, so it changes nothing.
  */
-const ACK_UPDATE = `UPDATE message m SET status = 'acked', acked_at = now(), lease_until = NULL, delivery_log = ${LOG('acked')}
+const ackUpdate = (
+  log: string,
+) => `UPDATE message m SET status = 'acked', acked_at = now(), lease_until = NULL, delivery_log = ${log}
        FROM unnest($2::uuid[], $3::uuid[]) AS r(id, lease_id)
       WHERE m.to_agent_id = $1 AND m.id = r.id AND m.lease_id = r.lease_id AND m.status IN ('leased', 'delivered')
      RETURNING m.id`;
+const ACK_UPDATE = ackUpdate(LOG('acked'));
 
 /**
  * Claims up to `max` deliverable messages of one agent in FIFO order (seq: one bigint
@@ -35,16 +38,39 @@ export async function claim(
   visibilitySec: number,
   acks: readonly LeaseRef[] = [],
 ): Promise<Claimed> {
-  const ids = acks.map((r) => r.id);
   // Named statements (here and in ack): planned once per connection, not per call;
   // planning this statement costs about as much as running it.
-  const { rows } = await db.query<PulledRow & { acked: string[]; seq: number }>({
-    name: 'admp_claim',
-    text: `WITH acked AS (${ACK_UPDATE}),
+  return runClaim(db, 'admp_claim', CLAIM, [agentId, acks, max, visibilitySec]);
+}
+
+/**
+ * The same claim for the webhook push worker (src/webhooks): only messages of `types`
+ * (all when null), and the acks it carries (of messages the endpoint answered 2xx) name
+ * that endpoint in their delivery_log entry.
+ */
+export async function claimForPush(
+  db: Queryable,
+  agentId: string,
+  max: number,
+  visibilitySec: number,
+  acks: readonly LeaseRef[],
+  endpointId: string,
+  types: readonly string[] | null,
+): Promise<ClaimedForPush> {
+  return runClaim(
+    db,
+    'admp_claim_push',
+    CLAIM_PUSH,
+    [agentId, acks, max, visibilitySec],
+    [endpointId, types],
+  ) as Promise<ClaimedForPush>;
+}
+
+const claimSql = (ackLog: string, filter: string, columns = '') => `WITH acked AS (${ackUpdate(ackLog)}),
      picked AS (
        SELECT id FROM message
         WHERE to_agent_id = $1 AND status = 'delivered' AND visible_at <= now() AND expires_at > now()
-          AND id <> ALL ($2::uuid[])
+          AND id <> ALL ($2::uuid[])${filter}
         ORDER BY seq
         LIMIT $4
         FOR UPDATE SKIP LOCKED),
@@ -56,14 +82,37 @@ export async function claim(
         WHERE m.to_agent_id = $1 AND m.id = picked.id
        RETURNING m.id, m.lease_id, m.lease_until, m.from_agent, m.channel, m.type, m.subject, m.body,
                  m.correlation_id, m.in_reply_to, m.attempts, m.created_at, m.auth, m.headers->>'detail' AS detail,
-                 m.seq)
+                 m.seq${columns})
      -- One row even when nothing was claimed, to carry the acked ids. UPDATE … RETURNING
      -- keeps no order: the answer is sorted here.
      SELECT c.*, a.ids AS acked
        FROM (SELECT coalesce(array_agg(id), '{}') AS ids FROM acked) a
        LEFT JOIN claimed c ON true
-      ORDER BY c.seq`,
-    values: [agentId, ids, acks.map((r) => r.lease_id), max, visibilitySec, randomUUID()],
+      ORDER BY c.seq`;
+const CLAIM = claimSql(LOG('acked'), '');
+const CLAIM_PUSH = claimSql(
+  LOG('acked', "jsonb_build_object('webhook', $7::text)"),
+  '\n          AND ($8::text[] IS NULL OR type = ANY ($8::text[]))',
+  ', m.expires_at',
+);
+
+/** A claim of the push worker: its rows carry their expiry (retries stop at the TTL). */
+export interface ClaimedForPush extends Claimed {
+  rows: (PulledRow & { expires_at: Date })[];
+}
+
+async function runClaim(
+  db: Queryable,
+  name: string,
+  text: string,
+  [agentId, acks, max, visibilitySec]: [string, readonly LeaseRef[], number, number],
+  extra: unknown[] = [],
+): Promise<Claimed> {
+  const ids = acks.map((r) => r.id);
+  const { rows } = await db.query<PulledRow & { acked: string[]; seq: number }>({
+    name,
+    text,
+    values: [agentId, ids, acks.map((r) => r.lease_id), max, visibilitySec, randomUUID(), ...extra],
   });
   const claimed = rows.filter((r) => r.id !== null).map(({ acked: _, seq: __, ...m }) => m as PulledRow);
   return { rows: claimed, acked: await ackOutcomes(db, agentId, ids, rows[0]!.acked) };

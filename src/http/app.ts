@@ -10,6 +10,7 @@ import { wellKnownRoutes } from './routes/well-known.js';
 import { installErrorHandler } from './errors.js';
 import { registerOpenApi } from './openapi.js';
 import { mcpRoutes } from '../mcp/http.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import { healthRoutes } from './routes/health.js';
 import { inboxRoutes } from './routes/inbox.js';
 import { messageRoutes } from './routes/messages.js';
@@ -119,17 +120,19 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   // The admin API and the console: operators only (admin tokens, never agent credentials).
   void app.register(adminRoutes(deps.admin, deps.log), { prefix: '/admin/v1' });
   void app.register(consoleRoutes());
+  // One per-agent request limit for the agent API and the MCP tools.
+  const limit = createRequestLimit(deps.config, deps.metrics);
   void app.register(async (v1) => {
     // Authenticate before validating, so a stranger learns nothing about the schema.
-    const limit = createRequestLimit(deps.config, deps.metrics);
     v1.addHook('preValidation', async (req) => {
       req.caller = await deps.auth.authenticate(req);
       await limit?.(req.caller.agentId);
     });
     await v1.register(messageRoutes(deps));
     await v1.register(inboxRoutes(deps));
+    await v1.register(webhookRoutes(deps));
   });
   // The same mailbox as MCP tools, for agents whose runtime speaks MCP (src/mcp/http.ts).
-  void app.register(mcpRoutes(deps.auth));
+  void app.register(mcpRoutes(deps.auth, deps.mailbox, limit));
   return app;
 }

@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Admin } from '../admin/admin.js';
 import type { Mailbox } from '../mailbox/mailbox.js';
+import type { WebhookEndpoints } from '../mailbox/webhook-endpoints.js';
 import type { Ingest } from '../ingress/ingest.js';
 import type { Metrics } from '../metrics.js';
 import type { Authenticator } from './auth.js';
@@ -14,6 +15,7 @@ export interface ApiDeps {
   admin: Admin;
   log: Logger;
   mailbox: Mailbox;
+  webhooks: WebhookEndpoints;
   auth: Authenticator;
   ingest: Ingest;
   metrics?: Metrics;

@@ -1,6 +1,7 @@
 // How message rows appear in API responses (snake_case, addresses, ISO times).
 import type { DeliveryLogEntry } from './schemas.js';
 import type { LeaseOutcome, LeaseRef, MessageRow, PulledRow } from '../mailbox/mailbox.js';
+import type { EndpointView } from '../mailbox/webhook-endpoints.js';
 
 export function presentPulled(m: PulledRow, toAddress: string) {
   return {
@@ -53,4 +54,17 @@ export function presentAcks(refs: readonly LeaseRef[], outcomes: ReadonlyMap<str
     const o = outcomes.get(id)!;
     return { id, outcome: o === 'ok' ? ('acked' as const) : o };
   });
+}
+
+/** A webhook endpoint as its owner sees it (the secret only in the registration answer). */
+export function presentEndpoint(e: EndpointView) {
+  return {
+    id: e.id,
+    url: e.url,
+    types: e.types,
+    public_key: e.public_key,
+    disabled_at: e.disabled_at?.toISOString() ?? null,
+    disabled_reason: e.disabled_reason,
+    created_at: e.created_at.toISOString(),
+  };
 }

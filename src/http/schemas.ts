@@ -163,3 +163,41 @@ export const InboxDepth = Type.Object({
     description: 'Messages in the inbox by state',
   }),
 });
+
+export const WebhookBody = Type.Object(
+  {
+    url: Type.String({ minLength: 8, maxLength: 2048, description: 'http(s) URL the messages are POSTed to' }),
+    secret: Type.Optional(
+      Type.String({
+        pattern: '^whsec_[A-Za-z0-9+/]+={0,2}$',
+        maxLength: 100,
+        description: 'HMAC secret (whsec_ + base64 of 24 to 64 bytes); absent: one is made and returned',
+      }),
+    ),
+    ed25519: Type.Optional(
+      Type.Boolean({ description: 'Also sign with a new Ed25519 key (v1a); its public key is returned' }),
+    ),
+    types: Type.Optional(
+      Type.Array(AgentType, { minItems: 1, maxItems: 50, description: 'Push only messages of these types' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export const WebhookEndpoint = Type.Object({
+  id: Uuid,
+  url: Type.String(),
+  types: Type.Union([Type.Array(Type.String()), Type.Null()]),
+  public_key: Type.Union([
+    Type.String({ description: 'whpk_ + base64 Ed25519 public key (verifies v1a)' }),
+    Type.Null(),
+  ]),
+  disabled_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  disabled_reason: Type.Union([Type.String(), Type.Null()]),
+  created_at: Type.String({ format: 'date-time' }),
+});
+export const WebhookCreated = Type.Composite([
+  WebhookEndpoint,
+  Type.Object({ secret: Type.String({ description: 'whsec_…: the HMAC secret, shown this once' }) }),
+]);
+export const WebhookList = Type.Object({ endpoints: Type.Array(WebhookEndpoint) });
+export const WebhookRemoved = Type.Object({ removed: Uuid });

@@ -3,7 +3,7 @@
 // from lease returns). Pollers arm a waiter BEFORE they look, so a message that
 // lands between the look and the wait still wakes them. While the connection is
 // down (src/db/listen.ts reconnects it), waits are cut to POLL_MS: pulls poll.
-// Watchers (the console's event stream) hear of every wake-up, whichever inbox.
+// Watchers (the console's event stream, the webhook push worker) hear of every wake-up, whichever inbox.
 import { listen } from '../db/listen.js';
 
 /** How often a long poll looks again while no wake-up can reach it. */
@@ -21,10 +21,11 @@ export interface InboxWaiter {
   /** True once close() was called (shutdown): long polls stop waiting. */
   readonly closed: boolean;
   /**
-   * Calls `fn` on every wake-up of any inbox (mail stored, a lease returned) and whenever the
-   * connection goes down or comes back (what was notified meanwhile was missed). Returns the unwatch.
+   * Calls `fn` on every wake-up of any inbox (mail stored, a lease returned) with its agent id,
+   * and without one whenever the connection goes down or comes back (what was notified
+   * meanwhile was missed). Returns the unwatch.
    */
-  watch(fn: () => void): () => void;
+  watch(fn: (agentId?: string) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -34,7 +35,7 @@ export async function createInboxWaiter(
   onState: (up: boolean, err?: Error) => void,
 ): Promise<InboxWaiter> {
   const waiting = new Map<string, Set<() => void>>();
-  const watchers = new Set<() => void>();
+  const watchers = new Set<(agentId?: string) => void>();
   let closed = false;
 
   const wakeAll = () => {
@@ -46,7 +47,7 @@ export async function createInboxWaiter(
     onNotify(agentId) {
       const set = waiting.get(agentId);
       if (set) for (const f of set) f();
-      for (const f of watchers) f();
+      for (const f of watchers) f(agentId);
     },
     onState(up, err) {
       onState(up, err);

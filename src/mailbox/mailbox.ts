@@ -7,7 +7,8 @@ import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
 import { fingerprint } from '../core/fingerprint.js';
 import { inTransaction } from '../db/pool.js';
-import { ack, claim, nack } from '../db/claim.js';
+import { ack, claim, claimForPush, nack, type ClaimedForPush } from '../db/claim.js';
+import { settlePush, type PushSettlement } from '../db/webhooks.js';
 import { inboxDepth, listDead, messageFor, redrive } from '../db/status.js';
 import { lockForReply, recordReply } from '../db/reply.js';
 import { enqueueRows } from '../db/enqueue.js';
@@ -34,7 +35,17 @@ export interface Caller {
   readonly address: string;
 }
 
-export type { Claimed, EnqueueResult, LeaseOutcome, LeaseRef, MessageRow, MessageStatus, PulledRow };
+export type {
+  Claimed,
+  ClaimedForPush,
+  EnqueueResult,
+  LeaseOutcome,
+  LeaseRef,
+  MessageRow,
+  MessageStatus,
+  PulledRow,
+  PushSettlement,
+};
 
 /** What an agent sends: the envelope without its recipient, and the caller's idempotency key. */
 export type Outgoing = Omit<Envelope, 'to'> & { idempotency_key?: string };
@@ -74,6 +85,21 @@ export interface Mailbox {
   deadLetters(caller: Caller, limit: number, before?: string): Promise<MessageRow[]>;
   /** Requeues dead letters (the given ids, or all); returns the ids requeued. */
   redrive(caller: Caller, ids: readonly string[] | 'all'): Promise<string[]>;
+  /**
+   * The webhook push worker's pull: the same claim path (lease, FIFO, SKIP LOCKED), only
+   * messages of `types` (all when null); `acks` are leases of messages the endpoint
+   * answered 2xx, acked in the same statement.
+   */
+  claimForPush(
+    agentId: string,
+    endpointId: string,
+    max: number,
+    visibilitySec: number,
+    acks: readonly LeaseRef[],
+    types: readonly string[] | null,
+  ): Promise<ClaimedForPush>;
+  /** Records a push attempt that was not acknowledged; false when the lease was no longer current. */
+  settlePush(agentId: string, ref: LeaseRef, s: PushSettlement): Promise<boolean>;
 }
 
 /** Why a lease operation on message `id` did not apply, as the error the caller gets. */
@@ -235,6 +261,18 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, metri
     deadLetters: (caller, limit, before) => listDead(pool, caller.agentId, limit, before),
 
     redrive: (caller, ids) => redrive(pool, caller.agentId, ids),
+
+    async claimForPush(agentId, endpointId, max, visibilitySec, acks, types) {
+      const claimed = await claimForPush(pool, agentId, max, visibilitySec, acks, endpointId, types);
+      countAcks(claimed.acked);
+      return claimed;
+    },
+
+    async settlePush(agentId, ref, s) {
+      const done = await settlePush(pool, agentId, ref, s);
+      if (done && s.kind === 'dead') metrics?.dead.inc({ reason: s.reason });
+      return done;
+    },
 
     async reply(caller, originalId, msg) {
       let channel: NewMessage['channel'] = 'http';

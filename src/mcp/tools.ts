@@ -1,11 +1,13 @@
-// The ADMP mailbox as MCP tools, described for a model. Each tool is one call of the
-// agent API through the SDK client (so an MCP call is authenticated, validated and
-// answered exactly like the HTTP call it stands for); an API error comes back as a
-// tool error that names the ADMP error code.
+// The ADMP mailbox as MCP tools, described for a model. Each tool is one operation of
+// the agent API (src/mcp/backend.ts: an SDK client over stdio, the Mailbox service at
+// /mcp), answered like the HTTP call it stands for; an error comes back as a tool error
+// that names the ADMP error code.
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { AdmpApiError, type AdmpClient } from '../sdk/index.js';
+import { AdmpApiError } from '../sdk/index.js';
+import { AdmpError } from '../errors.js';
+import type { ToolBackend } from './backend.js';
 
 const messageId = z.string().uuid().describe('The message id (a UUID), as check_inbox or send_message returned it');
 const leaseId = z
@@ -24,7 +26,7 @@ const ok = (value: unknown): CallToolResult => ({
 /** An API error as a tool error: the model sees the code and can act on it. */
 export function toolError(e: unknown): CallToolResult {
   const err =
-    e instanceof AdmpApiError
+    e instanceof AdmpApiError || e instanceof AdmpError
       ? { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) }
       : { code: 'internal', message: 'the tool failed' };
   return {
@@ -42,7 +44,7 @@ const run = async (f: () => Promise<unknown>): Promise<CallToolResult> => {
   }
 };
 
-export function registerTools(server: McpServer, client: AdmpClient): void {
+export function registerTools(server: McpServer, client: ToolBackend): void {
   server.registerTool(
     'send_message',
     {

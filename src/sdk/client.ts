@@ -15,6 +15,9 @@ import type {
   ReplyRequest,
   SendRequest,
   SendResult,
+  WebhookCreated,
+  WebhookEndpoint,
+  WebhookRequest,
 } from './types.js';
 
 export interface ClientOptions {
@@ -119,6 +122,26 @@ export class AdmpClient {
   /** Puts dead letters back in the inbox with a fresh attempt count: the given ids, or `'all'`. */
   redrive(ids: readonly string[] | 'all'): Promise<RedriveResult> {
     return this.#call('POST', '/v1/dead/redrive', { body: ids === 'all' ? { all: true } : { ids } });
+  }
+
+  /** Registers a webhook endpoint: your messages are pushed to it instead of waiting for pulls. The answer carries the signing secret once. */
+  addWebhook(endpoint: WebhookRequest): Promise<WebhookCreated> {
+    return this.#call('POST', '/v1/webhooks', { body: endpoint });
+  }
+
+  /** Your webhook endpoints, with why any is disabled. */
+  async webhooks(): Promise<WebhookEndpoint[]> {
+    return (await this.#call<{ endpoints: WebhookEndpoint[] }>('GET', '/v1/webhooks')).endpoints;
+  }
+
+  /** Removes a webhook endpoint. */
+  async removeWebhook(endpointId: string): Promise<void> {
+    await this.#call('DELETE', `/v1/webhooks/${id(endpointId)}`);
+  }
+
+  /** Delivers to an endpoint again after a 410 answer or a refused address disabled it. */
+  enableWebhook(endpointId: string): Promise<WebhookEndpoint> {
+    return this.#call('POST', `/v1/webhooks/${id(endpointId)}/enable`);
   }
 
   /** Runs `handler` on every message of the inbox until `stop()`; see ConsumeOptions. */

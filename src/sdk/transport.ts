@@ -35,7 +35,7 @@ export interface CallOptions {
   readonly signal?: AbortSignal;
 }
 
-export type Call = <T>(method: 'GET' | 'POST', path: string, o?: CallOptions) => Promise<T>;
+export type Call = <T>(method: 'GET' | 'POST' | 'DELETE', path: string, o?: CallOptions) => Promise<T>;
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((ok, fail) => {
@@ -73,7 +73,7 @@ export function createTransport(o: TransportOptions): Call {
   const timeout = o.timeoutMs ?? 30_000;
   const doFetch = o.fetch ?? globalThis.fetch.bind(globalThis);
 
-  return async function call<T>(method: 'GET' | 'POST', path: string, c: CallOptions = {}): Promise<T> {
+  return async function call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, c: CallOptions = {}): Promise<T> {
     const body: Uint8Array<ArrayBuffer> =
       c.body === undefined ? new Uint8Array() : new TextEncoder().encode(JSON.stringify(c.body));
     for (let attempt = 0; ; attempt++) {

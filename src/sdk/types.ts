@@ -26,6 +26,11 @@ export type MessageStatus = ResponseOf<'/v1/messages/{id}', 'get', 200>;
 export type InboxDepth = ResponseOf<'/v1/inbox', 'get', 200>;
 export type DeadLetter = ResponseOf<'/v1/dead', 'get', 200>['messages'][number];
 export type RedriveResult = ResponseOf<'/v1/dead/redrive', 'post', 200>;
+/** A webhook endpoint to register: your messages are then POSTed to it, signed (Standard Webhooks). */
+export type WebhookRequest = RequestOf<'/v1/webhooks', 'post'>;
+/** The endpoint with its signing secret (`whsec_…`), shown this once. */
+export type WebhookCreated = ResponseOf<'/v1/webhooks', 'post', 201>;
+export type WebhookEndpoint = ResponseOf<'/v1/webhooks', 'get', 200>['endpoints'][number];
 
 type Schemas = components['schemas'];
 /** Every error code the API can answer (the server's ERROR_KINDS table). */

@@ -204,3 +204,18 @@ test('admp mcp over stdio: credentials from the environment, the same tools', as
   const notMine = await call(stdio, 'ack_message', { message_id: m!.id, lease_id: m!.lease_id });
   assert.equal(notMine.error.code, 'forbidden', "alice cannot ack bob's message");
 });
+
+test('/mcp calls the mailbox directly, each tool call counted against the agent request limit', async (t) => {
+  const s = await startSdkServer({ ADMP_API_RATE_LIMIT: '3', ADMP_API_RATE_WINDOW_SEC: '60' });
+  t.after(() => s.close());
+  const a = await s.api.agent('alice');
+  const alice = await overHttp(s.url, a.token);
+  t.after(() => alice.close());
+  for (let i = 0; i < 3; i++) assert.deepEqual(await call(alice, 'check_inbox', { max: 1 }), { messages: [] });
+  const over = await call(alice, 'check_inbox', { max: 1 });
+  assert.equal(over.error.code, 'rate_limited');
+  assert.equal(typeof over.error.details.retry_after_sec, 'number');
+  // The same limit as the HTTP routes: the agent's next API call is refused too.
+  const http = await s.api.core.app.inject({ method: 'GET', url: '/v1/inbox', headers: a.auth });
+  assert.equal(http.statusCode, 429);
+});

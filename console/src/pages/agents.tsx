@@ -4,6 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { Agent, AgentCredentials, Key, RotatedKey, Whoami } from '../../../src/http/admin/schemas.js';
 import { api } from '../api.js';
 import { ErrorLine, Field, Section, when } from '../ui.js';
+import { WebhookEndpoints } from './webhooks.js';
 
 export function AgentsPage({ me }: { me: Whoami }) {
   const [agents, setAgents] = useState<Agent[]>([]);
@@ -126,6 +127,7 @@ export function AgentsPage({ me }: { me: Whoami }) {
           </button>
         </form>
       </Section>
+      <WebhookEndpoints me={me} />
     </>
   );
 }

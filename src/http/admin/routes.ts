@@ -103,6 +103,24 @@ export const adminRoutes =
       },
     );
 
+    // Any agent's webhook endpoints (agents register their own with POST /v1/webhooks).
+    app.get('/webhooks', { schema: { response: { 200: Type.Array(S.Webhook) } } }, async () =>
+      wire(await admin.webhooks.list()),
+    );
+    app.post(
+      '/webhooks/:id/enable',
+      { schema: { params: S.WebhookParams, response: { 200: S.Webhook } } },
+      async (req) => wire(await admin.webhooks.enable(req.params.id)),
+    );
+    app.delete(
+      '/webhooks/:id',
+      { schema: { params: S.WebhookParams, response: { 200: S.WebhookRemoved } } },
+      async (req) => {
+        await admin.webhooks.remove(req.params.id);
+        return { removed: req.params.id };
+      },
+    );
+
     app.get('/keys', { schema: { response: { 200: Type.Array(S.Key) } } }, async () =>
       (await admin.allKeys()).map(presentKey),
     );

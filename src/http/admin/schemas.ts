@@ -138,6 +138,19 @@ export const AgentCredentials = Type.Object({
 });
 export type AgentCredentials = Static<typeof AgentCredentials>;
 export const AgentParams = Type.Object({ id: AgentId });
+export const Webhook = Type.Object({
+  id: Type.String(),
+  agent_id: Type.String(),
+  url: Type.String(),
+  types: Nullable(Type.Array(Type.String())),
+  public_key: Nullable(Type.String()),
+  disabled_at: Nullable(DateTime),
+  disabled_reason: Nullable(Type.String()),
+  created_at: DateTime,
+});
+export type Webhook = Static<typeof Webhook>;
+export const WebhookParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+export const WebhookRemoved = Type.Object({ removed: Type.String() });
 export const RotateBody = Type.Object({ hmac: Type.Boolean({ default: false }) }, { additionalProperties: false });
 
 const Glob = Type.String({ minLength: 1, maxLength: 320 });

@@ -1,0 +1,180 @@
+// `npx tsx bench/interfaces.ts`: the agent interfaces beside the plain HTTP loop, on one
+// server and database, one after the other:
+//   push    webhook push to a local receiver vs HTTP pull+ack, msgs/s (target ≥ 0.8)
+//   latency at light load, commit (the message's created_at) → the receiver's 2xx, p50/p99 (target p99 < 50 ms)
+//   mcp     check_inbox + ack_message over Streamable HTTP (/mcp) vs HTTP pull + ack, p50/p99
+// SDK consume() vs the raw loop is bench/sdk-consume.ts. Settings: BENCH_SECONDS (10),
+// BENCH_CONSUMERS (16), BENCH_PULL_INBOXES (4), BENCH_BATCH (10), BENCH_BACKLOG (100 000),
+// BENCH_LIGHT_RATE (20 msgs/s), BENCH_LIGHT_COUNT (400), BENCH_MCP_ROUNDS (500),
+// BENCH_INTERFACES (push,latency,mcp).
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Pool } from 'undici';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { addAgent } from '../src/db/agents.js';
+import { startPostgres } from './postgres.js';
+import { httpPullAck, prefillInboxes } from './pull-ack.js';
+import { percentile } from './loops.js';
+import { startServer } from './server.js';
+import { DOMAIN, pullInbox, SENDER, TYPE } from './workload.js';
+
+const int = (name: string, dflt: number) => Number(process.env[name] || dflt);
+const seconds = int('BENCH_SECONDS', 10);
+const consumers = int('BENCH_CONSUMERS', 16);
+const inboxCount = int('BENCH_PULL_INBOXES', 4);
+const batch = int('BENCH_BATCH', 10);
+const backlog = int('BENCH_BACKLOG', 100_000);
+const lightRate = int('BENCH_LIGHT_RATE', 20);
+const lightCount = int('BENCH_LIGHT_COUNT', 400);
+const mcpRounds = int('BENCH_MCP_ROUNDS', 500);
+const only = new Set((process.env.BENCH_INTERFACES || 'push,latency,mcp').split(','));
+const log = (line: string) => console.log(`# ${line}`);
+const ms = (x: number) => x.toFixed(1);
+
+/** A receiver that answers 204 at once and notes when each message arrived (no verification: the tests do that). */
+async function startSink(onMessage: (body: string) => void): Promise<{ url: string; server: Server }> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      res.writeHead(204).end();
+      onMessage(Buffer.concat(chunks).toString());
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+const pg = await startPostgres(log);
+const db = await pg.database('interfaces', { migrate: true });
+let onMessage: (body: string) => void = () => undefined;
+const sink = await startSink((b) => onMessage(b));
+const server = await startServer(db.url, { ADMP_FETCH_ALLOW: '127.0.0.1' }, log);
+const http = new Pool(server.url, { connections: 8 });
+async function call<T>(token: string, method: 'GET' | 'POST' | 'DELETE', path: string, payload?: unknown): Promise<T> {
+  const res = await http.request({
+    method,
+    path,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    ...(payload === undefined ? {} : { body: JSON.stringify(payload) }),
+  });
+  const text = await res.body.text();
+  if (res.statusCode >= 300) throw new Error(`${path}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
+  return JSON.parse(text) as T;
+}
+async function removeWebhooks(token: string): Promise<void> {
+  const { endpoints } = await call<{ endpoints: { id: string }[] }>(token, 'GET', '/v1/webhooks');
+  for (const e of endpoints) await call(token, 'DELETE', `/v1/webhooks/${e.id}`);
+}
+const results: string[] = [];
+try {
+  const inboxes = await Promise.all(
+    Array.from({ length: inboxCount }, (_, i) => addAgent(db.pool, pullInbox(i), DOMAIN)),
+  );
+  const names = inboxes.map((_, i) => pullInbox(i));
+  const sender = await addAgent(db.pool, SENDER, DOMAIN);
+
+  if (only.has('push')) {
+    log(`prefilling ${backlog} messages into ${inboxCount} inboxes`);
+    await prefillInboxes(db.pool, names, backlog);
+    const tokens = Array.from({ length: consumers }, (_, i) => ({ token: inboxes[i % inboxes.length]!.token }));
+    const pull = await httpPullAck(server.url, tokens, { seconds, max: batch });
+    log(`HTTP pull+ack: ${pull.perSec.toFixed(0)} msgs/s (${consumers} consumers, batch ${batch})`);
+
+    await db.pool.query("DELETE FROM message WHERE status IN ('acked', 'leased', 'delivered')");
+    await prefillInboxes(db.pool, names, backlog);
+    let received = 0;
+    onMessage = () => void received++;
+    // One endpoint per inbox; the worker finds them at its next poll (within a second).
+    for (const inbox of inboxes) await call(inbox.token, 'POST', '/v1/webhooks', { url: `${sink.url}/push` });
+    const firstBy = Date.now() + 10_000;
+    while (received === 0 && Date.now() < firstBy) await new Promise((r) => setTimeout(r, 10));
+    const from = received;
+    const started = performance.now();
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const push = (received - from) / ((performance.now() - started) / 1000);
+    const { rows } = await db.pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM message WHERE status IN ('delivered', 'leased')",
+    );
+    log(`webhook push: ${push.toFixed(0)} msgs/s (${rows[0]!.n} still waiting at the end)`);
+    results.push(
+      `push ${push.toFixed(0)} msgs/s vs HTTP pull+ack ${pull.perSec.toFixed(0)} msgs/s: ratio ${(push / pull.perSec).toFixed(2)} (target ≥ 0.80)`,
+    );
+    for (const inbox of inboxes) await removeWebhooks(inbox.token);
+    await db.pool.query("DELETE FROM message WHERE status IN ('acked', 'leased', 'delivered')");
+  }
+
+  if (only.has('latency')) {
+    // Light load: one message every 1/rate s, each sent alone; latency from its commit to the 2xx.
+    const target = inboxes[0]!;
+    await call(target.token, 'POST', '/v1/webhooks', { url: `${sink.url}/light` });
+    const latencies: number[] = [];
+    onMessage = (b) => {
+      const { data } = JSON.parse(b) as { data: { created_at: string } };
+      latencies.push(Date.now() - Date.parse(data.created_at));
+    };
+    await new Promise((r) => setTimeout(r, 1500)); // the worker's next poll finds the endpoint
+    for (let i = 0; i < lightCount; i++) {
+      await call(sender.token, 'POST', '/v1/messages', { to: `${pullInbox(0)}@${DOMAIN}`, type: TYPE, body: { i } });
+      await new Promise((r) => setTimeout(r, 1000 / lightRate));
+    }
+    const end = Date.now() + 5000;
+    while (latencies.length < lightCount && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    const sorted = [...latencies].sort((a, b) => a - b);
+    results.push(
+      `push latency at ${lightRate} msgs/s, commit → receiver 2xx: p50 ${percentile(sorted, 50)} ms, p99 ${percentile(sorted, 99)} ms over ${sorted.length} messages (target p99 < 50 ms)`,
+    );
+    await removeWebhooks(target.token);
+  }
+
+  if (only.has('mcp')) {
+    const agent = inboxes[inboxCount - 1]!;
+    await db.pool.query('DELETE FROM message WHERE to_agent_id = $1', [pullInbox(inboxCount - 1)]);
+    await prefillInboxes(db.pool, [pullInbox(inboxCount - 1)], 2 * mcpRounds + 100);
+    const plain: number[] = [];
+    for (let i = 0; i < mcpRounds; i++) {
+      const t0 = performance.now();
+      const { messages } = await call<{ messages: { id: string; lease_id: string }[] }>(
+        agent.token,
+        'POST',
+        '/v1/inbox/pull',
+        { max: 1 },
+      );
+      await call(agent.token, 'POST', `/v1/messages/${messages[0]!.id}/ack`, { lease_id: messages[0]!.lease_id });
+      plain.push(performance.now() - t0);
+    }
+    const client = new Client({ name: 'admp-bench', version: '1.0.0' });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL('/mcp', server.url), {
+        requestInit: { headers: { authorization: `Bearer ${agent.token}` } },
+      }),
+    );
+    const viaMcp: number[] = [];
+    for (let i = 0; i < mcpRounds; i++) {
+      const t0 = performance.now();
+      const r = await client.callTool({ name: 'check_inbox', arguments: { max: 1 } });
+      const m = (r.structuredContent as { messages: { id: string; lease_id: string }[] }).messages[0]!;
+      const a = await client.callTool({ name: 'ack_message', arguments: { message_id: m.id, lease_id: m.lease_id } });
+      if (a.isError) throw new Error(`ack_message: ${JSON.stringify(a.content)}`);
+      viaMcp.push(performance.now() - t0);
+    }
+    await client.close();
+    const p = (xs: number[]) => {
+      const s = [...xs].sort((a, b) => a - b);
+      return `p50 ${ms(percentile(s, 50))} ms, p99 ${ms(percentile(s, 99))} ms`;
+    };
+    results.push(
+      `MCP check_inbox + ack_message over Streamable HTTP: ${p(viaMcp)}; HTTP pull + ack: ${p(plain)} (${mcpRounds} rounds each)`,
+    );
+  }
+  for (const r of results) console.log(r);
+} finally {
+  await http.close();
+  await server.stop();
+  sink.server.closeAllConnections();
+  sink.server.close();
+  await db.drop();
+  await pg.stop();
+}

@@ -1,0 +1,59 @@
+// `admp webhook add|list|enable|remove`, run as the real CLI against a test database.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { createTestDatabase } from '../helpers/db.js';
+import { addAgent } from '../../src/db/agents.js';
+
+const run = promisify(execFile);
+const main = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+
+test('webhook endpoints: added with a secret shown once, listed, refused for private addresses, removed', async (t) => {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  await addAgent(db.pool, 'bob', 'agents.test');
+  const env = {
+    PATH: process.env.PATH ?? '',
+    DATABASE_URL: db.url,
+    ADMP_MIGRATE_ON_START: 'false',
+    ADMP_DOMAINS: 'agents.test',
+  };
+  const admp = async (...args: string[]) =>
+    (await run(process.execPath, ['--import', 'tsx', main, ...args], { env })).stdout;
+  const fails = (...args: string[]) =>
+    run(process.execPath, ['--import', 'tsx', main, ...args], { env }).then(
+      () => assert.fail(`admp ${args.join(' ')} succeeded`),
+      (e: { code: number; stderr: string }) => e,
+    );
+
+  const added = JSON.parse(
+    await admp(
+      'webhook',
+      'add',
+      'bob',
+      'https://hooks.example.com/admp',
+      '--type',
+      'task.request',
+      '--ed25519',
+      '--json',
+    ),
+  );
+  assert.match(added.secret, /^whsec_[A-Za-z0-9+/]{43}=$/);
+  assert.match(added.public_key, /^whpk_/);
+  assert.deepEqual(added.types, ['task.request']);
+
+  const listed = await admp('webhook', 'list', 'bob');
+  assert.match(listed, /https:\/\/hooks\.example\.com\/admp/);
+  assert.ok(!listed.includes(added.secret.slice(6)), 'the list never shows the secret');
+
+  const refused = await fails('webhook', 'add', 'bob', 'http://192.168.1.10/hook');
+  assert.match(refused.stderr, /refused/);
+  const nobody = await fails('webhook', 'add', 'nobody', 'https://hooks.example.com/x');
+  assert.match(nobody.stderr, /no agent nobody/);
+
+  assert.match(await admp('webhook', 'remove', added.id), /removed/);
+  assert.match(await admp('webhook', 'list'), /\(none\)/);
+  const again = await fails('webhook', 'remove', added.id);
+  assert.match(again.stderr, /no webhook endpoint/);
+});
