@@ -14,33 +14,34 @@ export interface Printed {
   readonly text: string;
 }
 
-/** Gives `cmd` a --json option and an action that runs `run` with the Admin service. */
-export function adminAction<O extends object>(
+/** Opens what a command runs with (the Admin service, or the Operator), hands it over, closes it. */
+type Opener<C extends unknown[]> = (use: (...ctx: C) => Promise<void>) => Promise<void>;
+
+/** Gives `cmd` a --json option and an action that runs `run` with what `open` opens, printing its result. */
+function printedAction<C extends unknown[], O extends object>(
   cmd: Command,
-  run: (admin: Admin, args: string[], opts: O, config: Config) => Promise<Printed>,
+  open: Opener<C>,
+  run: (ctx: C, args: string[], opts: O) => Promise<Printed>,
 ): Command {
   return cmd.option('--json', 'print JSON').action(async (...all: unknown[]) => {
     const opts = all.at(-2) as O & { json?: boolean };
-    const args = all.slice(0, -2) as string[];
-    await withAdmin(async (admin, config) => {
-      const r = await run(admin, args, opts, config);
+    // A variadic argument (`<ids...>`) arrives as one array: flattened into the list.
+    const args = all.slice(0, -2).flat() as string[];
+    await open(async (...ctx) => {
+      const r = await run(ctx, args, opts);
       print(opts.json, r.json, () => r.text);
     });
   });
 }
 
-/** A `list` subcommand: the rows the Admin service returns, as JSON or a table of `columns`. */
-export function listCommand<R extends object>(
-  parent: Command,
-  description: string,
-  rows: (admin: Admin) => Promise<R[]>,
-  columns: string[],
-  show: (row: R) => Record<string, unknown> = (row) => ({ ...row }) as Record<string, unknown>,
-): void {
-  adminAction(parent.command('list').description(description), async (admin) => {
-    const found = await rows(admin);
-    return { json: found, text: table(found.map(show), columns) };
-  });
+/** Gives `cmd` a --json option and an action that runs `run` with the Admin service. */
+export function adminAction<O extends object>(
+  cmd: Command,
+  run: (admin: Admin, args: string[], opts: O, config: Config) => Promise<Printed>,
+): Command {
+  return printedAction<[Admin, Config], O>(cmd, withAdmin, ([admin, config], args, opts) =>
+    run(admin, args, opts, config),
+  );
 }
 
 /** Like adminAction, through the Operator: remotely when ADMP_URL is set. */
@@ -48,26 +49,25 @@ export function operatorAction<O extends object>(
   cmd: Command,
   run: (op: Operator, args: string[], opts: O) => Promise<Printed>,
 ): Command {
-  return cmd.option('--json', 'print JSON').action(async (...all: unknown[]) => {
-    const opts = all.at(-2) as O & { json?: boolean };
-    const args = all.slice(0, -2).flat() as string[];
-    await withOperator(async (op) => {
-      const r = await run(op, args, opts);
-      print(opts.json, r.json, () => r.text);
-    });
-  });
+  return printedAction<[Operator], O>(cmd, withOperator, ([op], args, opts) => run(op, args, opts));
 }
 
-/** A `list` subcommand through the Operator. */
-export function operatorList<R extends object>(
+const asRecord = <R extends object>(row: R) => ({ ...row }) as Record<string, unknown>;
+
+/**
+ * A `list` subcommand: the rows `rows` returns, as JSON or a table of `columns`, run by
+ * `action` (adminAction: the Admin service; operatorAction: remotely when ADMP_URL is set).
+ */
+export function listCommand<T, R extends object>(
+  action: (cmd: Command, run: (ctx: T) => Promise<Printed>) => Command,
   parent: Command,
   description: string,
-  rows: (op: Operator) => Promise<R[]>,
+  rows: (ctx: T) => Promise<R[]>,
   columns: string[],
-  show: (row: R) => Record<string, unknown> = (row) => ({ ...row }) as Record<string, unknown>,
+  show: (row: R) => Record<string, unknown> = asRecord,
 ): void {
-  operatorAction(parent.command('list').description(description), async (op) => {
-    const found = await rows(op);
+  action(parent.command('list').description(description), async (ctx) => {
+    const found = await rows(ctx);
     return { json: found, text: table(found.map(show), columns) };
   });
 }

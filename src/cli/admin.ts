@@ -3,6 +3,7 @@
 // cannot be asked for over an API that needs one.
 import type { Command } from 'commander';
 import { adminAction, listCommand } from './admin-action.js';
+import type { Admin } from '../admin/admin.js';
 
 export function registerAdmin(program: Command): void {
   const token = program
@@ -24,13 +25,13 @@ export function registerAdmin(program: Command): void {
       };
     },
   );
-  listCommand(token, 'list admin tokens (never the tokens themselves)', (admin) => admin.listAdminTokens(), [
-    'id',
-    'name',
-    'read_only',
-    'created_at',
-    'revoked_at',
-  ]);
+  listCommand(
+    adminAction,
+    token,
+    'list admin tokens (never the tokens themselves)',
+    (admin: Admin) => admin.listAdminTokens(),
+    ['id', 'name', 'read_only', 'created_at', 'revoked_at'],
+  );
   adminAction(token.command('revoke <id>').description('revoke an admin token at once'), async (admin, [id]) => {
     await admin.revokeAdminToken(id!);
     return { json: { revoked: Number(id) }, text: `admin token ${id} revoked` };

@@ -4,8 +4,9 @@ import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { AdmpError } from '../errors.js';
 import { parseBinding, spkiPin, type CertBinding } from '../core/client-cert.js';
-import { adminAction, operatorAction, operatorList } from './admin-action.js';
+import { adminAction, listCommand, operatorAction } from './admin-action.js';
 import { table } from './output.js';
+import type { Operator } from './operator.js';
 
 export function registerAgents(program: Command): void {
   const agent = program.command('agent').description('manage local agents');
@@ -22,10 +23,11 @@ export function registerAgents(program: Command): void {
       };
     },
   );
-  operatorList(
+  listCommand(
+    operatorAction,
     agent,
     'list agents',
-    (op) => op.listAgents(),
+    (op: Operator) => op.listAgents(),
     ['id', 'address', 'status', 'created_at'],
     (r) => ({ ...r, address: `${r.id}@${r.domain}` }),
   );

@@ -2,7 +2,8 @@
 // Rules of the policy file (ADMP_POLICY_FILE) come first; see docs/policy.md.
 import type { Command } from 'commander';
 import { AdmpError } from '../errors.js';
-import { operatorAction, operatorList } from './admin-action.js';
+import { listCommand, operatorAction } from './admin-action.js';
+import type { Operator } from './operator.js';
 
 const collect = (v: string, acc: string[]) => [...acc, v];
 
@@ -33,10 +34,11 @@ export function registerPolicy(program: Command): void {
       return { json: row, text: `rule ${row.id} added: ${row.action} ${row.from_glob} -> ${row.to_glob}` };
     },
   );
-  operatorList(
+  listCommand(
+    operatorAction,
     policy,
     'list run-time rules',
-    (op) => op.listRules(),
+    (op: Operator) => op.listRules(),
     ['id', 'action', 'from_glob', 'to_glob', 'types', 'subject', 'max_bytes'],
     (r) => ({ ...r, types: r.types.join(',') }),
   );

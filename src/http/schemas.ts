@@ -69,11 +69,8 @@ export const RedriveBody = Type.Object(
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
-/** A pulled message; also the response serializer (fast-json-stringify) of the pull route. */
-export const PulledMessage = Type.Object({
-  id: Uuid,
-  lease_id: Uuid,
-  lease_until: Type.String({ format: 'date-time' }),
+/** Who a message is from and to, by which road, and what it is: shown by a pull and by status. */
+const Addressing = {
   from: Type.String(),
   to: Type.String(),
   detail: Nullable(
@@ -82,6 +79,14 @@ export const PulledMessage = Type.Object({
   channel: Type.Union([Type.Literal('http'), Type.Literal('smtp')]),
   type: Type.String(),
   subject: Nullable(Type.String()),
+};
+
+/** A pulled message; also the response serializer (fast-json-stringify) of the pull route. */
+export const PulledMessage = Type.Object({
+  id: Uuid,
+  lease_id: Uuid,
+  lease_until: Type.String({ format: 'date-time' }),
+  ...Addressing,
   body: Type.Unknown(),
   correlation_id: Nullable(Type.String()),
   in_reply_to: Nullable(Uuid),
@@ -127,14 +132,7 @@ export type DeliveryLogEntry = Static<typeof DeliveryLogEntry>;
 export const MessageStatusView = Type.Object({
   id: Uuid,
   status: Status,
-  from: Type.String(),
-  to: Type.String(),
-  detail: Nullable(
-    Type.String({ description: 'The RFC 5233 detail of the plus-address the mail came to (`bob+detail@…`), or null' }),
-  ),
-  channel: Type.Union([Type.Literal('http'), Type.Literal('smtp')]),
-  type: Type.String(),
-  subject: Nullable(Type.String()),
+  ...Addressing,
   correlation_id: Nullable(Type.String()),
   in_reply_to: Nullable(Uuid),
   reply: Nullable(Uuid),
