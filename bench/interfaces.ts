@@ -103,6 +103,7 @@ try {
       `push ${push.toFixed(0)} msgs/s vs HTTP pull+ack ${pull.perSec.toFixed(0)} msgs/s: ratio ${(push / pull.perSec).toFixed(2)} (target ≥ 0.80)`,
     );
     for (const inbox of inboxes) await removeWebhooks(inbox.token);
+    await new Promise((r) => setTimeout(r, 1000)); // the deliveries in flight finish and their acks land
     await db.pool.query("DELETE FROM message WHERE status IN ('acked', 'leased', 'delivered')");
   }
 

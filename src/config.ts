@@ -517,7 +517,7 @@ export const SETTINGS = {
   webhookConcurrency: s({
     env: 'ADMP_WEBHOOK_CONCURRENCY',
     kind: 'int',
-    default: '8',
+    default: '16',
     min: 1,
     max: 256,
     doc: 'Webhook requests one instance keeps in flight per endpoint.',

@@ -2,9 +2,9 @@
 // endpoint is a consumer on the pull's own claim path (Mailbox.claimForPush: a lease,
 // FIFO, SKIP LOCKED), so any number of instances share the work and a message is with
 // one of them at a time; it may also be pulled by the agent meanwhile. Per endpoint at
-// most ADMP_WEBHOOK_CONCURRENCY requests are in flight (per instance). A 2xx answer's ack
-// rides on the endpoint's next claim, as a pull carries the acks of its previous batch:
-// one statement per cycle. Woken by the inbox NOTIFY, and by a poll that also finds new
+// most ADMP_WEBHOOK_CONCURRENCY requests are in flight (per instance), refilled half a
+// window at a time. A 2xx answer's ack rides on the endpoint's next claim, as a pull
+// carries the acks of its previous batch: one statement per cycle. Woken by the inbox NOTIFY, and by a poll that also finds new
 // endpoints and retries that became due.
 import type { Dispatcher } from 'undici';
 import type { Config } from '../config.js';
@@ -109,7 +109,11 @@ export function startPushWorker(deps: PushDeps): PushWorker {
     try {
       do {
         st.again = false;
-        const room = stopped || st.retired ? 0 : config.webhookConcurrency - st.inFlight;
+        const closing = stopped || st.retired;
+        const room = closing ? 0 : config.webhookConcurrency - st.inFlight;
+        // Refill half the window at a time (or when idle): one statement then acks and claims
+        // several messages, instead of one statement per message.
+        if (!closing && st.inFlight > 0 && room < Math.ceil(config.webhookConcurrency / 2)) break;
         if (room <= 0 && st.acks.length === 0) break;
         const acks = st.acks.splice(0);
         let claimed: ClaimedForPush;
