@@ -14,7 +14,7 @@ import { citusMissing, startCitusCluster, type CitusCluster } from './helpers/ci
 
 /**
  * The files `--citus` runs: every statement of the queue, the API, ingress (its replay
- * window too) and the outbound side of federation, retention and the sweeper. Left out: the Postfix/Rspamd federation
+ * window too) and the outbound side of federation, retention, the sweeper and webhook push. Left out: the Postfix/Rspamd federation
  * e2e (its statements are those of the ingress and outbound files; it adds minutes of MTA
  * start-up), the key CLI (keys live in a reference table), the DKIM resolver (no table) and
  * the enqueue batcher's timing test (its statement is the API tests' enqueue; its timers
@@ -29,6 +29,8 @@ const CITUS_FILES = [
   // (it once ended with an empty delivery_log and once hung; alone it passes).
   'test/db/retention.test.ts',
   'test/ops/jobs.test.ts',
+  // The push worker's claim, acks and attempt records, and webhook_endpoint as a reference table.
+  'test/webhooks/push.test.ts',
 ];
 
 const citus = process.argv.includes('--citus');
