@@ -65,6 +65,8 @@ export interface WebhookEndpoints {
   disable(id: string, reason: string): Promise<void>;
 }
 
+/** Endpoints one agent may have: each is a consumer with its own window of requests in flight. */
+export const MAX_ENDPOINTS_PER_AGENT = 10;
 const SECRET_PREFIX = 'whsec_';
 const PUBLIC_KEY_PREFIX = 'whpk_';
 const TYPE = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
@@ -132,6 +134,11 @@ export function createWebhookEndpoints(pool: pg.Pool, config: Config): WebhookEn
   return {
     async register(agentId, spec) {
       const secret = parseSecret(spec.secret);
+      // Checked before the insert, not under a lock: two concurrent registrations may pass it once.
+      if ((await listEndpoints(pool, agentId)).length >= MAX_ENDPOINTS_PER_AGENT)
+        throw new AdmpError('bad_request', `an agent has at most ${MAX_ENDPOINTS_PER_AGENT} webhook endpoints`, {
+          field: 'url',
+        });
       const row = await insertEndpoint(pool, {
         id: randomUUID(),
         agent_id: agentId,

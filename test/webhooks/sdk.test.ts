@@ -35,6 +35,12 @@ test('the SDK registers, lists and removes a webhook endpoint that receives sign
   );
   await assert.rejects(bob.addWebhook({ url: 'http://10.0.0.1/x' }), (e: AdmpApiError) => e.code === 'bad_request');
   await assert.rejects(alice.removeWebhook(ep.id), (e: AdmpApiError) => e.code === 'not_found', "not alice's");
-  await bob.removeWebhook(ep.id);
+  // At most 10 endpoints per agent.
+  for (let i = 2; i <= 10; i++) await bob.addWebhook({ url: `${receiver.url}/bob/${i}`, types: ['none'] });
+  await assert.rejects(
+    bob.addWebhook({ url: `${receiver.url}/bob/11` }),
+    (e: AdmpApiError) => e.code === 'bad_request' && /at most 10/.test(e.message),
+  );
+  for (const e of await bob.webhooks()) await bob.removeWebhook(e.id);
   assert.deepEqual(await bob.webhooks(), []);
 });
