@@ -10,8 +10,10 @@ CREATE SEQUENCE IF NOT EXISTS message_seq AS bigint;
 ALTER TABLE message ADD COLUMN IF NOT EXISTS seq bigint;
 ALTER TABLE message ALTER COLUMN seq SET DEFAULT nextval('message_seq');
 -- Rows from before: numbered by their creation time in microseconds (their order so
--- far), and the sequence continues above them.
-UPDATE message SET seq = (extract(epoch FROM created_at) * 1000000)::bigint WHERE seq IS NULL;
+-- far), and the sequence continues above them. The epoch is taken of the UTC wall time
+-- (the same number): Citus refuses a STABLE function (extract from timestamptz) over a
+-- column in an UPDATE, and timezone('UTC', …) and extract from timestamp are IMMUTABLE.
+UPDATE message SET seq = (extract(epoch FROM created_at AT TIME ZONE 'UTC') * 1000000)::bigint WHERE seq IS NULL;
 SELECT setval('message_seq', greatest(coalesce((SELECT max(seq) FROM message), 0), 1));
 ALTER TABLE message ALTER COLUMN seq SET NOT NULL;
 -- The claim's index follows its ORDER BY.

@@ -13,15 +13,19 @@ import { createTemplateDatabase } from './helpers/db.js';
 import { citusMissing, startCitusCluster, type CitusCluster } from './helpers/citus.js';
 
 /**
- * The files `--citus` runs: every statement of the queue, the API, ingress (its replay
- * window too) and the outbound side of federation, retention, the sweeper and webhook push. Left out: the Postfix/Rspamd federation
- * e2e (its statements are those of the ingress and outbound files; it adds minutes of MTA
- * start-up), the key CLI (keys live in a reference table), the DKIM resolver (no table) and
- * the enqueue batcher's timing test (its statement is the API tests' enqueue; its timers
- * are what it measures, and three servers on two cores stretch them).
+ * The files `--citus` runs: every statement of the queue, the agent API, the admin API
+ * (search, overview, dead letters), keys, both mail roads with delivery reports and the
+ * replay window, retention, the sweeper and webhook push. Left out: the Postfix/Rspamd
+ * federation e2e (its statements are those of the ingress and outbound files; it adds
+ * minutes of MTA start-up), the DKIM resolver (no table) and the enqueue batcher's timing
+ * test (its statement is the API tests' enqueue; its timers are what it measures, and
+ * three servers on two cores stretch them).
  */
 const CITUS_FILES = [
   'test/api',
+  'test/admin/api.test.ts',
+  'test/keys/db-keys.test.ts',
+  'test/ingress/bounce-tag.test.ts',
   'test/ingress/lmtp.test.ts',
   'test/ingress/rspamd-endpoint.test.ts',
   'test/ingress/replay.test.ts',

@@ -60,6 +60,21 @@ function parseCursor(c: string): SearchFilter['from'] {
   return { micros: m[1]!, id: m[2]! };
 }
 
+/**
+ * Runs `fn` once per agent with that agent's ids, in the order agents first appear:
+ * statements on the queue name one inbox (one shard on Citus).
+ */
+async function perAgent(
+  refs: readonly MessageRef[],
+  fn: (agent: string, ids: string[]) => Promise<string[]>,
+): Promise<string[]> {
+  const byAgent = new Map<string, string[]>();
+  for (const r of refs) byAgent.set(r.agent, [...(byAgent.get(r.agent) ?? []), r.id]);
+  const out: string[] = [];
+  for (const [agent, ids] of byAgent) out.push(...(await fn(agent, ids)));
+  return out;
+}
+
 export function createOperations(pool: pg.Pool, config: Config, policy: PolicySource): Operations {
   return {
     async authenticate(secret) {
@@ -88,14 +103,8 @@ export function createOperations(pool: pg.Pool, config: Config, policy: PolicySo
     refusals: (limit) => recentRefusals(pool, limit),
     outboundFailures: (limit) => outboundFailures(pool, limit),
 
-    async redrive(refs) {
-      const byAgent = new Map<string, string[]>();
-      for (const r of refs) byAgent.set(r.agent, [...(byAgent.get(r.agent) ?? []), r.id]);
-      const out: string[] = [];
-      for (const [agent, ids] of byAgent) out.push(...(await redrive(pool, agent, ids)));
-      return out;
-    },
-    deleteDead: (refs) => deleteDead(pool, refs),
+    redrive: (refs) => perAgent(refs, (agent, ids) => redrive(pool, agent, ids)),
+    deleteDead: (refs) => perAgent(refs, (agent, ids) => deleteDead(pool, agent, ids)),
 
     // The policy the ingress applies (file rules, then run-time rules), read fresh.
     async dryRun(d) {

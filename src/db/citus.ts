@@ -27,7 +27,12 @@ export interface CitusPlan {
 interface TableInfo {
   name: string;
   hasColumn: boolean;
-  citus: 'h' | 'n' | null; // pg_dist_partition.partmethod: hash-distributed, reference/none, or local
+  /**
+   * Hash-distributed, reference table, a Citus local table (in Citus's metadata but only on
+   * the coordinator: Citus makes one of a new table with a foreign key to a reference
+   * table, as a later migration's may be), or a plain local table.
+   */
+  citus: 'h' | 'n' | 'l' | null;
   uniques: { name: string; columns: string[] }[];
   fks: { name: string; target: string; columns: string[] }[];
   triggers: string[];
@@ -51,7 +56,12 @@ async function tables(db: Queryable, citus: boolean): Promise<TableInfo[]> {
   const { rows } = await db.query<TableInfo>(
     `SELECT c.relname AS name,
             EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = $1 AND NOT a.attisdropped) AS "hasColumn",
-            ${citus ? '(SELECT p.partmethod::text FROM pg_dist_partition p WHERE p.logicalrelid = c.oid)' : 'NULL'} AS citus,
+            ${
+              citus
+                ? `(SELECT CASE WHEN p.partmethod = 'h' THEN 'h' WHEN p.repmodel = 't' THEN 'n' ELSE 'l' END
+                      FROM pg_dist_partition p WHERE p.logicalrelid = c.oid)`
+                : 'NULL'
+            } AS citus,
             coalesce((SELECT json_agg(json_build_object('name', i.relname, 'columns',
                         (SELECT coalesce(json_agg(a.attname), '[]') FROM pg_attribute a
                           WHERE a.attrelid = c.oid AND a.attnum = ANY(x.indkey))))
@@ -103,7 +113,8 @@ export async function planCitus(db: Queryable): Promise<CitusPlan> {
     }
   }
   // Reference tables in foreign-key order: a table after the tables it references.
-  const pending = all.filter((t) => !t.hasColumn && t.citus === null);
+  const undone = (t: TableInfo) => t.citus === null || t.citus === 'l';
+  const pending = all.filter((t) => !t.hasColumn && undone(t));
   const reference: string[] = [];
   while (pending.length > 0) {
     const i = pending.findIndex((t) => t.fks.every((fk) => !pending.some((p) => p.name === fk.target && p !== t)));
@@ -114,10 +125,10 @@ export async function planCitus(db: Queryable): Promise<CitusPlan> {
     reference.push(pending.splice(i, 1)[0]!.name);
   }
   const distribute = all
-    .filter((t) => t.hasColumn && t.citus === null)
+    .filter((t) => t.hasColumn && undone(t))
     .map((t) => t.name)
     .sort((a, b) => Number(b === COLOCATE_WITH) - Number(a === COLOCATE_WITH));
-  return { distribute, reference, done: all.filter((t) => t.citus !== null).map((t) => t.name), problems };
+  return { distribute, reference, done: all.filter((t) => !undone(t)).map((t) => t.name), problems };
 }
 
 export class CitusPlanError extends Error {

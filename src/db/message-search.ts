@@ -6,7 +6,9 @@
 // walk the time index and filter (the rare statuses have their own partial index).
 import type { MessageRow, MessageStatus } from './message-row.js';
 import { MESSAGE_STATUSES } from '../core/status.js';
-import type { Queryable } from './pool.js';
+import type pg from 'pg';
+import { DELETED_COLUMNS, deleteDedupeKeys, type DeletedMessage } from './dedupe-keys.js';
+import { inTransaction, type Queryable } from './pool.js';
 
 export interface SearchFilter {
   agent?: string;
@@ -129,14 +131,22 @@ export async function depthByStatus(db: Queryable): Promise<StatusCount[]> {
   ).rows;
 }
 
-/** Messages created in each of the last 60 minutes (empty minutes too), oldest first: one range scan of message_search_time per minute. */
+/**
+ * Messages created in each of the last 60 minutes (empty minutes too), oldest first: one
+ * range scan of message_search_time, counted per minute, then the minutes without any
+ * filled in. Counted first and joined after: on Citus the count runs on the shards, and
+ * a subquery per minute correlated with the series could not be distributed.
+ */
 export async function throughputPerMinute(db: Queryable): Promise<{ minute: Date; count: number }[]> {
   return (
     await db.query<{ minute: Date; count: number }>(
-      `SELECT m AS minute,
-              (SELECT count(*)::int FROM message WHERE created_at >= m AND created_at < m + interval '1 minute') AS count
-         FROM generate_series(date_trunc('minute', now()) - interval '59 minutes', date_trunc('minute', now()),
-                              interval '1 minute') AS m
+      `WITH since AS (SELECT date_trunc('minute', now()) - interval '59 minutes' AS t),
+       counted AS (
+         SELECT date_trunc('minute', created_at) AS minute, count(*)::int AS count
+           FROM message WHERE created_at >= (SELECT t FROM since) GROUP BY 1)
+       SELECT m AS minute, coalesce(c.count, 0) AS count
+         FROM generate_series((SELECT t FROM since), (SELECT t FROM since) + interval '59 minutes', interval '1 minute') AS m
+         LEFT JOIN counted c ON c.minute = m
         ORDER BY m`,
     )
   ).rows;
@@ -165,25 +175,18 @@ export async function outboundFailures(db: Queryable, limit: number): Promise<Ou
 }
 
 /**
- * Deletes dead letters for good, with their dedupe keys (the key is recomputed as
- * enqueue_message made it, so each is a primary-key delete): a key left behind
- * would answer a later resend with the id of a message that no longer exists.
- * Returns the ids deleted; others were not dead, or already gone.
+ * Deletes one agent's dead letters for good, with their dedupe keys, in one transaction.
+ * Both statements name to_agent_id, so on Citus they run on the agent's one shard.
+ * Returns the ids deleted; others were not dead, not this agent's, or already gone.
  */
-export async function deleteDead(db: Queryable, refs: readonly { id: string; agent: string }[]): Promise<string[]> {
-  const { rows } = await db.query<{ id: string }>(
-    `WITH d AS (
-       DELETE FROM message m USING unnest($1::uuid[], $2::text[]) AS r(id, agent)
-        WHERE m.id = r.id AND m.to_agent_id = r.agent AND m.status = 'dead'
-       RETURNING m.id, m.to_agent_id, m.from_agent, m.idempotency_key, m.source_fingerprint),
-     k AS (
-       DELETE FROM message_dedupe x USING d
-        WHERE x.to_agent_id = d.to_agent_id AND x.message_id = d.id
-          AND x.key = CASE WHEN d.idempotency_key IS NOT NULL
-                        THEN '\\x01'::bytea || sha256(convert_to(d.from_agent || E'\\n' || d.idempotency_key, 'UTF8'))
-                        ELSE '\\x02'::bytea || d.source_fingerprint END)
-     SELECT id FROM d`,
-    [refs.map((r) => r.id), refs.map((r) => r.agent)],
-  );
-  return rows.map((r) => r.id);
+export async function deleteDead(pool: pg.Pool, agentId: string, ids: readonly string[]): Promise<string[]> {
+  return inTransaction(pool, async (c) => {
+    const { rows } = await c.query<DeletedMessage>(
+      `DELETE FROM message m WHERE m.to_agent_id = $1 AND m.id = ANY($2::uuid[]) AND m.status = 'dead'
+       RETURNING ${DELETED_COLUMNS}`,
+      [agentId, ids],
+    );
+    await deleteDedupeKeys(c, rows);
+    return rows.map((r) => r.id);
+  });
 }

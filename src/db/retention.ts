@@ -1,20 +1,12 @@
 // Retention: finished messages (acked, dead) older than the retention period are deleted,
 // with their dedupe keys, so the table holds the live queue plus a bounded history.
 import pg from 'pg';
-import { dedupeKey } from '../core/dedupe-key.js';
+import { DELETED_COLUMNS, deleteDedupeKeys, type DeletedMessage } from './dedupe-keys.js';
 import { inTransaction } from './pool.js';
 
 export interface Removed {
   messages: number;
   dedupeKeys: number;
-}
-
-interface Gone {
-  id: string;
-  to_agent_id: string;
-  from_agent: string;
-  idempotency_key: string | null;
-  source_fingerprint: Buffer | null;
 }
 
 /**
@@ -49,7 +41,7 @@ export async function removeFinished(
   batch: number,
 ): Promise<Removed> {
   const run = async (c: pg.PoolClient | pg.Pool): Promise<Removed> => {
-    const gone = await c.query<Gone>(
+    const gone = await c.query<DeletedMessage>(
       `DELETE FROM message m
         WHERE (m.id, m.to_agent_id) IN (
                 SELECT id, to_agent_id FROM message f
@@ -59,20 +51,10 @@ export async function removeFinished(
                  LIMIT $2)
           AND m.status IN ('acked', 'dead') AND coalesce(m.acked_at, m.expires_at) < now() - make_interval(secs => $1)
           AND NOT ${replayWindowOpen('m')}
-       RETURNING m.id, m.to_agent_id, m.from_agent, m.idempotency_key, m.source_fingerprint`,
+       RETURNING ${DELETED_COLUMNS}`,
       [olderThanSec, batch, new Date()],
     );
-    const keyed = gone.rows.flatMap((r) => {
-      const key = dedupeKey(r);
-      return key ? [{ ...r, key }] : [];
-    });
-    if (keyed.length === 0) return { messages: gone.rowCount ?? 0, dedupeKeys: 0 };
-    const keys = await c.query(
-      `DELETE FROM message_dedupe d USING unnest($1::text[], $2::bytea[], $3::uuid[]) AS g(agent, key, id)
-        WHERE d.to_agent_id = g.agent AND d.key = g.key AND d.message_id = g.id`,
-      [keyed.map((k) => k.to_agent_id), keyed.map((k) => k.key), keyed.map((k) => k.id)],
-    );
-    return { messages: gone.rowCount ?? 0, dedupeKeys: keys.rowCount ?? 0 };
+    return { messages: gone.rowCount ?? 0, dedupeKeys: await deleteDedupeKeys(c, gone.rows) };
   };
   return db instanceof pg.Pool ? inTransaction(db, run) : run(db);
 }

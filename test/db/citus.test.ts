@@ -6,9 +6,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { createPool } from '../../src/db/pool.js';
-import { migrate } from '../../src/db/migrate.js';
+import { migrate, MIGRATIONS_DIR } from '../../src/db/migrate.js';
 import { distributeCitus, planCitus, CitusPlanError } from '../../src/db/citus.js';
 import { enqueueRows } from '../../src/db/enqueue.js';
 import { claim } from '../../src/db/claim.js';
@@ -131,4 +135,77 @@ test('on a single PostgreSQL the pool keeps one generic plan per statement', asy
   const db = await createTestDatabase();
   t.after(() => db.drop());
   assert.equal((await db.pool.query('SHOW plan_cache_mode')).rows[0].plan_cache_mode, 'force_generic_plan');
+});
+
+test('every migration after the first applies on a distributed database: 0009 numbers existing rows, new tables become reference tables', async (t) => {
+  const missing = citusMissing();
+  if (!requirePackage(t, missing === undefined, missing ?? '')) return;
+  const cluster = await startCitusCluster({ workers: 2 });
+  const admin = cluster.url(cluster.coordinator);
+  await createCitusDatabase(
+    admin,
+    cluster.workers.map((w) => cluster.url(w)),
+    'admp_upgrade',
+  );
+  const pool = createPool(cluster.url(cluster.coordinator, 'admp_upgrade'), 4);
+  const first = mkdtempSync(join(tmpdir(), 'admp-migrations-'));
+  t.after(async () => {
+    await pool.end();
+    await cluster.stop();
+    rmSync(first, { recursive: true, force: true });
+  });
+  // The schema of the first migration, distributed, with rows created a millisecond apart.
+  const [one] = (await readdir(MIGRATIONS_DIR)).filter((f) => f.startsWith('0001_'));
+  copyFileSync(join(MIGRATIONS_DIR, one!), join(first, one!));
+  await migrate(pool, `${first}/`);
+  await distributeCitus(pool);
+  for (let n = 0; n < 20; n++)
+    await pool.query(
+      `INSERT INTO message (to_agent_id, channel, from_agent, type, body, status, ttl_sec, expires_at, created_at, delivered_at)
+       VALUES ($1, 'http', 'alice@agents.test', 't', $2, 'delivered', 600, now() + interval '10 minutes',
+               now() - interval '1 hour' + $3 * interval '1 millisecond', now())`,
+      [`agent${n % 4}`, { n }, n],
+    );
+
+  const applied = await migrate(pool);
+  assert.ok(applied.length > 1, applied.join());
+  // 0009: the rows are numbered in creation order, and new rows come after them.
+  const seqs = await pool.query<{ n: number; seq: string }>(
+    "SELECT (body->>'n')::int AS n, seq::text FROM message ORDER BY seq",
+  );
+  assert.deepEqual(
+    seqs.rows.map((r) => r.n),
+    Array.from({ length: 20 }, (_, n) => n),
+  );
+  await enqueueRows(pool, [
+    {
+      to_agent_id: 'agent1',
+      channel: 'http',
+      from_agent: 'alice@agents.test',
+      type: 't',
+      body: { n: 20 },
+      status: 'delivered',
+      ttl_sec: 600,
+    },
+  ]);
+  const claimed = await claim(pool, 'agent1', 10, 30);
+  assert.deepEqual(
+    claimed.rows.map((r) => (r.body as { n: number }).n),
+    [1, 5, 9, 13, 17, 20],
+  );
+  // Tables the later migrations added are reference tables (a copy on every node), not
+  // tables left on the coordinator.
+  const kinds = await pool.query<{ t: string; kind: string }>(
+    'SELECT table_name::text AS t, citus_table_type AS kind FROM citus_tables ORDER BY 1',
+  );
+  const local = await pool.query<{ t: string }>(
+    `SELECT c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+        AND c.relname <> 'schema_migration'
+        AND NOT EXISTS (SELECT 1 FROM pg_dist_partition p WHERE p.logicalrelid = c.oid)`,
+  );
+  assert.deepEqual(local.rows, [], 'no table stays local');
+  for (const { t: name, kind } of kinds.rows)
+    assert.equal(kind, ['message', 'message_dedupe'].includes(name) ? 'distributed' : 'reference', name);
+  assert.deepEqual((await planCitus(pool)).problems, []);
 });
