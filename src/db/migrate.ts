@@ -84,6 +84,12 @@ export async function migrate(pool: pg.Pool, dir = MIGRATIONS_DIR): Promise<stri
         await client.query('COMMIT');
         continue;
       }
+      // On Citus, DDL on a distributed table runs on its shards over parallel connections, and
+      // a function command later in the same transaction (0013: ALTER TABLE, then CREATE
+      // FUNCTION) then fails; one connection per node makes every mix of the two valid.
+      await client.query(
+        "SELECT set_config('citus.multi_shard_modify_mode', 'sequential', true) FROM pg_extension WHERE extname = 'citus'",
+      );
       for (const statement of await statementsOf(m.sql)) await client.query(statement);
       await client.query('INSERT INTO schema_migration (version, name, checksum) VALUES ($1, $2, $3)', [
         m.version,
