@@ -57,12 +57,14 @@ export type ErrorCode = keyof typeof ERROR_KINDS;
 
 export class AdmpError extends Error {
   override readonly name = 'AdmpError';
+  /** `cause`: what was thrown underneath, for the log only (never in an answer). */
   constructor(
     readonly code: ErrorCode,
     message: string,
     readonly details?: Record<string, unknown>,
+    cause?: unknown,
   ) {
-    super(message);
+    super(message, cause === undefined ? undefined : { cause });
   }
   get httpStatus(): number {
     return ERROR_KINDS[this.code].http;
@@ -93,6 +95,11 @@ export class ConfigError extends Error {
 // serialization failure/deadlock, 57014 statement_timeout, 55P03 lock_timeout) as
 // opposed to a bug in our SQL.
 const TRANSIENT_SQLSTATE = /^(08|28|3D000|53|57P|58|40001|40P01|57014|55P03)/;
+// Class 22, data exception: PostgreSQL refused a value (out of range, not valid in its
+// type, a character it cannot store). Retrying the same input cannot help, so it is the
+// input's fault; inputs are checked before they get here (src/core/storable.ts,
+// src/core/time.ts), and this names what any check missed instead of a 500 or a tempfail.
+const DATA_EXCEPTION = /^22/;
 const TRANSIENT_NODE = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -120,9 +127,10 @@ export function toAdmpError(err: unknown): AdmpError {
       msg,
     )
   ) {
-    return new AdmpError('storage_unavailable', 'message store temporarily unavailable');
+    return new AdmpError('storage_unavailable', 'message store temporarily unavailable', undefined, err);
   }
-  return new AdmpError('internal', 'internal error');
+  if (DATA_EXCEPTION.test(code)) return new AdmpError('bad_request', `value refused by the message store: ${msg}`);
+  return new AdmpError('internal', 'internal error', undefined, err);
 }
 
 /** JSON error body of the HTTP API: `{"error":{"code","message"}}`. */

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
-import { isAgentId, isDomain, parseAddress, type AgentAddress } from '../core/address.js';
+import { asciiLower, isAgentId, isDomain, parseAddress, type AgentAddress } from '../core/address.js';
 import type { PolicyRule } from '../core/policy.js';
 import {
   addAgent,
@@ -156,7 +156,7 @@ export function createAdmin(
     ...createOperations(pool, config, policy),
     webhooks: createWebhookEndpoints(pool, config),
     async addAgent(id, domainArg) {
-      const domain = (domainArg ?? config.domains[0]!).toLowerCase();
+      const domain = asciiLower(domainArg ?? config.domains[0]!);
       if (!isAgentId(id))
         throw new AdmpError(
           'bad_request',

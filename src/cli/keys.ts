@@ -9,6 +9,7 @@ import { seedFromPem } from '../keys/private-key.js';
 import { agentKeyTxtRecords } from '../keys/dns.js';
 import { buildSignedMessage } from '../mail/signed-message.js';
 import { print, table } from './output.js';
+import { clientTime } from '../core/time.js';
 
 const keyJson = (k: AgentKeyRow, at: Date) => ({
   domain: k.domain,
@@ -30,12 +31,8 @@ function publicKeyArg(s: string): Buffer {
   return b;
 }
 
-const dateArg = (s: string | undefined): Date | undefined => {
-  if (s === undefined) return undefined;
-  const d = new Date(s);
-  if (Number.isNaN(d.getTime())) throw new AdmpError('bad_request', `not a date: ${s}`);
-  return d;
-};
+const dateArg = (s: string | undefined, field: string): Date | undefined =>
+  s === undefined ? undefined : clientTime(s, field);
 
 async function bodyArg(s: string): Promise<unknown> {
   const text = s.startsWith('@') ? await readFile(s.slice(1), 'utf8') : s;
@@ -65,7 +62,10 @@ export function registerKeys(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (agentArg: string, o: { out?: string; notAfter?: string; json?: boolean }) => {
       await withAdmin(async (admin) => {
-        const { row, file } = await admin.createKey(agentArg, { out: o.out, notAfter: dateArg(o.notAfter) ?? null });
+        const { row, file } = await admin.createKey(agentArg, {
+          out: o.out,
+          notAfter: dateArg(o.notAfter, '--not-after') ?? null,
+        });
         const dns = agentKeyTxtRecords([row])[0]!;
         print(
           o.json,
@@ -129,7 +129,12 @@ export function registerKeys(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (agentArg: string, kid: string, pk: string, o: { notAfter?: string; json?: boolean }) => {
       await withAdmin(async (admin) => {
-        const row = await admin.pinPartnerKey(agentArg, kid, publicKeyArg(pk), dateArg(o.notAfter) ?? null);
+        const row = await admin.pinPartnerKey(
+          agentArg,
+          kid,
+          publicKeyArg(pk),
+          dateArg(o.notAfter, '--not-after') ?? null,
+        );
         print(o.json, keyJson(row, new Date()), () => `pinned key ${row.kid} for ${row.agent}`);
       });
     });

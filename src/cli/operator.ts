@@ -9,6 +9,7 @@ import { withAdmin } from '../app/open.js';
 import * as S from '../http/admin/schemas.js';
 import { checkAgainst } from '../http/admin/validation.js';
 import { wire } from '../http/admin/wire.js';
+import { clientTime } from '../core/time.js';
 
 type Refs = Static<typeof S.MessageRefs>['messages'];
 
@@ -53,8 +54,8 @@ export async function withOperator<T>(fn: (op: Operator) => Promise<T>, config: 
         const q = checkAgainst<S.SearchQuery>(S.SearchQuery, query, 'search');
         const { rows, next } = await admin.search({
           ...q,
-          after: q.after ? new Date(q.after) : undefined,
-          before: q.before ? new Date(q.before) : undefined,
+          after: q.after ? clientTime(q.after, 'after') : undefined,
+          before: q.before ? clientTime(q.before, 'before') : undefined,
         });
         return { messages: wire(rows).map(({ micros: _, ...m }) => m), next_cursor: next };
       },

@@ -1,6 +1,14 @@
 // Agent addresses: `local@domain`, compared lower-cased. The local part follows the
 // agent.id rule of migrations/0001_core.sql; the domain is a DNS name (RFC 1035 §2.3.1).
+//
+// One rule for every road (docs/protocol.md §2): an agent address is ASCII. Case is folded
+// for A–Z only, never by Unicode: String#toLowerCase maps U+212A KELVIN SIGN to "k" and
+// U+0130 to "i̇", so "\u212Aim" would become "kim" and reach another agent's inbox.
+// Anything that is not ASCII is not an agent address, and is refused as such.
 import { AdmpError } from '../errors.js';
+
+/** A–Z to a–z and nothing else (no Unicode case mapping). */
+export const asciiLower = (s: string): string => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 
 export interface AgentAddress {
   readonly local: string;
@@ -18,11 +26,8 @@ export const isDomain = (s: string): boolean => DOMAIN.test(s);
 export function tryParseAddress(input: string): AgentAddress | undefined {
   const at = input.lastIndexOf('@');
   if (at <= 0) return undefined;
-  const local = input.slice(0, at).toLowerCase();
-  const domain = input
-    .slice(at + 1)
-    .toLowerCase()
-    .replace(/\.$/, '');
+  const local = asciiLower(input.slice(0, at));
+  const domain = asciiLower(input.slice(at + 1)).replace(/\.$/, '');
   if (!LOCAL.test(local) || !DOMAIN.test(domain)) return undefined;
   return { local, domain, address: `${local}@${domain}` };
 }

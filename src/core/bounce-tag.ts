@@ -8,6 +8,7 @@
 // HMAC-SHA256(server secret, "<id>.<day>"). Lower-case hex throughout, since MTAs may
 // change the case of a local part. The local part is 63 octets, within RFC 5321's 64.
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { asciiLower } from './address.js';
 
 export const BOUNCE_PREFIX = 'admp-bounce+';
 const TAG = /^admp-bounce\+([0-9a-f]{32})\.(\d{1,6})\.([0-9a-f]{12})@([^@]+)$/i;
@@ -26,7 +27,7 @@ export function bounceAddress(messageId: string, domain: string, nowSec: number,
 }
 
 /** True for any address in the form of our return path, valid or not (it must never be taken as agent mail). */
-export const looksLikeBounceAddress = (address: string): boolean => address.toLowerCase().startsWith(BOUNCE_PREFIX);
+export const looksLikeBounceAddress = (address: string): boolean => asciiLower(address).startsWith(BOUNCE_PREFIX);
 
 export type BounceTag =
   | { readonly valid: true; readonly messageId: string }
@@ -44,7 +45,7 @@ export function readBounceAddress(
   const m = TAG.exec(address);
   if (!m) return { valid: false, reason: 'malformed' };
   const [, hex, dayText, given, domain] = m as unknown as [string, string, string, string, string];
-  if (!o.domains.includes(domain.toLowerCase())) return { valid: false, reason: 'foreign_domain' };
+  if (!o.domains.includes(asciiLower(domain))) return { valid: false, reason: 'foreign_domain' };
   const hexId = hex.toLowerCase();
   const day = Number(dayText);
   if (!timingSafeEqual(Buffer.from(given.toLowerCase(), 'hex'), mac(o.secret, hexId, day)))

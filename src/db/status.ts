@@ -26,7 +26,7 @@ export async function inboxDepth(db: Queryable, agentId: string): Promise<Record
   return out;
 }
 
-export async function listDead(db: Queryable, agentId: string, limit: number, before?: string): Promise<MessageRow[]> {
+export async function listDead(db: Queryable, agentId: string, limit: number, before?: Date): Promise<MessageRow[]> {
   const { rows } = await db.query<MessageRow>(
     `SELECT * FROM message WHERE to_agent_id = $1 AND status = 'dead'
         AND ($3::timestamptz IS NULL OR created_at < $3)

@@ -4,6 +4,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { AdmpError } from '../errors.js';
+import { unstorableJson } from '../core/storable.js';
 import type { ApiDeps } from './deps.js';
 import { rspamdIngressRoutes } from './routes/ingress-rspamd.js';
 import { wellKnownRoutes } from './routes/well-known.js';
@@ -77,11 +78,15 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
     req.rawBody = body;
     if (body.length === 0) return done(null, undefined);
+    let parsed: unknown;
     try {
-      done(null, JSON.parse(body.toString('utf8')));
+      parsed = JSON.parse(body.toString('utf8'));
     } catch (err) {
-      done(new AdmpError('invalid_json', `malformed JSON: ${(err as Error).message}`), undefined);
+      return done(new AdmpError('invalid_json', `malformed JSON: ${(err as Error).message}`), undefined);
     }
+    // Valid JSON that could not be stored or served again (src/core/storable.ts), on every route.
+    const unstorable = unstorableJson(parsed, 'body');
+    done(unstorable ? new AdmpError('invalid_json', unstorable) : null, unstorable ? undefined : parsed);
   });
 
   // One summary line per API call (the ops contract: event, outcome, latency).

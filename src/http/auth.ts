@@ -13,7 +13,7 @@ import type { FastifyRequest } from 'fastify';
 import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
-import { tryParseAddress, isAgentId } from '../core/address.js';
+import { asciiLower, tryParseAddress, isAgentId } from '../core/address.js';
 import { hmacSigningString } from '../core/request-signing.js';
 import type { Caller } from '../mailbox/mailbox.js';
 import { TOKEN_PREFIX, type AuthAgentRow, type Credentials } from '../mailbox/credentials.js';
@@ -137,7 +137,7 @@ export function createAuthenticator(credentials: Credentials, config: Config): A
     if (!/^\d{1,12}$/.test(ts) || Math.abs(Date.now() / 1000 - Number(ts)) > config.clockSkewSec) {
       throw unauthorized(`X-Timestamp outside ±${config.clockSkewSec} s`);
     }
-    const id = idHeader.toLowerCase();
+    const id = asciiLower(idHeader);
     const agentId = isAgentId(id) ? id : tryParseAddress(id)?.local;
     if (!agentId) throw unauthorized('X-Agent-Id is not an agent id');
     const base = hmacBase(req.method, req.url, ts, nonce, req.rawBody ?? Buffer.alloc(0));

@@ -10,6 +10,8 @@ import { tryParseAddress } from '../core/address.js';
 import type { Envelope } from '../core/envelope.js';
 import { canonicalMessageId, canonicalSubject, type KeyResolver } from '../core/signature.js';
 import { replayKey, replayUntil } from '../core/replay.js';
+import { unstorableText } from '../core/storable.js';
+import { fromContent } from './from-content.js';
 import { readSignedMail, type MailSignatureFields } from '../mail/signed-message.js';
 import type { Directory } from '../mailbox/directory.js';
 import type { Enqueuer, NewMessage } from '../mailbox/batcher.js';
@@ -86,10 +88,17 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (parsed instanceof AdmpError) return everyRecipient(d.recipients, parsed);
     if (parsed.messageId) facts.messageId = canonicalMessageId(parsed.messageId);
     if (d.recipients.some(looksLikeBounceAddress)) return recordReport(deps.pool, d, parsed, returnPath, deps.metrics);
-    const report = misaddressedReport(d, parsed);
+    const report = fromContent('its MIME structure', () => misaddressedReport(d, parsed));
     if (report) return report;
 
-    const fields = readSignedMail(parsed);
+    const fields = fromContent('its headers and parts', () => readSignedMail(parsed));
+    for (const [name, value] of [
+      ['Subject', fields.subject],
+      ['Message-ID', fields.messageId],
+    ] as const) {
+      const why = value === undefined ? undefined : unstorableText(value);
+      if (why) return everyRecipient(d.recipients, new AdmpError('bad_request', `${name} ${why}`));
+    }
     const sender = fields.from ? tryParseAddress(fields.from) : undefined;
     if (!sender)
       return everyRecipient(

@@ -10,6 +10,7 @@ import { isDeliveryReport, parseDeliveryReport, reportOutcome } from '../mail/ds
 import type { ParsedMail } from 'mailparser';
 import type { Metrics } from '../metrics.js';
 import { everyRecipient, type MailDelivery, type RecipientResult } from './delivery.js';
+import { fromContent } from './from-content.js';
 
 const DSN_ACTIONS = new Set(['failed', 'delayed', 'delivered', 'relayed', 'expanded']);
 // Relays retry for up to 5 days (RFC 5321 §4.5.4.1 suggests at least 4–5) after our own
@@ -65,9 +66,9 @@ export async function recordReport(
 ): Promise<RecipientResult[]> {
   if (!d.recipients.every(looksLikeBounceAddress))
     return everyRecipient(d.recipients, refused('a delivery report goes to the return path alone'));
-  if (!isDeliveryReport(parsed))
+  if (!fromContent('its MIME structure', () => isDeliveryReport(parsed)))
     return everyRecipient(d.recipients, refused('mail to the return path must be a delivery status report (RFC 3464)'));
-  const rep = parseDeliveryReport(d.raw);
+  const rep = fromContent('its delivery status', () => parseDeliveryReport(d.raw));
   for (const r of rep.recipients) metrics?.dsn.inc({ action: DSN_ACTIONS.has(r.action) ? r.action : 'other' });
   return Promise.all(
     d.recipients.map(async (recipient): Promise<RecipientResult> => {

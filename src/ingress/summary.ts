@@ -26,6 +26,16 @@ export interface SummaryLog {
   warn: LogFn;
 }
 
+/** What was thrown underneath a temporary failure (a database error, a bug), for the log line. */
+function causeOf(e: Error): { cause?: string; cause_code?: string } {
+  const c = e.cause as { message?: unknown; code?: unknown } | undefined;
+  if (c === undefined || c === null) return {};
+  return {
+    cause: String(c.message ?? c),
+    ...(typeof c.code === 'string' ? { cause_code: c.code } : {}),
+  };
+}
+
 export function summarizeIngest(log: SummaryLog, metrics: Metrics | undefined, s: IngestSummary): void {
   const seconds = (performance.now() - s.started) / 1000;
   const ids = s.results.flatMap((r) => ('id' in r && r.id ? [r.id] : []));
@@ -49,7 +59,7 @@ export function summarizeIngest(log: SummaryLog, metrics: Metrics | undefined, s
       outcome: r.kind,
       id: 'id' in r ? r.id : undefined,
       code: 'error' in r ? r.error.code : undefined,
-      ...(r.kind === 'tempfail' ? { reason: r.error.message } : {}),
+      ...(r.kind === 'tempfail' ? { reason: r.error.message, ...causeOf(r.error) } : {}),
       ...('duplicate' in r && r.duplicate ? { duplicate: true } : {}),
     })),
     ms: Math.round(seconds * 1000),

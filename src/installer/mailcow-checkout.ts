@@ -6,6 +6,7 @@ import { InstallError } from './install-error.js';
 import {
   MAILCOW_COMPOSE,
   MAILCOW_CONF,
+  MAILCOW_ENV,
   MAILCOW_NETWORK,
   OVERRIDE_FILE,
   POSTFIX_SERVICE,
@@ -16,6 +17,8 @@ export interface CheckoutFiles {
   readonly conf: string | null;
   readonly env: string | null;
   readonly compose: string | null;
+  /** The target of .env when it is a symlink to nothing (then `env` is null). */
+  readonly envDangling?: string;
 }
 
 export interface MailcowInfo {
@@ -83,6 +86,12 @@ export function inspectCheckout(files: CheckoutFiles): MailcowInfo {
   if (files.conf === null)
     throw new InstallError(
       `not a Mailcow checkout: ${MAILCOW_CONF} is missing (run generate_config.sh first, or pass the right --mailcow-dir)`,
+    );
+  // Compose reads .env and stops at a dangling one; so would every Mailcow script.
+  if (files.envDangling !== undefined)
+    throw new InstallError(
+      `${MAILCOW_ENV} is a symlink to ${files.envDangling}, which does not exist; in a Mailcow checkout it links to ${MAILCOW_CONF} (ln -sf ${MAILCOW_CONF} ${MAILCOW_ENV})`,
+      MAILCOW_ENV,
     );
   requireCompose(files.compose);
   // .env wins where both define a key: it is the file Compose itself reads.

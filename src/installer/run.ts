@@ -2,7 +2,7 @@
 // runs the container steps and the relay-domain step, and rolls everything back when a
 // step fails. Effects come in through Deps, so tests drive it with real files, a real
 // Docker engine, or none.
-import { readFile } from 'node:fs/promises';
+import { readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ComposeUp } from './compose-cli.js';
 import { describe, manualCommands, runSteps, undoSteps, type StepContext } from './container-steps.js';
@@ -81,7 +81,14 @@ async function loadCheckout(dir: string): Promise<MailcowInfo> {
   const [conf, env, compose] = await Promise.all(
     [MAILCOW_CONF, MAILCOW_ENV, MAILCOW_COMPOSE].map((f) => readOptional(join(dir, f))),
   );
-  return inspectCheckout({ conf: conf ?? null, env: env ?? null, compose: compose ?? null });
+  // Unreadable because missing, or a symlink (Mailcow's .env → mailcow.conf) to nothing?
+  const envLink = env === null ? await readlink(join(dir, MAILCOW_ENV)).catch(() => undefined) : undefined;
+  return inspectCheckout({
+    conf: conf ?? null,
+    env: env ?? null,
+    compose: compose ?? null,
+    ...(envLink !== undefined ? { envDangling: envLink } : {}),
+  });
 }
 
 async function loadShipped(repoDir: string): Promise<ShippedFiles> {

@@ -6,6 +6,7 @@
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config.js';
 import { allowList, isAllowed } from '../core/cidr.js';
+import { asciiLower } from '../core/address.js';
 import { AdmpError, smtpReplyText, toAdmpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Directory } from '../mailbox/directory.js';
@@ -53,8 +54,8 @@ export function createLmtpServer({ config, log, ingest, directory }: LmtpDeps): 
       const rcpt = address.address;
       // smtp-server folds a repeated recipient into the first (case-insensitively) after
       // answering 250 to both, which would leave the client waiting for a second reply.
-      const lower = rcpt.toLowerCase();
-      if (session.envelope.rcptTo.some((r) => r.address.toLowerCase() === lower))
+      const lower = asciiLower(rcpt);
+      if (session.envelope.rcptTo.some((r) => asciiLower(r.address) === lower))
         return cb(
           lmtpError(new AdmpError('duplicate_recipient', `<${rcpt}> was already accepted in this transaction`)),
         );

@@ -95,7 +95,11 @@ export type MailSignatureFields = Omit<VerifyInput, 'envelopeRecipient' | 'envel
  * text body, which is then canonicalised: CRLF → LF, outer whitespace trimmed.
  */
 export function readSignedMail(parsed: ParsedMail): MailSignatureFields {
-  const json = parsed.attachments.filter((a) => a.contentType.toLowerCase() === ENVELOPE_MEDIA_TYPE);
+  // A part may declare no media type (an empty Content-Type, where mailparser gives no
+  // string): it is then not the envelope.
+  const json = parsed.attachments.filter(
+    (a) => typeof a.contentType === 'string' && a.contentType.toLowerCase() === ENVELOPE_MEDIA_TYPE,
+  );
   const text = parsed.text?.replace(/\r\n/g, '\n').trim();
   const body = json.length === 1 ? json[0]!.content : json.length === 0 && text ? Buffer.from(text, 'utf8') : undefined;
   const from = parsed.from?.value.length === 1 ? parsed.from.value[0]!.address : undefined;

@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
-import { isAgentId, tryParseRecipient, type AgentAddress } from '../core/address.js';
+import { asciiLower, isAgentId, tryParseRecipient, type AgentAddress } from '../core/address.js';
 import { findAgent, type AgentRow } from '../db/agents.js';
 import { inboxHolds } from '../db/status.js';
 
@@ -47,14 +47,15 @@ export function createDirectory(pool: pg.Pool, config: Config): Directory {
     inboxHolds: (agentId, max) => inboxHolds(pool, agentId, max),
     localAgent,
     async resolve(to, field = 'to') {
-      const parsed = isAgentId(to.toLowerCase()) ? undefined : tryParseRecipient(to);
-      if (!isAgentId(to.toLowerCase()) && !parsed)
+      const lower = asciiLower(to);
+      const parsed = isAgentId(lower) ? undefined : tryParseRecipient(to);
+      if (!isAgentId(lower) && !parsed)
         throw new AdmpError('bad_request', `${field}: "${to.slice(0, 100)}" is not an agent address (local@domain)`);
       const addr: AgentAddress = parsed
         ? parsed.agent
-        : { local: to.toLowerCase(), domain: config.domains[0]!, address: `${to.toLowerCase()}@${config.domains[0]}` };
+        : { local: lower, domain: config.domains[0]!, address: `${lower}@${config.domains[0]}` };
       // A remote plus-address is the partner's to route: it goes out as written.
-      if (!domains.has(addr.domain)) return { kind: 'remote', address: to.toLowerCase(), domain: addr.domain };
+      if (!domains.has(addr.domain)) return { kind: 'remote', address: lower, domain: addr.domain };
       const row = await localAgent(addr.local);
       if (!row || row.domain !== addr.domain || row.status !== 'active') {
         throw new AdmpError('unknown_recipient', `${field}: no agent ${addr.address}`);

@@ -28,6 +28,8 @@ import type { Enqueuer } from './batcher.js';
 import type { InboxWaiter } from './inbox-waiter.js';
 import { observeEnqueue, since, type Metrics } from '../metrics.js';
 import { withSpan } from '../tracing.js';
+import { clientTime } from '../core/time.js';
+import { unstorableJson } from '../core/storable.js';
 
 export interface Caller {
   readonly agentId: string;
@@ -147,6 +149,10 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, metri
   }
 
   function row(caller: Caller, to: Recipient, msg: Outgoing, extra: Partial<NewMessage> = {}): NewMessage {
+    // Every interface (HTTP, MCP, the console) hands its input here: refused before any
+    // serialiser or the database meets NUL, a lone surrogate or unbounded nesting.
+    const unstorable = unstorableJson(msg, 'message');
+    if (unstorable) throw new AdmpError('invalid_json', unstorable);
     if (bodySize(msg.body) > config.maxBodyBytes) {
       throw new AdmpError('payload_too_large', `body is larger than ${config.maxBodyBytes} bytes`);
     }
@@ -258,7 +264,8 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, metri
 
     depth: (caller) => inboxDepth(pool, caller.agentId),
 
-    deadLetters: (caller, limit, before) => listDead(pool, caller.agentId, limit, before),
+    deadLetters: async (caller, limit, before) =>
+      listDead(pool, caller.agentId, limit, before === undefined ? undefined : clientTime(before, 'before')),
 
     redrive: (caller, ids) => redrive(pool, caller.agentId, ids),
 

@@ -12,7 +12,7 @@ import { AdmpError, smtpReplyText, toAdmpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Directory } from '../mailbox/directory.js';
-import { tryParseRecipient } from '../core/address.js';
+import { asciiLower, tryParseRecipient } from '../core/address.js';
 import { allowList, isAllowed } from '../core/cidr.js';
 import { cachedResolver, type Resolver } from '../ingress/domain-auth.js';
 import type { Ingest } from '../ingress/ingest.js';
@@ -148,7 +148,7 @@ export function createSmtpEdge({ config, log, ingest, directory, dnsResolve, met
         return cb(
           refuse(session, 'too_many_recipients', reply(452, '4.5.3', 'one recipient per message; send the next again')),
         );
-      const domain = rcpt.slice(rcpt.lastIndexOf('@') + 1).toLowerCase();
+      const domain = asciiLower(rcpt.slice(rcpt.lastIndexOf('@') + 1));
       if (!directory.isLocalDomain(domain))
         return cb(refuse(session, 'relay_denied', reply(550, '5.7.1', 'relay access denied'), { rcpt }));
       // Bounces to our VERP return path are delivery reports, not agent mail.

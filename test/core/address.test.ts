@@ -24,6 +24,13 @@ const CASES: [input: string, want: string | undefined][] = [
   ['b ob@x.example', undefined],
   ['bob@x.example@y.example', undefined],
   ['bøb@x.example', undefined],
+  // Not ASCII, even where Unicode case mapping would give ASCII (K KELVIN SIGN → "k",
+  // İ → "i̇", ſ → "S" upper-cased): one rule, refused, never folded into another agent.
+  ['\u212Aim@x.example', undefined],
+  ['kim@x.\u212Aample', undefined],
+  ['\u0130nfo@x.example', undefined],
+  ['\u017Fam@x.example', undefined],
+  ['ki\uFF4D@x.example', undefined],
 ];
 
 for (const [input, want] of CASES) {

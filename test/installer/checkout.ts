@@ -1,6 +1,6 @@
 // Writable copies of the Mailcow fixture (shared/fixtures/mailcow, read-only) for installer
 // tests, a byte-exact picture of a tree, and runInstall/runUninstall wired for file work.
-import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,9 +12,15 @@ export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FIXTURE = join(REPO, '..', 'shared', 'fixtures', 'mailcow');
 export const COMPOSE_SPEC = join(REPO, '..', 'shared', 'fixtures', 'compose-spec', 'compose-spec.json');
 
+/**
+ * A writable checkout as generate_config.sh leaves it: `.env` is a symlink to mailcow.conf
+ * (the fixture as laid out holds a plain file with that text instead).
+ */
 export function copyCheckout(): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'admp-mailcow-'));
   cpSync(FIXTURE, dir, { recursive: true, verbatimSymlinks: true });
+  rmSync(join(dir, '.env'), { force: true });
+  symlinkSync('mailcow.conf', join(dir, '.env'));
   const writable = (d: string): void => {
     chmodSync(d, 0o755);
     for (const e of readdirSync(d, { withFileTypes: true })) {
@@ -26,7 +32,11 @@ export function copyCheckout(): { dir: string; remove(): void } {
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Every regular file of the tree (not .git), path → bytes (hex), for byte-identical comparisons. */
+/**
+ * Every file of the tree (not .git), path → bytes (hex), for byte-identical comparisons; a
+ * symlink → `symlink:<target>`, never followed (it may dangle, like `.env` once
+ * mailcow.conf is gone).
+ */
 export function treeBytes(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
   const walk = (d: string): void => {
@@ -34,6 +44,7 @@ export function treeBytes(dir: string): Record<string, string> {
       if (e.name === '.git') continue;
       const p = join(d, e.name);
       if (e.isDirectory()) walk(p);
+      else if (e.isSymbolicLink()) out[relative(dir, p)] = `symlink:${readlinkSync(p)}`;
       else out[relative(dir, p)] = readFileSync(p).toString('hex');
     }
   };

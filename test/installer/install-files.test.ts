@@ -1,7 +1,7 @@
 // File-level install/uninstall on copies of the Mailcow fixture (--no-docker): each mode,
 // idempotence, byte-identical uninstall, the admin's own override, refusals, dry run.
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, lstatSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
@@ -48,7 +48,10 @@ describe('admp install --no-docker on a Mailcow checkout', () => {
   for (const mode of ['lmtp', 'both'] as Mode[]) {
     it(`mode ${mode}: installs, is a no-op the second time, and uninstalls to identical bytes`, () =>
       withCheckout(async (dir) => {
+        // The real layout: .env is a symlink to mailcow.conf, which the installer reads through.
+        assert.ok(lstatSync(join(dir, '.env')).isSymbolicLink());
         const pristine = treeBytes(dir);
+        assert.equal(pristine['.env'], 'symlink:mailcow.conf');
         const r = fileDeps();
         const first = await install(dir, r.deps, { mode });
         const expected = [OVERRIDE_FILE, TRANSPORT_FILE, ...(mode === 'lmtp' ? [] : RSPAMD_FILES), STATE_FILE];
@@ -176,7 +179,16 @@ describe('admp install --no-docker on a Mailcow checkout', () => {
         (d) => writeFileSync(join(d, OVERRIDE_FILE), 'services:\n  - a\n'),
         /"services" is not a mapping/,
       ],
+      // .env, a symlink to mailcow.conf (copyCheckout), then dangles: the snapshot records the link.
       ['no mailcow.conf', (d) => rmSync(join(d, 'mailcow.conf')), /not a Mailcow checkout: mailcow\.conf is missing/],
+      [
+        'a dangling .env',
+        (d) => {
+          rmSync(join(d, '.env'));
+          symlinkSync('mailcow.conf.old', join(d, '.env'));
+        },
+        /\.env is a symlink to mailcow\.conf\.old, which does not exist; in a Mailcow checkout it links to mailcow\.conf/,
+      ],
       [
         'a docker-compose.yml without Mailcow services',
         (d) => writeFileSync(join(d, 'docker-compose.yml'), 'services:\n  web:\n    image: nginx\n'),

@@ -14,6 +14,7 @@ import { createEventHub } from './events.js';
 import * as S from './schemas.js';
 import { wire } from './wire.js';
 import { adminValidatorCompiler } from './validation.js';
+import { clientTime } from '../../core/time.js';
 
 const presentKey = (k: AgentKeyRow) => ({
   domain: k.domain,
@@ -53,8 +54,8 @@ export const adminRoutes =
       const q = req.query;
       const { rows, next } = await admin.search({
         ...q,
-        after: q.after ? new Date(q.after) : undefined,
-        before: q.before ? new Date(q.before) : undefined,
+        after: q.after ? clientTime(q.after, 'after') : undefined,
+        before: q.before ? clientTime(q.before, 'before') : undefined,
       });
       return { messages: wire(rows), next_cursor: next };
     });
@@ -127,7 +128,7 @@ export const adminRoutes =
     app.post('/keys', { schema: { body: S.PinKey, response: { 201: S.Key } } }, async (req, reply) => {
       const publicKey = Buffer.from(req.body.public_key, 'base64');
       if (publicKey.length !== 32) throw new AdmpError('bad_request', 'public_key: 32 bytes in base64');
-      const notAfter = req.body.not_after ? new Date(req.body.not_after) : null;
+      const notAfter = req.body.not_after ? clientTime(req.body.not_after, 'not_after') : null;
       const row = await admin.pinPartnerKey(req.body.agent, req.body.kid, publicKey, notAfter);
       return reply.status(201).send(presentKey(row));
     });

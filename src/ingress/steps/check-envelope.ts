@@ -3,6 +3,7 @@
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { AdmpError } from '../../errors.js';
 import { Envelope } from '../../core/envelope.js';
+import { unstorableJson } from '../../core/storable.js';
 
 const checkEnvelope = TypeCompiler.Compile(Envelope);
 
@@ -19,6 +20,8 @@ export function checkEnvelopeBody(body: Buffer | undefined, maxBytes: number): E
   } catch (err) {
     return new AdmpError('invalid_envelope', `envelope is not JSON: ${(err as Error).message}`);
   }
+  const unstorable = unstorableJson(envelope, 'envelope');
+  if (unstorable) return new AdmpError('invalid_envelope', unstorable);
   if (!checkEnvelope.Check(envelope)) {
     const e = checkEnvelope.Errors(envelope).First();
     return new AdmpError(
