@@ -253,3 +253,23 @@ async function deliverTwice(api: TestApi, receiver: Receiver, alice: TestAgent, 
   // Two instances, each at most ADMP_WEBHOOK_CONCURRENCY (4) at a time for the endpoint.
   assert.ok(most <= 8, `at most 8 requests in flight, saw ${most}`);
 }
+
+test('database connections killed while pushing: every message is still delivered and acked', async (t) => {
+  const { api, receiver, alice, bob } = await setup(t);
+  receiver.script('/faults', (_req, res) => void setTimeout(() => res.writeHead(204).end(), 40));
+  await register(api, bob, receiver, '/faults');
+  await sleep(1200);
+  const ids = await Promise.all(Array.from({ length: 60 }, (_, i) => send(api, alice, bob, 'task.request', { i })));
+  // Every other backend of this database, the push worker's and the LISTEN connection's
+  // among them, is terminated three times while the deliveries run.
+  for (let k = 0; k < 3; k++) {
+    await sleep(80);
+    await api.db.pool.query(
+      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+    );
+  }
+  for (const id of ids) await until(api, bob, id, 'acked', 60_000);
+  assert.deepEqual(receiver.rejected, []);
+  // At least once: a message whose ack was lost with its connection may be pushed again.
+  assert.deepEqual([...new Set(receiver.received.map((r) => r.id))].sort(), [...ids].sort());
+});
