@@ -1,12 +1,13 @@
 // `npx tsx bench/interfaces.ts`: the agent interfaces beside the plain HTTP loop, on one
 // server and database, one after the other:
+//   sdk     SDK consume() vs the raw "pull carrying its acks" loop, msgs/s (target ≥ 0.9; bench/sdk-step.ts)
 //   push    webhook push to a local receiver vs HTTP pull+ack, msgs/s (target ≥ 0.8)
 //   latency at light load, commit (the message's created_at) → the receiver's 2xx, p50/p99 (target p99 < 50 ms)
 //   mcp     check_inbox + ack_message over Streamable HTTP (/mcp) vs HTTP pull + ack, p50/p99
-// SDK consume() vs the raw loop is bench/sdk-consume.ts. Settings: BENCH_SECONDS (10),
+// Settings: BENCH_SECONDS (10),
 // BENCH_CONSUMERS (16), BENCH_PULL_INBOXES (4), BENCH_BATCH (10), BENCH_BACKLOG (100 000),
 // BENCH_LIGHT_RATE (20 msgs/s), BENCH_LIGHT_COUNT (400), BENCH_MCP_ROUNDS (500),
-// BENCH_INTERFACES (push,latency,mcp).
+// BENCH_INTERFACES (sdk,push,latency,mcp).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
@@ -16,6 +17,7 @@ import { addAgent } from '../src/db/agents.js';
 import { startPostgres } from './postgres.js';
 import { httpPullAck, prefillInboxes } from './pull-ack.js';
 import { percentile } from './loops.js';
+import { sdkBesideRaw } from './sdk-step.js';
 import { startServer } from './server.js';
 import { DOMAIN, pullInbox, SENDER, TYPE } from './workload.js';
 
@@ -28,7 +30,7 @@ const backlog = int('BENCH_BACKLOG', 100_000);
 const lightRate = int('BENCH_LIGHT_RATE', 20);
 const lightCount = int('BENCH_LIGHT_COUNT', 400);
 const mcpRounds = int('BENCH_MCP_ROUNDS', 500);
-const only = new Set((process.env.BENCH_INTERFACES || 'push,latency,mcp').split(','));
+const only = new Set((process.env.BENCH_INTERFACES || 'sdk,push,latency,mcp').split(','));
 const log = (line: string) => console.log(`# ${line}`);
 const ms = (x: number) => x.toFixed(1);
 
@@ -75,6 +77,20 @@ try {
   );
   const names = inboxes.map((_, i) => pullInbox(i));
   const sender = await addAgent(db.pool, SENDER, DOMAIN);
+
+  if (only.has('sdk'))
+    results.push(
+      await sdkBesideRaw({
+        url: server.url,
+        pool: db.pool,
+        inboxes: names,
+        tokens: Array.from({ length: consumers }, (_, i) => inboxes[i % inboxes.length]!.token),
+        seconds,
+        batch,
+        backlog,
+        log,
+      }),
+    );
 
   if (only.has('push')) {
     log(`prefilling ${backlog} messages into ${inboxCount} inboxes`);
