@@ -34,6 +34,7 @@ import { commitStats, rowsPerCommit, settle, type BenchDatabase, type BenchPostg
 import type { Measurement, Target } from './report.js';
 import { startServer } from './server.js';
 import { DOMAIN } from './workload.js';
+import { ACTIVE_QUOTA_KEYS, quotaPolicyFile, seedQuotaKeys } from './quota.js';
 
 export interface IngestSettings {
   readonly seconds: number;
@@ -45,6 +46,8 @@ export interface IngestSettings {
   readonly workers: readonly number[];
   /** Runs only the cases whose label contains this text (e.g. `DKIM re-verified, 5 KB`). */
   readonly only?: string;
+  /** Also the first Rspamd case with rate quotas counting every mail (BENCH_ONLY step `ingest-quota`). */
+  readonly quota?: boolean;
 }
 
 export interface IngestDeps {
@@ -83,6 +86,9 @@ const ROAD_NAMES: Record<Road, string> = {
   smtp: 'SMTP edge, STARTTLS + SPF/DKIM/DMARC/ARC',
   postfix: 'Postfix → LMTP (plain, trusting its A-R)',
 };
+
+/** The case the rate quota case is compared with: its label, as BENCH_INGEST_CASES matches it. */
+export const quotaBaselineLabel = (workers: number): string => label('rspamd', 'trust', SIZES['5 KB'], workers);
 
 const label = (road: Road, mode: DkimMode, bytes: number, workers: number) =>
   `ingest ${ROAD_NAMES[road]}${road === 'rspamd' ? (mode === 'trust' ? ' trusting Rspamd' : ' DKIM re-verified') : ''}, ${sizeName(bytes)} (${workers} worker${workers > 1 ? 's' : ''})`;
@@ -135,33 +141,36 @@ export async function ingestBench(
     `ingest: partner ${p.signer.agent} (pinned Ed25519 key), DKIM rsa-2048 ${p.dkim.dnsName} served by a loopback DNS server on ${dns.server}`,
   );
 
+  const serverEnvFor = (workers: number, mode: DkimMode, lmtpPort: number, smtpPort: number) => ({
+    ADMP_SMTP_LISTEN: `127.0.0.1:${smtpPort}`,
+    ADMP_SMTP_HOSTNAME: EDGE_HOSTNAME,
+    ADMP_SMTP_TLS_CERT: cert.cert,
+    ADMP_SMTP_TLS_KEY: cert.key,
+    // Every session comes from 127.0.0.1: the per-address limits would measure themselves.
+    ADMP_SMTP_MAX_CONNECTIONS: String(IDLE_CONNECTIONS * 2),
+    ADMP_SMTP_MAX_CONNECTIONS_PER_IP: String(IDLE_CONNECTIONS * 2),
+    ADMP_SMTP_RATE_CONNECTIONS: '10000000',
+    ADMP_SMTP_RATE_MESSAGES: '10000000',
+    ADMP_WORKERS: String(workers),
+    ADMP_DKIM_MODE: mode,
+    ADMP_DNS_SERVERS: dns.server,
+    ADMP_INGRESS_TOKEN: token,
+    ADMP_MIGRATE_ON_START: 'false',
+    ADMP_MTA_HOSTNAME: MTA_HOSTNAME,
+    ADMP_LMTP_LISTEN: `127.0.0.1:${lmtpPort}`,
+    ADMP_PG_POOL_MAX: String(s.poolMax),
+  });
+
   const measurements: Measurement[] = [];
   const byCase = new Map<string, Measurement>();
+  let quotaTarget: Target | undefined;
   for (const [wi, workers] of s.workers.entries()) {
     for (const mode of ['trust', 'verify'] as const) {
       const todo = cases(mode, wi === 0).filter((c) => label(c.road, mode, c.bytes, workers).includes(s.only ?? ''));
       if (todo.length === 0) continue;
       const lmtpPort = await freePort();
       const smtpPort = await freePort();
-      const env = {
-        ADMP_SMTP_LISTEN: `127.0.0.1:${smtpPort}`,
-        ADMP_SMTP_HOSTNAME: EDGE_HOSTNAME,
-        ADMP_SMTP_TLS_CERT: cert.cert,
-        ADMP_SMTP_TLS_KEY: cert.key,
-        // Every session comes from 127.0.0.1: the per-address limits would measure themselves.
-        ADMP_SMTP_MAX_CONNECTIONS: String(IDLE_CONNECTIONS * 2),
-        ADMP_SMTP_MAX_CONNECTIONS_PER_IP: String(IDLE_CONNECTIONS * 2),
-        ADMP_SMTP_RATE_CONNECTIONS: '10000000',
-        ADMP_SMTP_RATE_MESSAGES: '10000000',
-        ADMP_WORKERS: String(workers),
-        ADMP_DKIM_MODE: mode,
-        ADMP_DNS_SERVERS: dns.server,
-        ADMP_INGRESS_TOKEN: token,
-        ADMP_MIGRATE_ON_START: 'false',
-        ADMP_MTA_HOSTNAME: MTA_HOSTNAME,
-        ADMP_LMTP_LISTEN: `127.0.0.1:${lmtpPort}`,
-        ADMP_PG_POOL_MAX: String(s.poolMax),
-      };
+      const env = serverEnvFor(workers, mode, lmtpPort, smtpPort);
       log(`ingest: starting admp serve with ADMP_WORKERS=${workers} ADMP_DKIM_MODE=${mode} (LMTP on ${lmtpPort})`);
       const server = await startServer(db.url, env, log, deps.serverRoot);
       let postfix: TestPostfix | undefined;
@@ -209,12 +218,55 @@ export async function ingestBench(
       }
     }
   }
+  if (s.quota) {
+    // The first case again (/ingress/rspamd trusting Rspamd, 5 KB, the first ADMP_WORKERS)
+    // on a server whose policy counts every mail against two rate quotas (per sender
+    // domain, per pair; out of reach), with ACTIVE_QUOTA_KEYS other keys active.
+    const workers = s.workers[0]!;
+    const c: Case = { road: 'rspamd', bytes: SIZES['5 KB'] };
+    const env = {
+      ...serverEnvFor(workers, 'trust', await freePort(), await freePort()),
+      ADMP_POLICY_FILE: await quotaPolicyFile('sender_domain', deps.cleanups),
+    };
+    await seedQuotaKeys(db.pool);
+    log(
+      `ingest with rate quotas: starting admp serve with ADMP_WORKERS=${workers}, 2 limit rules, ${ACTIVE_QUOTA_KEYS} other active keys`,
+    );
+    const server = await startServer(db.url, env, log, deps.serverRoot);
+    try {
+      const m = await measureCase(
+        deps,
+        s,
+        { db, p, token, serverUrl: server.url, serverPid: server.pid, lmtpPort: 0, smtpPort: 0, ca },
+        c,
+        'trust',
+        workers,
+      );
+      const plain = byCase.get(`rspamd/trust/${c.bytes}/${workers}`);
+      const quotaLabel = `${m.label} with rate quotas`;
+      m.notes.push(
+        `${(await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM rate_quota')).rows[0]!.n} keys in rate_quota after the window`,
+        ...(plain ? [`${(m.perSec / plain.perSec).toFixed(3)} × the same case without quotas in this run`] : []),
+      );
+      const quota = { ...m, label: quotaLabel };
+      measurements.push(quota);
+      quotaTarget = {
+        path: `${quotaLabel} vs without (${ACTIVE_QUOTA_KEYS} active keys)`,
+        ours: quota,
+        baseline: plain,
+        min: 0.95,
+      };
+    } finally {
+      await server.stop();
+    }
+  }
   const targets: Target[] = INGEST_TARGETS.map((t) => ({
     path: `${label(t.road, t.mode, t.bytes, t.workers)} vs the issue's target`,
     ours: byCase.get(`${t.road}/${t.mode}/${t.bytes}/${t.workers}`),
     baseline: t.min,
     min: 1,
   }));
+  if (quotaTarget) targets.push(quotaTarget);
   return { measurements, targets };
 }
 

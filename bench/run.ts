@@ -31,12 +31,13 @@ import {
   type Measurement,
   type Target,
 } from './report.js';
-import { ingestBench } from './ingest.js';
+import { ingestBench, quotaBaselineLabel } from './ingest.js';
 import { growthBench, growthReport } from './growth.js';
 import { startServer, type ServerChild } from './server.js';
 import { DOMAIN, pullInbox, SENDER, sendRecipient } from './workload.js';
 import { wrkSend } from './wrk.js';
 import { createTestCa } from '../test/helpers/test-ca.js';
+import { ACTIVE_QUOTA_KEYS, quotaPolicyFile, seedQuotaKeys } from './quota.js';
 
 function int(name: string, dflt: number): number {
   const v = process.env[name];
@@ -48,12 +49,14 @@ function int(name: string, dflt: number): number {
 const STEPS = [
   'send',
   'send-tls',
+  'send-quota',
   'pgbench',
   'boss-send',
   'pull',
   'pull-next',
   'boss-fetch',
   'ingest',
+  'ingest-quota',
   'growth',
 ] as const;
 /** Growth seeds millions of rows: only when BENCH_ONLY names it. */
@@ -163,6 +166,30 @@ function loopMeasurement(
   };
 }
 
+/** A wrk send window as a measurement: only 2xx count; other answers are noted. */
+function wrkMeasurement(
+  label: string,
+  r: Awaited<ReturnType<typeof wrkSend>>,
+  cpu: CpuReport,
+  notes: string[],
+): Measurement {
+  const n = [...notes, ...noisy(cpu)];
+  if (r.non2xx || r.errors || r.timeouts)
+    n.push(`status codes ${JSON.stringify(r.statusCodes)}, errors ${r.errors}, timeouts ${r.timeouts}`);
+  return {
+    label,
+    unit: 'req/s',
+    perSec: r.perSec,
+    p50Ms: r.p50Ms,
+    p99Ms: r.p99Ms,
+    per: 'request',
+    errors: r.non2xx + r.errors + r.timeouts,
+    cpu,
+    notes: n,
+    raw: r,
+  };
+}
+
 async function main(): Promise<void> {
   const started = new Date();
   log(`settings: ${JSON.stringify(settings)}`);
@@ -237,21 +264,9 @@ async function main(): Promise<void> {
       }),
     );
     const after = await commitStats(ours.pool);
-    const notes = [`${rowsPerCommit(before, after)} rows per commit`, ...noisy(cpu)];
-    if (r.non2xx || r.errors || r.timeouts)
-      notes.push(`status codes ${JSON.stringify(r.statusCodes)}, errors ${r.errors}, timeouts ${r.timeouts}`);
-    results.send = {
-      label: `HTTP send (${settings.connections} conn)`,
-      unit: 'req/s',
-      perSec: r.perSec,
-      p50Ms: r.p50Ms,
-      p99Ms: r.p99Ms,
-      per: 'request',
-      errors: r.non2xx + r.errors + r.timeouts,
-      cpu,
-      notes,
-      raw: r,
-    };
+    results.send = wrkMeasurement(`HTTP send (${settings.connections} conn)`, r, cpu, [
+      `${rowsPerCommit(before, after)} rows per commit`,
+    ]);
   }
 
   if (wanted('send-tls')) {
@@ -279,22 +294,39 @@ async function main(): Promise<void> {
       }),
     );
     await tlsServer.stop();
-    const notes = [...noisy(cpu)];
-    if (results.send) notes.push(`${(r.perSec / results.send.perSec).toFixed(2)} × plain HTTP send in this run`);
-    if (r.non2xx || r.errors || r.timeouts)
-      notes.push(`status codes ${JSON.stringify(r.statusCodes)}, errors ${r.errors}, timeouts ${r.timeouts}`);
-    results['send-tls'] = {
-      label: `HTTPS send (${settings.connections} conn)`,
-      unit: 'req/s',
-      perSec: r.perSec,
-      p50Ms: r.p50Ms,
-      p99Ms: r.p99Ms,
-      per: 'request',
-      errors: r.non2xx + r.errors + r.timeouts,
+    results['send-tls'] = wrkMeasurement(
+      `HTTPS send (${settings.connections} conn)`,
+      r,
       cpu,
-      notes,
-      raw: r,
-    };
+      results.send ? [`${(r.perSec / results.send.perSec).toFixed(2)} × plain HTTP send in this run`] : [],
+    );
+  }
+
+  if (wanted('send-quota')) {
+    // The same send through a server whose policy counts every send against two rate
+    // quotas (per sender, per pair; out of reach), with ACTIVE_QUOTA_KEYS other keys active.
+    const policy = await quotaPolicyFile('sender', cleanups);
+    await seedQuotaKeys(ours.pool);
+    const quotaServer = await startServer(ours.url, { ...serverEnv, ADMP_POLICY_FILE: policy }, log, serverRoot);
+    retireLater(() => quotaServer.stop());
+    const quotaGroups: CpuGroups = { ...groups, server: quotaServer.pid };
+    const load = (seconds: number) =>
+      wrkSend(quotaServer.url, sender.token, {
+        connections: settings.connections,
+        seconds,
+        recipients: settings.recipients,
+      });
+    log(`HTTP send with rate quotas: warm-up ${settings.warmupSeconds} s`);
+    await load(settings.warmupSeconds);
+    await settle(ours.pool, ['message', 'rate_quota']);
+    log(`HTTP send with rate quotas: 2 limit rules, ${ACTIVE_QUOTA_KEYS} other active keys, wrk, ${S} s`);
+    const { result: r, cpu } = await measured(quotaGroups, () => load(S));
+    await quotaServer.stop();
+    const keys = (await ours.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM rate_quota')).rows[0]!.n;
+    results['send-quota'] = wrkMeasurement(`HTTP send with rate quotas (${settings.connections} conn)`, r, cpu, [
+      `${keys} keys in rate_quota after the window`,
+      ...(results.send ? [`${(r.perSec / results.send.perSec).toFixed(3)} × plain HTTP send in this run`] : []),
+    ]);
   }
 
   if (wanted('pgbench')) {
@@ -413,7 +445,7 @@ async function main(): Promise<void> {
   }
 
   let ingest: Awaited<ReturnType<typeof ingestBench>> | undefined;
-  if (wanted('ingest')) {
+  if (wanted('ingest') || wanted('ingest-quota')) {
     for (const f of earlier.reverse()) await f();
     ingest = await ingestBench(
       {
@@ -432,7 +464,9 @@ async function main(): Promise<void> {
         connections: settings.ingestConnections,
         poolMax: settings.poolMax,
         workers: settings.ingestWorkers,
-        only: settings.ingestCases,
+        // With ingest-quota alone, only the case it is compared with.
+        only: wanted('ingest') ? settings.ingestCases : quotaBaselineLabel(settings.ingestWorkers[0]!),
+        quota: wanted('ingest-quota'),
       },
     );
     for (const m of ingest.measurements) m.notes.push(...noisy(m.cpu));
@@ -446,6 +480,12 @@ async function main(): Promise<void> {
       min: 0.7,
     },
     { path: 'HTTP send vs pg-boss send', ours: results.send, baseline: results['boss-send'], min: 2 },
+    {
+      path: `HTTP send with rate quotas (${ACTIVE_QUOTA_KEYS} active keys) vs plain HTTP send`,
+      ours: results['send-quota'],
+      baseline: results.send,
+      min: 0.95,
+    },
     {
       path: `HTTP pull+ack (batch ${settings.batch}) vs pg-boss fetch+complete`,
       ours: results.pull,

@@ -81,7 +81,7 @@ export function createMetrics(db?: { pool: pg.Pool; max: number }) {
     ),
     rateLimited: counter(
       'admp_rate_limited_total',
-      'Requests and mail refused for a rate limit, by scope (api: per-agent API request limit), rule and window.',
+      'Requests and mail refused for a rate limit, by scope (api: per-agent API request limit; mail, http: a rate quota of the policy, on ingress mail or an HTTP send), rule and window.',
       ['scope', 'rule', 'window'],
     ),
     signatureFailed: counter(

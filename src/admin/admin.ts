@@ -7,7 +7,7 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
 import { asciiLower, isAgentId, isDomain, parseAddress, type AgentAddress } from '../core/address.js';
-import type { PolicyRule } from '../core/policy.js';
+import { ruleProblem, type PolicyRule } from '../core/policy.js';
 import {
   addAgent,
   findAgent,
@@ -221,7 +221,11 @@ export function createAdmin(
     },
 
     listRules: () => listRules(pool),
-    addRule: (rule) => addRule(pool, rule),
+    async addRule(rule) {
+      const problem = ruleProblem(rule);
+      if (problem) throw new AdmpError('bad_request', problem);
+      return addRule(pool, rule);
+    },
     async removeRule(id) {
       if (!(await removeRule(pool, id))) throw new AdmpError('not_found', `no rule ${id}`);
     },

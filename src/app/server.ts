@@ -18,6 +18,7 @@ import { createOutboundQueue } from '../mailbox/outbound-queue.js';
 import { createKeyResolver } from '../keys/resolver.js';
 import { configuredResolver } from '../keys/dns.js';
 import { createPolicySource, readPolicyFile } from '../policy/store.js';
+import { createQuotaGate } from '../policy/rate-quotas.js';
 import { createPipeline } from '../ingress/pipeline.js';
 import { createIngest, type Ingest } from '../ingress/ingest.js';
 import { recordRefusals } from '../db/refusals.js';
@@ -86,8 +87,9 @@ export async function wire(
   // for its 201 should not.
   const mailEnqueuer = createEnqueuer(db.pool, { metrics, fillWaitMs: config.ingestBatchWaitMs });
   const directory = createDirectory(db.pool, config);
-  const mailbox = createMailbox({ pool: db.pool, config, directory, enqueuer, waiter, metrics });
   const policy = createPolicySource(db.pool, policyFile);
+  const quotas = createQuotaGate({ pool: db.pool, policy, metrics, log });
+  const mailbox = createMailbox({ pool: db.pool, config, directory, enqueuer, waiter, quotas, metrics });
   const admin = createAdmin(db.pool, config, policy, (fn) => waiter.watch(fn));
   const auth = createAuthenticator(createCredentials(db.pool), config);
   // The key of the bounce tags on our return path, the same in every instance.
@@ -101,6 +103,7 @@ export async function wire(
     directory,
     metrics,
     policy,
+    quotas,
     resolveKey: createKeyResolver(config, { db: db.pool, metrics, ...options.keyDeps }),
     dnsResolve,
     bounceSecret,

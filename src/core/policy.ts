@@ -2,8 +2,35 @@
 // Rules come from the policy YAML file (docs/policy.md) and the policy_rule table;
 // the first rule that matches decides. Without a matching rule, our own agents may
 // message each other, and unknown external senders are refused (deny by default).
+// `limit` rules never decide: every one that matches counts the message against its
+// rate quota (core/rate-quota.ts), on every road, HTTP sends included.
 
-export type Action = 'allow' | 'deny';
+import { Type, type Static } from '@sinclair/typebox';
+
+export type Action = 'allow' | 'deny' | 'limit';
+
+/**
+ * A rate quota: `limit` messages per `window_sec` on average, at most `burst` at once
+ * (absent: `limit`), counted separately per value of `per` (the policy file, the admin
+ * API and the CLI all take this shape).
+ */
+export const RateQuotaSchema = Type.Object(
+  {
+    per: Type.Union([
+      Type.Literal('sender'),
+      Type.Literal('sender_domain'),
+      Type.Literal('recipient'),
+      Type.Literal('pair'),
+      Type.Literal('correlation'),
+    ]),
+    limit: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+    window_sec: Type.Integer({ minimum: 1, maximum: 86_400 }),
+    burst: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+  },
+  { additionalProperties: false },
+);
+export type RateQuota = Static<typeof RateQuotaSchema>;
+export type QuotaPer = RateQuota['per'];
 
 export interface PolicyRule {
   readonly id?: string;
@@ -18,6 +45,8 @@ export interface PolicyRule {
   /** Largest message (raw mail or JSON body) this rule admits, in bytes. */
   readonly max_bytes?: number;
   readonly action: Action;
+  /** The rate quota of a `limit` rule (required there, absent elsewhere). */
+  readonly quota?: RateQuota;
 }
 
 /** A SASL login of the MTA (a Mailcow mailbox) allowed to send as these agents. */
@@ -66,16 +95,16 @@ export function glob(pattern: string): RegExp {
   return re;
 }
 
-const matches = (r: PolicyRule, d: Delivery): boolean =>
+export const matches = (r: PolicyRule, d: Omit<Delivery, 'bytes'>): boolean =>
   glob(r.from).test(d.from) &&
   glob(r.to).test(d.to) &&
   (!r.types || r.types.length === 0 || r.types.some((t) => glob(t).test(d.type))) &&
   (r.subject === undefined || glob(r.subject).test(d.subject ?? ''));
 
-const label = (r: PolicyRule, i: number): string => r.id ?? `rule ${i + 1} (${r.from} -> ${r.to})`;
+export const label = (r: PolicyRule, i: number): string => r.id ?? `rule ${i + 1} (${r.from} -> ${r.to})`;
 
 export function decide(policy: Policy, ourDomains: readonly string[], d: Delivery): Decision {
-  const i = policy.rules.findIndex((r) => matches(r, d));
+  const i = policy.rules.findIndex((r) => r.action !== 'limit' && matches(r, d));
   const rule = policy.rules[i];
   if (rule) {
     if (rule.action === 'deny')
@@ -100,6 +129,13 @@ export function decide(policy: Policy, ourDomains: readonly string[], d: Deliver
     reason: 'unknown_sender',
     message: `no policy admits ${d.from} (unknown external senders are refused)`,
   };
+}
+
+/** Why a rule cannot be used (a `limit` rule without its quota, a quota elsewhere); undefined when it can. */
+export function ruleProblem(r: PolicyRule): string | undefined {
+  if (r.action === 'limit' && !r.quota) return 'a limit rule needs its quota (per, limit, window_sec)';
+  if (r.action !== 'limit' && r.quota) return `a quota belongs on a limit rule, not on ${r.action}`;
+  return undefined;
 }
 
 /** May the MTA's SASL user `user` send as agent `agent`? */

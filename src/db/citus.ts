@@ -12,8 +12,12 @@ type Queryable = Pick<pg.Pool, 'query'>;
 /** The distribution column, and the table every distributed table is colocated with. */
 export const DISTRIBUTION_COLUMN = 'to_agent_id';
 export const COLOCATE_WITH = 'message';
-/** Coordinator-only bookkeeping, never joined with queue tables. */
-const COORDINATOR_ONLY = new Set(['schema_migration']);
+/**
+ * Coordinator-only bookkeeping, never joined with queue tables: the migrations applied,
+ * and the rate quota counters (every instance connects to the coordinator; as a
+ * reference table each count would be written to every node).
+ */
+const COORDINATOR_ONLY = new Set(['schema_migration', 'rate_quota']);
 
 export interface CitusPlan {
   /** In creation order; already-distributed tables are left out. */

@@ -1,5 +1,5 @@
 // The policy_rule table: rules an operator adds at run time (`admp policy add`).
-import type { PolicyRule } from '../core/policy.js';
+import type { PolicyRule, QuotaPer } from '../core/policy.js';
 import type { Queryable } from './pool.js';
 
 export interface RuleRow {
@@ -9,22 +9,39 @@ export interface RuleRow {
   types: string[];
   subject: string | null;
   max_bytes: number | null;
-  action: 'allow' | 'deny';
+  action: 'allow' | 'deny' | 'limit';
+  /** The rate quota of a limit rule (migrations/0012_rate_quota.sql). */
+  quota_per: QuotaPer | null;
+  quota_limit: number | null;
+  quota_window_sec: number | null;
+  quota_burst: number | null;
 }
 
+const COLUMNS =
+  'id, from_glob, to_glob, types, subject, max_bytes, action, quota_per, quota_limit, quota_window_sec, quota_burst';
+
 export async function listRules(db: Queryable): Promise<RuleRow[]> {
-  return (
-    await db.query<RuleRow>(
-      'SELECT id, from_glob, to_glob, types, subject, max_bytes, action FROM policy_rule ORDER BY id',
-    )
-  ).rows;
+  return (await db.query<RuleRow>(`SELECT ${COLUMNS} FROM policy_rule ORDER BY id`)).rows;
 }
 
 export async function addRule(db: Queryable, r: Omit<PolicyRule, 'id'>): Promise<RuleRow> {
   const { rows } = await db.query<RuleRow>(
-    `INSERT INTO policy_rule (from_glob, to_glob, types, subject, max_bytes, action) VALUES ($1, $2, $3, $4, $5, $6)
-     RETURNING id, from_glob, to_glob, types, subject, max_bytes, action`,
-    [r.from, r.to, r.types ?? [], r.subject ?? null, r.max_bytes ?? null, r.action],
+    `INSERT INTO policy_rule (from_glob, to_glob, types, subject, max_bytes, action,
+                              quota_per, quota_limit, quota_window_sec, quota_burst)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+     RETURNING ${COLUMNS}`,
+    [
+      r.from,
+      r.to,
+      r.types ?? [],
+      r.subject ?? null,
+      r.max_bytes ?? null,
+      r.action,
+      r.quota?.per ?? null,
+      r.quota?.limit ?? null,
+      r.quota?.window_sec ?? null,
+      r.quota?.burst ?? null,
+    ],
   );
   return rows[0]!;
 }

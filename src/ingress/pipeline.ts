@@ -1,7 +1,7 @@
 // The one ingress pipeline, whatever road a mail took: parse → authenticate the
 // sender's domain → check the envelope → verify the agent signature → check policy
-// → build the row (fingerprint) → enqueue through the batcher. Each step is a
-// function of its own (src/ingress/steps/); this module only runs them in order.
+// → check the rate quotas → build the row (fingerprint) → enqueue through the batcher.
+// Each step is a function of its own (src/ingress/steps/); this module only runs them in order.
 // Delivery status reports are recorded on the message they concern instead.
 import type pg from 'pg';
 import type { Config } from '../config.js';
@@ -16,6 +16,7 @@ import { readSignedMail, type MailSignatureFields } from '../mail/signed-message
 import type { Directory } from '../mailbox/directory.js';
 import type { Enqueuer, NewMessage } from '../mailbox/batcher.js';
 import type { PolicySource } from '../policy/store.js';
+import type { QuotaGate } from '../policy/rate-quotas.js';
 import type { Metrics } from '../metrics.js';
 import { withSpan } from '../tracing.js';
 import { cachedResolver, type Resolver } from './domain-auth.js';
@@ -27,6 +28,7 @@ import { authenticateDomain, type DomainAuthenticated } from './steps/authentica
 import { checkEnvelopeBody } from './steps/check-envelope.js';
 import { verifyAgentSignature } from './steps/verify-signature.js';
 import { checkPolicy } from './steps/check-policy.js';
+import { checkRate } from './steps/check-rate.js';
 import { buildRow } from './steps/build-row.js';
 import { canonicalJson } from '../core/canonical-json.js';
 import { storedMail } from '../db/enqueue.js';
@@ -38,6 +40,8 @@ export interface PipelineDeps {
   readonly config: Config;
   readonly directory: Directory;
   readonly policy: PolicySource;
+  /** The rate quotas of the policy's limit rules. */
+  readonly quotas: QuotaGate;
   readonly resolveKey: KeyResolver;
   /** DNS for DKIM re-verification (config dkimMode = verify). */
   readonly dnsResolve: Resolver;
@@ -163,6 +167,17 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       { policy: m.policy, domains: config.domains, directory, metrics: deps.metrics },
     );
     if (admitted instanceof AdmpError) return refused(admitted);
+    const overQuota = await checkRate(
+      {
+        from: m.sender,
+        to: admitted.to.address,
+        type: m.envelope.type,
+        subject,
+        correlation_id: m.envelope.correlation_id ?? null,
+      },
+      deps.quotas,
+    );
+    if (overQuota) return refused(overQuota);
     const messageId = canonicalMessageId(m.fields.messageId ?? '');
     const row = buildRow(
       d,

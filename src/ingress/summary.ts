@@ -60,6 +60,8 @@ export function summarizeIngest(log: SummaryLog, metrics: Metrics | undefined, s
       id: 'id' in r ? r.id : undefined,
       code: 'error' in r ? r.error.code : undefined,
       ...(r.kind === 'tempfail' ? { reason: r.error.message, ...causeOf(r.error) } : {}),
+      // A rate quota's refusal names its rule, key and window (docs/policy.md).
+      ...('error' in r && r.error.code === 'rate_limited' ? { quota: r.error.details } : {}),
       ...('duplicate' in r && r.duplicate ? { duplicate: true } : {}),
     })),
     ms: Math.round(seconds * 1000),

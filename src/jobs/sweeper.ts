@@ -30,6 +30,7 @@ export function startSweeper(
         if (r.returned + dead < 1000 || stopped()) break;
       }
       await housekeeping.sweepReplayGuard();
+      await housekeeping.sweepRateQuotas();
       await housekeeping.pruneRefusals();
       metrics?.jobRuns.inc({ task: 'sweep', outcome: 'ok' });
       outage?.succeeded();

@@ -27,6 +27,7 @@ import type { Directory, Recipient } from './directory.js';
 import type { Enqueuer } from './batcher.js';
 import type { InboxWaiter } from './inbox-waiter.js';
 import { observeEnqueue, since, type Metrics } from '../metrics.js';
+import type { QuotaGate, QuotaSubject } from '../policy/rate-quotas.js';
 import { withSpan } from '../tracing.js';
 import { clientTime } from '../core/time.js';
 import { unstorableJson } from '../core/storable.js';
@@ -122,6 +123,8 @@ export interface MailboxDeps {
   directory: Directory;
   enqueuer: Enqueuer;
   waiter: InboxWaiter;
+  /** The policy's rate quotas, counted on every send and reply (docs/policy.md). */
+  quotas?: QuotaGate;
   metrics?: Metrics;
 }
 
@@ -129,7 +132,33 @@ export function bodySize(body: unknown): number {
   return Buffer.byteLength(JSON.stringify(body));
 }
 
-export function createMailbox({ pool, config, directory, enqueuer, waiter, metrics }: MailboxDeps): Mailbox {
+export function createMailbox({ pool, config, directory, enqueuer, waiter, quotas, metrics }: MailboxDeps): Mailbox {
+  /** Throws `rate_limited` (429 with Retry-After) when a quota of the policy is spent. */
+  async function admit(s: QuotaSubject): Promise<void> {
+    const refused = await quotas?.admit(s, 'http');
+    if (refused) throw refused;
+  }
+
+  /**
+   * A reply's quotas need its recipient and thread, which the reply's transaction reads
+   * under a lock; they are read before it (neither changes), so that the transaction does
+   * not hold its lock and connection across the count. Nothing is read without a quota.
+   */
+  async function admitReply(caller: Caller, originalId: string, msg: Outgoing): Promise<void> {
+    if (!quotas || !(await quotas.active())) return;
+    const original = await messageFor(pool, originalId, caller.agentId, caller.address);
+    // Not found or not the caller's: the reply's own checks refuse it precisely.
+    if (!original || original === 'forbidden' || original.to_agent_id !== caller.agentId) return;
+    const to = await directory.resolve(original.from_agent, 'original sender');
+    await admit({
+      from: caller.address,
+      to: to.address,
+      type: msg.type,
+      subject: msg.subject ?? null,
+      correlation_id: original.correlation_id ?? original.id,
+    });
+  }
+
   function countAcks(outcomes: ReadonlyMap<string, LeaseOutcome>): void {
     for (const o of outcomes.values()) metrics?.acks.inc({ outcome: o });
   }
@@ -198,6 +227,13 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, metri
   return {
     async send(caller, to, msg) {
       const recipient = await directory.resolve(to);
+      await admit({
+        from: caller.address,
+        to: recipient.address,
+        type: msg.type,
+        subject: msg.subject ?? null,
+        correlation_id: msg.correlation_id ?? null,
+      });
       return checked(await enqueuer.enqueue(row(caller, recipient, msg)), msg.idempotency_key);
     },
 
@@ -282,6 +318,7 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, metri
     },
 
     async reply(caller, originalId, msg) {
+      await admitReply(caller, originalId, msg);
       let channel: NewMessage['channel'] = 'http';
       const result = await inTransaction(pool, async (client) => {
         const original = await lockForReply(client, originalId, caller.agentId);

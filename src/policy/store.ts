@@ -9,7 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import type pg from 'pg';
 import { listRules, type RuleRow } from '../db/policy-rules.js';
 import { ConfigError } from '../errors.js';
-import { EMPTY_POLICY, type Policy, type PolicyRule } from '../core/policy.js';
+import { EMPTY_POLICY, RateQuotaSchema, ruleProblem, type Policy, type PolicyRule } from '../core/policy.js';
 
 const Rule = Type.Object(
   {
@@ -19,7 +19,8 @@ const Rule = Type.Object(
     types: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
     subject: Type.Optional(Type.String()),
     max_bytes: Type.Optional(Type.Integer({ minimum: 1 })),
-    action: Type.Union([Type.Literal('allow'), Type.Literal('deny')]),
+    action: Type.Union([Type.Literal('allow'), Type.Literal('deny'), Type.Literal('limit')]),
+    quota: Type.Optional(RateQuotaSchema),
   },
   { additionalProperties: false },
 );
@@ -51,6 +52,10 @@ export function readPolicyFile(path: string): Policy {
   const first = Value.Errors(PolicyFile, doc).First();
   if (first) throw new ConfigError('ADMP_POLICY_FILE', `${path}${first.path || '/'}: ${first.message}`);
   const p = doc as Static<typeof PolicyFile>;
+  for (const [i, r] of (p.rules ?? []).entries()) {
+    const problem = ruleProblem(r);
+    if (problem) throw new ConfigError('ADMP_POLICY_FILE', `${path}/rules/${i}: ${problem}`);
+  }
   return Object.freeze({ rules: p.rules ?? [], sasl: p.sasl ?? [], max_inbox: p.max_inbox ?? 0 });
 }
 
@@ -62,6 +67,16 @@ export const ruleFromRow = (r: RuleRow): PolicyRule => ({
   action: r.action,
   ...(r.subject !== null ? { subject: r.subject } : {}),
   ...(r.max_bytes !== null ? { max_bytes: r.max_bytes } : {}),
+  ...(r.quota_per !== null && r.quota_limit !== null && r.quota_window_sec !== null
+    ? {
+        quota: {
+          per: r.quota_per,
+          limit: r.quota_limit,
+          window_sec: r.quota_window_sec,
+          ...(r.quota_burst !== null ? { burst: r.quota_burst } : {}),
+        },
+      }
+    : {}),
 });
 
 const REFRESH_MS = 5000;

@@ -94,6 +94,12 @@ test('admp scale citus: refuses a schema it would distribute wrongly, distribute
     undefined,
     'schema_migration stays on the coordinator',
   );
+  assert.equal(
+    rows.find((r) => r.t === 'rate_quota'),
+    undefined,
+    'the rate quota counters stay on the coordinator',
+  );
+  assert.ok(!plan.reference.includes('rate_quota'));
   // The local copies were removed; the rows are on the workers.
   assert.equal((await pool.query("SELECT pg_relation_size('message')::int AS n")).rows[0].n, 0);
   assert.equal((await pool.query('SELECT count(*)::int AS n FROM message')).rows[0].n, 40);

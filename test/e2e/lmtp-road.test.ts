@@ -18,8 +18,10 @@ import {
   AGENTS,
   PARTNER,
   PARTNER_MTA,
+  deferredOverQuota,
   deferredWhileDatabaseDown,
   deliveryLine,
+  floodPolicy,
   logOf,
   startPartnerWorld,
   waitFor,
@@ -32,7 +34,7 @@ const MAILCOW_MILTER_HEADERS = join(FIXTURE, 'data', 'conf', 'rspamd', 'local.d'
 
 test('LMTP road: Postfix + rspamd milter (Authentication-Results) + transport lmtp: + the real bridge', async (t) => {
   if (!requireBinaries(t, ['rspamd', 'postfix', 'postqueue', 'swaks'])) return;
-  const world = await startPartnerWorld(t, { ADMP_MTA_HOSTNAME: MTA });
+  const world = await startPartnerWorld(t, { ADMP_MTA_HOSTNAME: MTA, ...floodPolicy(t) });
   const { api, bob } = world;
   const lmtp = createLmtpServer({
     config: api.config,
@@ -134,6 +136,11 @@ test('LMTP road: Postfix + rspamd milter (Authentication-Results) + transport lm
       assert.match(await delivery(dsn, `alice@${AGENTS}`, 'bounced'), /said: 550 5\.7\.1 /);
       assert.equal(await world.count(), before);
     },
+  );
+
+  await t.test(
+    'over a rate quota: Postfix defers with our 451 4.7.1 and keeps the mail; a flush once a place is free delivers it once',
+    () => deferredOverQuota(world, postfix),
   );
 
   await t.test(

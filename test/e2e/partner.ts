@@ -13,11 +13,33 @@ import { startDns, type TestDns } from '../helpers/dns.js';
 import { dkimKey, sendMail, signMessage, type SmtpOutcome } from '../helpers/mail.js';
 import type { TestPostfix } from '../helpers/postfix.js';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { LOOPBACK_ALLOWED, loopbackLookup } from '../keys/loopback.js';
 
 export const AGENTS = 'agents.example.com';
 export const PARTNER = 'partner.example';
 export const PARTNER_MTA = { clientAddr: '1.2.3.4', helo: 'mail.partner.example' };
+/** How long after FLOODER's first mail its quota has a place again (floodPolicy), with a margin. */
+export const PLACE_MS = 8100;
+/** The partner's agent that floods (its key is pinned too). */
+export const FLOODER = `flood@${PARTNER}`;
+
+/**
+ * A policy file (removed when the test ends) whose rule lets FLOODER send 2 per 16 s (one
+ * place every 8 s, docs/policy.md), then `extra` YAML: the setting for startPartnerWorld.
+ */
+export function floodPolicy(t: TestContext, extra = ''): { ADMP_POLICY_FILE: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'admp-e2e-policy-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'policy.yaml');
+  writeFileSync(
+    file,
+    `rules:\n  - { id: flood-guard, from: "${FLOODER}", to: "*", action: limit, quota: { per: sender, limit: 2, window_sec: 16 } }\n${extra}`,
+  );
+  return { ADMP_POLICY_FILE: file };
+}
 
 export interface PartnerMail {
   /** The message as the partner's MTA sends it (CRLF line ends). */
@@ -57,6 +79,8 @@ export interface PartnerWorld {
   readonly dns: TestDns;
   /** The partner's agent, whose key is pinned. */
   readonly worker: TestSigner;
+  /** FLOODER, whose key is pinned. */
+  readonly flooder: TestSigner;
   /** Our agent the partner writes to. */
   readonly bob: TestAgent;
   mail(to: string, o?: MailOptions): Promise<PartnerMail>;
@@ -104,6 +128,8 @@ export async function startPartnerWorld(t: TestContext, env: Record<string, stri
   stops.push(() => api.close());
   const worker = signer(`worker@${PARTNER}`);
   await trust(api.db.pool, worker);
+  const flooder = signer(FLOODER);
+  await trust(api.db.pool, flooder);
   await addRule(api.db.pool, { from: `*@${PARTNER}`, to: `*@${AGENTS}`, action: 'allow' });
   const bob = await api.agent('bob', AGENTS);
   let n = 0;
@@ -111,6 +137,7 @@ export async function startPartnerWorld(t: TestContext, env: Record<string, stri
     api,
     dns,
     worker,
+    flooder,
     bob,
     async mail(to, o = {}) {
       const signed = await buildSignedMessage(
@@ -205,4 +232,35 @@ export async function deferredWhileDatabaseDown(world: PartnerWorld, postfix: Te
   } finally {
     await api.db.unblock();
   }
+}
+
+/**
+ * Over FLOODER's quota (floodPolicy) the receiver answers 451 4.7.1 and Postfix keeps the
+ * third mail in its deferred queue; a flush once a place is free delivers it, once.
+ */
+export async function deferredOverQuota(world: PartnerWorld, postfix: TestPostfix): Promise<void> {
+  const { bob, flooder } = world;
+  let firstCounted = 0;
+  const sent = [];
+  for (let i = 0; i < 3; i++) {
+    const mail = await world.mail(bob.address, { as: flooder });
+    const r = await world.send(postfix, [bob.address], mail, { from: flooder.agent });
+    assert.equal(r.code, 250, r.transcript);
+    sent.push({ mail, r });
+    // One at a time, so that the third is the one over the quota.
+    if (i < 2) await deliveryLine(postfix, r.queueId, bob.address, 'sent');
+    // Delivered, so counted by now: the third has a place 8 s after this.
+    if (i === 0) firstCounted = Date.now();
+  }
+  const { mail, r } = sent[2]!;
+  const line = await deliveryLine(postfix, r.queueId, bob.address, 'deferred');
+  assert.match(line, /said: 451 4\.7\.1 policy flood-guard: sender=flood@partner\.example is over 2 messages per 16 s/);
+  assert.deepEqual(await world.stored(mail), []);
+  const [queued] = (await postfix.queue()).filter((m) => m.queue_id === r.queueId);
+  assert.equal(queued?.queue_name, 'deferred');
+  await new Promise((ok) => setTimeout(ok, Math.max(0, firstCounted + PLACE_MS - Date.now())));
+  await postfix.flush();
+  await deliveryLine(postfix, r.queueId, bob.address, 'sent');
+  assert.equal((await world.stored(mail)).length, 1);
+  assert.equal((await world.send(postfix, [bob.address], await world.mail(bob.address))).code, 250);
 }

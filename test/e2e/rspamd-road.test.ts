@@ -5,15 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { signer, trust } from '../helpers/agent-mail.js';
 import { requireBinaries } from '../helpers/requires.js';
 import { renderBridgeConfig, startRspamd } from '../helpers/rspamd.js';
 import { startPostfix } from '../helpers/postfix.js';
-import { AGENTS, PARTNER, PARTNER_MTA, logOf, startPartnerWorld, waitFor } from './partner.js';
+import { AGENTS, PARTNER, PARTNER_MTA, PLACE_MS, floodPolicy, logOf, startPartnerWorld, waitFor } from './partner.js';
 
 const TOKEN = 'e2e-ingress-token-0123456789';
 // A Mailcow mailbox that policy lets send as our agent alice (SASL road, rspamd.md §9.9).
@@ -30,14 +27,11 @@ const ACCEPTING_PREFILTER = `rspamd_config:register_symbol({ name = 'E2E_ACCEPT'
 
 test('Rspamd road: Postfix + rspamd milter + agents_bridge plugin + the real bridge', async (t) => {
   if (!requireBinaries(t, ['rspamd', 'postfix', 'postqueue', 'postcat', 'swaks'])) return;
-  const policy = mkdtempSync(join(tmpdir(), 'admp-e2e-policy-'));
-  t.after(() => rmSync(policy, { recursive: true, force: true }));
-  writeFileSync(join(policy, 'policy.yaml'), `sasl:\n  - { user: "${MAILBOX}", agents: ["alice@${AGENTS}"] }\n`);
   // The bridge's own budget is longer than the plugin's timeout only so that a stuck store
   // shows the plugin-side hang; in production it is shorter (config.ts ADMP_INGRESS_BUDGET_MS).
   const world = await startPartnerWorld(t, {
     ADMP_INGRESS_TOKEN: TOKEN,
-    ADMP_POLICY_FILE: join(policy, 'policy.yaml'),
+    ...floodPolicy(t, `sasl:\n  - { user: "${MAILBOX}", agents: ["alice@${AGENTS}"] }\n`),
     ADMP_INGRESS_BUDGET_MS: String(PLUGIN_TIMEOUT * 1000 + 3000),
   });
   const { api, bob } = world;
@@ -140,6 +134,44 @@ test('Rspamd road: Postfix + rspamd milter + agents_bridge plugin + the real bri
     assert.deepEqual(bridgeCalls(before), [422]);
     assert.deepEqual(await world.stored(mail), []);
   });
+
+  await t.test(
+    'over a rate quota: 451 4.7.1 (soft reject), nothing stored; the retry once a place is free is stored',
+    async () => {
+      const from = world.flooder.agent;
+      const mails = [];
+      for (let i = 0; i < 3; i++) mails.push(await world.mail(bob.address, { as: world.flooder }));
+      const before = answered.length;
+      let firstCounted = 0;
+      for (const m of mails.slice(0, 2)) {
+        const r = await world.send(postfix, [bob.address], m, { from });
+        assert.equal(r.code, 250, r.transcript);
+        firstCounted ||= Date.now();
+        await discarded(r.queueId);
+      }
+      const queueBefore = await queueSize();
+      const over = await world.send(postfix, [bob.address], mails[2]!, { from });
+      assert.equal(over.code, 451, over.transcript);
+      assert.equal(over.text, TEMPFAIL);
+      assert.deepEqual(bridgeCalls(before), [200, 200, 503]);
+      assert.deepEqual(await world.stored(mails[2]!), []);
+      assert.equal(await queueSize(), queueBefore, 'nothing kept by Postfix: the sender retries');
+      assert.match(
+        await api.core.metrics.registry.metrics(),
+        /admp_rate_limited_total\{scope="mail",rule="flood-guard",window="16s"\} 1/,
+      );
+      await new Promise((r) => setTimeout(r, Math.max(0, firstCounted + PLACE_MS - Date.now())));
+      const retry = await world.send(postfix, [bob.address], mails[2]!, { from });
+      assert.equal(retry.code, 250, retry.transcript);
+      await discarded(retry.queueId);
+      assert.equal((await world.stored(mails[2]!)).length, 1);
+      assert.equal(
+        (await world.send(postfix, [bob.address], await world.mail(bob.address))).code,
+        250,
+        'another sender is not counted',
+      );
+    },
+  );
 
   await t.test(
     "503, database down: 451 4.7.1, nothing stored; the sender's retry after recovery is stored once",

@@ -8,11 +8,11 @@ import { requireBinaries } from '../helpers/requires.js';
 import { startPostfix } from '../helpers/postfix.js';
 import { createTestCa } from '../helpers/test-ca.js';
 import { EDGE_HOST, startEdgeWorld } from '../smtp/world.js';
-import { AGENTS, deferredWhileDatabaseDown, deliveryLine } from './partner.js';
+import { AGENTS, deferredOverQuota, deferredWhileDatabaseDown, deliveryLine, floodPolicy } from './partner.js';
 
 test('edge road: Postfix → STARTTLS (verified) → the edge → PostgreSQL', async (t) => {
   if (!requireBinaries(t, ['postfix', 'postqueue', 'swaks', 'openssl'])) return;
-  const world = await startEdgeWorld(t);
+  const world = await startEdgeWorld(t, floodPolicy(t));
   const { api, bob } = world;
   const ca = await createTestCa();
   t.after(() => ca.remove());
@@ -76,6 +76,11 @@ test('edge road: Postfix → STARTTLS (verified) → the edge → PostgreSQL', a
       /said: 550 5\.7\.26 .*\(in reply to end of DATA command\)/,
     );
   });
+
+  await t.test(
+    'over a rate quota: 451 4.7.1, Postfix keeps the mail; a flush once a place is free delivers it once',
+    () => deferredOverQuota(world, postfix),
+  );
 
   await t.test(
     'database down: 451 4.3.0, the mail stays queued; once the database is back Postfix delivers it once',

@@ -29,7 +29,7 @@ export function PolicyPage({ me }: { me: Whoami }) {
           <table>
             <thead>
               <tr>
-                {['id', 'action', 'from', 'to', 'types', 'subject', 'max bytes', ''].map((c) => (
+                {['id', 'action', 'from', 'to', 'types', 'subject', 'max bytes', 'quota', ''].map((c) => (
                   <th scope="col">{c}</th>
                 ))}
               </tr>
@@ -44,6 +44,11 @@ export function PolicyPage({ me }: { me: Whoami }) {
                   <td>{r.types.join(', ')}</td>
                   <td>{r.subject}</td>
                   <td>{r.max_bytes}</td>
+                  <td>
+                    {r.quota_per
+                      ? `${r.quota_limit}/${r.quota_window_sec}s${r.quota_burst !== null ? ` burst ${r.quota_burst}` : ''} per ${r.quota_per}`
+                      : ''}
+                  </td>
                   <td>
                     <button type="button" disabled={me.read_only} onClick={() => void remove(r.id)}>
                       Remove rule {r.id}

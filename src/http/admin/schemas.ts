@@ -3,6 +3,7 @@
 import { Type, type Static, type TLiteral } from '@sinclair/typebox';
 import { MESSAGE_STATUSES } from '../../core/status.js';
 import { DEFAULT_OVERLAP_SEC, MIN_OVERLAP_SEC } from '../../admin/admin.js';
+import { RateQuotaSchema } from '../../core/policy.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 const DateTime = Type.String({ format: 'date-time' });
@@ -161,7 +162,9 @@ export const NewRule = Type.Object(
     types: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 32, default: [] }),
     subject: Type.Optional(Type.String({ maxLength: 998 })),
     max_bytes: Type.Optional(Type.Integer({ minimum: 1 })),
-    action: Type.Union([Type.Literal('allow'), Type.Literal('deny')]),
+    action: Type.Union([Type.Literal('allow'), Type.Literal('deny'), Type.Literal('limit')]),
+    /** Required on a limit rule, refused on the others (docs/policy.md). */
+    quota: Type.Optional(RateQuotaSchema),
   },
   { additionalProperties: false },
 );
@@ -174,6 +177,10 @@ export const Rule = Type.Object({
   subject: Nullable(Type.String()),
   max_bytes: Nullable(Type.Integer()),
   action: Type.String(),
+  quota_per: Nullable(Type.String()),
+  quota_limit: Nullable(Type.Integer()),
+  quota_window_sec: Nullable(Type.Integer()),
+  quota_burst: Nullable(Type.Integer()),
 });
 export type Rule = Static<typeof Rule>;
 export const RuleParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });

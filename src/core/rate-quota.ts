@@ -1,0 +1,76 @@
+// Which rate quotas a message is counted against: every `limit` rule of the policy
+// that matches it, each keyed by what the rule counts separately (docs/policy.md).
+// Pure; the counting itself is one SQL statement (src/db/rate-quota.ts).
+import { label, matches, type Policy, type QuotaPer, type RateQuota } from './policy.js';
+
+/** A message as the quotas see it: its sender, recipient (both agent addresses), type, subject, thread. */
+export interface QuotaSubject {
+  readonly from: string;
+  readonly to: string;
+  readonly type: string;
+  readonly subject?: string | null;
+  readonly correlation_id?: string | null;
+}
+
+/** One count to make: a key of one rule, with the rule's rate. */
+export interface QuotaCharge {
+  /** The rule's id (or its position), as logs and metrics name it. */
+  readonly rule: string;
+  /** What is counted, e.g. `sender_domain=agents.partner.example`. */
+  readonly key: string;
+  /** The rule's window, e.g. `60s`. */
+  readonly window: string;
+  /** The quota, to say it in a refusal. */
+  readonly quota: RateQuota;
+  /**
+   * The generic cell rate algorithm's terms: one message earns its place every
+   * `intervalUs` microseconds (window / limit), and `burst` may come at once.
+   */
+  readonly intervalUs: number;
+  readonly burst: number;
+}
+
+const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+
+/**
+ * The value a rule counts by, or undefined when the message has none (a loop guard
+ * counts only messages in a thread). A correlation id is chosen by the sender, so it
+ * is counted per sender: another sender cannot spend a thread's quota for it.
+ */
+function keyValue(per: QuotaPer, s: QuotaSubject): string | undefined {
+  const from = s.from.toLowerCase();
+  const to = s.to.toLowerCase();
+  switch (per) {
+    case 'sender':
+      return from;
+    case 'sender_domain':
+      return domainOf(from);
+    case 'recipient':
+      return to;
+    case 'pair':
+      return `${from}>${to}`;
+    case 'correlation':
+      return s.correlation_id ? `${from}>${s.correlation_id}` : undefined;
+  }
+}
+
+export function quotaCharges(policy: Policy, s: QuotaSubject): QuotaCharge[] {
+  const charges: QuotaCharge[] = [];
+  policy.rules.forEach((r, i) => {
+    if (r.action !== 'limit' || !r.quota || !matches(r, s)) return;
+    const value = keyValue(r.quota.per, s);
+    if (value === undefined) return;
+    charges.push({
+      rule: label(r, i),
+      key: `${r.quota.per}=${value}`,
+      window: `${r.quota.window_sec}s`,
+      quota: r.quota,
+      intervalUs: Math.max(1, Math.round((r.quota.window_sec * 1e6) / r.quota.limit)),
+      burst: r.quota.burst ?? r.quota.limit,
+    });
+  });
+  return charges;
+}
+
+/** True when some rule of the policy counts messages (so a sender needs to look up more). */
+export const hasQuotas = (policy: Policy): boolean => policy.rules.some((r) => r.action === 'limit');
