@@ -10,7 +10,7 @@ export interface RuleRow {
   subject: string | null;
   max_bytes: number | null;
   action: 'allow' | 'deny' | 'limit';
-  /** The rate quota of a limit rule (migrations/0014_rate_quota.sql). */
+  /** The rate quota of a limit rule (migrations/0015_rate_quota.sql). */
   quota_per: QuotaPer | null;
   quota_limit: number | null;
   quota_window_sec: number | null;

@@ -1,4 +1,4 @@
-// Rate quota counters (migrations/0014_rate_quota.sql): the generic cell rate algorithm,
+// Rate quota counters (migrations/0015_rate_quota.sql): the generic cell rate algorithm,
 // one row per key. A key's theoretical arrival time (tat) moves `interval` ahead per
 // admitted message; a message is admitted while tat - now stays within burst × interval.
 // So `burst` pass at once after a quiet spell, then one per interval, and a refusal

@@ -1,4 +1,4 @@
--- 0014_rate_quota: rate quotas (docs/policy.md). A policy rule of action `limit` carries
+-- 0015_rate_quota: rate quotas (docs/policy.md). A policy rule of action `limit` carries
 -- a quota (per what, how many per window, burst) and never decides admission; every
 -- `limit` rule that matches a message counts it. Safe to run twice.
 ALTER TABLE policy_rule ADD COLUMN IF NOT EXISTS quota_per text
