@@ -1,4 +1,5 @@
 // What the HTTP adapter is built from: the services it calls and the config.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Admin } from '../admin/admin.js';
@@ -43,3 +44,10 @@ declare module 'fastify' {
     summary?: RequestSummary;
   }
 }
+
+/** A module of agent API routes: `register` adds them to `app`, calling the services in `deps`. */
+export const apiRoutes =
+  (register: (app: Parameters<FastifyPluginAsyncTypebox>[0], deps: ApiDeps) => Promise<void>) =>
+  (deps: ApiDeps): FastifyPluginAsyncTypebox =>
+  (app) =>
+    register(app, deps);

@@ -1,48 +1,43 @@
 // Pull with a lease (long poll), inbox depth, dead letters and redrive.
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AdmpError } from '../../errors.js';
 import { DeadList, DeadQuery, InboxDepth, PullBody, PullResponse, RedriveBody, RedriveResponse } from '../schemas.js';
 import { presentAcks, presentPulled, presentStatus } from '../present.js';
-import type { ApiDeps } from '../deps.js';
+import { apiRoutes } from '../deps.js';
 
-export const inboxRoutes =
-  (deps: ApiDeps): FastifyPluginAsyncTypebox =>
-  async (app) => {
-    const { mailbox } = deps;
+export const inboxRoutes = apiRoutes(async (app, { mailbox }) => {
+  app.post('/v1/inbox/pull', { schema: { body: PullBody, response: { 200: PullResponse } } }, async (req) => {
+    const c = req.caller!;
+    // Acks of the previous batch ride along (one call, one transaction per batch).
+    const { ack } = req.body;
+    const { rows, acked } = await mailbox.pull(c, req.body);
+    req.summary = {
+      pulled: rows.length,
+      ...(ack ? { acked: ack.length } : {}),
+      ...(rows.length === 1
+        ? { message_id: rows[0]!.id, correlation_id: rows[0]!.correlation_id ?? undefined, channel: rows[0]!.channel }
+        : {}),
+    };
+    return {
+      ...(ack ? { acked: presentAcks(ack, acked) } : {}),
+      messages: rows.map((m) => presentPulled(m, c.address)),
+    };
+  });
 
-    app.post('/v1/inbox/pull', { schema: { body: PullBody, response: { 200: PullResponse } } }, async (req) => {
-      const c = req.caller!;
-      // Acks of the previous batch ride along (one call, one transaction per batch).
-      const { ack } = req.body;
-      const { rows, acked } = await mailbox.pull(c, req.body);
-      req.summary = {
-        pulled: rows.length,
-        ...(ack ? { acked: ack.length } : {}),
-        ...(rows.length === 1
-          ? { message_id: rows[0]!.id, correlation_id: rows[0]!.correlation_id ?? undefined, channel: rows[0]!.channel }
-          : {}),
-      };
-      return {
-        ...(ack ? { acked: presentAcks(ack, acked) } : {}),
-        messages: rows.map((m) => presentPulled(m, c.address)),
-      };
-    });
+  app.get('/v1/inbox', { schema: { response: { 200: InboxDepth } } }, async (req) => {
+    const c = req.caller!;
+    return { agent: c.address, depth: await mailbox.depth(c) };
+  });
 
-    app.get('/v1/inbox', { schema: { response: { 200: InboxDepth } } }, async (req) => {
-      const c = req.caller!;
-      return { agent: c.address, depth: await mailbox.depth(c) };
-    });
+  app.get('/v1/dead', { schema: { querystring: DeadQuery, response: { 200: DeadList } } }, async (req) => {
+    const c = req.caller!;
+    const rows = await mailbox.deadLetters(c, Number(req.query.limit), req.query.before);
+    return { messages: rows.map((m) => ({ ...presentStatus(m, c.address), body: m.body })) };
+  });
 
-    app.get('/v1/dead', { schema: { querystring: DeadQuery, response: { 200: DeadList } } }, async (req) => {
-      const c = req.caller!;
-      const rows = await mailbox.deadLetters(c, Number(req.query.limit), req.query.before);
-      return { messages: rows.map((m) => ({ ...presentStatus(m, c.address), body: m.body })) };
-    });
-
-    app.post('/v1/dead/redrive', { schema: { body: RedriveBody, response: { 200: RedriveResponse } } }, async (req) => {
-      const { ids, all } = req.body;
-      if ((ids === undefined) === (all !== true))
-        throw new AdmpError('bad_request', 'body: give either ids or "all": true', { field: 'body' });
-      return { redriven: await mailbox.redrive(req.caller!, ids ?? 'all') };
-    });
-  };
+  app.post('/v1/dead/redrive', { schema: { body: RedriveBody, response: { 200: RedriveResponse } } }, async (req) => {
+    const { ids, all } = req.body;
+    if ((ids === undefined) === (all !== true))
+      throw new AdmpError('bad_request', 'body: give either ids or "all": true', { field: 'body' });
+    return { redriven: await mailbox.redrive(req.caller!, ids ?? 'all') };
+  });
+});
