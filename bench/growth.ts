@@ -2,31 +2,26 @@
 // flat as history piles up? For each history size, a fresh database gets that many rows
 // in `message` spread over BENCH_GROWTH_AGENTS agents (a tenth a delivered backlog, the
 // rest acked history, each with its dedupe key), then HTTP send and HTTP pull+ack are
-// measured as in the main steps. Then, on the smallest history, BENCH_GROWTH_IDLE_POLLS
-// long polls wait on as many agents while send is measured again: the server's RSS and
-// the send drop. Mail ingest at each size is not measured here (bench/ingest.ts makes its
-// own databases).
+// measured as in the main steps, and mail ingest as the ingest step's 5 KB case trusting
+// Rspamd. Then, on the first history, BENCH_GROWTH_IDLE_POLLS long polls wait on as many
+// agents while send is measured again: the server's RSS and the send drop.
+import type pg from 'pg';
 import { Agent, request } from 'undici';
 import { addAgent } from '../src/db/agents.js';
+import { cpuWindow } from './cpu.js';
+import { treeRssKb } from './ingest-smtp.js';
+import { ingestPass, prepareIngest } from './ingest-pass.js';
 import type { BenchPostgres } from './postgres.js';
-import { settle } from './postgres.js';
-import { httpPullAck, prefillInboxes } from './pull-ack.js';
+import { addQueueAgents, passErrors, queuePass, sendFor, type QueuePassSettings } from './queue-pass.js';
+import type { SendResult } from './send.js';
 import { startServer } from './server.js';
-import { DOMAIN, pullInbox, SENDER, sendRecipient } from './workload.js';
-import { wrkSend } from './wrk.js';
+import { DOMAIN } from './workload.js';
 
-export interface GrowthSettings {
+export interface GrowthSettings extends QueuePassSettings {
   histories: number[];
   agents: number;
   idlePolls: number;
-  seconds: number;
-  warmupSeconds: number;
-  connections: number;
-  recipients: number;
-  consumers: number;
-  pullInboxes: number;
-  batch: number;
-  backlog: number;
+  ingestConnections: number;
   poolMax: number;
 }
 
@@ -34,6 +29,9 @@ export interface GrowthRow {
   history: number;
   sendPerSec: number;
   pullAckPerSec: number;
+  ingestPerSec: number;
+  /** What went wrong in the measured windows (non-2xx answers, errors); empty when nothing did. */
+  errors: string[];
 }
 
 export interface IdleResult {
@@ -42,12 +40,17 @@ export interface IdleResult {
   rssDuringMb: number;
   sendQuietPerSec: number;
   sendDuringPerSec: number;
+  /** Long-poll answers during the window: each should come after its full wait, with nothing. */
+  answers: number;
+  /** Answers that were not 200, or requests that failed. */
+  pollErrors: number;
+  firstPollError?: string;
 }
 
 const SEED_CHUNK = 500_000;
 
 /** `rows` of history over `agents` agents `hist-N`: a tenth delivered, the rest acked, each with a dedupe key. */
-async function seedHistory(db: { pool: import('pg').Pool }, rows: number, agents: number): Promise<void> {
+async function seedHistory(db: { pool: pg.Pool }, rows: number, agents: number): Promise<void> {
   await db.pool.query(
     `INSERT INTO agent (id, domain) SELECT 'hist-' || i, $2 FROM generate_series(0, $1 - 1) i ON CONFLICT DO NOTHING`,
     [agents, DOMAIN],
@@ -73,12 +76,6 @@ async function seedHistory(db: { pool: import('pg').Pool }, rows: number, agents
   await db.pool.query('VACUUM ANALYZE message_dedupe');
 }
 
-async function rssMb(pid: number): Promise<number> {
-  const { readFile } = await import('node:fs/promises');
-  const m = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
-  return m ? Math.round(Number(m[1]) / 1024) : NaN;
-}
-
 export async function growthBench(
   pg: BenchPostgres,
   log: (line: string) => void,
@@ -88,56 +85,60 @@ export async function growthBench(
   let idle: IdleResult | undefined;
   for (const history of s.histories) {
     const db = await pg.database(`growth_${history}`, { migrate: true });
+    const ingest = await prepareIngest(db.pool);
     try {
-      const sender = await addAgent(db.pool, SENDER, DOMAIN);
-      for (let i = 0; i < s.recipients; i++) await addAgent(db.pool, sendRecipient(i), DOMAIN);
-      const inboxes = await Promise.all(
-        Array.from({ length: s.pullInboxes }, (_, i) => addAgent(db.pool, pullInbox(i), DOMAIN)),
-      );
+      const agents = await addQueueAgents(db.pool, s);
       const t0 = performance.now();
       await seedHistory(db, history, s.agents);
       log(
         `growth: ${history} rows of history over ${s.agents} agents seeded in ${Math.round(performance.now() - t0)} ms`,
       );
-      const server = await startServer(db.url, { ADMP_PG_POOL_MAX: String(s.poolMax) }, log);
+      const server = await startServer(db.url, { ADMP_PG_POOL_MAX: String(s.poolMax), ...ingest.env }, log);
       try {
-        const send = (seconds: number) =>
-          wrkSend(server.url, sender.token, { connections: s.connections, seconds, recipients: s.recipients });
-        await send(s.warmupSeconds);
-        const sent = await send(s.seconds);
-        await prefillInboxes(
-          db.pool,
-          inboxes.map((a) => a.id),
-          s.backlog,
-        );
-        await settle(db.pool, ['message']);
-        const consumers = Array.from({ length: s.consumers }, (_, i) => ({
-          token: inboxes[i % inboxes.length]!.token,
-        }));
-        await httpPullAck(server.url, consumers, { seconds: s.warmupSeconds, max: s.batch });
-        const pulled = await httpPullAck(server.url, consumers, { seconds: s.seconds, max: s.batch });
-        rows.push({ history, sendPerSec: sent.perSec, pullAckPerSec: pulled.perSec });
+        const pass = await queuePass(db.pool, server.url, agents, s);
+        const ingested = await ingestPass(server.url, ingest, { ...s, connections: s.ingestConnections });
+        const errors = passErrors(pass);
+        if (ingested.non2xx || ingested.errors || ingested.timeouts)
+          errors.push(`ingest: status codes ${JSON.stringify(ingested.statusCodes)}, errors ${ingested.errors}`);
+        rows.push({
+          history,
+          sendPerSec: pass.send.perSec,
+          pullAckPerSec: pass.pullAck.perSec,
+          ingestPerSec: ingested.perSec,
+          errors,
+        });
         log(
-          `growth: ${history} rows: send ${Math.round(sent.perSec)} req/s, pull+ack ${Math.round(pulled.perSec)} msgs/s`,
+          `growth: ${history} rows: send ${Math.round(pass.send.perSec)} req/s, pull+ack ${Math.round(pass.pullAck.perSec)} msgs/s, ingest ${Math.round(ingested.perSec)} msgs/s${errors.length ? ` (${errors.join('; ')})` : ''}`,
         );
 
-        if (!idle && s.idlePolls > 0) idle = await idlePolls(db.pool, server, s, send);
+        if (!idle && s.idlePolls > 0)
+          idle = await idlePolls(db.pool, server, s, (seconds) => sendFor(server.url, agents, s, seconds));
       } finally {
         await server.stop();
       }
     } finally {
+      await ingest.stop();
       await db.drop();
     }
   }
   return { rows, idle };
 }
 
+/** Resolves once the process tree of `pid` has used under 10 % of a core for two 1-second windows running (at most 120 s). */
+async function settled(pid: number): Promise<void> {
+  for (let i = 0, calm = 0; i < 120 && calm < 2; i++) {
+    const close = cpuWindow({ server: pid });
+    await new Promise((r) => setTimeout(r, 1000));
+    calm = close().server! < 10 ? calm + 1 : 0;
+  }
+}
+
 /** `polls` agents each hold a long poll (re-issued as each returns) while send is measured. */
 async function idlePolls(
-  pool: import('pg').Pool,
+  pool: pg.Pool,
   server: { url: string; pid: number },
   s: GrowthSettings,
-  send: (seconds: number) => Promise<{ perSec: number }>,
+  send: (seconds: number) => Promise<SendResult>,
 ): Promise<IdleResult> {
   const tokens: string[] = [];
   for (let i = 0; i < s.idlePolls; i += 16)
@@ -149,34 +150,57 @@ async function idlePolls(
       ).map((a) => a.token),
     );
   const quiet = await send(s.seconds);
-  const rssBeforeMb = await rssMb(server.pid);
+  const rssBeforeMb = treeRssKb(server.pid) / 1024;
   const dispatcher = new Agent({ connections: s.idlePolls, headersTimeout: 60_000, bodyTimeout: 60_000 });
   let stopping = false;
+  let answers = 0;
+  let pollErrors = 0;
+  let firstPollError: string | undefined;
+  const failed = (why: string) => {
+    pollErrors++;
+    firstPollError ??= why;
+  };
   const poll = async (token: string): Promise<void> => {
     while (!stopping) {
-      const res = await request(`${server.url}/v1/inbox/pull`, {
-        method: 'POST',
-        dispatcher,
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ max: 1, wait: 20 }),
-      });
-      await res.body.text();
+      try {
+        const res = await request(`${server.url}/v1/inbox/pull`, {
+          method: 'POST',
+          dispatcher,
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ max: 1, wait: 20 }),
+        });
+        const text = await res.body.text();
+        answers++;
+        if (res.statusCode !== 200) failed(`HTTP ${res.statusCode} ${text.slice(0, 200)}`);
+        else continue;
+      } catch (err) {
+        if (stopping) return; // the dispatcher was closed under it
+        failed((err as Error).message);
+      }
+      // A failed poll is not re-issued at once: a loop of instant failures would measure itself.
+      await new Promise((r) => setTimeout(r, 1000));
     }
   };
   const polls = tokens.map((t) => poll(t));
-  // Let every poll reach the server and park before measuring.
-  await new Promise((r) => setTimeout(r, Math.min(10_000, 1000 + s.idlePolls)));
+  // Every poll authenticates and looks once before it parks: measure only after the
+  // server has settled (its CPU below a tenth of a core for two seconds running).
+  await settled(server.pid);
+  const counted = answers;
   const during = await send(s.seconds);
-  const rssDuringMb = await rssMb(server.pid);
+  const rssDuringMb = treeRssKb(server.pid) / 1024;
+  answers -= counted;
   stopping = true;
-  await Promise.all(polls);
-  await dispatcher.close();
+  await dispatcher.destroy();
+  await Promise.allSettled(polls);
   return {
     polls: s.idlePolls,
     rssBeforeMb,
     rssDuringMb,
     sendQuietPerSec: quiet.perSec,
     sendDuringPerSec: during.perSec,
+    answers,
+    pollErrors,
+    ...(firstPollError ? { firstPollError } : {}),
   };
 }
 
@@ -184,19 +208,23 @@ export function growthReport(r: { rows: GrowthRow[]; idle?: IdleResult }): strin
   const base = r.rows.find((x) => x.history === 0) ?? r.rows[0];
   const ratio = (v: number, b: number | undefined) => (b ? (v / b).toFixed(2) : '–');
   const lines = [
-    '| history rows | send req/s | × at 0 | pull+ack msgs/s | × at 0 |',
-    '|---:|---:|---:|---:|---:|',
+    '| history rows | send req/s | × at 0 | pull+ack msgs/s | × at 0 | ingest msgs/s | × at 0 |',
+    '|---:|---:|---:|---:|---:|---:|---:|',
     ...r.rows.map(
       (x) =>
-        `| ${x.history} | ${Math.round(x.sendPerSec)} | ${ratio(x.sendPerSec, base?.sendPerSec)} | ${Math.round(x.pullAckPerSec)} | ${ratio(x.pullAckPerSec, base?.pullAckPerSec)} |`,
+        `| ${x.history} | ${Math.round(x.sendPerSec)} | ${ratio(x.sendPerSec, base?.sendPerSec)} | ${Math.round(x.pullAckPerSec)} | ${ratio(x.pullAckPerSec, base?.pullAckPerSec)} | ${Math.round(x.ingestPerSec)} | ${ratio(x.ingestPerSec, base?.ingestPerSec)} |`,
     ),
+    ...r.rows.flatMap((x) => x.errors.map((e) => `- ${x.history} rows: ${e}`)),
   ];
-  if (r.idle)
+  if (r.idle) {
+    const i = r.idle;
     lines.push(
       '',
-      `${r.idle.polls} idle long polls: server RSS ${r.idle.rssBeforeMb} → ${r.idle.rssDuringMb} MB ` +
-        `(+${r.idle.rssDuringMb - r.idle.rssBeforeMb} MB); send ${Math.round(r.idle.sendQuietPerSec)} → ` +
-        `${Math.round(r.idle.sendDuringPerSec)} req/s (${((1 - r.idle.sendDuringPerSec / r.idle.sendQuietPerSec) * 100).toFixed(1)} % drop)`,
+      `${i.polls} idle long polls: server RSS ${Math.round(i.rssBeforeMb)} → ${Math.round(i.rssDuringMb)} MB ` +
+        `(+${Math.round(i.rssDuringMb - i.rssBeforeMb)} MB; target ≤ 100); send ${Math.round(i.sendQuietPerSec)} → ` +
+        `${Math.round(i.sendDuringPerSec)} req/s (${((1 - i.sendDuringPerSec / i.sendQuietPerSec) * 100).toFixed(1)} % drop; target ≤ 10 %); ` +
+        `${i.answers} poll answers during the window, ${i.pollErrors} failed polls${i.firstPollError ? ` (first: ${i.firstPollError})` : ''}`,
     );
+  }
   return lines.join('\n');
 }

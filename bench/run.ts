@@ -33,6 +33,7 @@ import {
 } from './report.js';
 import { ingestBench, quotaBaselineLabel } from './ingest.js';
 import { growthBench, growthReport } from './growth.js';
+import { citusBench, citusReport } from './citus.js';
 import { startServer, type ServerChild } from './server.js';
 import { DOMAIN, pullInbox, SENDER, sendRecipient } from './workload.js';
 import { wrkSend } from './wrk.js';
@@ -58,9 +59,10 @@ const STEPS = [
   'ingest',
   'ingest-quota',
   'growth',
+  'citus',
 ] as const;
-/** Growth seeds millions of rows: only when BENCH_ONLY names it. */
-const DEFAULT_STEPS = STEPS.filter((s) => s !== 'growth');
+/** Growth seeds millions of rows, citus starts a cluster of Citus's own build: only when BENCH_ONLY names them. */
+const DEFAULT_STEPS = STEPS.filter((s) => s !== 'growth' && s !== 'citus');
 type StepName = (typeof STEPS)[number];
 
 const settings = {
@@ -87,6 +89,7 @@ const settings = {
   }),
   growthAgents: int('BENCH_GROWTH_AGENTS', 10_000),
   growthIdlePolls: int('BENCH_GROWTH_IDLE_POLLS', 10_000),
+  citusShards: int('BENCH_CITUS_SHARDS', 32),
   only: (process.env.BENCH_ONLY ?? DEFAULT_STEPS.join(','))
     .split(',')
     .map((s) => s.trim())
@@ -200,6 +203,7 @@ async function main(): Promise<void> {
       histories: settings.growthRows,
       agents: settings.growthAgents,
       idlePolls: settings.growthIdlePolls,
+      ingestConnections: settings.ingestConnections,
       seconds: settings.seconds,
       warmupSeconds: settings.warmupSeconds,
       connections: settings.connections,
@@ -211,8 +215,13 @@ async function main(): Promise<void> {
       poolMax: settings.poolMax,
     });
     console.log(`\n## Growth (history in message; idle long polls)\n\n${growthReport(g)}\n`);
-    if (settings.only.length === 1) return;
   }
+  if (wanted('citus')) {
+    const rows = await citusBench(log, { ...settings, shardCount: settings.citusShards });
+    console.log(`\n## Citus beside one server (send, pull+ack)\n\n${citusReport(rows)}\n`);
+  }
+  // Only growth and citus: they report above and need nothing below.
+  if (settings.only.every((s) => s === 'growth' || s === 'citus')) return;
   const postgres = await pg.postmasterPid();
   // What the steps before ingest leave running (server, pg-boss and its timers, their
   // databases) is stopped and dropped before ingest, so none of it (autovacuum of the

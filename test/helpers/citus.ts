@@ -69,7 +69,8 @@ async function startNode(root: string, name: string, settings: Record<string, st
     'citus.node_conninfo': "'sslmode=disable'",
     max_connections: '200',
     shared_buffers: "'64MB'",
-    // Test data is thrown away: no durability, less I/O on a shared machine.
+    // Test data is thrown away: no durability, less I/O on a shared machine (the bench
+    // turns these back on).
     fsync: 'off',
     synchronous_commit: 'off',
     full_page_writes: 'off',
@@ -89,16 +90,16 @@ async function startNode(root: string, name: string, settings: Record<string, st
 /**
  * Starts a coordinator and `workers` workers. Fewer shards than Citus's default 32
  * (`shardCount`) keep the DDL of each test database short; every statement is still
- * spread over both workers.
+ * spread over both workers. `settings` go to every node's postgresql.conf, last.
  */
 export async function startCitusCluster(
-  options: { workers?: number; shardCount?: number } = {},
+  options: { workers?: number; shardCount?: number; settings?: Record<string, string> } = {},
 ): Promise<CitusCluster> {
   const root = mkdtempSync(join(tmpdir(), 'admp-citus-'));
   chmodSync(root, 0o755);
   const who = runAs();
   if (who) chownSync(root, who.uid, who.gid);
-  const settings = { 'citus.shard_count': String(options.shardCount ?? 8) };
+  const settings = { 'citus.shard_count': String(options.shardCount ?? 8), ...options.settings };
   const names: string[] = [];
   let n = 0;
   const start = async (name: string) => {
