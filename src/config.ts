@@ -272,7 +272,15 @@ export const SETTINGS = {
     default: '432000',
     min: 0,
     max: 2592000,
-    doc: "How long after its timestamp an agent signature is still accepted when the mail reaches our MTA (docs/protocol.md §6.3). Mail is store-and-forward: the default, 5 days, is Postfix's `maximal_queue_lifetime`, so a mail the sender's MTA retries is never refused as stale. Replays inside it are duplicates (the Message-ID is signed and in the dedupe fingerprint).",
+    doc: "How long after its timestamp an agent signature without `X-Agent-Expires` is still accepted when the mail first reaches our MTA (docs/protocol.md §6.3). Mail is store-and-forward: the default, 5 days, is Postfix's `maximal_queue_lifetime`, so a mail an MTA retries is never refused as stale. Replays inside it are duplicates.",
+  }),
+  signatureMaxValiditySec: s({
+    env: 'ADMP_SIGNATURE_MAX_VALIDITY_SEC',
+    kind: 'int',
+    default: '604800',
+    min: 0,
+    max: 2592000,
+    doc: 'The longest validity a sender may choose with `X-Agent-Expires` (docs/protocol.md §6.3): a later expiry counts as this long after the timestamp. At least ADMP_SIGNATURE_VALIDITY_SEC.',
   }),
   ingressToken: s({
     env: 'ADMP_INGRESS_TOKEN',
@@ -669,6 +677,11 @@ export function loadConfig(
   } catch (err) {
     throw new ConfigError('ADMP_FETCH_ALLOW', (err as Error).message);
   }
+  if ((out.signatureMaxValiditySec as number) < (out.signatureValiditySec as number))
+    throw new ConfigError(
+      'ADMP_SIGNATURE_MAX_VALIDITY_SEC',
+      `must be at least ADMP_SIGNATURE_VALIDITY_SEC (${out.signatureValiditySec as number})`,
+    );
   if ((out.smtpTlsCert === '') !== (out.smtpTlsKey === ''))
     throw new ConfigError(
       'ADMP_SMTP_TLS_KEY',

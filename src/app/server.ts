@@ -56,11 +56,13 @@ export interface Core {
   stop(): Promise<void>;
 }
 
-/** Test seams: where the internet would be (partner JWKS fetches). */
+/** Test seams: where the internet would be (partner JWKS fetches, webhook hosts), and the ingress clock. */
 export interface WireOptions {
   readonly keyDeps?: Omit<Parameters<typeof createKeyResolver>[1], 'db'>;
   /** Name resolution of webhook hosts (tests map a name to loopback). */
   readonly pushDeps?: Pick<GuardedDispatcherOptions, 'lookup'>;
+  /** Unix seconds the mail roads judge freshness by (tests move time instead of waiting for an MTA's retry). */
+  readonly ingressNow?: () => number;
 }
 
 export async function wire(
@@ -107,6 +109,7 @@ export async function wire(
     resolveKey: createKeyResolver(config, { db: db.pool, metrics, ...options.keyDeps }),
     dnsResolve,
     bounceSecret,
+    now: options.ingressNow,
   });
   const ingest = createIngest({
     pipeline,

@@ -183,6 +183,15 @@ export function registerKeys(program: Command): void {
       if (!/^[1-9][0-9]*$/.test(v)) throw new AdmpError('bad_request', '--ttl-sec must be a positive integer');
       return Number(v);
     })
+    .option(
+      '--validity-sec <n>',
+      'how long the receiver may first get the mail after signing (X-Agent-Expires; default: its own, 5 days)',
+      (v) => {
+        if (!/^[0-9]{1,9}$/.test(v))
+          throw new AdmpError('bad_request', '--validity-sec must be a whole number of seconds');
+        return Number(v);
+      },
+    )
     .option('--out <file>', 'write the .eml here instead of printing it')
     .option('--json', 'print JSON ({message_id, file} or {message_id, eml})')
     .action(
@@ -196,6 +205,7 @@ export function registerKeys(program: Command): void {
         subject?: string;
         correlationId?: string;
         ttlSec?: number;
+        validitySec?: number;
         out?: string;
         json?: boolean;
       }) => {
@@ -210,6 +220,7 @@ export function registerKeys(program: Command): void {
             ttl_sec: o.ttlSec,
           },
           { agent: o.agent, kid: o.kid, seed },
+          { validitySec: o.validitySec },
         );
         if (o.out) {
           await writeFile(o.out, m.eml);

@@ -11,8 +11,13 @@ ed.hashes.sha512 = sha512;
 
 export const SIGNATURE_VERSION = 'admp-sig-v1';
 
-/** The four X-Agent-* header values of a signed message. */
-export type SignatureHeaders = Record<'X-Agent-ID' | 'X-Agent-KID' | 'X-Agent-Timestamp' | 'X-Agent-Signature', string>;
+/** The X-Agent-* header values of a signed message: four always, `X-Agent-Expires` when the signer chose a validity. */
+export type SignatureHeaders = Record<
+  'X-Agent-ID' | 'X-Agent-KID' | 'X-Agent-Timestamp' | 'X-Agent-Signature',
+  string
+> & {
+  readonly 'X-Agent-Expires'?: string;
+};
 
 /** Everything a signature covers, before canonicalisation. */
 export interface SignedFields {
@@ -21,6 +26,11 @@ export interface SignedFields {
   readonly kid: string;
   /** X-Agent-Timestamp: Unix time in seconds. */
   readonly timestamp: number;
+  /**
+   * X-Agent-Expires: Unix seconds after which the signer wants the mail refused, like RFC 9421
+   * `expires` or DKIM `x=` (docs/protocol.md §6.3). Absent: the receiver's default validity.
+   */
+  readonly expires?: number;
   /** The Message-ID, with or without its angle brackets. */
   readonly messageId: string;
   /** Recipient agent address: the envelope recipient (RCPT TO). */
@@ -68,6 +78,8 @@ export function signatureBase(f: SignedFields, sha256: Sha256 = nobleSha256): st
     agent: f.agent.trim().toLowerCase(),
     kid: f.kid,
     timestamp: f.timestamp,
+    // Only when the signer chose a validity: a base without it is the 11 members of §4.1.
+    ...(f.expires !== undefined ? { expires: f.expires } : {}),
     message_id: canonicalMessageId(f.messageId),
     to: f.to.trim().toLowerCase(),
     from: f.from.trim().toLowerCase(),
@@ -82,12 +94,15 @@ export function signatureBase(f: SignedFields, sha256: Sha256 = nobleSha256): st
 export const signBaseNoble = (seed: Uint8Array, base: string): string =>
   base64(ed.sign(new TextEncoder().encode(base), seed));
 
-/** The four X-Agent-* header values for a message, signed with @noble/ed25519. */
-export function signatureHeadersNoble(f: SignedFields, seed: Uint8Array): SignatureHeaders {
-  return {
-    'X-Agent-ID': f.agent.trim().toLowerCase(),
-    'X-Agent-KID': f.kid,
-    'X-Agent-Timestamp': String(f.timestamp),
-    'X-Agent-Signature': signBaseNoble(seed, signatureBase(f)),
-  };
-}
+/** The X-Agent-* header values for a message and its signature value. */
+export const headersOf = (f: SignedFields, signature: string): SignatureHeaders => ({
+  'X-Agent-ID': f.agent.trim().toLowerCase(),
+  'X-Agent-KID': f.kid,
+  'X-Agent-Timestamp': String(f.timestamp),
+  ...(f.expires !== undefined ? { 'X-Agent-Expires': String(f.expires) } : {}),
+  'X-Agent-Signature': signature,
+});
+
+/** The X-Agent-* header values for a message, signed with @noble/ed25519. */
+export const signatureHeadersNoble = (f: SignedFields, seed: Uint8Array): SignatureHeaders =>
+  headersOf(f, signBaseNoble(seed, signatureBase(f)));

@@ -21,6 +21,7 @@ import { tryParseAddress, tryParseRecipient } from './address.js';
 import {
   signatureBase as signatureBaseWith,
   signBaseNoble,
+  headersOf,
   canonicalMessageId,
   type SignatureHeaders,
   type SignedFields,
@@ -38,6 +39,9 @@ export {
 
 /** The four signature headers, each required exactly once (lower-cased names). */
 export const AGENT_HEADERS = ['x-agent-id', 'x-agent-kid', 'x-agent-timestamp', 'x-agent-signature'] as const;
+
+/** The signer's chosen validity end (§6.3): optional, at most once. */
+export const EXPIRES_HEADER = 'x-agent-expires';
 
 /** A key id: the agent_key.kid rule of migrations/0001_core.sql. */
 export const KID = /^[A-Za-z0-9._-]{1,128}$/;
@@ -80,15 +84,9 @@ export function signBase(seed: Uint8Array, base: string, impl: Ed25519Impl = 'no
   return nodeSign(null, Buffer.from(base, 'utf8'), privateKeyFromSeed(seed)).toString('base64');
 }
 
-/** The four X-Agent-* header values for a message. */
-export function signatureHeaders(f: SignedFields, seed: Uint8Array, impl: Ed25519Impl = 'node'): SignatureHeaders {
-  return {
-    'X-Agent-ID': f.agent.trim().toLowerCase(),
-    'X-Agent-KID': f.kid,
-    'X-Agent-Timestamp': String(f.timestamp),
-    'X-Agent-Signature': signBase(seed, signatureBase(f), impl),
-  };
-}
+/** The X-Agent-* header values for a message. */
+export const signatureHeaders = (f: SignedFields, seed: Uint8Array, impl: Ed25519Impl = 'node'): SignatureHeaders =>
+  headersOf(f, signBase(seed, signatureBase(f), impl));
 
 // ---- verification ------------------------------------------------------------
 
@@ -140,31 +138,47 @@ export interface VerifyOptions {
   /** Accepted clock difference (config clockSkewSec), both directions. */
   readonly clockSkewSec: number;
   /**
-   * How long after its timestamp a signature is still fresh when it reaches our MTA
-   * (config signatureValiditySec; 0: only the clock skew). Mail is store-and-forward:
-   * the sender's MTA retries a deferred mail for days (docs/protocol.md §6.3).
+   * The validity of a signature without `X-Agent-Expires`: how long after its timestamp it
+   * is still fresh when it reaches our MTA (config signatureValiditySec; 0: only the clock
+   * skew). Mail is store-and-forward: MTAs retry a deferred mail for days (docs/protocol.md §6.3).
    */
   readonly validitySec?: number;
+  /** The longest validity honoured, whatever `X-Agent-Expires` asks (config signatureMaxValiditySec). */
+  readonly maxValiditySec?: number;
   /** When our own MTA first received the mail (Unix seconds), if it says so; else `now`. */
   readonly receivedAt?: number;
   readonly resolveKey: KeyResolver;
 }
 
+type Freshness = Pick<VerifyOptions, 'now' | 'clockSkewSec' | 'validitySec' | 'maxValiditySec' | 'receivedAt'>;
+
+/**
+ * The last Unix second at which our MTA may first receive a mail signed at `timestamp`
+ * (with the signer's `expires`, if any) for it to be fresh: the validity's end plus the
+ * clock skew. A copy received later is refused, so a replay cache keeps the signature
+ * this long and no longer.
+ */
+export function validUntil(timestamp: number, expires: number | undefined, o: Freshness): number {
+  const end =
+    expires === undefined
+      ? timestamp + (o.validitySec ?? 0)
+      : Math.min(expires, timestamp + (o.maxValiditySec ?? Number.POSITIVE_INFINITY));
+  return end + o.clockSkewSec;
+}
+
 /**
  * The freshness rule (docs/protocol.md §6.3): not signed in the future (beyond the
- * clock skew), and not signed longer than the validity before our MTA first received
- * the mail. Undefined when fresh, else why not.
+ * clock skew), and first received by our MTA before the signature's validity ended
+ * (the signer's `expires`, capped, or the default validity after its timestamp).
+ * Undefined when fresh, else why not.
  */
-export function stalenessOf(
-  timestamp: number,
-  o: Pick<VerifyOptions, 'now' | 'clockSkewSec' | 'validitySec' | 'receivedAt'>,
-): string | undefined {
+export function stalenessOf(timestamp: number, expires: number | undefined, o: Freshness): string | undefined {
   if (timestamp > o.now + o.clockSkewSec)
     return `timestamp ${timestamp} is more than ${o.clockSkewSec} s ahead of our clock`;
   const arrived = Math.min(o.receivedAt ?? o.now, o.now);
-  const validity = o.validitySec ?? 0;
-  if (timestamp < arrived - validity - o.clockSkewSec)
-    return `timestamp ${timestamp} is more than ${validity + o.clockSkewSec} s before the mail reached us (${arrived})`;
+  const until = validUntil(timestamp, expires, o);
+  if (arrived > until)
+    return `the signature was valid until ${until - o.clockSkewSec} (${o.clockSkewSec} s skew allowed) and the mail reached us at ${arrived}`;
   return undefined;
 }
 
@@ -178,6 +192,10 @@ export type VerifyResult =
       readonly kid: string;
       readonly keySource: KeySource;
       readonly timestamp: number;
+      /** The signer's X-Agent-Expires, if any. */
+      readonly expires: number | undefined;
+      /** Unix seconds: until then a copy may still be fresh (validUntil); a replay cache keeps it that long. */
+      readonly validUntil: number;
       readonly messageId: string;
     }
   | { readonly ok: false; readonly code: SignatureFailure; readonly reason: string };
@@ -229,6 +247,7 @@ export async function verifySignature(input: VerifyInput, opts: VerifyOptions): 
   // of the signed one (as in tokencanopy/e2a#751).
   for (const [name, max, min] of [
     ...AGENT_HEADERS.map((h) => [h, 1, 1] as const),
+    [EXPIRES_HEADER, 1, 0] as const,
     ['from', 1, 1] as const,
     ['message-id', 1, 1] as const,
     ['subject', 1, 0] as const,
@@ -240,7 +259,7 @@ export async function verifySignature(input: VerifyInput, opts: VerifyOptions): 
         `${name} must appear ${min === max ? 'exactly once' : 'at most once'}, found ${n}`,
       );
   }
-  const value = (h: (typeof AGENT_HEADERS)[number]): string => unfold(headers.get(h)![0]!);
+  const value = (h: string): string => unfold(headers.get(h)![0]!);
 
   const agent = tryParseAddress(value('x-agent-id'));
   if (!agent) return fail('signature_invalid', 'X-Agent-ID is not an agent address');
@@ -251,6 +270,12 @@ export async function verifySignature(input: VerifyInput, opts: VerifyOptions): 
   if (!KID.test(kid)) return fail('signature_invalid', 'X-Agent-KID is malformed');
   const ts = value('x-agent-timestamp');
   if (!/^[0-9]{1,12}$/.test(ts)) return fail('signature_invalid', 'X-Agent-Timestamp must be integer Unix seconds');
+  const exp = headers.has(EXPIRES_HEADER) ? value(EXPIRES_HEADER) : undefined;
+  if (exp !== undefined && !/^[0-9]{1,12}$/.test(exp))
+    return fail('signature_invalid', 'X-Agent-Expires must be integer Unix seconds');
+  const expires = exp === undefined ? undefined : Number(exp);
+  if (expires !== undefined && expires < Number(ts))
+    return fail('signature_invalid', 'X-Agent-Expires is before X-Agent-Timestamp');
   const signature = value('x-agent-signature').replace(/\s+/g, '');
   if (!SIGNATURE_B64.test(signature)) return fail('signature_invalid', 'X-Agent-Signature must be 64 bytes in base64');
   if (!input.messageId || canonicalMessageId(input.messageId) === '')
@@ -263,7 +288,7 @@ export async function verifySignature(input: VerifyInput, opts: VerifyOptions): 
     return fail('signature_invalid', 'the envelope recipient is not the signed recipient');
 
   const timestamp = Number(ts);
-  const stale = stalenessOf(timestamp, opts);
+  const stale = stalenessOf(timestamp, expires, opts);
   if (stale) return fail('signature_expired', stale);
 
   let found: KeyLookup;
@@ -284,6 +309,7 @@ export async function verifySignature(input: VerifyInput, opts: VerifyOptions): 
     agent: agent.address,
     kid,
     timestamp,
+    expires,
     messageId: input.messageId,
     to: rcpt.agent.address,
     from: from.address,
@@ -300,6 +326,8 @@ export async function verifySignature(input: VerifyInput, opts: VerifyOptions): 
     kid,
     keySource: key.source,
     timestamp,
+    expires,
+    validUntil: validUntil(timestamp, expires, opts),
     messageId: canonicalMessageId(input.messageId),
   };
 }

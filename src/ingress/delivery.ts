@@ -18,7 +18,11 @@ export interface MailDelivery {
   readonly saslUser?: string;
   readonly clientIp?: string;
   readonly queueId?: string;
-  /** When our own MTA first received the mail (Unix seconds; its Received field), if the road knows. */
+  /**
+   * When our own MTA first received the mail (Unix seconds): LMTP reads our Postfix's Received
+   * field (a queued mail keeps it across retries); the Rspamd road and the SMTP edge answer
+   * inside the receiving SMTP session, so it is then. Unset: now.
+   */
   readonly receivedAt?: number;
 }
 

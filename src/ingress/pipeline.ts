@@ -157,6 +157,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       now: now(),
       clockSkewSec: config.clockSkewSec,
       validitySec: config.signatureValiditySec,
+      maxValiditySec: config.signatureMaxValiditySec,
       receivedAt: d.receivedAt,
       resolveKey: deps.resolveKey,
       metrics: deps.metrics,

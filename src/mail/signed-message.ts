@@ -23,6 +23,8 @@ export interface BuildOptions {
   readonly now?: number;
   /** Default `<uuid@sender domain>`. */
   readonly messageId?: string;
+  /** Sets X-Agent-Expires to `now` + this many seconds (docs/protocol.md §6.3); default: none, the receiver's validity. */
+  readonly validitySec?: number;
   readonly impl?: Ed25519Impl;
 }
 
@@ -52,6 +54,7 @@ export async function buildSignedMessage(
       agent: from.address,
       kid: key.kid,
       timestamp: now,
+      ...(opts.validitySec !== undefined ? { expires: now + opts.validitySec } : {}),
       messageId,
       to: to.address,
       from: from.address,

@@ -22,7 +22,7 @@ export interface SignedAgentMail {
   readonly from: string;
   readonly to: string;
   readonly subject: string;
-  /** The four X-Agent-* headers, for a mail library that builds the message itself. */
+  /** The X-Agent-* headers, for a mail library that builds the message itself. */
   readonly headers: SignatureHeaders;
   /** The envelope bytes as signed: send them unchanged as the application/json part. */
   readonly envelope: Uint8Array;
@@ -49,7 +49,12 @@ const wrap76 = (s: string): string => s.replace(/.{1,76}/g, '$&\r\n');
 export function signAgentMail(
   envelope: SendRequest,
   key: PartnerKey,
-  o: { now?: number; messageId?: string } = {},
+  o: {
+    now?: number;
+    messageId?: string;
+    /** Sets X-Agent-Expires to `now` + this many seconds: the receiver refuses the mail if its MTA first gets it later. */
+    validitySec?: number;
+  } = {},
 ): SignedAgentMail {
   const from = address(key.agent, 'agent');
   const to = address(envelope.to, 'to');
@@ -62,6 +67,7 @@ export function signAgentMail(
       agent: from,
       kid: key.kid,
       timestamp: now,
+      ...(o.validitySec !== undefined ? { expires: now + o.validitySec } : {}),
       messageId,
       to,
       from,

@@ -188,6 +188,9 @@ export function createSmtpEdge({ config, log, ingest, directory, dnsResolve, met
   });
 
   async function deliver(data: Buffer, session: SMTPServerSession): Promise<string> {
+    // We are the MTA: the mail is received at the end of DATA, the time of our Received
+    // line; its freshness is judged then, not after the SPF and DKIM look-ups.
+    const receivedAt = new Date();
     const recipients = session.envelope.rcptTo.map((r) => r.address);
     const envelopeFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
     try {
@@ -196,7 +199,7 @@ export function createSmtpEdge({ config, log, ingest, directory, dnsResolve, met
         { ip: session.remoteAddress, helo: session.hostNameAppearsAs, sender: envelopeFrom, hostname },
         resolver,
       );
-      const trace = `${verdicts.headers}${received(session, hostname, recipients[0] ?? '')}`;
+      const trace = `${verdicts.headers}${received(session, hostname, recipients[0] ?? '', receivedAt)}`;
       const raw = Buffer.concat([Buffer.from(trace, 'utf8'), withoutOurAuthResults(data, hostname)]);
       const results = await ingest.ingest(
         {
@@ -207,6 +210,7 @@ export function createSmtpEdge({ config, log, ingest, directory, dnsResolve, met
           trusted: verdicts.auth,
           clientIp: session.remoteAddress,
           queueId: session.id,
+          receivedAt: Math.floor(receivedAt.getTime() / 1000),
         },
         { atomic: true },
       );
@@ -257,8 +261,8 @@ export function createSmtpEdge({ config, log, ingest, directory, dnsResolve, met
 }
 
 /** Our trace field (RFC 5321 §4.4), with the protocol names of RFC 3848 (ESMTPS after STARTTLS). */
-function received(session: SMTPServerSession, hostname: string, rcpt: string): string {
+function received(session: SMTPServerSession, hostname: string, rcpt: string, at: Date): string {
   const helo = (session.hostNameAppearsAs || 'unknown').replace(/[^\x21-\x7e]/g, '');
   const proto = session.secure ? 'ESMTPS' : 'ESMTP';
-  return `Received: from ${helo} ([${session.remoteAddress}])\r\n\tby ${hostname} (ADMP) with ${proto} id ${session.id}\r\n\tfor <${rcpt}>; ${new Date().toUTCString().replace('GMT', '+0000')}\r\n`;
+  return `Received: from ${helo} ([${session.remoteAddress}])\r\n\tby ${hostname} (ADMP) with ${proto} id ${session.id}\r\n\tfor <${rcpt}>; ${at.toUTCString().replace('GMT', '+0000')}\r\n`;
 }

@@ -8,6 +8,7 @@ import { buildSignedMessage } from '../../src/mail/signed-message.js';
 import { canonicalMessageId } from '../../src/core/signature.js';
 import { addRule } from '../../src/db/policy-rules.js';
 import { startTestApi, type TestAgent, type TestApi } from '../helpers/api.js';
+import type { WireOptions } from '../../src/app/server.js';
 import { signer, trust, type TestSigner } from '../helpers/agent-mail.js';
 import { startDns, type TestDns } from '../helpers/dns.js';
 import { dkimKey, sendMail, signMessage, type SmtpOutcome } from '../helpers/mail.js';
@@ -57,6 +58,9 @@ export interface MailOptions {
   readonly dkim?: boolean;
   /** Extra header lines put on top (before DKIM signing). */
   readonly headers?: readonly string[];
+  /** The agent's signing time (Unix seconds; default now) and its chosen validity (X-Agent-Expires). */
+  readonly signedAt?: number;
+  readonly validitySec?: number;
 }
 
 export interface StoredRow {
@@ -99,7 +103,11 @@ export interface PartnerWorld {
   onClose(stop: () => Promise<unknown>): void;
 }
 
-export async function startPartnerWorld(t: TestContext, env: Record<string, string> = {}): Promise<PartnerWorld> {
+export async function startPartnerWorld(
+  t: TestContext,
+  env: Record<string, string> = {},
+  wireOptions: WireOptions = {},
+): Promise<PartnerWorld> {
   // node:test runs after-hooks first-in first-out; teardown must go the other way.
   const stops: (() => Promise<unknown>)[] = [];
   t.after(async () => {
@@ -123,7 +131,7 @@ export async function startPartnerWorld(t: TestContext, env: Record<string, stri
       ADMP_FETCH_ALLOW: LOOPBACK_ALLOWED,
       ...env,
     },
-    { keyDeps: { lookup: loopbackLookup() } },
+    { keyDeps: { lookup: loopbackLookup() }, ...wireOptions },
   );
   stops.push(() => api.close());
   const worker = signer(`worker@${PARTNER}`);
@@ -143,6 +151,7 @@ export async function startPartnerWorld(t: TestContext, env: Record<string, stri
       const signed = await buildSignedMessage(
         { to: o.signedFor ?? to, type: 'task.request', body: { n: ++n } },
         o.as ?? worker,
+        { now: o.signedAt, validitySec: o.validitySec },
       );
       const raw = [...(o.headers ?? []), ''].join('\r\n') + signed.eml.toString('utf8');
       return {

@@ -30,7 +30,7 @@ export async function trust(pool: pg.Pool, s: TestSigner, as: 'pinned' | 'local'
 export async function agentMail(
   s: TestSigner,
   envelope: Envelope,
-  opts: { now?: number; messageId?: string } = {},
+  opts: { now?: number; messageId?: string; validitySec?: number } = {},
 ): Promise<Buffer> {
   return (await buildSignedMessage(envelope, s, opts)).eml;
 }

@@ -205,8 +205,31 @@ test("freshness: a deferred mail is judged at our MTA's receipt, within the sign
         })
       ).data[0]!;
     assert.match(await send(received(MTA, now - 1150)), /^250 2\.6\.0 /, 'received by us 50 s after signing');
-    assert.match(await send(''), /^550 5\.7\.7 .*before the mail reached us/, 'no Received of ours: judged now');
+    assert.match(await send(''), /^550 5\.7\.7 .*valid until/, 'no Received of ours: judged now');
     assert.match(await send(received('mx.evil.example', now - 1150)), /^550 5\.7\.7 /, "another host's Received");
+  });
+
+  await t.test("the signer's X-Agent-Expires: judged at our MTA's receipt, not at the LMTP retry", async (tt) => {
+    const { port, bob, partner } = await withPartner(tt);
+    const hour = (signedAt: number) =>
+      agentMail(partner, { to: bob.address, type: 't', body: { signedAt } }, { now: signedAt, validitySec: 3600 });
+    const send = async (headers: string, mail: Buffer) =>
+      (
+        await lmtpSend(port, {
+          from: `w@${PARTNER}`,
+          to: [bob.address],
+          data: Buffer.concat([Buffer.from(headers + ar(MTA, PARTNER)), mail]),
+        })
+      ).data[0]!;
+    // Signed 5 h ago for one hour; our Postfix took it 1 min after signing and has retried since.
+    const early = now - 5 * 3600;
+    assert.match(await send(received(MTA, early + 60), await hour(early)), /^250 2\.6\.0 /);
+    assert.match(
+      await send(received(MTA, early + 3600 + 301), await hour(early - 1)),
+      /^550 5\.7\.7 .*valid until/,
+      "our MTA got it after the signer's hour and the skew",
+    );
+    assert.match(await send('', await hour(now - 3000)), /^250 2\.6\.0 /, 'no Received of ours: now, inside the hour');
   });
 
   await t.test('a stored mail whose signature has gone stale is still answered as stored', async (tt) => {

@@ -119,7 +119,11 @@ test('key create → sign → verify; import, list, revoke', async (t) => {
     'ping',
     '--body',
     '{"n":1}',
+    '--validity-sec',
+    '600',
   );
+  const expires = Number(/^X-Agent-Expires: (\d+)\r$/m.exec(printed)?.[1]);
+  assert.ok(Math.abs(expires - 600 - Math.floor(Date.now() / 1000)) < 60, 'X-Agent-Expires: now + 600');
   assert.equal(outcome(await verify(printed)), 'ok');
   assert.match(
     (

@@ -5,7 +5,6 @@
 // behind by a SIGKILLed server is restarted by the next start, not silently joined.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,69 +12,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createTestDatabase } from '../helpers/db.js';
 import { freePort } from '../helpers/ports.js';
-
-const REPO = join(import.meta.dirname, '..', '..');
-
-interface Proc {
-  child: ChildProcess;
-  output(): string;
-  exited: Promise<number | null>;
-}
-
-function run(command: string, args: string[], env: Record<string, string>, t: { after(fn: () => void): void }): Proc {
-  const child = spawn(command, args, {
-    cwd: REPO,
-    env: { ...process.env, ADMP_LOG_LEVEL: 'info', ADMP_POLICY_FILE: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<number | null>((ok) => child.once('exit', (code) => ok(code)));
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return { child, output: () => out, exited };
-}
-
-const serve = (env: Record<string, string>, t: { after(fn: () => void): void }) =>
-  run(process.execPath, ['--import', 'tsx', join(REPO, 'src', 'cli', 'main.ts'), 'serve'], env, t);
-
-async function until(what: string, check: () => Promise<boolean> | boolean, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-const ready = async (port: number) =>
-  (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200;
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-test('admp serve waits for a database that is not there yet, and says so', async (t) => {
-  const db = await createTestDatabase();
-  t.after(() => db.drop());
-  await db.block();
-  const port = await freePort();
-  const p = serve(
-    { DATABASE_URL: db.url, ADMP_DOMAINS: 'agents.test', ADMP_HTTP_LISTEN: `127.0.0.1:${port}`, ADMP_LMTP_LISTEN: '' },
-    t,
-  );
-  await until('a database_wait line', () => p.output().includes('"event":"database_wait"'));
-  await sleep(1500);
-  assert.equal(p.child.exitCode, null, `it kept waiting:\n${p.output()}`);
-  await db.unblock();
-  await until('ready', () => ready(port));
-  p.child.kill('SIGTERM');
-  assert.equal(await p.exited, 0, p.output());
-});
+import { alive, ready, run, serve, until } from '../helpers/serve-process.js';
 
 /** One HTTP/1.1 exchange on a socket kept open: the raw answer. */
 function exchange(socket: Socket, request: string): Promise<string> {

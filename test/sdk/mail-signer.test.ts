@@ -48,3 +48,37 @@ test('signAgentMail: verified by the server path, equal to `admp sign`, tamperin
   const late = await verifyEml(signed.eml, { rcpt: 'bob@agents.test', now: now + 3600, clockSkewSec: 300, resolveKey });
   assert.equal(outcome(late), 'signature_expired');
 });
+
+test('signAgentMail with validitySec: X-Agent-Expires, signed, the same as admp sign --validity-sec', async () => {
+  const key = await createAgentKey();
+  const agent = 'partner-bot@agents.partner.example';
+  const resolveKey: KeyResolver = async (domain, kid) =>
+    domain === 'agents.partner.example' && kid === key.kid
+      ? { status: 'found', key: { domain, kid, agent, publicKey: key.publicKey, source: 'pinned' } }
+      : { status: 'not_found' };
+  const now = 1_780_000_000;
+  const envelope = { to: 'bob@agents.test', type: 'quote.offer', body: { offer: 1 } };
+  const privateKey = key.privateKeyPem;
+  const signed = signAgentMail(envelope, { agent, kid: key.kid, privateKey }, { now, validitySec: 3600 });
+  assert.equal(signed.headers['X-Agent-Expires'], String(now + 3600));
+  const byCli = await buildSignedMessage(
+    envelope,
+    { agent, kid: key.kid, seed: seedFromPem(privateKey) },
+    { now, messageId: signed.messageId, validitySec: 3600 },
+  );
+  const unfolded = byCli.eml.toString('utf8').replace(/\r\n(?=[ \t])/g, '');
+  assert.ok(unfolded.includes(`X-Agent-Signature: ${signed.headers['X-Agent-Signature']}\r\n`), 'the same signature');
+  const at = async (t: number) =>
+    outcome(
+      await verifyEml(signed.eml, {
+        rcpt: 'bob@agents.test',
+        now: t,
+        clockSkewSec: 300,
+        validitySec: 432000,
+        maxValiditySec: 604800,
+        resolveKey,
+      }),
+    );
+  assert.equal(await at(now + 3900), 'ok');
+  assert.equal(await at(now + 3901), 'signature_expired');
+});

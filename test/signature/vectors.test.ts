@@ -5,7 +5,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createPublicKey, verify as nodeVerify } from 'node:crypto';
 import * as ed from '@noble/ed25519';
-import { bodyDigest, publicKeyFromSeed, signBase, signatureBase } from '../../src/core/signature.js';
+import {
+  bodyDigest,
+  publicKeyFromSeed,
+  signBase,
+  signatureBase,
+  stalenessOf,
+  validUntil,
+} from '../../src/core/signature.js';
 import { signatureBase as portableBase, signatureHeadersNoble } from '../../src/core/signature-base.js';
 import { keyThumbprint } from '../../src/keys/private-key.js';
 import { ourJwks } from '../../src/keys/jwks.js';
@@ -22,6 +29,7 @@ const vectors = JSON.parse(text) as {
       agent: string;
       kid: string;
       timestamp: number;
+      expires?: number;
       message_id: string;
       to: string;
       from: string;
@@ -34,6 +42,18 @@ const vectors = JSON.parse(text) as {
     signature_base: string;
     signature: string;
   }[];
+  freshness: {
+    settings: { clock_skew_sec: number; validity_sec: number; max_validity_sec: number };
+    cases: {
+      name: string;
+      timestamp: number;
+      expires: number | null;
+      received_at: number | null;
+      now: number;
+      valid_until: number;
+      result: 'fresh' | 'signature_expired';
+    }[];
+  };
 };
 const seed = Buffer.from(vectors.key.seed_hex, 'hex');
 const doc = readFileSync(new URL('../../docs/protocol.md', import.meta.url), 'utf8');
@@ -95,6 +115,7 @@ for (const v of vectors.vectors) {
       agent: i.agent,
       kid: i.kid,
       timestamp: i.timestamp,
+      ...(i.expires !== undefined ? { expires: i.expires } : {}),
       messageId: i.message_id,
       to: i.to,
       from: i.from,
@@ -136,5 +157,23 @@ for (const v of vectors.vectors) {
       ),
       false,
     );
+  });
+}
+
+// The freshness rule of docs/protocol.md §6.3, case by case: the receipt by our MTA (never
+// later than now) against the validity's end (the signer's X-Agent-Expires capped, or the
+// default after the timestamp) plus the skew; a future timestamp bounded by the skew.
+for (const c of vectors.freshness.cases) {
+  test(`freshness: ${c.name}`, () => {
+    const s = vectors.freshness.settings;
+    const o = {
+      now: c.now,
+      clockSkewSec: s.clock_skew_sec,
+      validitySec: s.validity_sec,
+      maxValiditySec: s.max_validity_sec,
+      receivedAt: c.received_at ?? undefined,
+    };
+    assert.equal(validUntil(c.timestamp, c.expires ?? undefined, o), c.valid_until);
+    assert.equal(stalenessOf(c.timestamp, c.expires ?? undefined, o) ? 'signature_expired' : 'fresh', c.result);
   });
 }

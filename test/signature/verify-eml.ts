@@ -11,6 +11,9 @@ export interface VerifyEmlOptions {
   /** Unix seconds. */
   readonly now: number;
   readonly clockSkewSec: number;
+  readonly validitySec?: number;
+  readonly maxValiditySec?: number;
+  readonly receivedAt?: number;
   readonly resolveKey: KeyResolver;
 }
 
@@ -19,7 +22,7 @@ export async function verifyEml(eml: string | Buffer, o: VerifyEmlOptions): Prom
   assert.ok(fields.body, 'the mail carries an envelope');
   return verifySignature(
     { ...fields, body: fields.body, envelopeRecipient: o.rcpt, envelope: JSON.parse(fields.body.toString('utf8')) },
-    { now: o.now, clockSkewSec: o.clockSkewSec, resolveKey: o.resolveKey },
+    o,
   );
 }
 

@@ -55,6 +55,9 @@ interface Check {
   rcpt?: string;
   now?: number;
   skew?: number;
+  validitySec?: number;
+  maxValiditySec?: number;
+  receivedAt?: number;
   resolve?: (d: string, k: string) => Promise<KeyLookup>;
 }
 const check = (eml: string, o: Check = {}): Promise<VerifyResult> =>
@@ -62,6 +65,9 @@ const check = (eml: string, o: Check = {}): Promise<VerifyResult> =>
     rcpt: o.rcpt ?? BOB,
     now: o.now ?? NOW,
     clockSkewSec: o.skew ?? loadConfig({}).clockSkewSec,
+    validitySec: o.validitySec,
+    maxValiditySec: o.maxValiditySec,
+    receivedAt: o.receivedAt,
     resolveKey: o.resolve ?? table(key()),
   });
 
@@ -172,6 +178,44 @@ test('replay window: ±clockSkewSec around the signer timestamp, configurable', 
   const wide = loadConfig({ ADMP_CLOCK_SKEW_SEC: '900' }).clockSkewSec;
   assert.equal(failure(await check(eml, { now: NOW + 600, skew: wide })), 'ok');
   assert.equal(failure(await check(eml, { now: NOW + 901, skew: wide })), 'signature_expired');
+});
+
+test('a validity chosen by the signer (X-Agent-Expires): signed, at most once, honoured up to the cap', async () => {
+  const hour = (
+    await buildSignedMessage(envelope, { agent: ALICE, kid: KID, seed }, { now: NOW, validitySec: 3600 })
+  ).eml.toString('utf8');
+  assert.match(hour, new RegExp(`^X-Agent-Expires: ${NOW + 3600}\r$`, 'm'));
+  const d = loadConfig({});
+  assert.deepEqual([d.signatureValiditySec, d.signatureMaxValiditySec], [432000, 604800]);
+  const at = (now: number, receivedAt?: number, over: Check = {}) =>
+    check(hour, { now, receivedAt, validitySec: d.signatureValiditySec, maxValiditySec: 604800, ...over });
+  const ok = await at(NOW + 3600 + 300);
+  assert.deepEqual(ok.ok && [ok.expires, ok.validUntil], [NOW + 3600, NOW + 3900], 'valid until expiry + skew');
+  assert.equal(failure(await at(NOW + 3901)), 'signature_expired', 'the default 5 days do not extend it');
+  assert.equal(failure(await at(NOW + 86400, NOW + 60)), 'ok', 'our MTA took it in time; we deferred it a day');
+  // The signer cannot widen it past the cap, nor change it after signing.
+  const year = (
+    await buildSignedMessage(envelope, { agent: ALICE, kid: KID, seed }, { now: NOW, validitySec: 365 * 86400 })
+  ).eml.toString('utf8');
+  assert.equal(failure(await check(year, { now: NOW + 604800 + 300, maxValiditySec: 604800 })), 'ok');
+  assert.equal(failure(await check(year, { now: NOW + 604800 + 301, maxValiditySec: 604800 })), 'signature_expired');
+  const widened = setHeader(hour, 'X-Agent-Expires', `X-Agent-Expires: ${NOW + 7200}`);
+  assert.equal(failure(await at(NOW + 3700)), 'ok');
+  assert.equal(failure(await check(widened, { now: NOW + 3700 })), 'signature_invalid');
+  const removed = hour.replace(/^X-Agent-Expires:.*\r\n/m, '');
+  assert.equal(failure(await check(removed, { now: NOW, validitySec: 432000 })), 'signature_invalid');
+  assert.match(JSON.stringify(await check(`X-Agent-Expires: ${NOW + 3600}\r\n${hour}`)), /must appear at most once/);
+  for (const bad of ['-1', '1.5e9', ''])
+    assert.match(
+      JSON.stringify(await check(setHeader(hour, 'X-Agent-Expires', `X-Agent-Expires: ${bad}`))),
+      /X-Agent-Expires must be integer Unix seconds/,
+      bad,
+    );
+  const before = setHeader(hour, 'X-Agent-Expires', `X-Agent-Expires: ${NOW - 1}`);
+  assert.match(JSON.stringify(await check(before)), /X-Agent-Expires is before X-Agent-Timestamp/);
+  // Without the header the default validity applies, and the result says until when.
+  const plain = await check(await sign(), { now: NOW + 60, validitySec: 432000 });
+  assert.deepEqual(plain.ok && [plain.expires, plain.validUntil], [undefined, NOW + 432300]);
 });
 
 test('exactly one of each signature header, one From, one Message-ID, at most one Subject', async () => {

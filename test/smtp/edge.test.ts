@@ -346,3 +346,20 @@ test('a plus-address (RFC 5233) reaches the agent through the edge; a bad one is
   const bad = await world.swaks(port, [`bob+a!b@${AGENTS}`], mail);
   assert.match(`${bad.code} ${bad.text}`, /^550 5\.1\.1 /);
 });
+
+test("freshness on the edge: judged when the edge receives the mail, within the signer's validity", async (t) => {
+  if (!requireBinaries(t, needs)) return;
+  const world = await startEdgeWorld(t);
+  const { port } = await world.edge();
+  const twoHoursAgo = Math.floor(Date.now() / 1000) - 7200;
+  // The sender's MTA held it two hours (our side was down): the default validity is 5 days.
+  const held = await world.mail(world.bob.address, { signedAt: twoHoursAgo });
+  const ok = await world.swaks(port, [world.bob.address], held);
+  assert.equal(ok.code, 250, ok.transcript);
+  assert.equal((await world.stored(held)).length, 1);
+  // The signer gave it ten minutes (X-Agent-Expires): refused, precisely, and permanently.
+  const expired = await world.mail(world.bob.address, { signedAt: twoHoursAgo, validitySec: 600 });
+  const refused = await world.swaks(port, [world.bob.address], expired);
+  assert.match(`${refused.code} ${refused.text}`, /^550 5\.7\.7 .*valid until/);
+  assert.deepEqual(await world.stored(expired), []);
+});

@@ -72,6 +72,7 @@ export const rspamdIngressRoutes =
       '/ingress/rspamd',
       { bodyLimit: config.maxMailBytes + 1, schema: { response: IngressAnswers } },
       async (req, reply) => {
+        const arrivedAt = Math.floor(Date.now() / 1000);
         const auth = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
         if (!config.ingressToken || !auth || !timingSafeEqual(digest(auth), digest(config.ingressToken))) {
           throw new AdmpError('unauthorized', 'ingress needs the bearer secret of ADMP_INGRESS_TOKEN');
@@ -95,6 +96,9 @@ export const rspamdIngressRoutes =
             saslUser: header(req, 'x-rspamd-user'),
             clientIp: header(req, 'x-rspamd-client-ip'),
             queueId: header(req, 'x-rspamd-queue-id'),
+            // The postfilter runs inside our MTA's SMTP session: the mail is being received
+            // now, and a deferral is retried by the sender's MTA as a new receipt.
+            receivedAt: arrivedAt,
           },
           { atomic: true, log: req.log },
         );

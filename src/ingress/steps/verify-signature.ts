@@ -20,12 +20,15 @@ export interface VerifiedSignature {
   readonly kid: string;
   readonly keySource: string;
   readonly timestamp: number;
+  /** Unix seconds until which a copy may still be fresh (core validUntil): how long a replay must stay recognised. */
+  readonly validUntil: number;
 }
 
 export interface SignatureCheck {
   readonly now: number;
   readonly clockSkewSec: number;
   readonly validitySec: number;
+  readonly maxValiditySec: number;
   readonly receivedAt?: number;
   readonly resolveKey: KeyResolver;
   readonly metrics?: Metrics;
@@ -45,12 +48,20 @@ export async function verifyAgentSignature(
         now: o.now,
         clockSkewSec: o.clockSkewSec,
         validitySec: o.validitySec,
+        maxValiditySec: o.maxValiditySec,
         receivedAt: o.receivedAt,
         resolveKey: o.resolveKey,
       },
     ),
   );
-  if (sig.ok) return { agent: sig.agent, kid: sig.kid, keySource: sig.keySource, timestamp: sig.timestamp };
+  if (sig.ok)
+    return {
+      agent: sig.agent,
+      kid: sig.kid,
+      keySource: sig.keySource,
+      timestamp: sig.timestamp,
+      validUntil: sig.validUntil,
+    };
   o.metrics?.signatureFailed.inc({ reason: sig.code });
   return new AdmpError(SIGNATURE_CODE[sig.code], `agent signature: ${sig.reason}`);
 }
