@@ -1,9 +1,11 @@
 // The batcher behind the one enqueue path: concurrent callers share one commit,
 // each is answered with its own row, and mail's batcher may wait to fill a commit.
 import { test } from 'node:test';
+import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { createTestDatabase } from '../helpers/db.js';
 import { createEnqueuer } from '../../src/mailbox/batcher.js';
+import { enqueueRows } from '../../src/db/enqueue.js';
 
 const item = (n: number) => ({
   to_agent_id: 'bob',
@@ -76,4 +78,30 @@ test('without fillWaitMs, callers that arrive while a batch is in flight share t
     ),
     2,
   );
+});
+
+test('a batch holding a duplicate and new keys: only a key reused with other content is a conflict', async (t) => {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  const keyed = (n: number, body: object = { n }) => ({
+    ...item(n),
+    channel: 'http' as const,
+    idempotency_key: `k-${n}`,
+    source_fingerprint: createHash('sha256').update(JSON.stringify(body)).digest('hex'),
+    body,
+  });
+  const [first] = await enqueueRows(db.pool, [keyed(1)]);
+  // An agent's retry after a crash (k-1, same content) in one batch with fresh sends.
+  const batch = await enqueueRows(db.pool, [keyed(2), keyed(1), keyed(3), keyed(4, { other: true }), keyed(4)]);
+  assert.deepEqual(
+    batch.map((r) => [r.duplicate, r.conflict]),
+    [
+      [false, false],
+      [true, false],
+      [false, false],
+      [false, false],
+      [true, true],
+    ],
+  );
+  assert.equal(batch[1]!.id, first!.id);
 });

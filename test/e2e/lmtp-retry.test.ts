@@ -100,7 +100,7 @@ test("Postfix with Mailcow's retry timers: the bridge down across a retry, then 
   await t.test('the bridge is down when Postfix first delivers; up when it retries 35 minutes later', async () => {
     offset = 0;
     const mails = [await world.mail(bob.address), await world.mail(bob.address, { validitySec: 600 })];
-    const sent = [];
+    const sent: string[] = [];
     for (const mail of mails) {
       const r = await world.send(postfix, [bob.address], mail);
       assert.equal(r.code, 250, r.transcript);

@@ -83,15 +83,20 @@ function load(w: World) {
   );
 }
 
-async function start(w: World, t: { after(fn: () => void): void }): Promise<Proc> {
+type T = { after(fn: () => void): void; diagnostic(message: string): void };
+
+async function start(w: World, t: T): Promise<Proc> {
+  const started = Date.now();
   const p = serve(w.env, t);
   await until('ready', async () => (await ready(w.httpPort)) || p.child.exitCode !== null);
   assert.equal(p.child.exitCode, null, p.output());
+  t.diagnostic(`admp serve ready in ${Date.now() - started} ms`);
   return p;
 }
 
 /** 0 lost, 0 duplicated, 0 permanent refusals, no server error; the fault was felt (something was retried). */
-async function assertNothingLost(w: World, r: LoadResult): Promise<void> {
+async function assertNothingLost(w: World, r: LoadResult, t: T): Promise<void> {
+  t.diagnostic(`load done; ${r.retried} answers were temporary or cut off, and retried`);
   assert.deepEqual(r.serverErrors, [], 'no 500, no reply without a code');
   assert.deepEqual(r.permanent, [], 'no permanent refusal for our fault');
   const s = await storedOnce(w.pool, 'bob', SENDS, MAILS);
@@ -112,7 +117,7 @@ test('server SIGKILL and restart under load: 0 lost, 0 duplicated, 0 permanent r
   await first.exited;
   const second = await start(w, t);
   const r = await l.finished;
-  await assertNothingLost(w, r);
+  await assertNothingLost(w, r, t);
   second.child.kill('SIGTERM');
   assert.equal(await second.exited, 0, second.output());
 });
@@ -143,7 +148,7 @@ test('PostgreSQL restart under load: the server recovers by itself, 0 lost, 0 du
   const r = await l.finished;
   assert.equal(server.child.exitCode, null, `the server kept running:\n${server.output()}`);
   await until('ready again', () => ready(w.httpPort), 15_000);
-  await assertNothingLost(w, r);
+  await assertNothingLost(w, r, t);
   server.child.kill('SIGTERM');
   assert.equal(await server.exited, 0, server.output());
 });
@@ -160,7 +165,7 @@ test('SIGTERM mid-load: a clean exit, in-flight work answered, the restart takes
   assert.doesNotMatch(first.output(), /"level":(50|60)/, 'no error-level line while draining');
   const second = await start(w, t);
   const r = await l.finished;
-  await assertNothingLost(w, r);
+  await assertNothingLost(w, r, t);
   second.child.kill('SIGTERM');
   assert.equal(await second.exited, 0, second.output());
 });
