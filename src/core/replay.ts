@@ -4,7 +4,8 @@
 // Every road stores mail through enqueue_message, which claims this key in the inbox's
 // message_dedupe: a second copy (another road, a retry, a copy re-folded or re-encoded on
 // the way, even the sender signing other content under the same Message-ID) answers with
-// the first row, and retention keeps that row and its key until `replayUntil`.
+// the first row, and retention keeps that row and its key until the signature's validUntil
+// (src/core/signature.ts): the last moment a copy could still be accepted as fresh.
 import { createHash } from 'node:crypto';
 import { canonicalJson } from './canonical-json.js';
 import { canonicalMessageId } from './signature-base.js';
@@ -13,17 +14,4 @@ import { canonicalMessageId } from './signature-base.js';
 export function replayKey(agent: string, messageId: string): string {
   const canonical = canonicalJson(['admp-replay-v1', agent.trim().toLowerCase(), canonicalMessageId(messageId)]);
   return createHash('sha256').update(canonical).digest('hex');
-}
-
-/**
- * Unix seconds until which a copy of this signature could still be accepted: the signature
- * is fresh while it reaches our MTA no later than its validity after the timestamp, give
- * or take the clock skew (src/core/signature.ts stalenessOf). The replay entry is kept
- * that long.
- */
-export function replayUntil(
-  signature: { readonly timestamp: number },
-  o: { readonly validitySec: number; readonly clockSkewSec: number },
-): number {
-  return signature.timestamp + o.validitySec + o.clockSkewSec;
 }

@@ -46,7 +46,7 @@ export interface NewMessage {
   source_fingerprint?: string | null;
   /**
    * Unix seconds: the dedupe key (and so the message) is kept at least until then, whatever
-   * the retention period (src/core/replay.ts replayUntil; signed mail only).
+   * the retention period (the signature's validUntil, src/core/signature.ts; signed mail only).
    */
   replay_until?: number | null;
   auth?: unknown;

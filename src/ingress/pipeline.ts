@@ -9,7 +9,7 @@ import { AdmpError, toAdmpError } from '../errors.js';
 import { tryParseAddress } from '../core/address.js';
 import type { Envelope } from '../core/envelope.js';
 import { canonicalMessageId, canonicalSubject, type KeyResolver } from '../core/signature.js';
-import { replayKey, replayUntil } from '../core/replay.js';
+import { replayKey } from '../core/replay.js';
 import { unstorableText } from '../core/storable.js';
 import { fromContent } from './from-content.js';
 import { readSignedMail, type MailSignatureFields } from '../mail/signed-message.js';
@@ -188,10 +188,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       { sender: m.sender, domain: m.domain, signature, admitted },
       {
         defaultTtlSec: config.defaultTtlSec,
-        replayUntil: replayUntil(signature, {
-          validitySec: config.signatureValiditySec,
-          clockSkewSec: config.clockSkewSec,
-        }),
+        // The signature's own window (its X-Agent-Expires or the default validity, plus the skew).
+        replayUntil: signature.validUntil,
       },
     );
     return { recipient, row };

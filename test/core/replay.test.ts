@@ -3,7 +3,8 @@
 // (Python json + hashlib).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { replayKey, replayUntil } from '../../src/core/replay.js';
+import { replayKey } from '../../src/core/replay.js';
+import { validUntil } from '../../src/core/signature.js';
 
 test('replay key vectors; the agent compares case-insensitively, the Message-ID without its brackets', () => {
   const want = '942344ce2555498d5a98ccbbb872016c72dc37e1901113d181e9319b253742d7';
@@ -17,6 +18,9 @@ test('replay key vectors; the agent compares case-insensitively, the Message-ID 
 });
 
 test('a replay entry is kept until the signature could no longer be accepted', () => {
-  assert.equal(replayUntil({ timestamp: 1_700_000_000 }, { validitySec: 432_000, clockSkewSec: 300 }), 1_700_432_300);
-  assert.equal(replayUntil({ timestamp: 1_700_000_000 }, { validitySec: 0, clockSkewSec: 300 }), 1_700_000_300);
+  const o = { now: 1_700_000_000, clockSkewSec: 300, validitySec: 432_000, maxValiditySec: 604_800 };
+  assert.equal(validUntil(1_700_000_000, undefined, o), 1_700_432_300);
+  assert.equal(validUntil(1_700_000_000, undefined, { ...o, validitySec: 0 }), 1_700_000_300);
+  assert.equal(validUntil(1_700_000_000, 1_700_003_600, o), 1_700_003_900, "the signer's X-Agent-Expires");
+  assert.equal(validUntil(1_700_000_000, 1_800_000_000, o), 1_700_605_100, 'capped');
 });

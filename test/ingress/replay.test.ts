@@ -53,8 +53,14 @@ async function ingest(api: TestApi, raw: Buffer, to: string, road: Road = 'rspam
 const rows = async (api: TestApi) =>
   (await api.db.pool.query('SELECT id, subject, body FROM message ORDER BY created_at')).rows;
 
-const mail = (s: TestSigner, to: string, messageId: string, body: unknown = { n: 1 }, now?: number) =>
-  agentMail(s, { to, type: 'task.request', body }, { messageId, now });
+const mail = (
+  s: TestSigner,
+  to: string,
+  messageId: string,
+  body: unknown = { n: 1 },
+  now?: number,
+  validitySec?: number,
+) => agentMail(s, { to, type: 'task.request', body }, { messageId, now, validitySec });
 
 test('the stored subject and the dedupe key come from the signed canonical fields: a re-spaced Subject is the same mail', async (t) => {
   const { api, bob, partner } = await setup(t);
@@ -150,6 +156,10 @@ test('the replay entry outlives the retention period until the acceptance window
   // A copy signed again later moves the end of the window to its own.
   await ingest(api, await mail(partner, bob.address, mid, { n: 1 }, ts + 30), bob.address);
   assert.equal(Number(await keepUntil()), ts + 30 + VALIDITY + SKEW);
+
+  // A copy whose signer chose a longer validity (X-Agent-Expires, 6 days) keeps it that long.
+  await ingest(api, await mail(partner, bob.address, mid, { n: 1 }, ts + 60, 6 * 86400), bob.address);
+  assert.equal(Number(await keepUntil()), ts + 60 + 6 * 86400 + SKEW, 'the signer chose 6 days');
 
   // Once the window has closed, retention removes the message and its key.
   await api.db.pool.query("UPDATE message_dedupe SET keep_until = now() - interval '1 second' WHERE message_id = $1", [

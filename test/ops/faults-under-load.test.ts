@@ -266,10 +266,8 @@ test('competing consumers with crashes and late acks: every message acked once, 
     for (let i = 1; i < ls.length; i++)
       assert.ok(ls[i]!.pulledAt >= ls[i - 1]!.leaseUntil, `${id} held by two leases at once`);
   }
-  assert.ok(
-    crashes > 0 && late > 0 && conflicts > 0,
-    `faults happened: ${crashes} crashes, ${late} late, ${conflicts}`,
-  );
+  t.diagnostic(`${crashes} consumer crashes, ${late} late batches, ${conflicts} late acks refused (lease_conflict)`);
+  assert.ok(crashes > 0 && late > 0 && conflicts > 0, 'the faults happened');
   server.child.kill('SIGTERM');
   assert.equal(await server.exited, 0, server.output());
 });

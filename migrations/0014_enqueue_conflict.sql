@@ -1,8 +1,8 @@
--- 0013_enqueue_conflict: enqueue_message answered `conflict` for every item stored new in
+-- 0014_enqueue_conflict: enqueue_message answered `conflict` for every item stored new in
 -- a batch that also held a duplicate (its holder was not joined, so NULL was DISTINCT FROM
 -- its fingerprint): a send stored once was answered 409 idempotency_conflict whenever an
--- agent's retry after a crash shared its batch. Otherwise as in 0011. CREATE OR REPLACE:
--- safe to run twice; valid on Citus as 0011 is.
+-- agent's retry after a crash shared its batch. Otherwise as in 0013. CREATE OR REPLACE:
+-- safe to run twice; valid on Citus as 0013 is.
 CREATE OR REPLACE FUNCTION enqueue_message(items jsonb, notify boolean DEFAULT true)
 RETURNS TABLE (idx integer, id uuid, duplicate boolean, status message_status, conflict boolean)
 LANGUAGE plpgsql AS $$
@@ -19,6 +19,7 @@ DECLARE
   h_ids uuid[];
   h_status message_status[];
   h_fps bytea[];
+  dup_until timestamptz[];
 BEGIN
   IF jsonb_typeof(items) <> 'array' THEN
     RAISE EXCEPTION 'enqueue_message expects a JSON array' USING ERRCODE = '22023';
@@ -35,8 +36,8 @@ BEGIN
   -- Claim each key. ON CONFLICT waits for a concurrent holder, so a key belongs to
   -- exactly one committed message; an equal key later in the same batch loses to the earlier.
   WITH c AS (
-    INSERT INTO message_dedupe (to_agent_id, key, message_id)
-    SELECT e.it->>'to_agent_id', keys[e.ord], mids[e.ord]
+    INSERT INTO message_dedupe (to_agent_id, key, message_id, keep_until)
+    SELECT e.it->>'to_agent_id', keys[e.ord], mids[e.ord], to_timestamp((e.it->>'replay_until')::double precision)
       FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, ord)
      WHERE keys[e.ord] IS NOT NULL
      ORDER BY e.ord
@@ -79,10 +80,16 @@ BEGIN
   -- statement that joins message_dedupe and message on to_agent_id (on Citus one pushed-down
   -- join per shard: a lateral join to this function's items cannot be distributed), then
   -- matched to the items here.
-  SELECT array_agg(e.it->>'to_agent_id'), array_agg(keys[e.ord])
-    INTO dup_agents, dup_keys
+  SELECT array_agg(e.it->>'to_agent_id'), array_agg(keys[e.ord]),
+         array_agg(to_timestamp((e.it->>'replay_until')::double precision))
+    INTO dup_agents, dup_keys, dup_until
     FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, ord)
    WHERE keys[e.ord] IS NOT NULL AND NOT (mids[e.ord] = ANY(claimed));
+  -- A copy signed again under the same Message-ID can be accepted until its own window
+  -- ends: the key is kept until the latest of them. Only here, on the duplicate path.
+  UPDATE message_dedupe d SET keep_until = u.until
+    FROM unnest(dup_agents, dup_keys, dup_until) AS u(agent, key, until)
+   WHERE d.to_agent_id = u.agent AND d.key = u.key AND d.keep_until < u.until;
   SELECT array_agg(d.to_agent_id), array_agg(d.key), array_agg(m.id), array_agg(m.status), array_agg(m.source_fingerprint)
     INTO h_agents, h_keys, h_ids, h_status, h_fps
     FROM message_dedupe d
