@@ -9,13 +9,19 @@ import { createAgentKey, seedFromPem } from '../../src/keys/private-key.js';
 import type { KeyResolver } from '../../src/core/signature.js';
 import { outcome, verifyEml } from '../signature/verify-eml.js';
 
-test('signAgentMail: verified by the server path, equal to `admp sign`, tampering detected', async () => {
+/** A partner agent's new key, and a resolver that knows only it. */
+async function partner() {
   const key = await createAgentKey();
   const agent = 'partner-bot@agents.partner.example';
   const resolveKey: KeyResolver = async (domain, kid) =>
     domain === 'agents.partner.example' && kid === key.kid
       ? { status: 'found', key: { domain, kid, agent, publicKey: key.publicKey, source: 'pinned' } }
       : { status: 'not_found' };
+  return { key, agent, resolveKey };
+}
+
+test('signAgentMail: verified by the server path, equal to `admp sign`, tampering detected', async () => {
+  const { key, agent, resolveKey } = await partner();
   const now = 1_780_000_000;
   const envelope = {
     to: 'Bob@Agents.Test',
@@ -50,12 +56,7 @@ test('signAgentMail: verified by the server path, equal to `admp sign`, tamperin
 });
 
 test('signAgentMail with validitySec: X-Agent-Expires, signed, the same as admp sign --validity-sec', async () => {
-  const key = await createAgentKey();
-  const agent = 'partner-bot@agents.partner.example';
-  const resolveKey: KeyResolver = async (domain, kid) =>
-    domain === 'agents.partner.example' && kid === key.kid
-      ? { status: 'found', key: { domain, kid, agent, publicKey: key.publicKey, source: 'pinned' } }
-      : { status: 'not_found' };
+  const { key, agent, resolveKey } = await partner();
   const now = 1_780_000_000;
   const envelope = { to: 'bob@agents.test', type: 'quote.offer', body: { offer: 1 } };
   const privateKey = key.privateKeyPem;
