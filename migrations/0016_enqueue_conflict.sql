@@ -1,4 +1,4 @@
--- 0015_enqueue_conflict: enqueue_message answered `conflict` for every item stored new in
+-- 0016_enqueue_conflict: enqueue_message answered `conflict` for every item stored new in
 -- a batch that also held a duplicate (its holder was not joined, so NULL was DISTINCT FROM
 -- its fingerprint): a send stored once was answered 409 idempotency_conflict whenever an
 -- agent's retry after a crash shared its batch. Otherwise as in 0013. CREATE OR REPLACE:
