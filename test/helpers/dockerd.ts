@@ -34,9 +34,17 @@ export interface TestDockerd {
 
 const ISOLATED = ['--bridge=none', '--iptables=false', '--ip6tables=false', '--ip-forward=false', '--ip-masq=false'];
 
-export async function startDockerd(opts: { netns?: boolean } = {}): Promise<TestDockerd> {
+export interface DockerdOptions {
+  /** Its own network namespace (bridge networks, published ports), see the top. */
+  readonly netns?: boolean;
+  /** A data root (images, build cache) that outlives the engine, instead of one in its temp dir. */
+  readonly dataRoot?: string;
+}
+
+export async function startDockerd(opts: DockerdOptions = {}): Promise<TestDockerd> {
   // Short path: unix socket paths are limited to 108 bytes.
   const dir = mkdtempSync(join(tmpdir(), 'admp-dkr-'));
+  const root = opts.dataRoot ?? join(dir, 'root');
   const socket = join(dir, 'docker.sock');
   const log = createWriteStream(join(dir, 'dockerd.log'));
   const netns = opts.netns ? `admp-${dir.split('-').pop()}` : null;
@@ -51,7 +59,7 @@ export async function startDockerd(opts: { netns?: boolean } = {}): Promise<Test
     [
       ...(netns ? [`--net=/run/netns/${netns}`, 'dockerd'] : []),
       '--data-root',
-      join(dir, 'root'),
+      root,
       '--exec-root',
       join(dir, 'exec'),
       '--pidfile',

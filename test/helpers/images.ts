@@ -29,6 +29,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import type Dockerode from 'dockerode';
 import { IMAGE_CONTEXT } from '../../src/installer/run.js';
+import { startDockerd, type TestDockerd } from './dockerd.js';
 
 const run = promisify(execFile);
 
@@ -192,26 +193,37 @@ const exists = (docker: Dockerode, tag: string): Promise<boolean> =>
       () => false,
     );
 
-/** `node:26-bookworm-slim`: Debian bookworm minbase, Node 26 and npm, user node; returns its cache key. */
-export async function nodeImage(docker: Dockerode): Promise<string> {
-  const tar = await rootfs(
+const nodeRootfs = (): Promise<string> =>
+  rootfs(
     `bookworm-node-${NODE_VERSION}-npm-${NPM_VERSION}-${hash([NODE_PACKAGES, readFileSync(HOST_CA_BUNDLE, 'latin1')])}`,
     NODE_PACKAGES,
     addNode,
   );
+const mailRootfs = (): Promise<string> =>
+  rootfs(`bookworm-mail-${hash(MAIL_PACKAGES)}`, MAIL_PACKAGES, async () => undefined);
+
+/** The cache keys of the node and mail base images (their root file systems made when missing). */
+export const baseImageKeys = async (): Promise<string[]> => [
+  basename(await nodeRootfs()),
+  basename(await mailRootfs()),
+];
+
+/** `node:26-bookworm-slim`: Debian bookworm minbase, Node 26 and npm, user node; returns its cache key. */
+export async function nodeImage(docker: Dockerode): Promise<string> {
+  const tar = await nodeRootfs();
   if (!(await exists(docker, NODE_IMAGE))) await importTar(docker, tar, NODE_IMAGE);
   return basename(tar);
 }
 
 /** Debian bookworm with Postfix, Rspamd and PostgreSQL 15 (services not started); returns its cache key. */
 export async function mailBaseImage(docker: Dockerode): Promise<string> {
-  const tar = await rootfs(`bookworm-mail-${hash(MAIL_PACKAGES)}`, MAIL_PACKAGES, async () => undefined);
+  const tar = await mailRootfs();
   if (!(await exists(docker, MAIL_BASE_IMAGE))) await importTar(docker, tar, MAIL_BASE_IMAGE);
   return basename(tar);
 }
 
 /** Every file under `paths` of `root` (sorted, recursively), for a build's cache key. */
-function contentHash(root: string, paths: readonly string[]): string {
+export function contentHash(root: string, paths: readonly string[]): string {
   const h = createHash('sha256');
   const walk = (rel: string): void => {
     const abs = join(root, rel);
@@ -321,9 +333,106 @@ function demux(buf: Buffer): string {
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** The bridge image from compose/Dockerfile on node:26-bookworm-slim; npm ci needs the registry. */
+/**
+ * The bridge image from compose/Dockerfile on node:26-bookworm-slim, loaded into `docker` from
+ * the cache; when the cache has none for these sources, an engine on the host's network builds it
+ * there first, on the warm data root (whose build cache holds the `npm ci` steps, so a source
+ * change costs the TypeScript build only). Returns whether it had to be built.
+ */
 export async function buildBridgeImage(docker: Dockerode, tag: string): Promise<'built' | 'cached'> {
-  return buildImage(docker, await bridgeSpec(docker, tag));
+  const spec = await bridgeSpec(docker, tag);
+  if (existsSync(imageCacheFile(spec))) return buildImage(docker, spec);
+  await onWarmRoot(async (host) => {
+    await nodeImage(host.docker);
+    await buildImage(host.docker, spec);
+  });
+  await buildImage(docker, spec);
+  return 'built';
+}
+
+/** What the build steps that need the registry read: a new warm data root when any of them changes. */
+const WARM_INPUTS = ['package.json', 'package-lock.json', 'compose/Dockerfile', 'test/images/postgres'];
+
+/**
+ * A Docker data root kept in the cache, holding the images built from compose/Dockerfile (their
+ * `npm ci` layers in the classic builder's cache) and the PostgreSQL image: an engine that cannot
+ * reach the registry (in a network namespace) can still build the bridge with Compose. Made once
+ * per WARM_INPUTS by an engine on the host's network.
+ */
+export async function warmDataRoot(): Promise<string> {
+  const key = createHash('sha256')
+    .update(JSON.stringify(await baseImageKeys()))
+    .update(contentHash(REPO, WARM_INPUTS))
+    .digest('hex')
+    .slice(0, 16);
+  const root = join(CACHE_DIR, `standalone-root-${key}`);
+  if (existsSync(root)) return root;
+  const tmp = `${root}.tmp-${process.pid}`;
+  const engine = await startDockerd({ dataRoot: tmp });
+  try {
+    await buildPostgresImage(engine.docker);
+    const spec = await bridgeSpec(engine.docker, 'admp-bridge:latest');
+    await buildImage(engine.docker, { ...spec, cache: false });
+    await engine.stop();
+    renameSync(tmp, root);
+    return root;
+  } catch (err) {
+    await engine.stop();
+    await run('rm', ['-rf', tmp]);
+    throw err;
+  }
+}
+
+/** Runs `body` with an engine on the host's network on the warm data root (one engine at a time on it). */
+async function onWarmRoot(body: (engine: TestDockerd) => Promise<void>): Promise<void> {
+  const root = await warmDataRoot();
+  const unlock = await lockDataRoot(root);
+  try {
+    const engine = await startDockerd({ dataRoot: root });
+    try {
+      await body(engine);
+    } finally {
+      await engine.stop();
+    }
+  } finally {
+    unlock();
+  }
+}
+
+/**
+ * One engine at a time on a data root (another test run on this machine waits): a lock folder
+ * holding the owner's pid, taken over when that process is gone. Returns the unlock.
+ */
+export async function lockDataRoot(root: string): Promise<() => void> {
+  const dir = `${root}.lock`;
+  for (let i = 0; ; i++) {
+    try {
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'pid'), String(process.pid));
+      return () => rmSync(dir, { recursive: true, force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      let owner = 0; // 0 also while the owner has not written its pid yet
+      try {
+        owner = Number(readFileSync(join(dir, 'pid'), 'utf8').trim());
+      } catch {
+        /* not written yet */
+      }
+      if (!isAlive(owner) && i > 0) rmSync(dir, { recursive: true, force: true });
+      else if (i > 900) throw new Error(`${dir}: held by process ${owner} for 15 minutes`);
+      await new Promise((ok) => setTimeout(ok, 1000));
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  if (!(pid > 0)) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function bridgeSpec(docker: Dockerode, tag: string): Promise<BuildSpec> {
@@ -336,26 +445,6 @@ async function bridgeSpec(docker: Dockerode, tag: string): Promise<BuildSpec> {
     network: 'host',
     cache: true,
   };
-}
-
-/**
- * The bridge image in an engine that cannot reach the registries (one in its own network
- * namespace): loaded from the cache, which a private engine on the host's network fills first when empty.
- */
-export async function loadBridgeImage(
-  docker: Dockerode,
-  tag: string,
-  startHostEngine: () => Promise<{ docker: Dockerode; stop(): Promise<void> }>,
-): Promise<void> {
-  if (!existsSync(imageCacheFile(await bridgeSpec(docker, tag)))) {
-    const host = await startHostEngine();
-    try {
-      await buildBridgeImage(host.docker, tag);
-    } finally {
-      await host.stop();
-    }
-  }
-  if ((await buildBridgeImage(docker, tag)) !== 'cached') throw new Error(`${tag} was built, not loaded`);
 }
 
 /** An image of test/images/<dir> FROM the mail base (bookworm with Postfix, Rspamd, PostgreSQL). */

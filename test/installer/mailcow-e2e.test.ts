@@ -2,14 +2,17 @@
 // engine in a network namespace of its own (its bridge networks and ports exist only there),
 // Mailcow's own docker-compose.yml starting postfix-mailcow and rspamd-mailcow (Debian's Postfix
 // and Rspamd, test/images) with their labels, mounts and fixed address on mailcow-network, an
-// unbound-mailcow stand-in serving the partner's DKIM key. Then, in order: ./install.sh (its
-// container steps, Compose v2 up of the bridge and its PostgreSQL), a DKIM- and agent-signed
-// partner mail by SMTP into postfix-mailcow lands exactly once in the bridge's database, in
-// every mode; install again changes nothing (also after Mailcow reset custom_transport.pcre to
-// 0640); `docker compose pull` (update.sh) passes with the override; uninstall restores every
-// byte, removes the bridge's containers, and Postfix no longer routes the domain.
+// unbound-mailcow stand-in serving the partner's DKIM key. The admin's commands are read from
+// the README (test/helpers/readme-commands.ts) and run as typed, in a terminal that answers the
+// installer's question. In order: the README's dry run changes nothing; its install (container
+// steps, Compose v2 up of the bridge and its PostgreSQL); a DKIM- and agent-signed partner mail
+// by SMTP into postfix-mailcow lands exactly once in the bridge's database, in every mode; a
+// simulated Mailcow update, then the README's `admp doctor`; the README's backup and restore;
+// install again changes nothing (also after Mailcow reset custom_transport.pcre to 0640);
+// `docker compose pull` (update.sh) passes with the override; the README's uninstall restores
+// every byte, removes the bridge's containers, and Postfix no longer routes the domain.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import {
   appendFileSync,
   copyFileSync,
@@ -27,6 +30,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import semver from 'semver';
 import { parseDocument } from 'yaml';
 import { canonicalMessageId } from '../../src/core/signature.js';
+import { describe as describeStep } from '../../src/installer/container-steps.js';
 import { dockerEngine, type ContainerRef } from '../../src/installer/docker-engine.js';
 import {
   BRIDGE_SERVICE,
@@ -40,9 +44,9 @@ import { buildSignedMessage } from '../../src/mail/signed-message.js';
 import { signer } from '../helpers/agent-mail.js';
 import { startDockerd, type TestDockerd } from '../helpers/dockerd.js';
 import {
+  buildBridgeImage,
   buildOnMailBase,
   buildPostgresImage,
-  loadBridgeImage,
   MAIL_BASE_IMAGE,
   NODE_IMAGE,
   nodeBinDir,
@@ -50,16 +54,20 @@ import {
   runToEnd,
 } from '../helpers/images.js';
 import { dkimKey, signMessage } from '../helpers/mail.js';
+import { readmeCommand, readmeCommands } from '../helpers/readme-commands.js';
 import { requireBinaries } from '../helpers/requires.js';
 import { copyCheckout, REPO, treeBytes } from './checkout.js';
 
 const run = promisify(execFile);
-const BINARIES = ['dockerd', 'containerd', 'runc', 'debootstrap', 'tar', 'ip', 'nsenter', 'docker'];
+const BINARIES = ['dockerd', 'containerd', 'runc', 'debootstrap', 'tar', 'ip', 'nsenter', 'docker', 'script'];
 const PROJECT = 'mailcowdockerized';
 const NETWORK = `${PROJECT}_mailcow-network`;
 const AGENTS = 'agents.example.com';
 const PARTNER = 'partner.example';
 const BRIDGE_IMAGE = 'admp-bridge:latest';
+/** Where the README's commands put the Mailcow checkout, and the backup archive. */
+const README_MAILCOW_DIR = '/opt/mailcow-dockerized';
+const README_ARCHIVE = '/root/admp-backup.tar';
 
 /** Mailcow's image names for postfix-mailcow and rspamd-mailcow, as its docker-compose.yml gives them. */
 function mailcowImages(dir: string): { postfix: string; rspamd: string } {
@@ -85,7 +93,7 @@ describe('install.sh on a mini-Mailcow of real parts', () => {
       const names = mailcowImages(join(REPO, '..', 'shared', 'fixtures', 'mailcow'));
       await buildOnMailBase(engine.docker, 'postfix-mailcow', names.postfix);
       await buildOnMailBase(engine.docker, 'rspamd-mailcow', names.rspamd);
-      await loadBridgeImage(engine.docker, BRIDGE_IMAGE, () => startDockerd());
+      await buildBridgeImage(engine.docker, BRIDGE_IMAGE);
       process.stdout.write(`# mini-Mailcow images ready in ${Math.round((Date.now() - started) / 1000)} s\n`);
       const floor = semver.minVersion(JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).engines.node)!;
       if (!semver.gte(process.versions.node, floor)) path = `${await nodeBinDir()}${delimiter}${path}`;
@@ -118,8 +126,47 @@ describe('install.sh on a mini-Mailcow of real parts', () => {
           throw new Error(`${cmd} ${args.join(' ')} failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
         },
       );
-    const installSh = (args: string[]) => sh('bash', [join(REPO, 'install.sh'), ...args], REPO);
     const compose = (args: string[]) => sh('docker', ['compose', ...args]);
+    const archive = join(work, 'admp-backup.tar');
+    /** A README command with the test's checkout and archive paths in place of the README's. */
+    const here = (line: string) => line.replaceAll(README_MAILCOW_DIR, c.dir).replaceAll(README_ARCHIVE, archive);
+    /** Runs a README command line in the clone (README: `cd admp`) with bash. */
+    const typed = (line: string) => sh('bash', ['-c', here(line)], REPO);
+    /**
+     * Runs a README command line in a terminal (script(1) gives it one), answering `y` to the
+     * installer's question as the admin would; its output, or an error with it.
+     */
+    const confirmed = (line: string) =>
+      new Promise<string>((ok, fail) => {
+        const child = spawn('script', ['-qec', here(line), '/dev/null'], {
+          cwd: REPO,
+          env: { ...env, SHELL: '/bin/bash' },
+          stdio: ['pipe', 'pipe', 'pipe'],
+        });
+        let out = '';
+        child.stdout.on('data', (b: Buffer) => (out += b.toString('utf8')));
+        child.stderr.on('data', (b: Buffer) => (out += b.toString('utf8')));
+        child.stdin.write('y\n'); // kept open: script(1) ends the session at the end of its input
+        const timer = setTimeout(() => child.kill('SIGTERM'), 600_000);
+        child.on('exit', (code) => {
+          clearTimeout(timer);
+          child.stdin.end();
+          out = out.replace(/\r\n/g, '\n');
+          if (code === 0) ok(out);
+          else fail(new Error(`${here(line)} exited ${code}:\n${out}`));
+        });
+      });
+    /** The container steps an install or uninstall reported ("[1/4] …"). */
+    const steps = (out: string) => [...out.matchAll(/^\[\d+\/\d+\] (.*)$/gm)].map((m) => m[1]!);
+    // README "Install into Mailcow": cd into the clone, the dry run, the install.
+    const [cdClone, dryRun, installLine, ...moreInstall] = readmeCommands('## Install into Mailcow');
+    assert.deepEqual([cdClone, moreInstall], ['cd admp', []], 'the README install block as this test runs it');
+    assert.match(dryRun!, /^\.\/install\.sh .*--dry-run$/);
+    assert.match(installLine!, /^\.\/install\.sh --mailcow-dir \S+ --domain agents\.example\.com$/);
+    const [uninstallLine, ...moreRollback] = readmeCommands('## Rollback');
+    assert.deepEqual(moreRollback, []);
+    const [backupLine, restoreLine, ...moreBackup] = readmeCommands('### Backup');
+    assert.deepEqual(moreBackup, []);
     try {
       // The checkout as generate_config.sh leaves it: .env is a symlink to mailcow.conf (the
       // fixture stores it as a file naming its target).
@@ -164,16 +211,19 @@ describe('install.sh on a mini-Mailcow of real parts', () => {
       await git(['commit', '-qm', 'mailcow upstream']);
       const pristine = treeBytes(c.dir);
 
-      // 1. Install, mode both (README: ./install.sh --mailcow-dir … --domain …).
-      const install = async (mode: string) =>
-        JSON.parse(
-          (await installSh(['--mailcow-dir', c.dir, '--domain', AGENTS, '--mode', mode, '--yes', '--json'])).stdout
-            .trim()
-            .split('\n')
-            .at(-1)!,
-        ) as { changedFiles: string[]; actions: string[]; pending: string[] };
-      const first = await install('both');
-      assert.deepEqual(first.actions, ['rspamd-configtest', 'postfix-reload', 'rspamd-restart', 'bridge-up']);
+      // 1. The README's dry run changes nothing; its install (mode both, the default) asks, then applies.
+      const dry = await typed(dryRun!);
+      assert.match(dry.stdout, /dry run: nothing was changed/);
+      assert.deepEqual(treeBytes(c.dir), pristine, 'the dry run changed nothing');
+      const first = await confirmed(installLine!);
+      assert.match(first, /Apply these changes\? \[y\/N\]/);
+      assert.deepEqual(
+        steps(first),
+        (['rspamd-configtest', 'postfix-reload', 'rspamd-restart', 'bridge-up'] as const).map((a) =>
+          describeStep(a, PROJECT),
+        ),
+        first,
+      );
       assert.equal(statSync(join(c.dir, TRANSPORT_FILE)).mode & 0o777, 0o640, "Mailcow's mode is kept");
       for (const s of [BRIDGE_SERVICE, POSTGRES_SERVICE]) await service(s);
 
@@ -269,23 +319,27 @@ describe('install.sh on a mini-Mailcow of real parts', () => {
       await git(['merge', '-q', '-Xtheirs', '-Xpatience', 'next']);
       const afterUpdate = treeBytes(c.dir);
       for (const f of updated) pristine[f] = afterUpdate[f]!;
-      const doctor = await run(
-        'npx',
-        ['admp', 'doctor', '--mailcow-dir', c.dir, '--domain', AGENTS, '--timeout', '1', '--json'],
-        { cwd: REPO, env, timeout: 300_000, maxBuffer: 16 << 20 },
-      ).catch((e: { stdout: string }) => e); // exits 1: no DNS, JWKS or test mail here
-      const checks = (JSON.parse(doctor.stdout) as { checks: { name: string; ok: boolean; detail: string }[] }).checks;
+      // The README's command, with the JWKS URL pinned to loopback: agents.example.com is not ours to reach.
+      const doctorLine = readmeCommand('### After a Mailcow update', 'npx admp doctor');
+      const doctor = await run('bash', ['-c', `${here(doctorLine)} --jwks-address 127.0.0.1`], {
+        cwd: REPO,
+        env,
+        timeout: 300_000,
+        maxBuffer: 16 << 20,
+      }).catch((e: { stdout: string }) => e); // exits 1: no DNS, JWKS or test mail here
       for (const name of [
         "ADMP's files in the Mailcow checkout are as installed",
         'Postfix routes the agents domain to the bridge',
         'Rspamd has the agents_bridge plugin loaded',
-      ]) {
-        const r = checks.find((x) => x.name === name);
-        assert.ok(r?.ok, `${name}: ${JSON.stringify(r)}`);
-      }
+      ])
+        assert.ok(
+          doctor.stdout.split('\n').some((l: string) => l.startsWith(`PASS  ${name}:`)),
+          `${name}:\n${doctor.stdout}`,
+        );
 
-      // 2. Mode lmtp: Rspamd files go, Postfix delivers to the bridge's LMTP listener.
-      await install('lmtp');
+      // 2. Mode lmtp (README's options table): Rspamd files go, Postfix delivers to the bridge's LMTP listener.
+      const lmtpInstall = `${installLine} --mode lmtp`;
+      await confirmed(lmtpInstall);
       assert.deepEqual(await sendAndStore(), ['lmtp'], 'mode lmtp: stored over LMTP, once');
 
       // 3. README "Backup": admp backup, then admp restore into an empty database gives the same
@@ -309,8 +363,7 @@ describe('install.sh on a mini-Mailcow of real parts', () => {
       };
       const before = await contents();
       assert.match(before, /^message\|2\|/m);
-      const archive = join(work, 'admp-backup.tar');
-      const backup = await sh('npx', ['admp', 'backup', '--mailcow-dir', c.dir, '--out', archive], REPO);
+      const backup = await typed(backupLine!);
       assert.match(backup.stderr, /database: [\d.]+ MiB in/);
       // An empty database: the PostgreSQL service and its volume made anew.
       await compose(['rm', '--stop', '--force', POSTGRES_SERVICE]);
@@ -320,7 +373,7 @@ describe('install.sh on a mini-Mailcow of real parts', () => {
         (await exec(POSTGRES_SERVICE, ['pg_isready', '-U', 'admp', '-d', 'admp'])).exitCode === 0 ? true : undefined,
       );
       await exec(BRIDGE_SERVICE, ['sh', '-c', 'rm -f /app/var/keys/*.pem']);
-      const restore = await sh('npx', ['admp', 'restore', archive, '--mailcow-dir', c.dir], REPO);
+      const restore = await typed(restoreLine!);
       assert.match(restore.stderr, /database: restored in/);
       await waitFor('bridge back', 180, async () =>
         (await admp(['agent', 'list'])).exitCode === 0 ? true : undefined,
@@ -329,15 +382,17 @@ describe('install.sh on a mini-Mailcow of real parts', () => {
 
       // 4. Install again: nothing changes, also after Mailcow's start reset the table to 0640.
       await sh('docker', ['compose', 'restart', POSTFIX_SERVICE]);
-      const again = await install('lmtp');
-      assert.deepEqual([again.changedFiles, again.actions], [[], []]);
+      const again = await confirmed(lmtpInstall);
+      assert.match(again, /files: already installed, nothing to change/);
+      assert.deepEqual(steps(again), [], again);
 
       // 5. What update.sh runs: `docker compose pull` with the override in place (Mailcow's own
       // images need a registry, so the services of ours are named).
       await compose(['pull', BRIDGE_SERVICE, POSTGRES_SERVICE]);
 
       // 6. Uninstall: every byte back, the bridge's containers gone, no route to the domain.
-      await installSh(['uninstall', '--mailcow-dir', c.dir, '--yes']);
+      // README "Rollback".
+      await confirmed(uninstallLine!);
       assert.deepEqual(treeBytes(c.dir), pristine);
       for (const s of [BRIDGE_SERVICE, POSTGRES_SERVICE]) assert.equal(await eng.findService(PROJECT, s), null, s);
       const route = await exec(POSTFIX_SERVICE, [
