@@ -17,6 +17,7 @@ import {
 } from '../helpers/images.js';
 import { freePort } from '../helpers/ports.js';
 import { requireBinaries } from '../helpers/requires.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { REPO } from './checkout.js';
 
 const BINARIES = ['dockerd', 'containerd', 'runc', 'debootstrap', 'tar', 'ip'];
@@ -32,16 +33,6 @@ const UNIT_TESTS = [
   'test/installer/mailcow-api.test.ts',
   'test/readme.test.ts',
 ];
-
-async function waitFor<T>(what: string, seconds: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const until = Date.now() + seconds * 1000;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`${what}: not within ${seconds} s`);
-    await new Promise((ok) => setTimeout(ok, 500));
-  }
-}
 
 describe('the bridge image (compose/Dockerfile)', () => {
   let d: TestDockerd | undefined;

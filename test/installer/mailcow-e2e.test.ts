@@ -56,6 +56,7 @@ import {
 import { dkimKey, signMessage } from '../helpers/mail.js';
 import { readmeCommand, readmeCommands } from '../helpers/readme-commands.js';
 import { requireBinaries } from '../helpers/requires.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { copyCheckout, REPO, treeBytes } from './checkout.js';
 
 const run = promisify(execFile);
@@ -415,17 +416,3 @@ describe('install.sh on a mini-Mailcow of real parts', () => {
     }
   });
 });
-
-async function waitFor<T>(what: string, seconds: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const until = Date.now() + seconds * 1000;
-  let last: unknown;
-  for (;;) {
-    const v = await probe().catch((err: unknown) => {
-      last = err;
-      return undefined;
-    });
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`${what}: not within ${seconds} s${last ? ` (${String(last)})` : ''}`);
-    await new Promise((ok) => setTimeout(ok, 1000));
-  }
-}

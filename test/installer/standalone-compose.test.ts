@@ -23,6 +23,7 @@ import { startDockerd, type TestDockerd } from '../helpers/dockerd.js';
 import { lockDataRoot, warmDataRoot } from '../helpers/images.js';
 import { readmeCommands } from '../helpers/readme-commands.js';
 import { requireBinaries } from '../helpers/requires.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { REPO } from './checkout.js';
 
 const run = promisify(execFile);
@@ -39,20 +40,6 @@ function copyClone(dir: string): void {
       filter: (src) =>
         !/\/(dist|node_modules)$/.test(src) && !src.endsWith('/compose/.env') && !src.includes('/compose/certs'),
     });
-}
-
-async function waitFor<T>(what: string, seconds: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const until = Date.now() + seconds * 1000;
-  let last: unknown;
-  for (;;) {
-    const v = await probe().catch((err: unknown) => {
-      last = err;
-      return undefined;
-    });
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`${what}: not within ${seconds} s${last ? ` (${String(last)})` : ''}`);
-    await new Promise((ok) => setTimeout(ok, 1000));
-  }
 }
 
 describe('README "ADMP without Mailcow": compose/docker-compose.yml up, used, down', () => {
