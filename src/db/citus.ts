@@ -17,7 +17,7 @@ export const COLOCATE_WITH = 'message';
  * and the rate quota counters (every instance connects to the coordinator; as a
  * reference table each count would be written to every node).
  */
-const COORDINATOR_ONLY = new Set(['schema_migration', 'rate_quota']);
+export const COORDINATOR_ONLY: ReadonlySet<string> = new Set(['schema_migration', 'rate_quota']);
 
 export interface CitusPlan {
   /** In creation order; already-distributed tables are left out. */
