@@ -44,6 +44,7 @@ export const IMAGE_CONTEXT = [
   'src',
   'migrations',
   'console',
+  'docs/openapi.json',
   'compose/Dockerfile',
 ];
 
