@@ -15,11 +15,11 @@ import { citusMissing, startCitusCluster, type CitusCluster } from './helpers/ci
 /**
  * The files `--citus` runs: every statement of the queue, the agent API, the admin API
  * (search, overview, dead letters), keys, both mail roads with delivery reports and the
- * replay window, retention, the sweeper and webhook push. Left out: the Postfix/Rspamd
- * federation e2e (its statements are those of the ingress and outbound files; it adds
- * minutes of MTA start-up), the DKIM resolver (no table) and the enqueue batcher's timing
- * test (its statement is the API tests' enqueue; its timers are what it measures, and
- * three servers on two cores stretch them).
+ * replay window, the outbound worker, retention, the sweeper and webhook push. Left out:
+ * the Postfix/Rspamd federation e2e (its statements are those of the ingress and outbound
+ * files; it adds minutes of MTA start-up), the DKIM resolver (no table) and the enqueue
+ * batcher's timing test (its statement is the API tests' enqueue; its timers are what it
+ * measures, and three servers on two cores stretch them).
  */
 const CITUS_FILES = [
   'test/api',
@@ -29,8 +29,7 @@ const CITUS_FILES = [
   'test/ingress/lmtp.test.ts',
   'test/ingress/rspamd-endpoint.test.ts',
   'test/ingress/replay.test.ts',
-  // test/federation/outbound.test.ts is left out until its deadline test is reliable on Citus
-  // (it once ended with an empty delivery_log and once hung; alone it passes).
+  'test/federation/outbound.test.ts',
   'test/db/retention.test.ts',
   'test/ops/jobs.test.ts',
   // The push worker's claim, acks and attempt records, and webhook_endpoint as a reference table.
