@@ -32,6 +32,8 @@ local settings = {
   url = nil,
   token = nil,
   domains = {},
+  -- Bases of the `*.base` entries: tenant subdomains (exactly one label more), as ADMP_DOMAINS.
+  wildcards = {},
   domain_prefix = nil,
   -- Must stay well under the worker's task_timeout (Mailcow: 25 s), or the task times out
   -- first and the message takes its score-based action although the bridge may have stored it.
@@ -65,7 +67,8 @@ local checks = {
     local l = as_list(v)
     if not l then return false, 'a domain or a list of domains' end
     for _, d in ipairs(l) do
-      if not is_domain(d) then return false, 'domain names (got ' .. tostring(d) .. ')' end
+      local name = type(d) == 'string' and d:gsub('^%*%.', '', 1) or d
+      if not is_domain(name) then return false, 'domain names or *.wildcards (got ' .. tostring(d) .. ')' end
     end
     return true
   end,
@@ -109,10 +112,13 @@ local function configure(opts)
   end
   if not settings.url then return 'option "url" is required' end
   if not settings.token then return 'option "token" is required' end
-  local domains = {}
-  for _, d in ipairs(as_list(settings.domains)) do domains[d:lower()] = true end
-  settings.domains = domains
-  if next(domains) == nil and not settings.domain_prefix then
+  local domains, wildcards = {}, {}
+  for _, d in ipairs(as_list(settings.domains)) do
+    local base = d:lower():match('^%*%.(.+)$')
+    if base then wildcards[base] = true else domains[d:lower()] = true end
+  end
+  settings.domains, settings.wildcards = domains, wildcards
+  if next(domains) == nil and next(wildcards) == nil and not settings.domain_prefix then
     return 'set "domains" (or, explicitly, "domain_prefix")'
   end
   local permanent = {}
@@ -125,6 +131,8 @@ local function is_agents_domain(domain)
   if type(domain) ~= 'string' then return false end
   domain = domain:lower()
   if settings.domains[domain] then return true end
+  local base = domain:match('^[%w][%w%-]*%.(.+)$')
+  if base and settings.wildcards[base] then return true end
   local prefix = settings.domain_prefix
   return prefix ~= nil and #domain > #prefix and domain:sub(1, #prefix) == prefix:lower()
 end

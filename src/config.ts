@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from './errors.js';
 import { parseAllowList } from './net/guarded-fetch.js';
+import { isDomainEntry } from './core/domains.js';
 
 type Kind = 'string' | 'int' | 'bool' | 'list' | 'listen' | 'optional-listen' | 'enum';
 
@@ -176,7 +177,7 @@ export const SETTINGS = {
     env: 'ADMP_DOMAINS',
     kind: 'list',
     default: 'agents.localhost',
-    doc: 'Our agents domains (comma separated). The first is the default for `admp agent add`.',
+    doc: 'Our agents domains (comma separated). The first is the default for `admp agent add` and may not be a wildcard. A wildcard (`*.inbound.example.com`) holds tenants: each `admp tenant add acme` is a subdomain (`acme.inbound.example.com`) with agents of its own.',
   }),
   maxBodyBytes: s({
     env: 'ADMP_MAX_BODY_BYTES',
@@ -670,8 +671,16 @@ export function loadConfig(
       spec.default;
     out[name] = convert(spec.env, spec, raw);
   }
-  if ((out.domains as string[]).length === 0)
-    throw new ConfigError('ADMP_DOMAINS', 'at least one agents domain is required');
+  const domains = (out.domains as string[]).map((d) => d.toLowerCase());
+  if (domains.length === 0) throw new ConfigError('ADMP_DOMAINS', 'at least one agents domain is required');
+  const badDomain = domains.find((d) => !isDomainEntry(d));
+  if (badDomain)
+    throw new ConfigError(
+      'ADMP_DOMAINS',
+      `"${badDomain}" is neither a DNS name nor a wildcard (*.inbound.example.com)`,
+    );
+  if (domains[0]!.startsWith('*.'))
+    throw new ConfigError('ADMP_DOMAINS', 'the first domain is the default for agents: name a plain domain first');
   try {
     parseAllowList(out.fetchAllow as string[]);
   } catch (err) {
@@ -696,7 +705,7 @@ export function loadConfig(
     );
   if (out.httpTlsClientCa && !out.httpTlsCert)
     throw new ConfigError('ADMP_HTTP_TLS_CLIENT_CA', 'mutual TLS needs ADMP_HTTP_TLS_CERT and ADMP_HTTP_TLS_KEY');
-  out.domains = Object.freeze((out.domains as string[]).map((d) => d.toLowerCase()));
+  out.domains = Object.freeze(domains);
   return Object.freeze(out) as Config;
 }
 

@@ -29,6 +29,10 @@ export const ERROR_KINDS = {
   client_certificate_mismatch: { http: 403, smtp: perm('5.7.1') },
   not_found: { http: 404, smtp: perm('5.1.1') },
   unknown_recipient: { http: 404, smtp: perm('5.1.1') }, // 5.1.1 bad destination mailbox address
+  // A subdomain under a wildcard of ADMP_DOMAINS that is no tenant: 5.1.2 bad destination system address.
+  unknown_tenant: { http: 404, smtp: perm('5.1.2') },
+  // A revoked address token: 5.1.6 destination mailbox has moved, no forwarding address.
+  address_revoked: { http: 410, smtp: perm('5.1.6') },
   lease_conflict: { http: 409, smtp: perm('5.7.0') },
   idempotency_conflict: { http: 409, smtp: perm('5.7.0') },
   replayed_request: { http: 409, smtp: perm('5.7.0') }, // an HMAC request's nonce seen before

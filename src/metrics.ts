@@ -71,7 +71,7 @@ export function createMetrics(db?: { pool: pg.Pool; max: number }) {
     smtpTls: counter('admp_smtp_tls_total', 'STARTTLS handshakes completed on the SMTP edge.'),
     smtpRefused: counter(
       'admp_smtp_refused_total',
-      'SMTP edge refusals before DATA, by reason (too_many_connections, rate_limited, message_rate_limited, tls_required, relay_denied, unknown_recipient, too_many_recipients, too_large, bad_proxy_header, report_refused); refusals of the mail itself are in admp_ingress_total{road="smtp"}.',
+      'SMTP edge refusals before DATA, by reason (too_many_connections, rate_limited, message_rate_limited, tls_required, relay_denied, unknown_recipient, unknown_tenant, address_revoked, too_many_recipients, too_large, bad_proxy_header, report_refused); refusals of the mail itself are in admp_ingress_total{road="smtp"}.',
       ['reason'],
     ),
     policyDenied: counter(

@@ -30,6 +30,7 @@ const CITUS_FILES = [
   'test/ingress/rspamd-endpoint.test.ts',
   'test/ingress/replay.test.ts',
   'test/federation/outbound.test.ts',
+  'test/ingress/tenants.test.ts',
   'test/db/retention.test.ts',
   'test/ops/jobs.test.ts',
   // The push worker's claim, acks and attempt records, and webhook_endpoint as a reference table.

@@ -7,6 +7,7 @@ import { api, token } from './api.js';
 import { Login } from './pages/login.js';
 import { OverviewPage } from './pages/overview.js';
 import { AgentsPage } from './pages/agents.js';
+import { TenantsPage } from './pages/tenants.js';
 import { MessagesPage } from './pages/messages.js';
 import { MessagePage } from './pages/message.js';
 import { DeadLettersPage } from './pages/dead-letters.js';
@@ -15,6 +16,7 @@ import { PolicyPage } from './pages/policy.js';
 const PAGES = [
   ['overview', 'Overview'],
   ['agents', 'Agents'],
+  ['tenants', 'Tenants'],
   ['messages', 'Messages'],
   ['dead-letters', 'Dead letters'],
   ['policy', 'Policy'],
@@ -63,6 +65,8 @@ function App() {
       <main>
         {page === 'agents' ? (
           <AgentsPage me={me} />
+        ) : page === 'tenants' ? (
+          <TenantsPage me={me} domain={arg ? decodeURIComponent(arg) : undefined} />
         ) : page === 'messages' && arg ? (
           <MessagePage id={arg} me={me} />
         ) : page === 'messages' ? (

@@ -6,7 +6,24 @@ import { dirname, join } from 'node:path';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
-import { asciiLower, isAgentId, isDomain, parseAddress, type AgentAddress } from '../core/address.js';
+import {
+  addressOfAgent,
+  agentIdOf,
+  asciiLower,
+  isAddressToken,
+  isAgentId,
+  isDomain,
+  parseAddress,
+  type AgentAddress,
+} from '../core/address.js';
+import { classifyDomain, isOurDomain, isTenantLabel, wildcardBases } from '../core/domains.js';
+import { addTenant, listTenants, removeTenant, type TenantRow } from '../db/tenants.js';
+import {
+  createAddressToken,
+  listAddressTokens,
+  revokeAddressToken,
+  type AddressTokenRow,
+} from '../db/address-tokens.js';
 import { ruleProblem, type PolicyRule } from '../core/policy.js';
 import {
   addAgent,
@@ -42,7 +59,7 @@ import type { PolicySource } from '../policy/store.js';
 import { createOperations, type Operations } from './operations.js';
 import { createWebhookEndpoints, type WebhookEndpoints } from '../mailbox/webhook-endpoints.js';
 
-export type { AgentKeyRow, AgentRow, CertBindingRow, CitusPlan, Credentials, RuleRow };
+export type { AddressTokenRow, AgentKeyRow, AgentRow, CertBindingRow, CitusPlan, Credentials, RuleRow, TenantRow };
 
 // A rotation's old key must outlive partners' key caches (300 s) and the signature window (±300 s).
 export const MIN_OVERLAP_SEC = 600;
@@ -56,7 +73,7 @@ export interface Admin extends Operations {
   /** Any agent's webhook endpoints (the CLI; an agent manages its own through the API). */
   readonly webhooks: WebhookEndpoints;
   addAgent(id: string, domain?: string): Promise<AgentRow & Credentials>;
-  listAgents(): Promise<AgentRow[]>;
+  listAgents(): Promise<(AgentRow & { address: string })[]>;
   /** New credentials of the given kinds (the old ones are revoked), with the agent they belong to. */
   rotateCredentials(id: string, kinds: ('token' | 'hmac')[]): Promise<AgentRow & Partial<Credentials>>;
   /** Removes an agent, its keys and its messages (only the doctor's probe agent is removed this way). */
@@ -67,8 +84,23 @@ export interface Admin extends Operations {
   unbindClientCert(id: string, binding: CertBinding): Promise<void>;
   clientCertBindings(id?: string): Promise<CertBindingRow[]>;
 
-  /** `local` or `local@domain` of one of our domains, or a clear refusal. */
+  /** `local` or `local@domain` of one of our domains (a tenant's included), or a clear refusal. */
   localAgent(arg: string): AgentAddress;
+  /** The agent id (inbox key) of such an argument: the local part, or a tenant agent's whole address. */
+  localAgentId(arg: string): string;
+
+  /** Creates a tenant: `acme` (under the first wildcard of ADMP_DOMAINS) or its whole domain. */
+  addTenant(name: string): Promise<TenantRow>;
+  listTenants(): Promise<TenantRow[]>;
+  /** Removes a tenant that has no agents left. */
+  removeTenant(name: string): Promise<string>;
+
+  /** A new address token for the agent (`t-…@<its domain>`). */
+  createAddressToken(agentArg: string): Promise<AddressTokenRow>;
+  /** Every address token, or one agent's. */
+  listAddressTokens(agentArg?: string): Promise<AddressTokenRow[]>;
+  /** Revokes `t-…@domain`; mail to it is refused from then on. */
+  revokeAddressToken(address: string): Promise<void>;
   /** Writes the private key file (never overwriting one), then records the public key. */
   createKey(
     agentArg: string,
@@ -119,9 +151,45 @@ export function createAdmin(
 ): Admin {
   function localAgent(arg: string): AgentAddress {
     const agent = parseAddress(arg.includes('@') ? arg : `${arg}@${config.domains[0]}`, 'agent');
-    if (!config.domains.includes(agent.domain))
+    if (!isOurDomain(config.domains, agent.domain))
       throw new AdmpError('bad_request', `${agent.domain} is not one of our domains (${config.domains.join(', ')})`);
     return agent;
+  }
+
+  /** The agent row behind an address of ours, or not_found saying how to add it. */
+  async function agentRow(agent: AgentAddress): Promise<AgentRow> {
+    const tenant = classifyDomain(config.domains, agent.domain)?.kind === 'tenant';
+    const row = await findAgent(pool, agentIdOf(agent, tenant));
+    if (!row || row.domain !== agent.domain)
+      throw new AdmpError(
+        'not_found',
+        `no agent ${agent.address}: add it first (admp agent add ${agent.local}${tenant ? ` --domain ${agent.domain}` : ''})`,
+      );
+    return row;
+  }
+
+  function tenantDomain(name: string): string {
+    const n = asciiLower(name);
+    if (n.includes('.')) {
+      if (classifyDomain(config.domains, n)?.kind !== 'tenant')
+        throw new AdmpError('bad_request', `${n} is not a subdomain under a wildcard of ADMP_DOMAINS`);
+      return n;
+    }
+    if (!isTenantLabel(n))
+      throw new AdmpError('bad_request', `tenant "${name}": one DNS label (letters, digits, '-'; max 63)`);
+    const base = wildcardBases(config.domains)[0];
+    if (!base)
+      throw new AdmpError(
+        'bad_request',
+        'ADMP_DOMAINS has no wildcard (e.g. *.inbound.example.com): tenants live under one',
+      );
+    return `${n}.${base}`;
+  }
+
+  function tokenAddress(address: string): { token: string; domain: string } {
+    const a = parseAddress(address, 'address');
+    if (!isAddressToken(a.local)) throw new AdmpError('bad_request', `${a.address} is not an address token (t-…@…)`);
+    return { token: a.local, domain: a.domain };
   }
 
   async function createKey(
@@ -130,9 +198,7 @@ export function createAdmin(
   ): Promise<{ row: AgentKeyRow; file: string }> {
     const agent = localAgent(agentArg);
     // A key for an agent that does not exist would sign mail no inbox can answer.
-    const row = await findAgent(pool, agent.local);
-    if (!row || row.domain !== agent.domain)
-      throw new AdmpError('not_found', `no agent ${agent.address}: add it first (admp agent add ${agent.local})`);
+    await agentRow(agent);
     const k = await createAgentKey();
     const file = o.out ?? join(keysDir(config), keyFileName(agent.address, k.kid));
     await mkdir(dirname(file), { recursive: true, mode: 0o700 });
@@ -155,23 +221,30 @@ export function createAdmin(
   return {
     ...createOperations(pool, config, policy),
     webhooks: createWebhookEndpoints(pool, config),
-    async addAgent(id, domainArg) {
-      const domain = asciiLower(domainArg ?? config.domains[0]!);
+    async addAgent(idArg, domainArg) {
+      // `bob@acme.inbound.example.com` names the domain too.
+      const at = domainArg === undefined ? idArg.lastIndexOf('@') : -1;
+      const id = at > 0 ? asciiLower(idArg.slice(0, at)) : idArg;
+      const domain = asciiLower(at > 0 ? idArg.slice(at + 1) : (domainArg ?? config.domains[0]!));
       if (!isAgentId(id))
         throw new AdmpError(
           'bad_request',
           `agent id "${id}": use lower-case letters, digits, '.', '_' or '-' (max 64)`,
         );
+      if (isAddressToken(id))
+        throw new AdmpError('bad_request', `agent id "${id}": names of the form t-<32 hex> are address tokens`);
       if (!isDomain(domain)) throw new AdmpError('bad_request', `domain "${domain}" is not a DNS name`);
       // Mail for any other domain never reaches us: an agent there could never receive any.
-      if (!config.domains.includes(domain))
+      const where = classifyDomain(config.domains, domain);
+      if (!where)
         throw new AdmpError(
           'bad_request',
           `domain "${domain}" is not one of ADMP_DOMAINS (${config.domains.join(', ')}); add it there first`,
         );
-      return addAgent(pool, id, domain);
+      // A tenant's agent is known by its whole address, so each tenant may have its own `bob`.
+      return where.kind === 'tenant' ? addAgent(pool, `${id}@${domain}`, domain, true) : addAgent(pool, id, domain);
     },
-    listAgents: () => listAgents(pool),
+    listAgents: async () => (await listAgents(pool)).map((a) => ({ ...a, address: addressOfAgent(a) })),
     bindClientCert: (id, binding) => addCertBinding(pool, id, binding),
     async unbindClientCert(id, binding) {
       if (!(await removeCertBinding(pool, id, binding)))
@@ -184,10 +257,36 @@ export function createAdmin(
     },
     async purgeAgent(id) {
       const agent = (await listAgents(pool)).find((a) => a.id === id);
-      await purgeAgent(pool, id, agent ? `${agent.id}@${agent.domain}` : `${id}@${config.domains[0]}`);
+      await purgeAgent(pool, id, agent ? addressOfAgent(agent) : `${id}@${config.domains[0]}`);
     },
 
     localAgent,
+    localAgentId(arg) {
+      const agent = localAgent(arg);
+      return agentIdOf(agent, classifyDomain(config.domains, agent.domain)?.kind === 'tenant');
+    },
+    async addTenant(name) {
+      const domain = tenantDomain(name);
+      if (!(await addTenant(pool, domain))) throw new AdmpError('bad_request', `tenant ${domain} already exists`);
+      return (await listTenants(pool)).find((t) => t.domain === domain)!;
+    },
+    listTenants: () => listTenants(pool),
+    async removeTenant(name) {
+      const domain = tenantDomain(name);
+      await removeTenant(pool, domain);
+      return domain;
+    },
+    async createAddressToken(agentArg) {
+      return createAddressToken(pool, await agentRow(localAgent(agentArg)));
+    },
+    async listAddressTokens(agentArg) {
+      return listAddressTokens(pool, agentArg === undefined ? undefined : (await agentRow(localAgent(agentArg))).id);
+    },
+    async revokeAddressToken(address) {
+      const { token, domain } = tokenAddress(address);
+      if (!(await revokeAddressToken(pool, token, domain)))
+        throw new AdmpError('not_found', `no live address token ${token}@${domain}`);
+    },
     createKey,
     async rotateKey(agentArg, overlapSec) {
       if (!Number.isInteger(overlapSec) || overlapSec < MIN_OVERLAP_SEC)
@@ -200,7 +299,7 @@ export function createAdmin(
     recordLocalKey: (agent, kid, publicKey) => insertLocalKey(pool, { agent, kid, publicKey }),
     async pinPartnerKey(agentArg, kid, publicKey, notAfter) {
       const agent = parseAddress(agentArg, 'agent-address');
-      if (config.domains.includes(agent.domain))
+      if (isOurDomain(config.domains, agent.domain))
         throw new AdmpError('bad_request', `${agent.domain} is our domain: use \`admp key create\``);
       return pinPartnerKey(pool, { agent: agent.address, kid, publicKey, notAfter });
     },

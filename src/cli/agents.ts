@@ -23,14 +23,12 @@ export function registerAgents(program: Command): void {
       };
     },
   );
-  listCommand(
-    operatorAction,
-    agent,
-    'list agents',
-    (op: Operator) => op.listAgents(),
-    ['id', 'address', 'status', 'created_at'],
-    (r) => ({ ...r, address: `${r.id}@${r.domain}` }),
-  );
+  listCommand(operatorAction, agent, 'list agents', (op: Operator) => op.listAgents(), [
+    'id',
+    'address',
+    'status',
+    'created_at',
+  ]);
   registerCertBindings(agent);
 
   operatorAction<{ hmac?: boolean }>(

@@ -10,6 +10,7 @@ import { agentKeyTxtRecords } from '../keys/dns.js';
 import { buildSignedMessage } from '../mail/signed-message.js';
 import { print, table } from './output.js';
 import { clientTime } from '../core/time.js';
+import { isOurDomain } from '../core/domains.js';
 
 const keyJson = (k: AgentKeyRow, at: Date) => ({
   domain: k.domain,
@@ -112,9 +113,7 @@ export function registerKeys(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (arg: string, o: { json?: boolean }) => {
       await withAdmin(async (admin, config) => {
-        const filter = config.domains.includes(arg.toLowerCase())
-          ? { domain: arg }
-          : { agent: admin.localAgent(arg).address };
+        const filter = isOurDomain(config.domains, arg) ? { domain: arg } : { agent: admin.localAgent(arg).address };
         const records = agentKeyTxtRecords(await admin.validKeys({ ...filter, source: 'local' }));
         print(o.json, records, () =>
           records.map((r) => `${r.name}. ${TXT_TTL_SEC} IN TXT ${zoneTxt(r.text)}`).join('\n'),

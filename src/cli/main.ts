@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { AdmpError, ConfigError } from '../errors.js';
 import { registerServe } from './serve.js';
 import { registerAgents } from './agents.js';
+import { registerTenants } from './tenants.js';
 import { registerKeys } from './keys.js';
 import { registerPolicy } from './policy.js';
 import { registerInstall } from './install.js';
@@ -21,6 +22,7 @@ const program = new Command('admp')
 
 registerServe(program);
 registerAgents(program);
+registerTenants(program);
 registerKeys(program);
 registerPolicy(program);
 registerInstall(program);

@@ -10,6 +10,8 @@ import * as S from '../http/admin/schemas.js';
 import { checkAgainst } from '../http/admin/validation.js';
 import { wire } from '../http/admin/wire.js';
 import { clientTime } from '../core/time.js';
+import { presentAddressToken } from '../http/admin/present.js';
+import { addressOfAgent } from '../core/address.js';
 
 type Refs = Static<typeof S.MessageRefs>['messages'];
 
@@ -25,6 +27,12 @@ export interface Operator {
   search(q: Record<string, string | number>): Promise<S.MessagePage>;
   redrive(refs: Refs): Promise<string[]>;
   deleteDead(refs: Refs): Promise<string[]>;
+  listTenants(): Promise<S.Tenant[]>;
+  addTenant(name: string): Promise<S.Tenant>;
+  removeTenant(name: string): Promise<string>;
+  listAddresses(agent?: string): Promise<S.AddressToken[]>;
+  createAddress(agent: string): Promise<S.AddressToken>;
+  revokeAddress(address: string): Promise<void>;
 }
 
 /** Runs fn with the remote admin API when ADMP_URL is set, else with the local database. */
@@ -35,13 +43,13 @@ export async function withOperator<T>(fn: (op: Operator) => Promise<T>, config: 
       listAgents: async () => wire(await admin.listAgents()),
       async addAgent(id, domain) {
         const a = await admin.addAgent(id, domain);
-        return { id: a.id, address: `${a.id}@${a.domain}`, token: a.token, hmac_secret: a.hmac_secret };
+        return { id: a.id, address: addressOfAgent(a), token: a.token, hmac_secret: a.hmac_secret };
       },
       async rotate(id, hmac) {
         const a = await admin.rotateCredentials(id, hmac ? ['token', 'hmac'] : ['token']);
         return {
           id: a.id,
-          address: `${a.id}@${a.domain}`,
+          address: addressOfAgent(a),
           ...(a.token ? { token: a.token } : {}),
           ...(a.hmac_secret ? { hmac_secret: a.hmac_secret } : {}),
         };
@@ -62,6 +70,12 @@ export async function withOperator<T>(fn: (op: Operator) => Promise<T>, config: 
       redrive: (refs) => admin.redrive(checkAgainst<S.MessageRefs>(S.MessageRefs, { messages: refs }, 'ids').messages),
       deleteDead: (refs) =>
         admin.deleteDead(checkAgainst<S.MessageRefs>(S.MessageRefs, { messages: refs }, 'ids').messages),
+      listTenants: async () => wire(await admin.listTenants()),
+      addTenant: async (name) => wire(await admin.addTenant(name)),
+      removeTenant: (name) => admin.removeTenant(name),
+      listAddresses: async (agent) => (await admin.listAddressTokens(agent)).map(presentAddressToken),
+      createAddress: async (agent) => presentAddressToken(await admin.createAddressToken(agent)),
+      revokeAddress: (address) => admin.revokeAddressToken(address),
     }),
   );
 }
@@ -115,5 +129,12 @@ function remoteOperator(base: string, token: string): Operator {
     search: (q) => call('GET', `messages?${qs(q)}`),
     redrive: async (refs) => (await call<{ ids: string[] }>('POST', 'dead-letters/redrive', { messages: refs })).ids,
     deleteDead: async (refs) => (await call<{ ids: string[] }>('POST', 'dead-letters/delete', { messages: refs })).ids,
+    listTenants: () => call('GET', 'tenants'),
+    addTenant: (name) => call('POST', 'tenants', { name }),
+    removeTenant: async (name) =>
+      (await call<{ removed: string }>('DELETE', `tenants/${encodeURIComponent(name)}`)).removed,
+    listAddresses: (agent) => call('GET', `addresses${agent ? `?${qs({ agent })}` : ''}`),
+    createAddress: (agent) => call('POST', 'addresses', { agent }),
+    revokeAddress: async (address) => void (await call('POST', 'addresses/revoke', { address })),
   };
 }

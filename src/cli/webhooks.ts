@@ -14,7 +14,7 @@ export function registerWebhooks(program: Command): void {
       .option('--secret <whsec>', 'the HMAC secret (whsec_ + base64); default: a new one')
       .option('--ed25519', 'also sign with a new Ed25519 key (v1a); prints its public key'),
     async (admin, [agent, url], opts) => {
-      const e = await admin.webhooks.register(admin.localAgent(agent!).local, {
+      const e = await admin.webhooks.register(admin.localAgentId(agent!), {
         url: url!,
         ...(opts.type ? { types: opts.type } : {}),
         ...(opts.secret ? { secret: opts.secret } : {}),
@@ -28,7 +28,7 @@ export function registerWebhooks(program: Command): void {
   adminAction(
     webhook.command('list [agent]').description('endpoints (of one agent, or all) and why any is disabled'),
     async (admin, [agent]) => {
-      const rows = await admin.webhooks.list(agent ? admin.localAgent(agent).local : undefined);
+      const rows = await admin.webhooks.list(agent ? admin.localAgentId(agent) : undefined);
       return {
         json: rows,
         text: table(

@@ -19,7 +19,19 @@ export interface AgentAddress {
 const LOCAL = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const DOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/;
 
+const TOKEN = /^t-[0-9a-f]{32}$/;
+
+/** An agent id: a local part (agents of a plain domain), or a whole address (a tenant's agents, src/core/domains.ts). */
 export const isAgentId = (s: string): boolean => LOCAL.test(s);
+/** A local part in the form of an address token (`t-<32 hex>`, migrations/0017_tenants.sql): never an agent's name. */
+export const isAddressToken = (local: string): boolean => TOKEN.test(local);
+
+/** The agent id (inbox key) of an address: its local part in a plain domain, the whole address in a tenant's. */
+export const agentIdOf = (a: AgentAddress, inTenant: boolean): string => (inTenant ? a.address : a.local);
+
+/** An agent's address from its row: a tenant agent's id is already its address. */
+export const addressOfAgent = (a: { readonly id: string; readonly domain: string }): string =>
+  a.id.includes('@') ? a.id : `${a.id}@${a.domain}`;
 export const isDomain = (s: string): boolean => DOMAIN.test(s);
 
 /** Parses an agent address; returns undefined when it is not one. */

@@ -9,6 +9,7 @@
 // change the case of a local part. The local part is 63 octets, within RFC 5321's 64.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { asciiLower } from './address.js';
+import { isOurDomain } from './domains.js';
 
 export const BOUNCE_PREFIX = 'admp-bounce+';
 const TAG = /^admp-bounce\+([0-9a-f]{32})\.(\d{1,6})\.([0-9a-f]{12})@([^@]+)$/i;
@@ -45,7 +46,7 @@ export function readBounceAddress(
   const m = TAG.exec(address);
   if (!m) return { valid: false, reason: 'malformed' };
   const [, hex, dayText, given, domain] = m as unknown as [string, string, string, string, string];
-  if (!o.domains.includes(asciiLower(domain))) return { valid: false, reason: 'foreign_domain' };
+  if (!isOurDomain(o.domains, domain)) return { valid: false, reason: 'foreign_domain' };
   const hexId = hex.toLowerCase();
   const day = Number(dayText);
   if (!timingSafeEqual(Buffer.from(given.toLowerCase(), 'hex'), mac(o.secret, hexId, day)))

@@ -4,8 +4,8 @@
 // message each other, and unknown external senders are refused (deny by default).
 // `limit` rules never decide: every one that matches counts the message against its
 // rate quota (core/rate-quota.ts), on every road, HTTP sends included.
-
 import { Type, type Static } from '@sinclair/typebox';
+import { acrossTenants, isOurDomain } from './domains.js';
 
 export type Action = 'allow' | 'deny' | 'limit';
 
@@ -123,7 +123,9 @@ export function decide(policy: Policy, ourDomains: readonly string[], d: Deliver
     return { allow: true, rule: label(rule, i) };
   }
   const senderDomain = d.from.slice(d.from.lastIndexOf('@') + 1).toLowerCase();
-  if (ourDomains.includes(senderDomain)) return { allow: true, rule: 'default: local sender' };
+  const recipientDomain = d.to.slice(d.to.lastIndexOf('@') + 1).toLowerCase();
+  if (isOurDomain(ourDomains, senderDomain) && !acrossTenants(ourDomains, senderDomain, recipientDomain))
+    return { allow: true, rule: 'default: local sender' };
   return {
     allow: false,
     reason: 'unknown_sender',

@@ -50,9 +50,20 @@ async function issue(
   return out;
 }
 
-/** Creates an agent with a fresh bearer token and HMAC secret; they are returned once and never stored in the clear (the token). */
-export async function addAgent(pool: pg.Pool, id: string, domain: string): Promise<AgentRow & Credentials> {
+/**
+ * Creates an agent with a fresh bearer token and HMAC secret; they are returned once and
+ * never stored in the clear (the token). A tenant's agent is added under a share lock on
+ * its tenant row, so the tenant cannot be removed meanwhile (db/tenants.ts).
+ */
+export async function addAgent(
+  pool: pg.Pool,
+  id: string,
+  domain: string,
+  tenant = false,
+): Promise<AgentRow & Credentials> {
   return inTransaction(pool, async (c) => {
+    if (tenant && (await c.query('SELECT 1 FROM tenant WHERE domain = $1 FOR SHARE', [domain])).rowCount === 0)
+      throw new AdmpError('unknown_tenant', `no tenant ${domain}: add it first (admp tenant add)`);
     const res = await c.query<AgentRow>(
       'INSERT INTO agent (id, domain) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING RETURNING *',
       [id, domain],

@@ -13,7 +13,15 @@ import type { FastifyRequest } from 'fastify';
 import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
-import { asciiLower, tryParseAddress, isAgentId } from '../core/address.js';
+import {
+  addressOfAgent,
+  agentIdOf,
+  asciiLower,
+  isAgentId,
+  tryParseAddress,
+  type AgentAddress,
+} from '../core/address.js';
+import { classifyDomain } from '../core/domains.js';
 import { hmacSigningString } from '../core/request-signing.js';
 import type { Caller } from '../mailbox/mailbox.js';
 import { TOKEN_PREFIX, type AuthAgentRow, type Credentials } from '../mailbox/credentials.js';
@@ -69,9 +77,12 @@ export function createAuthenticator(credentials: Credentials, config: Config): A
   const toCaller = (a: AuthAgentRow): AuthCaller => ({
     agentId: a.id,
     domain: a.domain,
-    address: `${a.id}@${a.domain}`,
+    address: addressOfAgent(a),
     certs: a.client_certs,
   });
+
+  const idOf = (addr: AgentAddress): string =>
+    agentIdOf(addr, classifyDomain(config.domains, addr.domain)?.kind === 'tenant');
 
   async function caller(agentId: string): Promise<AuthCaller> {
     const a = await credentials.activeAgent(agentId);
@@ -111,7 +122,8 @@ export function createAuthenticator(credentials: Credentials, config: Config): A
       const { payload } = await jwtVerify(jwt, key, {
         algorithms: ['EdDSA'],
         issuer: addr.address,
-        audience: [...config.domains],
+        // A tenant's agent names its own subdomain (the wildcard entry is no audience).
+        audience: [...config.domains.filter((d) => !d.startsWith('*.')), addr.domain],
         requiredClaims: ['exp', 'iat'],
         clockTolerance: config.clockSkewSec,
       });
@@ -121,7 +133,7 @@ export function createAuthenticator(credentials: Credentials, config: Config): A
       if (err instanceof AdmpError) throw err;
       throw unauthorized(`JWT rejected: ${(err as Error).message}`);
     }
-    const c = await caller(addr.local);
+    const c = await caller(idOf(addr));
     if (c.address !== addr.address) throw unauthorized('JWT issuer is not a local agent');
     return c;
   }
@@ -138,7 +150,8 @@ export function createAuthenticator(credentials: Credentials, config: Config): A
       throw unauthorized(`X-Timestamp outside ±${config.clockSkewSec} s`);
     }
     const id = asciiLower(idHeader);
-    const agentId = isAgentId(id) ? id : tryParseAddress(id)?.local;
+    const addr = isAgentId(id) ? undefined : tryParseAddress(id);
+    const agentId = addr ? idOf(addr) : isAgentId(id) ? id : undefined;
     if (!agentId) throw unauthorized('X-Agent-Id is not an agent id');
     const base = hmacBase(req.method, req.url, ts, nonce, req.rawBody ?? Buffer.alloc(0));
     const given = Buffer.from(sig, 'base64');

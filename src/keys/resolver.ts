@@ -12,6 +12,7 @@ import { fetchJwks } from './jwks.js';
 import { createTxtResolver, fetchDnsKeys, type ResolveTxt } from './dns.js';
 import type { Metrics } from '../metrics.js';
 import { guardedDispatcher } from '../net/guarded-fetch.js';
+import { isOurDomain } from '../core/domains.js';
 
 /**
  * Looks (domain, kid) up in agent_key at the clock's time. A database fault is
@@ -52,7 +53,7 @@ export function chainResolvers(
 ): KeyResolver {
   return async (domain, kid) => {
     const first = await local(domain, kid);
-    if (first.status === 'found' || ourDomains.includes(domain)) return first;
+    if (first.status === 'found' || isOurDomain(ourDomains, domain)) return first;
     const unavailable: string[] = first.status === 'unavailable' ? [first.reason] : [];
     for (const source of remote) {
       const r: KeyLookup = await source(domain, kid);

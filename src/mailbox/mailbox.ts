@@ -6,6 +6,7 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
 import { fingerprint } from '../core/fingerprint.js';
+import { acrossTenants } from '../core/domains.js';
 import { inTransaction } from '../db/pool.js';
 import { ack, claim, claimForPush, nack, type ClaimedForPush } from '../db/claim.js';
 import { settlePush, type PushSettlement } from '../db/webhooks.js';
@@ -128,6 +129,8 @@ export interface MailboxDeps {
   metrics?: Metrics;
 }
 
+const recipientDomain = (r: Recipient): string => r.address.slice(r.address.lastIndexOf('@') + 1);
+
 export function bodySize(body: unknown): number {
   return Buffer.byteLength(JSON.stringify(body));
 }
@@ -210,8 +213,11 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, quota
             unique_id: `idem:${msg.idempotency_key}`,
           })
         : null,
-      // bob+detail@…: the RFC 5233 detail stays on the message (shown as `detail`).
-      ...(to.kind === 'local' && to.detail ? { headers: { detail: to.detail } } : {}),
+      // bob+detail@…: the RFC 5233 detail stays on the message (shown as `detail`); so does
+      // the address token it was sent to, which the sender sees instead of the agent's name.
+      ...(to.kind === 'local' && (to.detail || to.token)
+        ? { headers: { ...(to.detail ? { detail: to.detail } : {}), ...(to.token ? { token: to.token } : {}) } }
+        : {}),
       ...extra,
     };
   }
@@ -227,6 +233,9 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, quota
   return {
     async send(caller, to, msg) {
       const recipient = await directory.resolve(to);
+      // HTTP sends bypass the mail policy (the credential names the sender), so tenants are kept apart here.
+      if (recipient.kind === 'local' && acrossTenants(config.domains, caller.domain, recipientDomain(recipient)))
+        throw new AdmpError('policy_denied', `agents of ${caller.domain} may not send to another tenant's agents`);
       await admit({
         from: caller.address,
         to: recipient.address,
@@ -291,7 +300,10 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, quota
       const row = await messageFor(pool, id, caller.agentId, caller.address);
       if (!row) throw new AdmpError('not_found', `no message ${id}`);
       if (row === 'forbidden') throw new AdmpError('forbidden', `message ${id} is neither from you nor to you`);
-      // A remote recipient is stored as its address; a local one as its agent id.
+      // Mail sent to an address token shows the token to anyone but its recipient.
+      const token = row.headers?.token;
+      if (typeof token === 'string' && row.to_agent_id !== caller.agentId) return { row, to: token };
+      // A remote recipient and a tenant's agent are stored as their address; another local one as its agent id.
       const to = row.to_agent_id.includes('@')
         ? row.to_agent_id
         : `${row.to_agent_id}@${(await directory.localAgent(row.to_agent_id))?.domain ?? config.domains[0]}`;

@@ -7,6 +7,7 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
 import { publicKeyFromSeed } from '../core/signature.js';
+import { addressOfAgent } from '../core/address.js';
 import { parseAllowList, refusalOf } from '../net/guarded-fetch.js';
 import {
   activeEndpoints,
@@ -174,7 +175,7 @@ export function createWebhookEndpoints(pool: pg.Pool, config: Config): WebhookEn
       (await activeEndpoints(pool)).map((r) => ({
         id: r.id,
         agentId: r.agent_id,
-        address: `${r.agent_id}@${r.domain}`,
+        address: addressOfAgent({ id: r.agent_id, domain: r.domain }),
         url: r.url,
         secret: r.secret,
         ed25519Seed: r.ed25519_seed,

@@ -51,6 +51,8 @@ export type RefusalReason =
   | 'tls_required'
   | 'relay_denied'
   | 'unknown_recipient'
+  | 'unknown_tenant'
+  | 'address_revoked'
   | 'too_many_recipients'
   | 'too_large'
   | 'bad_proxy_header'
@@ -163,8 +165,8 @@ export function createSmtpEdge({ config, log, ingest, directory, dnsResolve, met
         (err) => {
           const e = toAdmpError(err);
           cb(
-            e.code === 'unknown_recipient'
-              ? refuse(session, 'unknown_recipient', fromError(e), { rcpt })
+            e.code === 'unknown_recipient' || e.code === 'unknown_tenant' || e.code === 'address_revoked'
+              ? refuse(session, e.code, fromError(e), { rcpt })
               : fromError(e),
           );
         },

@@ -19,7 +19,7 @@ const PARTNER = 'agents.partner.example';
 const INGRESS = 'ingress-secret-for-console-tests-0123';
 const DOCS = new URL('../../docs/', import.meta.url).pathname;
 
-async function setup(t: { after(fn: () => Promise<void> | void): void }) {
+async function setup(t: { after(fn: () => Promise<void> | void): void }, env: Record<string, string> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'admp-console-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(
@@ -36,6 +36,7 @@ async function setup(t: { after(fn: () => Promise<void> | void): void }) {
     ADMP_DNS_SERVERS: dns.server,
     ADMP_MAX_ATTEMPTS: '1',
     ADMP_RECLAIM_INTERVAL_MS: '200',
+    ...env,
   });
   t.after(() => api.close());
   const base = await api.core.app.listen({ host: '127.0.0.1', port: 0 });
@@ -265,6 +266,7 @@ test('console: log in, find by correlation id, verdicts, redrive, policy dry-run
   assert.deepEqual(focused, [
     'Overview',
     'Agents',
+    'Tenants',
     'Messages',
     'Dead letters',
     'Policy',
@@ -272,7 +274,48 @@ test('console: log in, find by correlation id, verdicts, redrive, policy dry-run
     'Agent (inbox)',
     'Status',
     'Channel',
-    'Sender',
   ]);
   assert.deepEqual(pageErrors, [], 'no script errors (a CSP violation would show here)');
+});
+
+test('console tenants: each tenant with its agents and their inboxes; address tokens issued and revoked', async (t) => {
+  const browser = await launchBrowser(t);
+  if (!browser) return;
+  const { api, base } = await setup(t, { ADMP_DOMAINS: 'agents.test,*.tenants.test' });
+  const acme = 'acme.tenants.test';
+  await api.core.admin.addTenant('acme');
+  await api.core.admin.addTenant('globex');
+  await api.core.admin.addAgent('bob', acme);
+  const alice = await api.agent('alice');
+  const sent = await api.core.app.inject({
+    method: 'POST',
+    url: '/v1/messages',
+    headers: alice.auth,
+    payload: { to: `bob@${acme}`, type: 'note', subject: 'for acme', body: {} },
+  });
+  assert.equal(sent.statusCode, 201, sent.body);
+  const rw = await createAdminToken(api.db.pool, 'operator', false);
+  const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+  await page.goto(`${base}/console/`);
+  await page.getByLabel('Admin token').fill(rw.token);
+  await page.getByLabel('Admin token').press('Enter');
+  await page.getByRole('link', { name: 'Tenants' }).click();
+  await page.getByRole('link', { name: acme }).click();
+  await page.getByRole('heading', { name: `Tenant ${acme}` }).waitFor();
+  await assertLabelled(page, 'tenant');
+  await page.getByRole('button', { name: `New address token for bob@${acme}` }).click();
+  const item = page.getByRole('listitem').filter({ hasText: /t-[0-9a-f]{32}@acme/ });
+  await item.waitFor();
+  const address = /t-[0-9a-f]{32}@acme\.tenants\.test/.exec(await item.innerText())![0];
+  await page.getByRole('button', { name: `Revoke ${address}` }).click();
+  await page.getByRole('listitem').filter({ hasText: '(revoked' }).waitFor();
+  assert.equal((await api.core.admin.listAddressTokens(`bob@${acme}`))[0]!.revoked_at !== null, true);
+  // Remove is offered only for a tenant without agents.
+  assert.equal(await page.getByRole('button', { name: `Remove ${acme}` }).isDisabled(), true);
+  await page.getByRole('button', { name: 'Remove globex.tenants.test' }).click();
+  await page.getByRole('link', { name: 'globex.tenants.test' }).waitFor({ state: 'detached' });
+  // The tenant agent's inbox: the messages page filtered by its id.
+  await page.getByRole('link', { name: `inbox of bob@${acme}` }).click();
+  await page.waitForURL(/agent=bob%40acme\.tenants\.test/);
+  await page.getByRole('cell', { name: 'for acme' }).waitFor();
 });

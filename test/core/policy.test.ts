@@ -102,3 +102,23 @@ test('SASL: a login may act only as the agents its mapping names', () => {
   assert.equal(saslMayActAs(policy, 'mailer@us.example', 'alice@agents.us.example'), false);
   assert.equal(saslMayActAs(policy, 'other@us.example', 'bot-1@agents.us.example'), false);
 });
+
+test('tenants are apart by default: a tenant reaches its own tenant and the plain domains; another tenant needs a rule', () => {
+  const domains = ['agents.us.example', '*.t.us.example'];
+  const d = (from: string, to: string) => ({ from, to, type: 't', subject: null, bytes: 1 });
+  const empty: Policy = { rules: [], sasl: [], max_inbox: 0 };
+  assert.equal(decide(empty, domains, d('a@acme.t.us.example', 'b@acme.t.us.example')).allow, true);
+  assert.equal(decide(empty, domains, d('a@acme.t.us.example', 'b@agents.us.example')).allow, true);
+  assert.equal(decide(empty, domains, d('a@agents.us.example', 'b@acme.t.us.example')).allow, true);
+  assert.equal(decide(empty, domains, d('a@acme.t.us.example', 'b@globex.t.us.example')).allow, false);
+  assert.equal(
+    decide(empty, domains, d('a@x.y.t.us.example', 'b@agents.us.example')).allow,
+    false,
+    'two labels: not ours',
+  );
+  const rule: Policy = {
+    ...empty,
+    rules: [{ from: '*@acme.t.us.example', to: '*@globex.t.us.example', action: 'allow' }],
+  };
+  assert.equal(decide(rule, domains, d('a@acme.t.us.example', 'b@globex.t.us.example')).allow, true);
+});

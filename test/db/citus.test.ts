@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,9 @@ import { enqueueRows } from '../../src/db/enqueue.js';
 import { claim } from '../../src/db/claim.js';
 import { citusMissing, createCitusDatabase, startCitusCluster } from '../helpers/citus.js';
 import { requirePackage } from '../helpers/requires.js';
+import { addAgent } from '../../src/db/agents.js';
+import { addTenant } from '../../src/db/tenants.js';
+import { createAddressToken, findAddressToken } from '../../src/db/address-tokens.js';
 import { citusWorkers, createTestDatabase } from '../helpers/db.js';
 
 const run = promisify(execFile);
@@ -134,6 +137,76 @@ test('admp scale citus: refuses a schema it would distribute wrongly, distribute
   );
   for (const n of [...Array.from({ length: 40 }, (_, i) => i), 41])
     assert.equal((await claim(pool, `agent${n}`, 5, 30)).rows.length, 1, `agent${n} gets its message`);
+});
+
+test('an existing distributed database takes migration 0017 (tenants, address tokens): new reference tables, twice is harmless', async (t) => {
+  const missing = citusMissing();
+  if (!requirePackage(t, missing === undefined, missing ?? '')) return;
+  const cluster = await startCitusCluster({ workers: 2 });
+  const admin = cluster.url(cluster.coordinator);
+  await createCitusDatabase(
+    admin,
+    cluster.workers.map((w) => cluster.url(w)),
+    'admp_upgrade',
+  );
+  const pool = createPool(cluster.url(cluster.coordinator, 'admp_upgrade'), 4);
+  const before = mkdtempSync(join(tmpdir(), 'admp-migrations-'));
+  t.after(async () => {
+    rmSync(before, { recursive: true, force: true });
+    await pool.end();
+    await cluster.stop();
+  });
+  // The schema as it was before tenants, distributed, with an agent of a plain domain.
+  for (const f of readdirSync(MIGRATIONS_DIR).filter((f) => f < '0017'))
+    copyFileSync(join(MIGRATIONS_DIR, f), join(before, f));
+  await migrate(pool, `${before}/`);
+  await addAgent(pool, 'bob', 'agents.test');
+  await distributeCitus(pool);
+  // Upgrading applies 0017 and makes its tables reference tables like agent.
+  assert.ok((await migrate(pool)).includes('0017_tenants'));
+  const kinds = await pool.query<{ t: string; method: string }>(
+    "SELECT logicalrelid::text AS t, partmethod::text AS method FROM pg_dist_partition WHERE logicalrelid::text IN ('tenant', 'address_token', 'agent') ORDER BY 1",
+  );
+  assert.deepEqual(kinds.rows, [
+    { t: 'address_token', method: 'n' },
+    { t: 'agent', method: 'n' },
+    { t: 'tenant', method: 'n' },
+  ]);
+  const repl = await pool.query<{ t: string; model: string }>(
+    "SELECT logicalrelid::text AS t, repmodel::text AS model FROM pg_dist_partition WHERE logicalrelid::text IN ('tenant', 'address_token')",
+  );
+  assert.ok(
+    repl.rows.every((r) => r.model === 't'),
+    `reference tables, not Citus local tables: ${JSON.stringify(repl.rows)}`,
+  );
+  // Once more, as a second run would: harmless.
+  await pool.query('DELETE FROM schema_migration WHERE version = 17');
+  assert.ok((await migrate(pool)).includes('0017_tenants'));
+  // The old agent is unchanged; a tenant's agent is keyed by its address; tokens work across nodes.
+  assert.equal((await pool.query("SELECT id FROM agent WHERE domain = 'agents.test'")).rows[0].id, 'bob');
+  await addTenant(pool, 'acme.tenants.test');
+  await addAgent(pool, 'bob@acme.tenants.test', 'acme.tenants.test', true);
+  await assert.rejects(pool.query("INSERT INTO agent (id, domain) VALUES ('bob@acme.tenants.test', 'other.test')"));
+  const tok = await createAddressToken(pool, { id: 'bob@acme.tenants.test', domain: 'acme.tenants.test' });
+  assert.deepEqual(await findAddressToken(pool, tok.token), {
+    agent_id: 'bob@acme.tenants.test',
+    domain: 'acme.tenants.test',
+    status: 'active',
+    revoked: false,
+  });
+  const r = await enqueueRows(pool, [
+    {
+      to_agent_id: 'bob@acme.tenants.test',
+      channel: 'http',
+      from_agent: 'alice@agents.test',
+      type: 't',
+      body: {},
+      status: 'delivered',
+      ttl_sec: 600,
+    },
+  ]);
+  assert.equal(r[0]!.duplicate, false);
+  assert.equal((await claim(pool, 'bob@acme.tenants.test', 5, 30)).rows.length, 1);
 });
 
 test('on a single PostgreSQL the pool keeps one generic plan per statement', async (t) => {

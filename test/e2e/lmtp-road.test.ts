@@ -19,11 +19,14 @@ import {
   PARTNER,
   PARTNER_MTA,
   deferredOverQuota,
+  TENANTS,
+  TENANT_DOMAINS,
   deferredWhileDatabaseDown,
   deliveryLine,
   floodPolicy,
   logOf,
   startPartnerWorld,
+  tenantsThroughPostfix,
   waitFor,
 } from './partner.js';
 
@@ -34,7 +37,7 @@ const MAILCOW_MILTER_HEADERS = join(FIXTURE, 'data', 'conf', 'rspamd', 'local.d'
 
 test('LMTP road: Postfix + rspamd milter (Authentication-Results) + transport lmtp: + the real bridge', async (t) => {
   if (!requireBinaries(t, ['rspamd', 'postfix', 'postqueue', 'swaks'])) return;
-  const world = await startPartnerWorld(t, { ADMP_MTA_HOSTNAME: MTA, ...floodPolicy(t) });
+  const world = await startPartnerWorld(t, { ADMP_MTA_HOSTNAME: MTA, ADMP_DOMAINS: TENANT_DOMAINS, ...floodPolicy(t) });
   const { api, bob } = world;
   const lmtp = createLmtpServer({
     config: api.config,
@@ -54,8 +57,8 @@ test('LMTP road: Postfix + rspamd milter (Authentication-Results) + transport lm
   world.onClose(() => rspamd.stop());
   const postfix = await startPostfix({
     milter: rspamd.milter,
-    relayDomains: [AGENTS],
-    transport: { [AGENTS]: `lmtp:inet:127.0.0.1:${lmtpPort}` },
+    relayDomains: [AGENTS, `.${TENANTS}`],
+    transport: { [AGENTS]: `lmtp:inet:127.0.0.1:${lmtpPort}`, [`.${TENANTS}`]: `lmtp:inet:127.0.0.1:${lmtpPort}` },
   });
   world.onClose(() => postfix.stop());
   const lmtpRelay = `relay=127.0.0.1[127.0.0.1]:${lmtpPort}`;
@@ -85,6 +88,11 @@ test('LMTP road: Postfix + rspamd milter (Authentication-Results) + transport lm
       assert.deepEqual(row!.auth.domain.dkim, [{ result: 'pass', domain: PARTNER, selector: 's2025' }]);
       assert.equal(row!.auth.client_ip, PARTNER_MTA.clientAddr, "the original client, from Postfix's XFORWARD");
     },
+  );
+
+  await t.test(
+    'tenant subdomains and address tokens: delivered to the tenant agent; unknown tenant 550 5.1.2 and revoked token 550 5.1.6 at RCPT',
+    () => tenantsThroughPostfix(world, postfix),
   );
 
   await t.test('refuses: a bad agent signature is bounced with 550 5.7.7 and the partner gets a DSN', async () => {

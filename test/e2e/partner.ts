@@ -273,3 +273,57 @@ export async function deferredOverQuota(world: PartnerWorld, postfix: TestPostfi
   assert.equal((await world.stored(mail)).length, 1);
   assert.equal((await world.send(postfix, [bob.address], await world.mail(bob.address))).code, 250);
 }
+
+/** Tenant subdomains of the e2e roads: ADMP_DOMAINS holds `*.${TENANTS}` besides AGENTS. */
+export const TENANTS = `tenants.${AGENTS}`;
+export const TENANT_DOMAINS = `${AGENTS},*.${TENANTS}`;
+
+export interface TenantSetup {
+  /** Tenant acme's subdomain, where agent bob lives. */
+  readonly acme: string;
+  /** A live address token of acme's bob, and a revoked one. */
+  readonly live: string;
+  readonly gone: string;
+}
+
+/** Tenant acme with its own bob, a live and a revoked address token of it, and a rule admitting the partner. */
+export async function addTenantBob(world: PartnerWorld): Promise<TenantSetup> {
+  const { admin } = world.api.core;
+  const acme = `acme.${TENANTS}`;
+  await addRule(world.api.db.pool, { from: `*@${PARTNER}`, to: `*@${acme}`, action: 'allow' });
+  await admin.addTenant('acme');
+  await admin.addAgent('bob', acme);
+  const live = `${(await admin.createAddressToken(`bob@${acme}`)).token}@${acme}`;
+  const gone = `${(await admin.createAddressToken(`bob@${acme}`)).token}@${acme}`;
+  await admin.revokeAddressToken(gone);
+  return { acme, live, gone };
+}
+
+/**
+ * Through Postfix to a road that answers at RCPT (LMTP, the edge): mail to a tenant's agent
+ * and to its address token is delivered into the tenant agent's inbox; an unknown tenant
+ * (550 5.1.2) and a revoked token (550 5.1.6) are bounced in reply to RCPT TO.
+ */
+export async function tenantsThroughPostfix(world: PartnerWorld, postfix: TestPostfix): Promise<void> {
+  const { acme, live, gone } = await addTenantBob(world);
+  for (const to of [`bob@${acme}`, live]) {
+    const mail = await world.mail(to);
+    const r = await world.send(postfix, [to], mail);
+    assert.equal(r.code, 250, r.transcript);
+    const line = await deliveryLine(postfix, r.queueId, to, 'sent');
+    assert.ok(!line.includes(`bob@${acme}>`) || to === `bob@${acme}`, `the reply never names the agent: ${line}`);
+    assert.deepEqual(
+      (await world.stored(mail)).map((row) => row.to_agent_id),
+      [`bob@${acme}`],
+    );
+  }
+  const refusals: [string, RegExp][] = [
+    [`bob@initech.${TENANTS}`, /said: 550 5\.1\.2 recipient: no tenant initech\.\S+ \(in reply to RCPT TO command\)/],
+    [gone, /said: 550 5\.1\.6 recipient: t-[0-9a-f]{32}@\S+ was revoked \(in reply to RCPT TO command\)/],
+  ];
+  for (const [to, said] of refusals) {
+    const r = await world.send(postfix, [to], await world.mail(to));
+    assert.equal(r.code, 250, r.transcript);
+    assert.match(await deliveryLine(postfix, r.queueId, to, 'bounced'), said);
+  }
+}

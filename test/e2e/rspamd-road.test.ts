@@ -10,7 +10,19 @@ import { signer, trust } from '../helpers/agent-mail.js';
 import { requireBinaries } from '../helpers/requires.js';
 import { renderBridgeConfig, startRspamd } from '../helpers/rspamd.js';
 import { startPostfix } from '../helpers/postfix.js';
-import { AGENTS, PARTNER, PARTNER_MTA, PLACE_MS, floodPolicy, logOf, startPartnerWorld, waitFor } from './partner.js';
+import {
+  AGENTS,
+  PARTNER,
+  PARTNER_MTA,
+  PLACE_MS,
+  TENANTS,
+  TENANT_DOMAINS,
+  addTenantBob,
+  floodPolicy,
+  logOf,
+  startPartnerWorld,
+  waitFor,
+} from './partner.js';
 
 const TOKEN = 'e2e-ingress-token-0123456789';
 // A Mailcow mailbox that policy lets send as our agent alice (SASL road, rspamd.md §9.9).
@@ -33,6 +45,7 @@ test('Rspamd road: Postfix + rspamd milter + agents_bridge plugin + the real bri
     ADMP_INGRESS_TOKEN: TOKEN,
     ...floodPolicy(t, `sasl:\n  - { user: "${MAILBOX}", agents: ["alice@${AGENTS}"] }\n`),
     ADMP_INGRESS_BUDGET_MS: String(PLUGIN_TIMEOUT * 1000 + 3000),
+    ADMP_DOMAINS: TENANT_DOMAINS,
   });
   const { api, bob } = world;
   // An observer on the real bridge: which statuses it answered the plugin.
@@ -44,17 +57,22 @@ test('Rspamd road: Postfix + rspamd milter + agents_bridge plugin + the real bri
   const bridgePort = (api.core.app.server.address() as AddressInfo).port;
   const rspamd = await startRspamd({
     dns: world.dns.server,
+    // The plugin hands over the tenant subdomains too, as ADMP_DOMAINS names them.
     pluginConfig: renderBridgeConfig({
       url: `http://127.0.0.1:${bridgePort}/ingress/rspamd`,
       token: TOKEN,
       domain: AGENTS,
       timeout: PLUGIN_TIMEOUT,
-    }),
+    }).replace(`domains = ["${AGENTS}"];`, `domains = ["${AGENTS}", "*.${TENANTS}"];`),
     extraLocal: { 'rspamd.local.lua': ACCEPTING_PREFILTER },
   });
   world.onClose(() => rspamd.stop());
   // hold: mail that stays with Postfix waits in the hold queue, where it can be inspected.
-  const postfix = await startPostfix({ milter: rspamd.milter, relayDomains: ['example.com', AGENTS], hold: true });
+  const postfix = await startPostfix({
+    milter: rspamd.milter,
+    relayDomains: ['example.com', AGENTS, `.${TENANTS}`],
+    hold: true,
+  });
   world.onClose(() => postfix.stop());
   const queued = async (queueId: string | undefined) => (await postfix.queue()).filter((m) => m.queue_id === queueId);
   // A refused or tempfailed transaction has no queue id to look up: the queue must not grow.
@@ -107,6 +125,30 @@ test('Rspamd road: Postfix + rspamd milter + agents_bridge plugin + the real bri
         (await world.stored(mail)).map((r) => r.id),
         [row.id],
       );
+    },
+  );
+
+  await t.test(
+    'tenant subdomains and address tokens: stored in the tenant agent; unknown tenant and revoked token refused',
+    async () => {
+      const { acme, live, gone } = await addTenantBob(world);
+      for (const to of [`bob@${acme}`, live]) {
+        const mail = await world.mail(to);
+        const r = await world.send(postfix, [to], mail);
+        assert.equal(r.code, 250, r.transcript);
+        await discarded(r.queueId);
+        assert.deepEqual(
+          (await world.stored(mail)).map((row) => row.to_agent_id),
+          [`bob@${acme}`],
+        );
+      }
+      // The milter's reply code is fixed (554 5.7.1); the bridge's reason (5.1.2, 5.1.6 on the other roads) is its text.
+      const unknown = await world.send(postfix, [`bob@initech.${TENANTS}`], await world.mail(`bob@initech.${TENANTS}`));
+      assert.equal(unknown.code, 554, unknown.transcript);
+      assert.match(unknown.text, /^5\.7\.1 recipient: no tenant initech\./);
+      const revoked = await world.send(postfix, [gone], await world.mail(gone));
+      assert.equal(revoked.code, 554, revoked.transcript);
+      assert.match(revoked.text, /^5\.7\.1 recipient: .* was revoked/);
     },
   );
 

@@ -8,11 +8,20 @@ import { requireBinaries } from '../helpers/requires.js';
 import { startPostfix } from '../helpers/postfix.js';
 import { createTestCa } from '../helpers/test-ca.js';
 import { EDGE_HOST, startEdgeWorld } from '../smtp/world.js';
-import { AGENTS, deferredOverQuota, deferredWhileDatabaseDown, deliveryLine, floodPolicy } from './partner.js';
+import {
+  AGENTS,
+  TENANTS,
+  TENANT_DOMAINS,
+  deferredOverQuota,
+  deferredWhileDatabaseDown,
+  deliveryLine,
+  floodPolicy,
+  tenantsThroughPostfix,
+} from './partner.js';
 
 test('edge road: Postfix → STARTTLS (verified) → the edge → PostgreSQL', async (t) => {
   if (!requireBinaries(t, ['postfix', 'postqueue', 'swaks', 'openssl'])) return;
-  const world = await startEdgeWorld(t, floodPolicy(t));
+  const world = await startEdgeWorld(t, { ...floodPolicy(t), ADMP_DOMAINS: TENANT_DOMAINS });
   const { api, bob } = world;
   const ca = await createTestCa();
   t.after(() => ca.remove());
@@ -20,8 +29,8 @@ test('edge road: Postfix → STARTTLS (verified) → the edge → PostgreSQL', a
   const { port } = await world.edge({ smtpTlsCert: pair.cert, smtpTlsKey: pair.key, smtpRequireTls: true });
   const postfix = await startPostfix({
     milter: null,
-    relayDomains: [AGENTS],
-    transport: { [AGENTS]: `edge:[127.0.0.1]:${port}` },
+    relayDomains: [AGENTS, `.${TENANTS}`],
+    transport: { [AGENTS]: `edge:[127.0.0.1]:${port}`, [`.${TENANTS}`]: `edge:[127.0.0.1]:${port}` },
     // The partner's outbound client: TLS required and the certificate verified for the MX name.
     master: [
       'edge unix - - n - - smtp',
@@ -80,6 +89,11 @@ test('edge road: Postfix → STARTTLS (verified) → the edge → PostgreSQL', a
   await t.test(
     'over a rate quota: 451 4.7.1, Postfix keeps the mail; a flush once a place is free delivers it once',
     () => deferredOverQuota(world, postfix),
+  );
+
+  await t.test(
+    'tenant subdomains and address tokens: delivered to the tenant agent; unknown tenant 550 5.1.2 and revoked token 550 5.1.6 at RCPT',
+    () => tenantsThroughPostfix(world, postfix),
   );
 
   await t.test(

@@ -13,6 +13,7 @@ import { dkimKey } from '../helpers/mail.js';
 import { closeLmtp } from '../../src/app/shutdown.js';
 import { withoutOurAuthResults } from '../../src/smtp/authenticate.js';
 import { AGENTS, PARTNER } from '../e2e/partner.js';
+import { addRule } from '../../src/db/policy-rules.js';
 import { EDGE_HOST, rawSession, startEdgeWorld } from './world.js';
 
 const needs = ['swaks', 'openssl'];
@@ -362,4 +363,44 @@ test("freshness on the edge: judged when the edge receives the mail, within the 
   const refused = await world.swaks(port, [world.bob.address], expired);
   assert.match(`${refused.code} ${refused.text}`, /^550 5\.7\.7 .*valid until/);
   assert.deepEqual(await world.stored(expired), []);
+});
+
+test('tenant subdomains and address tokens through the edge; unknown tenant 550 5.1.2, revoked token 550 5.1.6 at RCPT', async (t) => {
+  if (!requireBinaries(t, needs)) return;
+  const tenants = `*.tenants.${AGENTS}`;
+  const acme = `acme.tenants.${AGENTS}`;
+  const world = await startEdgeWorld(t, { ADMP_DOMAINS: `${AGENTS},${tenants}` });
+  await addRule(world.api.db.pool, { from: `*@${PARTNER}`, to: `*@${acme}`, action: 'allow' });
+  const admin = world.api.core.admin;
+  await admin.addTenant('acme');
+  await admin.addAgent('bob', acme);
+  const live = `${(await admin.createAddressToken(`bob@${acme}`)).token}@${acme}`;
+  const gone = `${(await admin.createAddressToken(`bob@${acme}`)).token}@${acme}`;
+  await admin.revokeAddressToken(gone);
+  const { port } = await world.edge();
+
+  const toTenant = await world.mail(`bob@${acme}`);
+  const r = await world.swaks(port, [`bob@${acme}`], toTenant);
+  assert.equal(r.code, 250, r.transcript);
+  assert.equal((await world.stored(toTenant))[0]!.to_agent_id, `bob@${acme}`);
+  const toToken = await world.mail(live);
+  const viaToken = await world.swaks(port, [live], toToken);
+  assert.equal(viaToken.code, 250, viaToken.transcript);
+  assert.ok(!viaToken.transcript.includes(`bob@${acme}`), 'the answers never name the agent behind the token');
+  const [row] = await world.stored(toToken);
+  assert.equal(row!.to_agent_id, `bob@${acme}`);
+  assert.equal((row!.headers as Record<string, unknown>).token, live);
+
+  const unknown = await world.swaks(
+    port,
+    [`bob@initech.tenants.${AGENTS}`],
+    await world.mail(`bob@initech.tenants.${AGENTS}`),
+  );
+  assert.match(`${unknown.code} ${unknown.text}`, /^550 5\.1\.2 /, unknown.transcript);
+  const revoked = await world.swaks(port, [gone], await world.mail(gone));
+  assert.match(`${revoked.code} ${revoked.text}`, /^550 5\.1\.6 /, revoked.transcript);
+  // Two labels under the wildcard are no tenant's: not ours at all.
+  const deep = await world.swaks(port, [`bob@a.acme.tenants.${AGENTS}`], toTenant);
+  assert.match(`${deep.code} ${deep.text}`, /^550 5\.7\.1 relay access denied/);
+  assert.equal(await world.count(), 2);
 });

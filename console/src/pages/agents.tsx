@@ -35,7 +35,11 @@ export function AgentsPage({ me }: { me: Whoami }) {
     );
   };
   const rotate = (agent: string, hmac: boolean) =>
-    void run(api<AgentCredentials>(`/agents/${agent}/rotate`, { method: 'POST', body: { hmac } }).then(setIssued));
+    void run(
+      api<AgentCredentials>(`/agents/${encodeURIComponent(agent)}/rotate`, { method: 'POST', body: { hmac } }).then(
+        setIssued,
+      ),
+    );
   const rotateKey = (address: string) =>
     void run(api<RotatedKey>('/keys/rotate', { method: 'POST', body: { agent: address } }).then(setRotated));
   const now = Date.now();
@@ -85,9 +89,7 @@ export function AgentsPage({ me }: { me: Whoami }) {
         <tbody>
           {agents.map((a) => (
             <tr>
-              <td>
-                {a.id}@{a.domain}
-              </td>
+              <td>{a.address}</td>
               <td>{a.status}</td>
               <td>{when(a.created_at)}</td>
               <td>
@@ -103,14 +105,14 @@ export function AgentsPage({ me }: { me: Whoami }) {
               </td>
               <td>
                 <ul class="keys" aria-label={`signing keys of ${a.id}`}>
-                  {liveKeys(`${a.id}@${a.domain}`).map((k) => (
+                  {liveKeys(a.address).map((k) => (
                     <li>
                       <code>{k.kid}</code>
                       {k.not_after && ` (until ${when(k.not_after)})`}
                     </li>
                   ))}
                 </ul>
-                <button type="button" disabled={me.read_only} onClick={() => rotateKey(`${a.id}@${a.domain}`)}>
+                <button type="button" disabled={me.read_only} onClick={() => rotateKey(a.address)}>
                   Rotate signing key of {a.id}
                 </button>
               </td>

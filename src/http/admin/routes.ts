@@ -6,6 +6,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { Admin, AgentKeyRow } from '../../admin/admin.js';
+import { addressOfAgent } from '../../core/address.js';
+import { presentAddressToken } from './present.js';
 import { AdmpError } from '../../errors.js';
 import { agentKeyTxtRecords } from '../../keys/dns.js';
 import type { Logger } from '../../log.js';
@@ -93,14 +95,14 @@ export const adminRoutes =
       const a = await admin.addAgent(req.body.id, req.body.domain);
       return reply
         .status(201)
-        .send({ id: a.id, address: `${a.id}@${a.domain}`, token: a.token, hmac_secret: a.hmac_secret });
+        .send({ id: a.id, address: addressOfAgent(a), token: a.token, hmac_secret: a.hmac_secret });
     });
     app.post(
       '/agents/:id/rotate',
       { schema: { params: S.AgentParams, body: S.RotateBody, response: { 200: S.AgentCredentials } } },
       async (req) => {
         const a = await admin.rotateCredentials(req.params.id, req.body.hmac ? ['token', 'hmac'] : ['token']);
-        return { id: a.id, address: `${a.id}@${a.domain}`, token: a.token, hmac_secret: a.hmac_secret };
+        return { id: a.id, address: addressOfAgent(a), token: a.token, hmac_secret: a.hmac_secret };
       },
     );
 
@@ -121,6 +123,33 @@ export const adminRoutes =
         return { removed: req.params.id };
       },
     );
+
+    app.get('/tenants', { schema: { response: { 200: Type.Array(S.Tenant) } } }, async () =>
+      wire(await admin.listTenants()),
+    );
+    app.post('/tenants', { schema: { body: S.NewTenant, response: { 201: S.Tenant } } }, async (req, reply) =>
+      reply.status(201).send(wire(await admin.addTenant(req.body.name))),
+    );
+    app.delete(
+      '/tenants/:name',
+      { schema: { params: S.TenantParams, response: { 200: S.TenantRemoved } } },
+      async (req) => ({ removed: await admin.removeTenant(req.params.name) }),
+    );
+
+    app.get(
+      '/addresses',
+      { schema: { querystring: S.AddressQuery, response: { 200: Type.Array(S.AddressToken) } } },
+      async (req) => (await admin.listAddressTokens(req.query.agent)).map(presentAddressToken),
+    );
+    app.post(
+      '/addresses',
+      { schema: { body: S.NewAddressToken, response: { 201: S.AddressToken } } },
+      async (req, reply) => reply.status(201).send(presentAddressToken(await admin.createAddressToken(req.body.agent))),
+    );
+    app.post('/addresses/revoke', { schema: { body: S.RevokeAddress, response: { 200: S.Revoked } } }, async (req) => {
+      await admin.revokeAddressToken(req.body.address);
+      return { revoked: [req.body.address.toLowerCase()] };
+    });
 
     app.get('/keys', { schema: { response: { 200: Type.Array(S.Key) } } }, async () =>
       (await admin.allKeys()).map(presentKey),

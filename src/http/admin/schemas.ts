@@ -15,6 +15,8 @@ export const Status = Type.Union(
 );
 const Channel = Type.Union([Type.Literal('http'), Type.Literal('smtp')]);
 const AgentId = Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,63}$' });
+// An agent id as stored: the local part, or a tenant's agent's whole address.
+const AgentKey = Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,63}(@[a-z0-9.-]{3,253})?$' });
 const Address = Type.String({ minLength: 3, maxLength: 320 });
 
 export const Whoami = Type.Object({ id: Type.Integer(), name: Type.String(), read_only: Type.Boolean() });
@@ -77,7 +79,7 @@ export const MessageParams = Type.Object({ id: Uuid });
 
 export const MessageRefs = Type.Object(
   {
-    messages: Type.Array(Type.Object({ id: Uuid, agent: AgentId }, { additionalProperties: false }), {
+    messages: Type.Array(Type.Object({ id: Uuid, agent: AgentKey }, { additionalProperties: false }), {
       minItems: 1,
       maxItems: 500,
     }),
@@ -122,6 +124,7 @@ export type OutboundFailure = Static<typeof OutboundFailure>;
 
 export const Agent = Type.Object({
   id: Type.String(),
+  address: Type.String(),
   domain: Type.String(),
   status: Type.String(),
   created_at: DateTime,
@@ -138,7 +141,7 @@ export const AgentCredentials = Type.Object({
   hmac_secret: Type.Optional(Type.String()),
 });
 export type AgentCredentials = Static<typeof AgentCredentials>;
-export const AgentParams = Type.Object({ id: AgentId });
+export const AgentParams = Type.Object({ id: AgentKey });
 export const Webhook = Type.Object({
   id: Type.String(),
   agent_id: Type.String(),
@@ -153,6 +156,42 @@ export type Webhook = Static<typeof Webhook>;
 export const WebhookParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
 export const WebhookRemoved = Type.Object({ removed: Type.String() });
 export const RotateBody = Type.Object({ hmac: Type.Boolean({ default: false }) }, { additionalProperties: false });
+
+export const Tenant = Type.Object({
+  domain: Type.String({ description: 'the subdomain under a wildcard of ADMP_DOMAINS' }),
+  created_at: DateTime,
+  agents: Type.Integer(),
+});
+export type Tenant = Static<typeof Tenant>;
+export const NewTenant = Type.Object(
+  {
+    name: Type.String({
+      minLength: 1,
+      maxLength: 253,
+      description: 'one label (under the first wildcard of ADMP_DOMAINS) or the whole subdomain',
+    }),
+  },
+  { additionalProperties: false },
+);
+export const TenantParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 253 }) });
+export const TenantRemoved = Type.Object({ removed: Type.String() });
+
+export const AddressToken = Type.Object({
+  address: Type.String({ description: '`t-<token>@<domain>`: reaches the agent without naming it' }),
+  agent: Type.String({ description: "the agent's own address" }),
+  created_at: DateTime,
+  revoked_at: Nullable(DateTime),
+});
+export type AddressToken = Static<typeof AddressToken>;
+export const AddressQuery = Type.Object(
+  { agent: Type.Optional(Type.String({ minLength: 1, maxLength: 320 })) },
+  { additionalProperties: false },
+);
+export const NewAddressToken = Type.Object(
+  { agent: Type.String({ minLength: 1, maxLength: 320, description: 'agent id or address' }) },
+  { additionalProperties: false },
+);
+export const RevokeAddress = Type.Object({ address: Address }, { additionalProperties: false });
 
 const Glob = Type.String({ minLength: 1, maxLength: 320 });
 export const NewRule = Type.Object(

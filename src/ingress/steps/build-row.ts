@@ -43,6 +43,7 @@ export function buildRow(
       road: d.road,
       ...(d.queueId ? { queue_id: d.queueId } : {}),
       ...(v.admitted.to.detail ? { detail: v.admitted.to.detail } : {}),
+      ...(v.admitted.to.token ? { token: v.admitted.to.token } : {}),
     },
     auth: {
       domain: { method, source: auth.source, dkim: auth.dkim, spf: auth.spf, dmarc: auth.dmarc, arc: auth.arc },
