@@ -19,8 +19,8 @@ import {
   PARTNER,
   PARTNER_MTA,
   deferredOverQuota,
-  TENANTS,
   TENANT_DOMAINS,
+  TENANT_HOSTS,
   deferredWhileDatabaseDown,
   deliveryLine,
   floodPolicy,
@@ -57,8 +57,11 @@ test('LMTP road: Postfix + rspamd milter (Authentication-Results) + transport lm
   world.onClose(() => rspamd.stop());
   const postfix = await startPostfix({
     milter: rspamd.milter,
-    relayDomains: [AGENTS, `.${TENANTS}`],
-    transport: { [AGENTS]: `lmtp:inet:127.0.0.1:${lmtpPort}`, [`.${TENANTS}`]: `lmtp:inet:127.0.0.1:${lmtpPort}` },
+    relayDomains: [AGENTS, ...TENANT_HOSTS],
+    transport: {
+      [AGENTS]: `lmtp:inet:127.0.0.1:${lmtpPort}`,
+      ...Object.fromEntries(TENANT_HOSTS.map((h) => [h, `lmtp:inet:127.0.0.1:${lmtpPort}`])),
+    },
   });
   world.onClose(() => postfix.stop());
   const lmtpRelay = `relay=127.0.0.1[127.0.0.1]:${lmtpPort}`;

@@ -277,6 +277,8 @@ export async function deferredOverQuota(world: PartnerWorld, postfix: TestPostfi
 /** Tenant subdomains of the e2e roads: ADMP_DOMAINS holds `*.${TENANTS}` besides AGENTS. */
 export const TENANTS = `tenants.${AGENTS}`;
 export const TENANT_DOMAINS = `${AGENTS},*.${TENANTS}`;
+/** The tenant subdomains the e2e mail goes to, for the sending Postfix's relay_domains and transport. */
+export const TENANT_HOSTS = [`acme.${TENANTS}`, `initech.${TENANTS}`];
 
 export interface TenantSetup {
   /** Tenant acme's subdomain, where agent bob lives. */
@@ -291,6 +293,8 @@ export async function addTenantBob(world: PartnerWorld): Promise<TenantSetup> {
   const { admin } = world.api.core;
   const acme = `acme.${TENANTS}`;
   await addRule(world.api.db.pool, { from: `*@${PARTNER}`, to: `*@${acme}`, action: 'allow' });
+  // A dry run reads the policy afresh, so the roads see the new rule at once (not after the cache's refresh).
+  assert.equal((await admin.dryRun({ from: `w@${PARTNER}`, to: `bob@${acme}`, type: 't', bytes: 0 })).allow, true);
   await admin.addTenant('acme');
   await admin.addAgent('bob', acme);
   const live = `${(await admin.createAddressToken(`bob@${acme}`)).token}@${acme}`;
@@ -310,7 +314,9 @@ export async function tenantsThroughPostfix(world: PartnerWorld, postfix: TestPo
     const mail = await world.mail(to);
     const r = await world.send(postfix, [to], mail);
     assert.equal(r.code, 250, r.transcript);
-    const line = await deliveryLine(postfix, r.queueId, to, 'sent');
+    const line = await deliveryLine(postfix, r.queueId, to, 'sent').catch((err: Error) => {
+      throw new Error(`${err.message}\n${logOf(postfix, r.queueId ?? '?').join('\n')}`);
+    });
     assert.ok(!line.includes(`bob@${acme}>`) || to === `bob@${acme}`, `the reply never names the agent: ${line}`);
     assert.deepEqual(
       (await world.stored(mail)).map((row) => row.to_agent_id),

@@ -17,6 +17,7 @@ import {
   PLACE_MS,
   TENANTS,
   TENANT_DOMAINS,
+  TENANT_HOSTS,
   addTenantBob,
   floodPolicy,
   logOf,
@@ -70,7 +71,7 @@ test('Rspamd road: Postfix + rspamd milter + agents_bridge plugin + the real bri
   // hold: mail that stays with Postfix waits in the hold queue, where it can be inspected.
   const postfix = await startPostfix({
     milter: rspamd.milter,
-    relayDomains: ['example.com', AGENTS, `.${TENANTS}`],
+    relayDomains: ['example.com', AGENTS, ...TENANT_HOSTS],
     hold: true,
   });
   world.onClose(() => postfix.stop());

@@ -10,8 +10,8 @@ import { createTestCa } from '../helpers/test-ca.js';
 import { EDGE_HOST, startEdgeWorld } from '../smtp/world.js';
 import {
   AGENTS,
-  TENANTS,
   TENANT_DOMAINS,
+  TENANT_HOSTS,
   deferredOverQuota,
   deferredWhileDatabaseDown,
   deliveryLine,
@@ -29,8 +29,11 @@ test('edge road: Postfix → STARTTLS (verified) → the edge → PostgreSQL', a
   const { port } = await world.edge({ smtpTlsCert: pair.cert, smtpTlsKey: pair.key, smtpRequireTls: true });
   const postfix = await startPostfix({
     milter: null,
-    relayDomains: [AGENTS, `.${TENANTS}`],
-    transport: { [AGENTS]: `edge:[127.0.0.1]:${port}`, [`.${TENANTS}`]: `edge:[127.0.0.1]:${port}` },
+    relayDomains: [AGENTS, ...TENANT_HOSTS],
+    transport: {
+      [AGENTS]: `edge:[127.0.0.1]:${port}`,
+      ...Object.fromEntries(TENANT_HOSTS.map((h) => [h, `edge:[127.0.0.1]:${port}`])),
+    },
     // The partner's outbound client: TLS required and the certificate verified for the MX name.
     master: [
       'edge unix - - n - - smtp',
