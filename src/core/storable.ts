@@ -20,50 +20,48 @@ export function unstorableText(s: string): string | undefined {
   return undefined;
 }
 
-interface Node {
-  readonly value: unknown;
-  readonly depth: number;
-  readonly parent?: Node;
-  readonly key?: string | number;
-}
-
-const pathOf = (root: string, n: Node | undefined): string => {
-  const parts: string[] = [];
-  for (let p = n; p?.parent; p = p.parent)
-    parts.push(
-      typeof p.key === 'number'
-        ? `[${p.key}]`
-        : /^[A-Za-z_][A-Za-z0-9_]*$/.test(p.key!)
-          ? `.${p.key}`
-          : `[${JSON.stringify(p.key)}]`,
-    );
-  return root + parts.reverse().join('');
-};
+/** `$.a[2]["x y"]`: the path of a value inside `root`. */
+const pathOf = (root: string, path: readonly (string | number)[]): string =>
+  root +
+  path
+    .map((k) =>
+      typeof k === 'number' ? `[${k}]` : /^[A-Za-z_][A-Za-z0-9_]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`,
+    )
+    .join('');
 
 /**
  * Why this parsed JSON value cannot be stored, naming where (`root` is the name of the
- * whole value, e.g. "body"), or undefined when it can. Iterative: a value nested far too
- * deep is refused, never a stack overflow.
+ * whole value, e.g. "body"), or undefined when it can. The walk goes no deeper than
+ * `maxDepth`, so a value nested far too deep is refused, never a stack overflow; it
+ * allocates nothing per value (it runs on every send).
  */
 export function unstorableJson(value: unknown, root = '$', maxDepth = MAX_JSON_DEPTH): string | undefined {
-  const stack: Node[] = [{ value, depth: 0 }];
-  for (let n = stack.pop(); n; n = stack.pop()) {
-    const v = n.value;
+  const path: (string | number)[] = [];
+  const visit = (v: unknown, depth: number): string | undefined => {
     if (typeof v === 'string') {
       const why = unstorableText(v);
-      if (why) return `${pathOf(root, n)} ${why}`;
-    } else if (v !== null && typeof v === 'object') {
-      if (n.depth >= maxDepth) return `${pathOf(root, n)} is nested deeper than ${maxDepth} levels`;
-      if (Array.isArray(v)) {
-        for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], depth: n.depth + 1, parent: n, key: i });
-      } else {
-        for (const [k, x] of Object.entries(v)) {
-          const why = unstorableText(k);
-          if (why) return `${pathOf(root, n)} has a key that ${why}`;
-          stack.push({ value: x, depth: n.depth + 1, parent: n, key: k });
-        }
-      }
+      return why && `${pathOf(root, path)} ${why}`;
     }
-  }
-  return undefined;
+    if (v === null || typeof v !== 'object') return undefined;
+    if (depth >= maxDepth) return `${pathOf(root, path)} is nested deeper than ${maxDepth} levels`;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        path.push(i);
+        const why = visit(v[i], depth + 1);
+        path.pop();
+        if (why) return why;
+      }
+      return undefined;
+    }
+    for (const k of Object.keys(v)) {
+      const bad = unstorableText(k);
+      if (bad) return `${pathOf(root, path)} has a key that ${bad}`;
+      path.push(k);
+      const why = visit((v as Record<string, unknown>)[k], depth + 1);
+      path.pop();
+      if (why) return why;
+    }
+    return undefined;
+  };
+  return visit(value, 0);
 }
