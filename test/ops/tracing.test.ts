@@ -78,14 +78,15 @@ test('enqueue, pull, ack and every ingress stage make spans', async (t) => {
   const inject = (url: string, headers: Record<string, string>, payload: unknown) =>
     api.core.app.inject({ method: 'POST', url, headers, payload: payload as object });
 
-  assert.equal((await inject('/v1/messages', alice.auth, { to: bob.address, type: 'note', body: {} })).statusCode, 201);
-  const [m] = (await inject('/v1/inbox/pull', bob.auth, { max: 1 })).json().messages;
-  assert.equal((await inject(`/v1/messages/${m.id}/ack`, bob.auth, { lease_id: m.lease_id })).statusCode, 200);
+  // Before the first send: the send reads the policy (its rate quotas) and caches it.
   const partner = signer('w@agents.partner.example');
   await trust(api.db.pool, partner);
   await api.db.pool.query(
     "INSERT INTO policy_rule (from_glob, to_glob, action) VALUES ('*@agents.partner.example', '*@agents.test', 'allow')",
   );
+  assert.equal((await inject('/v1/messages', alice.auth, { to: bob.address, type: 'note', body: {} })).statusCode, 201);
+  const [m] = (await inject('/v1/inbox/pull', bob.auth, { max: 1 })).json().messages;
+  assert.equal((await inject(`/v1/messages/${m.id}/ack`, bob.auth, { lease_id: m.lease_id })).statusCode, 200);
   const raw = await agentMail(partner, { to: bob.address, type: 'task.request', body: {} });
   const r = await api.core.app.inject({
     method: 'POST',
