@@ -32,6 +32,8 @@ const CITUS_FILES = [
   'test/federation/outbound.test.ts',
   'test/ingress/tenants.test.ts',
   'test/db/retention.test.ts',
+  // The rate quotas' count inside enqueue_message (rate_quota is the coordinator's own table).
+  'test/db/rate-quota.test.ts',
   'test/ops/jobs.test.ts',
   // The push worker's claim, acks and attempt records, and webhook_endpoint as a reference table.
   'test/webhooks/push.test.ts',

@@ -90,7 +90,7 @@ export async function wire(
   const mailEnqueuer = createEnqueuer(db.pool, { metrics, fillWaitMs: config.ingestBatchWaitMs });
   const directory = createDirectory(db.pool, config);
   const policy = createPolicySource(db.pool, policyFile);
-  const quotas = createQuotaGate({ pool: db.pool, policy, metrics, log });
+  const quotas = createQuotaGate({ policy, metrics, log });
   const mailbox = createMailbox({ pool: db.pool, config, directory, enqueuer, waiter, quotas, metrics });
   const admin = createAdmin(db.pool, config, policy, (fn) => waiter.watch(fn));
   const auth = createAuthenticator(createCredentials(db.pool), config);

@@ -1,6 +1,7 @@
 // Which rate quotas a message is counted against: every `limit` rule of the policy
 // that matches it, each keyed by what the rule counts separately (docs/policy.md).
-// Pure; the counting itself is one SQL statement (src/db/rate-quota.ts).
+// Pure; the counting itself happens in the statement that stores the message
+// (enqueue_message, migrations/0018_enqueue_quota.sql).
 import { label, matches, type Policy, type QuotaPer, type RateQuota } from './policy.js';
 
 /** A message as the quotas see it: its sender, recipient (both agent addresses), type, subject, thread. */
@@ -18,6 +19,8 @@ export interface QuotaCharge {
   readonly rule: string;
   /** What is counted, e.g. `sender_domain=agents.partner.example`. */
   readonly key: string;
+  /** The counter's key in the database: the rule and what it counts. */
+  readonly counter: string;
   /** The rule's window, e.g. `60s`. */
   readonly window: string;
   /** The quota, to say it in a refusal. */
@@ -60,9 +63,12 @@ export function quotaCharges(policy: Policy, s: QuotaSubject): QuotaCharge[] {
     if (r.action !== 'limit' || !r.quota || !matches(r, s)) return;
     const value = keyValue(r.quota.per, s);
     if (value === undefined) return;
+    const rule = label(r, i);
+    const key = `${r.quota.per}=${value}`;
     charges.push({
-      rule: label(r, i),
-      key: `${r.quota.per}=${value}`,
+      rule,
+      key,
+      counter: `${rule}|${key}`,
       window: `${r.quota.window_sec}s`,
       quota: r.quota,
       intervalUs: Math.max(1, Math.round((r.quota.window_sec * 1e6) / r.quota.limit)),

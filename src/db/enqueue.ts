@@ -2,25 +2,81 @@
 import type { Queryable } from './pool.js';
 import type { EnqueueResult, NewMessage } from './message-row.js';
 
+/** One rate quota counter an item is counted by (src/core/rate-quota.ts makes them). */
+export interface QuotaCounter {
+  /** The counter's key in rate_quota: the rule and what it counts, e.g. `partner-rate|sender_domain=…`. */
+  readonly counter: string;
+  readonly intervalUs: number;
+  readonly burst: number;
+}
+
+/** The rate quotas a batch is counted against, in the statement that stores it (migrations/0018). */
+export interface BatchQuotas {
+  /** Per item: the counters it is counted by (none: not counted). */
+  readonly counters: readonly (readonly QuotaCounter[] | undefined)[];
+  /** Per item: its group; an item over a quota refuses its whole group (all recipients of one mail). */
+  readonly groups: readonly number[];
+  /** Microseconds since the epoch. */
+  readonly nowUs: number;
+}
+
 /**
  * Calls enqueue_message for a batch; results come back in input order. With
  * `notify: false` the caller wakes the recipients itself after the commit
- * (notifyEnqueued), which lets concurrent batches share WAL flushes.
+ * (notifyEnqueued), which lets concurrent batches share WAL flushes. With `quotas`,
+ * the items stored new are counted against them in the same statement; an item over a
+ * quota, and the rest of its group, is not stored and answers `refused`.
  */
 export async function enqueueRows(
   db: Queryable,
   items: readonly NewMessage[],
-  opts: { notify?: boolean } = {},
+  opts: { notify?: boolean; quotas?: BatchQuotas } = {},
 ): Promise<EnqueueResult[]> {
+  const ord: number[] = [];
+  const key: string[] = [];
+  const interval: number[] = [];
+  const burst: number[] = [];
+  opts.quotas?.counters.forEach((cs, i) =>
+    cs?.forEach((c) => {
+      ord.push(i + 1);
+      key.push(c.counter);
+      interval.push(c.intervalUs);
+      burst.push(c.burst);
+    }),
+  );
   // A named statement: parsed and planned once per connection.
-  const { rows } = await db.query<EnqueueResult & { idx: number }>({
+  const { rows } = await db.query<EnqueueRow>({
     name: 'admp_enqueue',
-    text: 'SELECT idx, id, duplicate, status, conflict FROM enqueue_message($1::jsonb, $2)',
-    values: [JSON.stringify(items), opts.notify ?? true],
+    text: `SELECT idx, id, duplicate, status, conflict, refused, quota_key, quota_tat_us
+             FROM enqueue_message($1::jsonb, $2, $3, $4, $5, $6, $7, $8)`,
+    values: [
+      JSON.stringify(items),
+      opts.notify ?? true,
+      ord,
+      key,
+      interval,
+      burst,
+      opts.quotas?.groups ?? [],
+      opts.quotas?.nowUs ?? 0,
+    ],
   });
   return rows
     .sort((a, b) => a.idx - b.idx)
-    .map((r) => ({ id: r.id, duplicate: r.duplicate, status: r.status, conflict: r.conflict }));
+    .map((r) => ({
+      id: r.id,
+      duplicate: r.duplicate,
+      status: r.status,
+      conflict: r.conflict,
+      // bigint: a string unless src/db/pool.ts's parser is loaded; microseconds stay far below 2^53.
+      ...(r.refused ? { refused: r.quota_key ? { counter: r.quota_key, tatUs: Number(r.quota_tat_us) } : {} } : {}),
+    }));
+}
+
+interface EnqueueRow extends Omit<EnqueueResult, 'refused'> {
+  idx: number;
+  refused: boolean;
+  quota_key: string | null;
+  quota_tat_us: number | string | null;
 }
 
 /**

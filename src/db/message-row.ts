@@ -58,6 +58,12 @@ export interface EnqueueResult {
   duplicate: boolean;
   status: MessageStatus;
   conflict: boolean;
+  /**
+   * Not stored: over a rate quota (the counter that refused it, and that counter's tat
+   * after the count, in microseconds since the epoch), or `{}` when another item of its
+   * group was.
+   */
+  refused?: { counter?: string; tatUs?: number };
 }
 
 /** What a consumer gets for a claimed message (no history or bookkeeping columns: less to read and send). */

@@ -1,6 +1,7 @@
 // The one ingress pipeline, whatever road a mail took: parse → authenticate the
 // sender's domain → check the envelope → verify the agent signature → check policy
-// → check the rate quotas → build the row (fingerprint) → enqueue through the batcher.
+// → the rate quotas it is counted against → build the row (fingerprint) → enqueue
+// through the batcher, which counts the quotas in the statement that stores the rows.
 // Each step is a function of its own (src/ingress/steps/); this module only runs them in order.
 // Delivery status reports are recorded on the message they concern instead.
 import type pg from 'pg';
@@ -16,7 +17,7 @@ import { readSignedMail, type MailSignatureFields } from '../mail/signed-message
 import type { Directory } from '../mailbox/directory.js';
 import type { Enqueuer, NewMessage } from '../mailbox/batcher.js';
 import type { PolicySource } from '../policy/store.js';
-import type { QuotaGate } from '../policy/rate-quotas.js';
+import type { QuotaCharge, QuotaGate, QuotaSubject } from '../policy/rate-quotas.js';
 import type { Metrics } from '../metrics.js';
 import { withSpan } from '../tracing.js';
 import { cachedResolver, type Resolver } from './domain-auth.js';
@@ -28,7 +29,6 @@ import { authenticateDomain, type DomainAuthenticated } from './steps/authentica
 import { checkEnvelopeBody } from './steps/check-envelope.js';
 import { verifyAgentSignature } from './steps/verify-signature.js';
 import { checkPolicy } from './steps/check-policy.js';
-import { checkRate } from './steps/check-rate.js';
 import { buildRow } from './steps/build-row.js';
 import { canonicalJson } from '../core/canonical-json.js';
 import { storedMail } from '../db/enqueue.js';
@@ -70,10 +70,15 @@ interface CheckedMail {
   readonly policy: Policy;
 }
 
-type RecipientCheck =
-  | { recipient: string; row: NewMessage }
-  | { recipient: string; error: AdmpError }
-  | { recipient: string; storedId: string };
+/** A recipient's row to store, with the rate quotas it is counted against. */
+interface Admitted {
+  recipient: string;
+  row: NewMessage;
+  quota: QuotaSubject;
+  charges: readonly QuotaCharge[];
+}
+
+type RecipientCheck = Admitted | { recipient: string; error: AdmpError } | { recipient: string; storedId: string };
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { config, directory } = deps;
@@ -168,17 +173,18 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       { policy: m.policy, domains: config.domains, directory, metrics: deps.metrics },
     );
     if (admitted instanceof AdmpError) return refused(admitted);
-    const overQuota = await checkRate(
-      {
-        from: m.sender,
-        to: admitted.to.address,
-        type: m.envelope.type,
-        subject,
-        correlation_id: m.envelope.correlation_id ?? null,
-      },
-      deps.quotas,
-    );
-    if (overQuota) return refused(overQuota);
+    // Counted after the signature and the policy admitted the mail, so forged or refused
+    // mail never spends a sender's quota; over a quota, it is refused for now (451 4.7.1,
+    // a soft reject on the Rspamd road): the sender's MTA keeps it and retries, so a
+    // legitimate burst is delivered later rather than lost.
+    const quota: QuotaSubject = {
+      from: m.sender,
+      to: admitted.to.address,
+      type: m.envelope.type,
+      subject,
+      correlation_id: m.envelope.correlation_id ?? null,
+    };
+    const charges = await deps.quotas.charges(quota);
     const messageId = canonicalMessageId(m.fields.messageId ?? '');
     const row = buildRow(
       d,
@@ -192,7 +198,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         replayUntil: signature.validUntil,
       },
     );
-    return { recipient, row };
+    return { recipient, row, quota, charges };
   }
 
   async function store(checks: RecipientCheck[], atomic: boolean): Promise<RecipientResult[]> {
@@ -207,14 +213,28 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const worst = (failed.find((c) => c.error.temporary) ?? failed[0]!).error;
       return checks.map((c) => refused(c.recipient, 'error' in c ? c.error : worst));
     }
-    const ok = checks.flatMap((c) => ('row' in c ? [c.row] : []));
+    const ok = checks.filter((c): c is Admitted => 'row' in c);
     try {
-      const stored = ok.length > 0 ? await deps.enqueuer.enqueueAll(ok) : [];
+      const counters = ok.some((c) => c.charges.length > 0) ? ok.map((c) => c.charges) : undefined;
+      const stored =
+        ok.length > 0
+          ? await deps.enqueuer.enqueueAll(
+              ok.map((c) => c.row),
+              { counters, atomic },
+            )
+          : [];
+      // A recipient over a quota is refused; in an atomic mail the others share its refusal.
+      const overQuota = stored.map(
+        (s, i) => s.refused && deps.quotas.refusal(ok[i]!.charges, s.refused, ok[i]!.quota, 'mail'),
+      );
+      const first = overQuota.find((e) => e !== undefined);
       let i = 0;
       return checks.map((c) => {
         if ('error' in c) return refused(c.recipient, c.error);
         if ('storedId' in c) return { recipient: c.recipient, kind: 'stored', id: c.storedId, duplicate: true };
-        const s = stored[i++]!;
+        const s = stored[i]!;
+        const over = overQuota[i++];
+        if (s.refused) return refused(c.recipient, over || first!);
         return { recipient: c.recipient, kind: 'stored', id: s.id, duplicate: s.duplicate };
       });
     } catch (err) {

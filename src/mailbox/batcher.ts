@@ -1,18 +1,24 @@
 // The one enqueue path. Concurrent callers are gathered into one enqueue_message
 // call (one statement, one commit): under load this turns N fsyncs into one, and
 // an idle caller is not delayed, because a batch leaves as soon as a connection is
-// free. Every caller is answered only after its own row is committed.
+// free. Every caller is answered only after its own row is committed. The rate quotas
+// are counted in the same statement (only for the rows stored new, so a retry spends
+// none), not in a round trip of their own before it.
 import type pg from 'pg';
-import { enqueueRows, notifyEnqueued } from '../db/enqueue.js';
+import { enqueueRows, notifyEnqueued, type BatchQuotas, type QuotaCounter } from '../db/enqueue.js';
 import type { EnqueueResult, NewMessage } from '../db/message-row.js';
 
-export type { EnqueueResult, NewMessage };
+export type { EnqueueResult, NewMessage, QuotaCounter };
 import { observeEnqueue, since, type Metrics } from '../metrics.js';
 import { withSpan } from '../tracing.js';
 
 /** One caller's rows: stored together in one statement, all or none. */
 interface Pending {
   items: readonly NewMessage[];
+  /** Per item, the rate quota counters it is counted by. */
+  counters: readonly (readonly QuotaCounter[] | undefined)[] | undefined;
+  /** An item over a quota refuses the caller's other items too. */
+  atomic: boolean;
   at: number;
   resolve: (r: EnqueueResult[]) => void;
   reject: (e: unknown) => void;
@@ -28,12 +34,25 @@ export interface EnqueuerOptions {
   /** A waiting batch leaves at once when this many rows are queued. */
   fillRows?: number;
   metrics?: Metrics;
+  /** Microseconds since the epoch, the quotas' clock (tests move time). */
+  nowUs?: () => number;
+}
+
+export interface EnqueueOptions {
+  /** Per item, the rate quota counters it is counted by (src/policy/rate-quotas.ts). */
+  counters?: readonly (readonly QuotaCounter[] | undefined)[];
+  /**
+   * Whether an item over a quota refuses the caller's other items too (default); with
+   * false each item is refused alone. Either way a fault stores none of them.
+   */
+  atomic?: boolean;
 }
 
 export interface Enqueuer {
-  enqueue(item: NewMessage): Promise<EnqueueResult>;
+  /** One row, counted by these quota counters; `refused` when one is spent. */
+  enqueue(item: NewMessage, counters?: readonly QuotaCounter[]): Promise<EnqueueResult>;
   /** Several rows (one mail to several recipients) in the same commit: all stored or none. */
-  enqueueAll(items: readonly NewMessage[]): Promise<EnqueueResult[]>;
+  enqueueAll(items: readonly NewMessage[], options?: EnqueueOptions): Promise<EnqueueResult[]>;
   /** Waits for batches in flight (shutdown). */
   drain(): Promise<void>;
 }
@@ -58,16 +77,34 @@ export function createEnqueuer(pool: pg.Pool, options: EnqueuerOptions = {}): En
   const idle: (() => void)[] = [];
 
   const waker = createWaker(pool);
+  const nowUs = options.nowUs ?? (() => Date.now() * 1000);
 
-  async function store(items: NewMessage[]): Promise<EnqueueResult[]> {
-    const results = await enqueueRows(pool, items, { notify: false });
-    waker.wake(items.filter((_, i) => !results[i]!.duplicate));
+  /** The batch's quotas, or undefined when none of its callers has any. */
+  function quotasOf(batch: readonly Pending[]): BatchQuotas | undefined {
+    if (!batch.some((p) => p.counters)) return undefined;
+    const counters: (readonly QuotaCounter[] | undefined)[] = [];
+    const groups: number[] = [];
+    let group = 0;
+    for (const p of batch) {
+      p.items.forEach((_, i) => {
+        counters.push(p.counters?.[i]);
+        groups.push(p.atomic ? group : group++);
+      });
+      if (p.atomic) group++;
+    }
+    return { counters, groups, nowUs: nowUs() };
+  }
+
+  async function store(batch: readonly Pending[]): Promise<EnqueueResult[]> {
+    const items = batch.length === 1 ? batch[0]!.items : batch.flatMap((p) => p.items);
+    const results = await enqueueRows(pool, items, { notify: false, quotas: quotasOf(batch) });
+    waker.wake(items.filter((_, i) => !results[i]!.duplicate && !results[i]!.refused));
     return results;
   }
 
   async function run(batch: Pending[]): Promise<void> {
     try {
-      const results = await store(batch.flatMap((p) => p.items));
+      const results = await store(batch);
       let i = 0;
       for (const p of batch) {
         p.resolve(results.slice(i, i + p.items.length));
@@ -76,7 +113,7 @@ export function createEnqueuer(pool: pg.Pool, options: EnqueuerOptions = {}): En
     } catch (err) {
       if (batch.length === 1) batch[0]!.reject(err);
       // One bad caller must not fail its neighbours: retry each alone to isolate it.
-      else await Promise.all(batch.map((p) => store([...p.items]).then(p.resolve, p.reject)));
+      else await Promise.all(batch.map((p) => store([p]).then(p.resolve, p.reject)));
     }
   }
 
@@ -118,12 +155,19 @@ export function createEnqueuer(pool: pg.Pool, options: EnqueuerOptions = {}): En
     });
   }
 
-  function enqueueAll(items: readonly NewMessage[]): Promise<EnqueueResult[]> {
+  function enqueueAll(items: readonly NewMessage[], opts: EnqueueOptions = {}): Promise<EnqueueResult[]> {
     if (items.length === 0) return Promise.resolve([]);
     const started = performance.now();
     return withSpan('admp.enqueue', { 'admp.channel': items[0]!.channel, 'admp.rows': items.length }, async (span) => {
       const rs = await new Promise<EnqueueResult[]>((resolve, reject) => {
-        queue.push({ items, at: performance.now(), resolve, reject });
+        queue.push({
+          items,
+          counters: opts.counters,
+          atomic: opts.atomic ?? true,
+          at: performance.now(),
+          resolve,
+          reject,
+        });
         pump();
       });
       span.setAttributes({
@@ -131,13 +175,15 @@ export function createEnqueuer(pool: pg.Pool, options: EnqueuerOptions = {}): En
         'admp.duplicate': rs.every((r) => r.duplicate),
       });
       if (options.metrics)
-        rs.forEach((r, i) => observeEnqueue(options.metrics!, items[i]!.channel, r.duplicate, since(started)));
+        rs.forEach((r, i) => {
+          if (!r.refused) observeEnqueue(options.metrics!, items[i]!.channel, r.duplicate, since(started));
+        });
       return rs;
     });
   }
 
   return {
-    enqueue: async (item) => (await enqueueAll([item]))[0]!,
+    enqueue: async (item, counters) => (await enqueueAll([item], counters ? { counters: [counters] } : {}))[0]!,
     enqueueAll,
     drain() {
       draining = true;

@@ -28,7 +28,7 @@ import type { Directory, Recipient } from './directory.js';
 import type { Enqueuer } from './batcher.js';
 import type { InboxWaiter } from './inbox-waiter.js';
 import { observeEnqueue, since, type Metrics } from '../metrics.js';
-import type { QuotaGate, QuotaSubject } from '../policy/rate-quotas.js';
+import type { QuotaCharge, QuotaGate, QuotaSubject } from '../policy/rate-quotas.js';
 import { withSpan } from '../tracing.js';
 import { clientTime } from '../core/time.js';
 import { unstorableJson } from '../core/storable.js';
@@ -136,30 +136,19 @@ export function bodySize(body: unknown): number {
 }
 
 export function createMailbox({ pool, config, directory, enqueuer, waiter, quotas, metrics }: MailboxDeps): Mailbox {
-  /** Throws `rate_limited` (429 with Retry-After) when a quota of the policy is spent. */
-  async function admit(s: QuotaSubject): Promise<void> {
-    const refused = await quotas?.admit(s, 'http');
-    if (refused) throw refused;
-  }
+  const subject = (caller: Caller, to: Recipient, msg: Outgoing, correlationId: string | null): QuotaSubject => ({
+    from: caller.address,
+    to: to.address,
+    type: msg.type,
+    subject: msg.subject ?? null,
+    correlation_id: correlationId,
+  });
 
-  /**
-   * A reply's quotas need its recipient and thread, which the reply's transaction reads
-   * under a lock; they are read before it (neither changes), so that the transaction does
-   * not hold its lock and connection across the count. Nothing is read without a quota.
-   */
-  async function admitReply(caller: Caller, originalId: string, msg: Outgoing): Promise<void> {
-    if (!quotas || !(await quotas.active())) return;
-    const original = await messageFor(pool, originalId, caller.agentId, caller.address);
-    // Not found or not the caller's: the reply's own checks refuse it precisely.
-    if (!original || original === 'forbidden' || original.to_agent_id !== caller.agentId) return;
-    const to = await directory.resolve(original.from_agent, 'original sender');
-    await admit({
-      from: caller.address,
-      to: to.address,
-      type: msg.type,
-      subject: msg.subject ?? null,
-      correlation_id: original.correlation_id ?? original.id,
-    });
+  /** Throws `rate_limited` (429 with Retry-After) for a message the enqueue refused as over a quota. */
+  function checkedQuota(r: EnqueueResult, charges: readonly QuotaCharge[], s: QuotaSubject): EnqueueResult {
+    // Alone in its group, a refused message is over one of its own charges.
+    if (r.refused) throw quotas!.refusal(charges, r.refused, s, 'http')!;
+    return r;
   }
 
   function countAcks(outcomes: ReadonlyMap<string, LeaseOutcome>): void {
@@ -236,14 +225,10 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, quota
       // HTTP sends bypass the mail policy (the credential names the sender), so tenants are kept apart here.
       if (recipient.kind === 'local' && acrossTenants(config.domains, caller.domain, recipientDomain(recipient)))
         throw new AdmpError('policy_denied', `agents of ${caller.domain} may not send to another tenant's agents`);
-      await admit({
-        from: caller.address,
-        to: recipient.address,
-        type: msg.type,
-        subject: msg.subject ?? null,
-        correlation_id: msg.correlation_id ?? null,
-      });
-      return checked(await enqueuer.enqueue(row(caller, recipient, msg)), msg.idempotency_key);
+      const s = subject(caller, recipient, msg, msg.correlation_id ?? null);
+      const charges = quotas ? await quotas.charges(s) : undefined;
+      const r = await enqueuer.enqueue(row(caller, recipient, msg), charges?.length ? charges : undefined);
+      return checked(checkedQuota(r, charges ?? [], s), msg.idempotency_key);
     },
 
     pull(caller, opts) {
@@ -330,7 +315,6 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, quota
     },
 
     async reply(caller, originalId, msg) {
-      await admitReply(caller, originalId, msg);
       let channel: NewMessage['channel'] = 'http';
       const result = await inTransaction(pool, async (client) => {
         const original = await lockForReply(client, originalId, caller.agentId);
@@ -340,7 +324,12 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, quota
           in_reply_to: original.id,
         });
         channel = item.channel;
-        const result = checked((await enqueueRows(client, [item]))[0]!, msg.idempotency_key);
+        // Counted in the statement that stores the reply; a refusal rolls back the transaction.
+        const s = subject(caller, to, msg, item.correlation_id ?? null);
+        const charges = quotas ? await quotas.charges(s) : undefined;
+        const quota = charges?.length ? { counters: [charges], groups: [0], nowUs: Date.now() * 1000 } : undefined;
+        const stored = (await enqueueRows(client, [item], { quotas: quota }))[0]!;
+        const result = checked(checkedQuota(stored, charges ?? [], s), msg.idempotency_key);
         // An idempotent replay of the same reply answers like the first time.
         if (result.duplicate && result.id === original.reply) return result;
         // Any other second reply is refused; throwing rolls back the row just inserted.

@@ -93,6 +93,27 @@ test('concurrent sends are counted exactly: a burst of 5 admits 5 of 20', async 
   assert.ok(retry >= 719 && retry <= 720, `one place in 720 s (${retry})`);
 });
 
+test("an agent's retry of a stored send (same Idempotency-Key) spends no quota and gets its first answer", async (t) => {
+  const file = await policyFile(
+    t,
+    `rules:
+  - { id: one, from: "*", to: "*", action: limit, quota: { per: sender, limit: 1, window_sec: 3600 } }
+`,
+  );
+  const api = await startTestApi({ ADMP_POLICY_FILE: file });
+  t.after(() => api.close());
+  const [alice, bob] = [await api.agent('alice'), await api.agent('bob')];
+  const keyed = { ...alice, auth: { ...alice.auth, 'idempotency-key': 'job-1' } };
+  const first = await send(api.core, keyed, bob.address);
+  assert.equal(first.statusCode, 201);
+  // The reply was lost; the agent sends again with the same key, its quota spent.
+  const again = await send(api.core, keyed, bob.address);
+  assert.equal(again.statusCode, 200, again.body);
+  assert.equal(again.json().id, first.json().id);
+  const other = await send(api.core, alice, bob.address);
+  assert.equal(other.statusCode, 429, 'a new message is over the quota');
+});
+
 test('two instances on one database share the counters, and a restart keeps them', async (t) => {
   const file = await policyFile(
     t,

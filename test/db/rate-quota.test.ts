@@ -1,39 +1,87 @@
-// The counting statement of the rate quotas (src/db/rate-quota.ts) on a real PostgreSQL,
-// with the clock passed in: a burst, then one per interval; several keys and callers in
-// one statement; a refusal's retry time; keys at rest swept.
+// The rate quotas' count (enqueue_message, migrations/0018) on a real PostgreSQL, with the
+// clock passed in: a burst, then one per interval; several keys and callers in one
+// statement; a refusal's retry time; keys at rest swept. And how the count rides in the
+// enqueue: an item over a quota is refused while the rest of its batch commits, a mail's
+// other recipients are refused with it, a duplicate spends no quota, a failed statement
+// counts nothing, and the batcher's isolating retry counts each message once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestDatabase } from '../helpers/db.js';
-import { countQuotas, sweepQuotas } from '../../src/db/rate-quota.js';
+import { enqueueRows, type QuotaCounter } from '../../src/db/enqueue.js';
+import { sweepQuotas } from '../../src/db/rate-quota.js';
+import type { NewMessage } from '../../src/db/message-row.js';
+import { createEnqueuer } from '../../src/mailbox/batcher.js';
 import { retryAfterSec } from '../../src/policy/rate-quotas.js';
 import { quotaCharges } from '../../src/core/rate-quota.js';
 
 const S = 1_000_000;
+const T0 = 1_800_000_000 * S;
 
-test('GCRA in one statement: burst, then one per interval, exact retry times, keys apart, swept at rest', async (t) => {
+const item = (n: number, extra: Partial<NewMessage> = {}): NewMessage => ({
+  to_agent_id: `bob${n % 3}`,
+  channel: 'http',
+  from_agent: 'a@agents.test',
+  subject: null,
+  type: 't',
+  body: { n },
+  status: 'delivered',
+  ttl_sec: 60,
+  correlation_id: null,
+  idempotency_key: null,
+  source_fingerprint: null,
+  ...extra,
+});
+
+/** A counter of burst 3, one place a second. */
+const counter = (key: string): QuotaCounter => ({ counter: key, intervalUs: S, burst: 3 });
+
+type Db = Awaited<ReturnType<typeof createTestDatabase>>;
+
+async function stored(db: Db): Promise<number> {
+  return (await db.pool.query('SELECT count(*)::int AS n FROM message')).rows[0].n;
+}
+
+async function tat(db: Db, key: string): Promise<number | undefined> {
+  const { rows } = await db.pool.query('SELECT tat_us FROM rate_quota WHERE key = $1', [key]);
+  return rows[0] ? Number(rows[0].tat_us) : undefined;
+}
+
+test('GCRA in the enqueue: burst, then one per interval, exact retry times, keys apart, swept at rest', async (t) => {
   const db = await createTestDatabase();
   t.after(() => db.drop());
-  const t0 = 1_800_000_000 * S;
-  const count = async (at: number, ...c: [key: string, n: number][]) =>
-    countQuotas(
+  let n = 0;
+  /** `count` messages counted by each key, one item per message; which were refused. */
+  const send = async (at: number, ...c: [key: string, count: number][]) => {
+    const items = c.flatMap(([key, count]) => Array.from({ length: count }, () => ({ item: item(n++), key })));
+    const r = await enqueueRows(
       db.pool,
-      c.map(([key, n]) => ({ key, n, intervalUs: S, burst: 3 })),
-      at,
+      items.map((x) => x.item),
+      { quotas: { counters: items.map((x) => [counter(x.key)]), groups: items.map((_, i) => i), nowUs: at } },
     );
+    return r.map((x) => x.refused);
+  };
 
   // 5 at once against a burst of 3: the first 3 pass, and a, b are counted apart.
-  let r = await count(t0, ['a', 5], ['b', 1]);
-  assert.deepEqual(r.get('a'), { granted: 3, tatUs: t0 + 3 * S });
-  assert.deepEqual(r.get('b'), { granted: 1, tatUs: t0 + S });
+  let r = await send(T0, ['a', 5], ['b', 1]);
+  assert.deepEqual(r, [
+    undefined,
+    undefined,
+    undefined,
+    { counter: 'a', tatUs: T0 + 3 * S },
+    { counter: 'a', tatUs: T0 + 3 * S },
+    undefined,
+  ]);
+  assert.equal(await tat(db, 'b'), T0 + S);
+  assert.equal(await stored(db), 4, 'the refused items are not stored');
   // Half an interval later nothing has freed up; a full one later, one place.
-  r = await count(t0 + S / 2, ['a', 1]);
-  assert.equal(r.get('a')!.granted, 0);
-  assert.equal(r.get('a')!.tatUs, t0 + 3 * S, 'a refusal does not push the time out');
-  r = await count(t0 + S, ['a', 2]);
-  assert.deepEqual(r.get('a'), { granted: 1, tatUs: t0 + 4 * S });
+  r = await send(T0 + S / 2, ['a', 1]);
+  assert.deepEqual(r, [{ counter: 'a', tatUs: T0 + 3 * S }], 'a refusal does not push the time out');
+  r = await send(T0 + S, ['a', 2]);
+  assert.deepEqual(r, [undefined, { counter: 'a', tatUs: T0 + 4 * S }]);
   // Long quiet: the burst is back, never more.
-  r = await count(t0 + 100 * S, ['a', 10]);
-  assert.deepEqual(r.get('a'), { granted: 3, tatUs: t0 + 103 * S });
+  r = await send(T0 + 100 * S, ['a', 10]);
+  assert.equal(r.filter((x) => x === undefined).length, 3);
+  assert.equal(await tat(db, 'a'), T0 + 103 * S);
 
   // The refusal's retry time, from the charge the policy makes.
   const [charge] = quotaCharges(
@@ -44,14 +92,98 @@ test('GCRA in one statement: burst, then one per interval, exact retry times, ke
     },
     { from: 'a@x', to: 'b@y', type: 't' },
   );
-  assert.equal(retryAfterSec(charge!, t0 + 103 * S, t0 + 100 * S), 1, 'the next place frees up in 1 s');
-  assert.equal(retryAfterSec(charge!, t0 + 103 * S, t0 + 100 * S + S / 4), 1, 'rounded up, at least 1 s');
+  assert.equal(charge!.counter, 'q|sender=a@x');
+  assert.equal(retryAfterSec(charge!, T0 + 103 * S, T0 + 100 * S), 1, 'the next place frees up in 1 s');
+  assert.equal(retryAfterSec(charge!, T0 + 103 * S, T0 + 100 * S + S / 4), 1, 'rounded up, at least 1 s');
 
   // Sweep: a key whose tat has passed is gone; one still counting stays.
-  assert.equal(await sweepQuotas(db.pool, t0 + 50 * S), 1, 'b is at rest');
+  assert.equal(await sweepQuotas(db.pool, T0 + 50 * S), 1, 'b is at rest');
   const { rows } = await db.pool.query('SELECT key FROM rate_quota ORDER BY key');
   assert.deepEqual(
     rows.map((x) => x.key),
     ['a'],
   );
+});
+
+test('a group with one item over a quota is refused whole, its keys given back; the rest of the batch commits', async (t) => {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  const keyed = (n: number, to: string) =>
+    item(n, { to_agent_id: to, channel: 'smtp', source_fingerprint: n.toString(16).padStart(64, '0') });
+  // `full` has no place left; `free` has plenty.
+  await enqueueRows(db.pool, [item(100)], {
+    quotas: { counters: [[{ counter: 'full', intervalUs: 3600 * S, burst: 1 }]], groups: [0], nowUs: T0 },
+  });
+  const full: QuotaCounter = { counter: 'full', intervalUs: 3600 * S, burst: 1 };
+  const free = counter('free');
+  // One mail to carol and dave (group 0; dave's quota is spent), one to erin (group 1).
+  const mail = [keyed(1, 'carol'), keyed(1, 'dave'), keyed(2, 'erin')];
+  const r = await enqueueRows(db.pool, mail, {
+    quotas: { counters: [[free], [free, full], [free]], groups: [0, 0, 1], nowUs: T0 },
+  });
+  assert.deepEqual(
+    r.map((x) => x.refused),
+    [{}, { counter: 'full', tatUs: T0 + 3600 * S }, undefined],
+  );
+  const { rows } = await db.pool.query("SELECT to_agent_id FROM message WHERE to_agent_id <> 'bob1' ORDER BY 1");
+  assert.deepEqual(
+    rows.map((x) => x.to_agent_id),
+    ['erin'],
+    'nothing of the refused mail is stored',
+  );
+  const { rows: keys } = await db.pool.query('SELECT to_agent_id FROM message_dedupe ORDER BY 1');
+  assert.deepEqual(
+    keys.map((x) => x.to_agent_id),
+    ['erin'],
+    'the refused mail holds no replay key: its retry is stored as new',
+  );
+  // The retry, once dave's quota allows: stored new for both, not answered as a duplicate.
+  const again = await enqueueRows(db.pool, mail.slice(0, 2), {
+    quotas: { counters: [[free], [free, full]], groups: [0, 0], nowUs: T0 + 3600 * S },
+  });
+  assert.deepEqual(
+    again.map((x) => [x.duplicate, x.refused]),
+    [
+      [false, undefined],
+      [false, undefined],
+    ],
+  );
+});
+
+test('a duplicate spends no quota; a failed statement counts nothing; the batcher counts each message once', async (t) => {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  const one = { counter: 'one', intervalUs: 3600 * S, burst: 1 };
+  const retry = item(1, { idempotency_key: 'k1', source_fingerprint: 'ab'.repeat(32) });
+  const q = (nowUs: number) => ({ counters: [[one]], groups: [0], nowUs });
+  const [first] = await enqueueRows(db.pool, [retry], { quotas: q(T0) });
+  assert.equal(first!.refused, undefined);
+  // The quota is spent, yet the agent's retry of the stored send is answered as before.
+  const [again] = await enqueueRows(db.pool, [retry], { quotas: q(T0 + S) });
+  assert.deepEqual([again!.duplicate, again!.id, again!.refused], [true, first!.id, undefined]);
+  assert.equal(await tat(db, 'one'), T0 + 3600 * S, 'the duplicate was not counted');
+
+  // A statement that fails after counting (an item PostgreSQL cannot store) rolls the count back.
+  const poisoned = item(2, { ttl_sec: 'soon' as unknown as number });
+  const free = counter('free');
+  await assert.rejects(
+    enqueueRows(db.pool, [item(3), poisoned], {
+      quotas: { counters: [[free], [free]], groups: [0, 1], nowUs: T0 },
+    }),
+  );
+  assert.equal(await tat(db, 'free'), undefined, 'nothing counted');
+
+  // Through the batcher: the poisoned caller shares a batch with two others, which is
+  // retried caller by caller; the others are stored and each counted once.
+  const enqueuer = createEnqueuer(db.pool, { fillWaitMs: 200, fillRows: 3, nowUs: () => T0 });
+  const results = await Promise.allSettled([
+    enqueuer.enqueue(item(4), [free]),
+    enqueuer.enqueue(poisoned, [free]),
+    enqueuer.enqueue(item(5), [free]),
+  ]);
+  assert.deepEqual(
+    results.map((x) => x.status),
+    ['fulfilled', 'rejected', 'fulfilled'],
+  );
+  assert.equal(await tat(db, 'free'), T0 + 2 * S, 'two messages stored, two counted');
 });
