@@ -11,7 +11,7 @@
 // verifier does the same work for every copy: body hash, header canonicalisation,
 // one RSA verify. Copies are kept as a unique head plus one shared tail.
 import { randomUUID, sign } from 'node:crypto';
-import { dkimSign } from 'mailauth/lib/dkim/sign.js';
+import { dkimSignatureField } from '../src/mail/dkim-sign.js';
 import { privateKeyFromSeed, signatureBase, type SignedFields } from '../src/core/signature.js';
 import { buildSignedMessage } from '../src/mail/signed-message.js';
 import { dkimKey, type DkimKey } from '../test/helpers/mail.js';
@@ -24,9 +24,7 @@ export const RECIPIENT_ADDRESS = `${INGEST_RECIPIENT}@${DOMAIN}`;
 /** authserv-id of "our" MTA on the LMTP road (ADMP_MTA_HOSTNAME). */
 export const MTA_HOSTNAME = 'mx.agents.bench';
 
-// The fields DKIM signs (all but Message-ID and X-Agent-Signature). mailauth splits a
-// colon-separated string (lib/tools.js getSigningHeaderLines); an array, which its
-// typings ask for, silently falls back to its default list.
+// The fields DKIM signs (all but Message-ID and X-Agent-Signature).
 const DKIM_HEADERS = 'from:to:subject:date:mime-version:content-type:x-agent-id:x-agent-kid:x-agent-timestamp';
 // A Message-ID with the length of every copy's, to be replaced in head and signature base.
 const MID_PLACEHOLDER = `00000000-0000-4000-8000-000000000000@${PARTNER_DOMAIN}`;
@@ -97,22 +95,8 @@ export async function mailSet(
   const probe = await template(p, 0, now);
   const overhead = probe.raw.length + 600; // + the DKIM-Signature field
   const t = await template(p, Math.max(0, Math.floor(((o.bytes - overhead) * 3) / 4)), now);
-  const d = p.dkim;
-  const signatureData = {
-    signingDomain: d.domain,
-    selector: d.selector,
-    privateKey: d.privateKeyPem,
-    algorithm: 'rsa-sha256',
-  };
-  const dkim = await dkimSign(t.raw, {
-    ...signatureData,
-    canonicalization: 'relaxed/relaxed',
-    headerList: DKIM_HEADERS as unknown as string[],
-    signatureData: [signatureData],
-  });
-  if (dkim.errors.length > 0 || dkim.signatures.trim() === '')
-    throw new Error(`dkimSign: ${dkim.errors.map(String).join('; ') || 'no signature'}`);
-  const full = `${o.prefix ?? ''}${dkim.signatures}${t.raw}`;
+  const dkim = await dkimSignatureField(t.raw, p.dkim, { headerList: DKIM_HEADERS });
+  const full = `${o.prefix ?? ''}${dkim}${t.raw}`;
   const split = full.indexOf('\r\n\r\n') + 4;
   const head = full.slice(0, split);
   const base = signatureBase(t.fields);

@@ -4,9 +4,9 @@
 // its key again, whatever happened.
 import { randomBytes } from 'node:crypto';
 import nodemailer from 'nodemailer';
-import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import { publicKeyFromSeed } from '../core/signature.js';
 import { buildSignedMessage } from '../mail/signed-message.js';
+import { dkimSignatureField } from '../mail/dkim-sign.js';
 import { fail, pass, type Check } from './report.js';
 import type { DoctorTargets } from './checks.js';
 
@@ -20,19 +20,6 @@ export interface RoundTripOptions {
   /** The agents domain's DKIM key: the receiving side wants an aligned DKIM pass. */
   readonly dkim?: DkimKey;
   readonly timeoutMs: number;
-}
-
-/** relaxed/relaxed rsa-sha256 (RFC 6376), as Mailcow signs. */
-async function dkimSigned(eml: Buffer, domain: string, key: DkimKey): Promise<Buffer> {
-  const signer = {
-    signingDomain: domain,
-    selector: key.selector,
-    privateKey: key.privateKeyPem,
-    algorithm: 'rsa-sha256',
-  };
-  const r = await dkimSign(eml, { ...signer, canonicalization: 'relaxed/relaxed', signatureData: [signer] });
-  if (r.errors.length > 0 || !r.signatures) throw new Error(`DKIM signing failed: ${r.errors.map(String).join('; ')}`);
-  return Buffer.concat([Buffer.from(r.signatures), eml]);
 }
 
 export function roundTripCheck(t: DoctorTargets, o: RoundTripOptions): Check {
@@ -53,7 +40,12 @@ export function roundTripCheck(t: DoctorTargets, o: RoundTripOptions): Check {
           { to: address, type: 'admp.doctor', body: { probe: id } },
           { agent: address, kid, seed },
         );
-        const raw = o.dkim ? await dkimSigned(signed.eml, t.domain, o.dkim) : signed.eml;
+        const raw = o.dkim
+          ? Buffer.concat([
+              Buffer.from(await dkimSignatureField(signed.eml, { domain: t.domain, ...o.dkim })),
+              signed.eml,
+            ])
+          : signed.eml;
         const started = Date.now();
         const transport = nodemailer.createTransport({
           host: o.smtp.host,
