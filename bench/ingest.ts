@@ -44,7 +44,10 @@ export interface IngestSettings {
   readonly poolMax: number;
   /** ADMP_WORKERS values to run; 100 KB mail is measured with the first only. */
   readonly workers: readonly number[];
-  /** Runs only the cases whose label contains this text (e.g. `DKIM re-verified, 5 KB`). */
+  /**
+   * Runs only the cases whose label contains this text, or one of its `|`-separated
+   * parts (e.g. `DKIM re-verified, 5 KB` or `trusting Rspamd, 5 KB|SMTP edge|Postfix`).
+   */
   readonly only?: string;
   /** Also the first Rspamd case with rate quotas counting every mail (BENCH_ONLY step `ingest-quota`). */
   readonly quota?: boolean;
@@ -161,12 +164,14 @@ export async function ingestBench(
     ADMP_PG_POOL_MAX: String(s.poolMax),
   });
 
+  const parts = (s.only ?? '').split('|');
+  const wanted = (name: string) => parts.some((p) => name.includes(p));
   const measurements: Measurement[] = [];
   const byCase = new Map<string, Measurement>();
   let quotaTarget: Target | undefined;
   for (const [wi, workers] of s.workers.entries()) {
     for (const mode of ['trust', 'verify'] as const) {
-      const todo = cases(mode, wi === 0).filter((c) => label(c.road, mode, c.bytes, workers).includes(s.only ?? ''));
+      const todo = cases(mode, wi === 0).filter((c) => wanted(label(c.road, mode, c.bytes, workers)));
       if (todo.length === 0) continue;
       const lmtpPort = await freePort();
       const smtpPort = await freePort();
@@ -266,6 +271,15 @@ export async function ingestBench(
     baseline: t.min,
     min: 1,
   }));
+  // The edge printed beside the Rspamd road and a plain Postfix → LMTP delivery of the same mail.
+  for (const workers of s.workers) {
+    const edge = byCase.get(`smtp/trust/${SIZES['5 KB']}/${workers}`);
+    for (const road of ['rspamd', 'postfix'] as const) {
+      const beside = byCase.get(`${road}/trust/${SIZES['5 KB']}/${workers}`);
+      if (edge && beside)
+        targets.push({ path: `${edge.label} vs ${beside.label}, same run`, ours: edge, baseline: beside });
+    }
+  }
   if (quotaTarget) targets.push(quotaTarget);
   return { measurements, targets };
 }

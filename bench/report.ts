@@ -17,12 +17,15 @@ export interface Measurement {
   readonly raw: unknown;
 }
 
-/** `baseline`: another measurement of the same run, or a fixed rate (in `ours`' unit) the issue asks for. */
+/**
+ * `baseline`: another measurement of the same run, or a fixed rate (in `ours`' unit) the
+ * issue asks for. Without `min`, a comparison the issue asks to print, with no target.
+ */
 export interface Target {
   readonly path: string;
   readonly ours?: Measurement;
   readonly baseline?: Measurement | number;
-  readonly min: number;
+  readonly min?: number;
 }
 
 const count = (n: number, unit: string) => `${Math.round(n).toLocaleString('en-US')} ${unit}`;
@@ -35,7 +38,7 @@ export const ratioOf = (t: Target): number | undefined => {
 };
 export const metOf = (t: Target): boolean | undefined => {
   const r = ratioOf(t);
-  return r === undefined ? undefined : r >= t.min;
+  return r === undefined || t.min === undefined ? undefined : r >= t.min;
 };
 
 function markdownTable(header: string[], rows: string[][]): string {
@@ -61,8 +64,8 @@ export function targetTable(targets: readonly Target[]): string {
         rate(t.ours),
         base,
         r === undefined ? 'n/a' : r.toFixed(2),
-        `≥ ${t.min}`,
-        met === undefined ? 'n/a' : met ? 'yes' : 'NO',
+        t.min === undefined ? '—' : `≥ ${t.min}`,
+        t.min === undefined ? '—' : met === undefined ? 'n/a' : met ? 'yes' : 'NO',
       ];
     }),
   );
