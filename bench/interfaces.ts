@@ -4,8 +4,9 @@
 //   push    webhook push to a local receiver vs HTTP pull+ack, msgs/s (target ≥ 0.8)
 //   latency at light load, commit (the message's created_at) → the receiver's 2xx, p50/p99 (target p99 < 50 ms)
 //   mcp     check_inbox + ack_message over Streamable HTTP (/mcp) vs HTTP pull + ack, p50/p99
-// Settings: BENCH_SECONDS (10),
-// BENCH_CONSUMERS (16), BENCH_PULL_INBOXES (4), BENCH_BATCH (10), BENCH_BACKLOG (100 000),
+// The baselines are the main bench's pull step (bench/pull-ack.ts pullStep: prefilled, settled, warmed up).
+// Settings: BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (3),
+// BENCH_CONSUMERS (16), BENCH_PULL_INBOXES (4), BENCH_BATCH (10), BENCH_BACKLOG (200 000),
 // BENCH_LIGHT_RATE (20 msgs/s), BENCH_LIGHT_COUNT (400), BENCH_MCP_ROUNDS (500),
 // BENCH_INTERFACES (sdk,push,latency,mcp).
 import { createServer, type Server } from 'node:http';
@@ -14,8 +15,8 @@ import { Pool } from 'undici';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { addAgent } from '../src/db/agents.js';
-import { startPostgres } from './postgres.js';
-import { httpPullAck, prefillInboxes } from './pull-ack.js';
+import { settle, startPostgres } from './postgres.js';
+import { prefillInboxes, pullStep } from './pull-ack.js';
 import { percentile } from './loops.js';
 import { sdkBesideRaw } from './sdk-step.js';
 import { startServer } from './server.js';
@@ -23,10 +24,11 @@ import { DOMAIN, pullInbox, SENDER, TYPE } from './workload.js';
 
 const int = (name: string, dflt: number) => Number(process.env[name] || dflt);
 const seconds = int('BENCH_SECONDS', 10);
+const warmupSeconds = int('BENCH_WARMUP_SECONDS', 3);
 const consumers = int('BENCH_CONSUMERS', 16);
 const inboxCount = int('BENCH_PULL_INBOXES', 4);
 const batch = int('BENCH_BATCH', 10);
-const backlog = int('BENCH_BACKLOG', 100_000);
+const backlog = int('BENCH_BACKLOG', 200_000);
 const lightRate = int('BENCH_LIGHT_RATE', 20);
 const lightCount = int('BENCH_LIGHT_COUNT', 400);
 const mcpRounds = int('BENCH_MCP_ROUNDS', 500);
@@ -77,36 +79,29 @@ try {
   );
   const names = inboxes.map((_, i) => pullInbox(i));
   const sender = await addAgent(db.pool, SENDER, DOMAIN);
+  const step = { inboxes, consumers, backlog, batch, seconds, warmupSeconds };
+  const clear = () => db.pool.query("DELETE FROM message WHERE status IN ('acked', 'leased', 'delivered')");
 
-  if (only.has('sdk'))
-    results.push(
-      await sdkBesideRaw({
-        url: server.url,
-        pool: db.pool,
-        inboxes: names,
-        tokens: Array.from({ length: consumers }, (_, i) => inboxes[i % inboxes.length]!.token),
-        seconds,
-        batch,
-        backlog,
-        log,
-      }),
-    );
+  if (only.has('sdk')) results.push(await sdkBesideRaw({ url: server.url, pool: db.pool, ...step, log }));
 
   if (only.has('push')) {
-    log(`prefilling ${backlog} messages into ${inboxCount} inboxes`);
-    await prefillInboxes(db.pool, names, backlog);
-    const tokens = Array.from({ length: consumers }, (_, i) => ({ token: inboxes[i % inboxes.length]!.token }));
-    const pull = await httpPullAck(server.url, tokens, { seconds, max: batch });
-    log(`HTTP pull+ack: ${pull.perSec.toFixed(0)} msgs/s (${consumers} consumers, batch ${batch})`);
+    await clear();
+    log(
+      `HTTP pull+ack: ${backlog} messages prefilled into ${inboxCount} inboxes, ${consumers} consumers, batch ${batch}`,
+    );
+    const { result: pull } = await pullStep(db.pool, server.url, step);
+    log(`HTTP pull+ack: ${pull.perSec.toFixed(0)} msgs/s`);
 
-    await db.pool.query("DELETE FROM message WHERE status IN ('acked', 'leased', 'delivered')");
+    await clear();
     await prefillInboxes(db.pool, names, backlog);
+    await settle(db.pool, ['message']);
     let received = 0;
     onMessage = () => void received++;
     // One endpoint per inbox; the worker finds them at its next poll (within a second).
     for (const inbox of inboxes) await call(inbox.token, 'POST', '/v1/webhooks', { url: `${sink.url}/push` });
     const firstBy = Date.now() + 10_000;
     while (received === 0 && Date.now() < firstBy) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, warmupSeconds * 1000));
     const from = received;
     const started = performance.now();
     await new Promise((r) => setTimeout(r, seconds * 1000));
@@ -115,12 +110,14 @@ try {
       "SELECT count(*)::int AS n FROM message WHERE status IN ('delivered', 'leased')",
     );
     log(`webhook push: ${push.toFixed(0)} msgs/s (${rows[0]!.n} still waiting at the end)`);
+    if (rows[0]!.n === 0) log('webhook push: the backlog ran dry before the time was up (raise BENCH_BACKLOG)');
     results.push(
       `push ${push.toFixed(0)} msgs/s vs HTTP pull+ack ${pull.perSec.toFixed(0)} msgs/s: ratio ${(push / pull.perSec).toFixed(2)} (target ≥ 0.80)`,
     );
     for (const inbox of inboxes) await removeWebhooks(inbox.token);
     await new Promise((r) => setTimeout(r, 1000)); // the deliveries in flight finish and their acks land
-    await db.pool.query("DELETE FROM message WHERE status IN ('acked', 'leased', 'delivered')");
+    await clear();
+    await settle(db.pool, ['message']);
   }
 
   if (only.has('latency')) {
@@ -149,9 +146,12 @@ try {
   if (only.has('mcp')) {
     const agent = inboxes[inboxCount - 1]!;
     await db.pool.query('DELETE FROM message WHERE to_agent_id = $1', [pullInbox(inboxCount - 1)]);
-    await prefillInboxes(db.pool, [pullInbox(inboxCount - 1)], 2 * mcpRounds + 100);
+    await prefillInboxes(db.pool, [pullInbox(inboxCount - 1)], 3 * mcpRounds + 100);
+    await settle(db.pool, ['message']);
+    // A tenth of the rounds first, not counted (JIT, connections, the statements' plans).
+    const warm = Math.ceil(mcpRounds / 10);
     const plain: number[] = [];
-    for (let i = 0; i < mcpRounds; i++) {
+    for (let i = 0; i < warm + mcpRounds; i++) {
       const t0 = performance.now();
       const { messages } = await call<{ messages: { id: string; lease_id: string }[] }>(
         agent.token,
@@ -160,7 +160,7 @@ try {
         { max: 1 },
       );
       await call(agent.token, 'POST', `/v1/messages/${messages[0]!.id}/ack`, { lease_id: messages[0]!.lease_id });
-      plain.push(performance.now() - t0);
+      if (i >= warm) plain.push(performance.now() - t0);
     }
     const client = new Client({ name: 'admp-bench', version: '1.0.0' });
     await client.connect(
@@ -169,13 +169,13 @@ try {
       }),
     );
     const viaMcp: number[] = [];
-    for (let i = 0; i < mcpRounds; i++) {
+    for (let i = 0; i < warm + mcpRounds; i++) {
       const t0 = performance.now();
       const r = await client.callTool({ name: 'check_inbox', arguments: { max: 1 } });
       const m = (r.structuredContent as { messages: { id: string; lease_id: string }[] }).messages[0]!;
       const a = await client.callTool({ name: 'ack_message', arguments: { message_id: m.id, lease_id: m.lease_id } });
       if (a.isError) throw new Error(`ack_message: ${JSON.stringify(a.content)}`);
-      viaMcp.push(performance.now() - t0);
+      if (i >= warm) viaMcp.push(performance.now() - t0);
     }
     await client.close();
     const p = (xs: number[]) => {

@@ -4,6 +4,7 @@
 import type pg from 'pg';
 import { Pool } from 'undici';
 import { runLoops, type LoopResult } from './loops.js';
+import { settle } from './postgres.js';
 import { BODY_PREFIX, SENDER_ADDRESS, SUBJECT, TTL_SEC, TYPE } from './workload.js';
 
 const PREFILL_BATCH = 5000;
@@ -110,4 +111,40 @@ export async function httpPullAck(
   } finally {
     await http.close();
   }
+}
+
+export interface PullStepSettings {
+  /** The inboxes (agent id and token); consumer i uses inbox i mod their number. */
+  readonly inboxes: readonly { id: string; token: string }[];
+  readonly consumers: number;
+  readonly backlog: number;
+  readonly batch: number;
+  readonly seconds: number;
+  readonly warmupSeconds: number;
+  readonly ackInPull?: boolean;
+}
+
+/**
+ * The pull step of `npm run bench`, for every script that prints a figure beside it: a
+ * backlog prefilled, then `VACUUM ANALYZE` and `CHECKPOINT` (without fresh statistics the
+ * claim's generic plan is made for an empty table), a warm-up, then the measured window,
+ * run by `measure` (the main bench wraps it in its CPU window).
+ */
+export async function pullStep<T = LoopResult>(
+  pool: pg.Pool,
+  url: string,
+  s: PullStepSettings,
+  measure: (run: () => Promise<LoopResult>) => Promise<T> = (run) => run() as Promise<T>,
+): Promise<{ prefillRate: number; result: T }> {
+  const prefillRate = await prefillInboxes(
+    pool,
+    s.inboxes.map((a) => a.id),
+    s.backlog,
+  );
+  await settle(pool, ['message']);
+  const consumers = Array.from({ length: s.consumers }, (_, i) => ({ token: s.inboxes[i % s.inboxes.length]!.token }));
+  const cycle = { max: s.batch, ackInPull: s.ackInPull ?? false };
+  await httpPullAck(url, consumers, { ...cycle, seconds: s.warmupSeconds });
+  const result = await measure(() => httpPullAck(url, consumers, { ...cycle, seconds: s.seconds }));
+  return { prefillRate, result };
 }

@@ -5,8 +5,7 @@
 import type pg from 'pg';
 import { addAgent } from '../src/db/agents.js';
 import type { LoopResult } from './loops.js';
-import { settle } from './postgres.js';
-import { httpPullAck, prefillInboxes } from './pull-ack.js';
+import { pullStep } from './pull-ack.js';
 import type { SendResult } from './send.js';
 import { DOMAIN, pullInbox, SENDER, sendRecipient } from './workload.js';
 import { wrkSend } from './wrk.js';
@@ -56,17 +55,7 @@ export async function queuePass(
 ): Promise<QueuePass> {
   await sendFor(serverUrl, agents, s, s.warmupSeconds);
   const send = await sendFor(serverUrl, agents, s, s.seconds);
-  await prefillInboxes(
-    pool,
-    agents.inboxes.map((a) => a.id),
-    s.backlog,
-  );
-  await settle(pool, ['message']);
-  const consumers = Array.from({ length: s.consumers }, (_, i) => ({
-    token: agents.inboxes[i % agents.inboxes.length]!.token,
-  }));
-  await httpPullAck(serverUrl, consumers, { seconds: s.warmupSeconds, max: s.batch });
-  const pullAck = await httpPullAck(serverUrl, consumers, { seconds: s.seconds, max: s.batch });
+  const { result: pullAck } = await pullStep(pool, serverUrl, { ...s, inboxes: agents.inboxes });
   return { send, pullAck };
 }
 

@@ -18,7 +18,7 @@ import {
   type BenchDatabase,
   type BenchPostgres,
 } from './postgres.js';
-import { httpPullAck, prefillInboxes } from './pull-ack.js';
+import { pullStep } from './pull-ack.js';
 import {
   cpuPerOp,
   cpuRatioOf,
@@ -409,22 +409,14 @@ async function main(): Promise<void> {
   ];
   for (const mode of pullModes.filter((m) => wanted(m.step))) {
     log(
-      `${mode.label}: prefilling ${settings.backlog} messages into ${settings.pullInboxes} inboxes via enqueue_message`,
+      `${mode.label}: ${settings.backlog} messages prefilled into ${settings.pullInboxes} inboxes via enqueue_message, ` +
+        `then ${settings.consumers} consumers, ${mode.how}, ${S} s`,
     );
-    const prefillRate = await prefillInboxes(
-      ours.pool,
-      inboxes.map((a) => a.id),
-      settings.backlog,
-    );
-    await settle(ours.pool, ['message']);
-    const consumers = Array.from({ length: settings.consumers }, (_, i) => ({
-      token: inboxes[i % inboxes.length]!.token,
-    }));
-    const cycle = { seconds: settings.warmupSeconds, max: settings.batch, ackInPull: mode.ackInPull };
-    await httpPullAck(server.url, consumers, cycle);
-    log(`${mode.label}: ${settings.consumers} consumers over ${settings.pullInboxes} inboxes, ${mode.how}, ${S} s`);
-    const { result: r, cpu } = await measured(groups, () =>
-      httpPullAck(server.url, consumers, { ...cycle, seconds: S }),
+    const {
+      prefillRate,
+      result: { result: r, cpu },
+    } = await pullStep(ours.pool, server.url, { ...settings, inboxes, seconds: S, ackInPull: mode.ackInPull }, (run) =>
+      measured(groups, run),
     );
     results[mode.step] = loopMeasurement(
       `${mode.label} (${settings.consumers} consumers, batch ${settings.batch})`,

@@ -1,7 +1,7 @@
 // `npx tsx bench/sdk-consume.ts`: the SDK's consume() against the raw "pull carrying
 // its acks" loop (bench/sdk-step.ts) on one server and database. Prints both rates and
 // the ratio (the issue's target: SDK ≥ 0.9 × raw). Settings: BENCH_SECONDS (10),
-// BENCH_CONSUMERS (8), BENCH_PULL_INBOXES (4), BENCH_BATCH (10), BENCH_BACKLOG (100 000).
+// BENCH_WARMUP_SECONDS (3), BENCH_CONSUMERS (16), BENCH_PULL_INBOXES (4), BENCH_BATCH (10), BENCH_BACKLOG (200 000).
 // bench/interfaces.ts runs the same step beside the webhook and MCP figures.
 import { addAgent } from '../src/db/agents.js';
 import { startPostgres } from './postgres.js';
@@ -11,10 +11,11 @@ import { DOMAIN, pullInbox } from './workload.js';
 
 const int = (name: string, dflt: number) => Number(process.env[name] || dflt);
 const seconds = int('BENCH_SECONDS', 10);
-const consumers = int('BENCH_CONSUMERS', 8);
+const warmupSeconds = int('BENCH_WARMUP_SECONDS', 3);
+const consumers = int('BENCH_CONSUMERS', 16);
 const inboxCount = int('BENCH_PULL_INBOXES', 4);
 const batch = int('BENCH_BATCH', 10);
-const backlog = int('BENCH_BACKLOG', 100_000);
+const backlog = int('BENCH_BACKLOG', 200_000);
 const log = (line: string) => console.log(`# ${line}`);
 
 const pg = await startPostgres(log);
@@ -28,9 +29,10 @@ try {
     await sdkBesideRaw({
       url: server.url,
       pool: db.pool,
-      inboxes: inboxes.map((_, i) => pullInbox(i)),
-      tokens: Array.from({ length: consumers }, (_, i) => inboxes[i % inboxes.length]!.token),
+      inboxes,
+      consumers,
       seconds,
+      warmupSeconds,
       batch,
       backlog,
       log,

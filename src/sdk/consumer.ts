@@ -52,8 +52,12 @@ export interface Consumer {
 
 interface Task {
   readonly m: PulledMessage;
-  readonly abort: AbortController;
-  readonly heartbeat: ReturnType<typeof setInterval>;
+  /** Made when the handler first reads its signal: most never do. */
+  abort?: AbortController;
+  /** Why the handler should give up (lease lost, consumer stopped), once it should. */
+  reason?: Error;
+  /** When its lease is next extended (ms since the epoch). */
+  extendAt: number;
   /** The lease is gone (lost, or released by stop): never ack or release it. */
   settled: boolean;
   done?: Promise<void>;
@@ -114,34 +118,56 @@ export function startConsumer(client: LeaseCalls, handler: Handler, o: ConsumeOp
     wake?.();
   }
 
+  // One timer for every running handler's heartbeat (not one per message): it fires when
+  // the earliest extension is due. A task started later is due later, so arming it
+  // when none is armed is enough.
+  const beatMs = (vt * 1000) / 3;
+  let beat: ReturnType<typeof setTimeout> | undefined;
+  const giveUp = (t: Task, reason: Error) => {
+    t.reason = reason;
+    t.abort?.abort(reason);
+  };
+  function heartbeat() {
+    beat = undefined;
+    const now = Date.now();
+    let next = Infinity;
+    for (const t of tasks.values()) {
+      if (t.settled) continue;
+      if (t.extendAt <= now) {
+        t.extendAt = now + beatMs;
+        client.extend(t.m.id, t.m.lease_id, vt).catch((e: unknown) => {
+          if (e instanceof AdmpApiError && (e.code === 'lease_conflict' || e.code === 'not_found')) {
+            t.settled = true;
+            giveUp(t, new Error(`lease of ${t.m.id} lost`));
+          }
+          report(e, t.m);
+        });
+      }
+      next = Math.min(next, t.extendAt);
+    }
+    if (next !== Infinity) beat = setTimeout(heartbeat, next - now);
+  }
+
   function run(m: PulledMessage) {
-    const abort = new AbortController();
-    const task: Task = {
-      m,
-      abort,
-      settled: false,
-      heartbeat: setInterval(
-        () => {
-          client.extend(m.id, m.lease_id, vt).catch((e: unknown) => {
-            if (e instanceof AdmpApiError && (e.code === 'lease_conflict' || e.code === 'not_found')) {
-              task.settled = true;
-              abort.abort(new Error(`lease of ${m.id} lost`));
-            }
-            report(e, m);
-          });
-        },
-        (vt * 1000) / 3,
-      ),
+    const task: Task = { m, settled: false, extendAt: Date.now() + beatMs };
+    const context: HandlerContext = {
+      get signal() {
+        if (!task.abort) {
+          task.abort = new AbortController();
+          if (task.reason) task.abort.abort(task.reason);
+        }
+        return task.abort.signal;
+      },
     };
     tasks.set(m.id, task);
+    beat ??= setTimeout(heartbeat, beatMs);
     task.done = (async () => {
       let failed: unknown;
       try {
-        await handler(m, { signal: abort.signal });
+        await handler(m, context);
       } catch (e) {
         failed = e ?? new Error('handler failed');
       }
-      clearInterval(task.heartbeat);
       if (!task.settled) {
         task.settled = true;
         if (failed === undefined) queueAck({ id: m.id, lease_id: m.lease_id });
@@ -210,12 +236,12 @@ export function startConsumer(client: LeaseCalls, handler: Handler, o: ConsumeOp
           [...tasks.values()].map(async (t) => {
             if (t.settled) return;
             t.settled = true;
-            clearInterval(t.heartbeat);
-            t.abort.abort(new Error('consumer stopped'));
+            giveUp(t, new Error('consumer stopped'));
             await client.release(t.m.id, t.m.lease_id, 0).catch((e: unknown) => report(e, t.m));
           }),
         );
       }
+      clearTimeout(beat);
       clearTimeout(flushTimer);
       await flushAcks();
     },

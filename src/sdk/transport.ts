@@ -65,6 +65,28 @@ export const backoffMs = (attempt: number, base: number, max: number, random = M
 
 const RETRYABLE_STATUS = new Set([429, 503]);
 
+/**
+ * One attempt's signal: aborted after `ms` or with the caller's `signal`; `clear` ends both
+ * links when the attempt is over. Not AbortSignal.timeout + AbortSignal.any: the timeout's
+ * timer lives its full length after the call, and a combined signal stays registered on
+ * the caller's long-lived one (a consumer's) until that aborts, one per call (Node
+ * issue #55351), which a busy consumer pays for in memory and in garbage collection.
+ */
+function callDeadline(ms: number, signal?: AbortSignal): { signal: AbortSignal; clear(): void } {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new DOMException(`no answer within ${ms} ms`, 'TimeoutError')), ms);
+  const follow = () => ac.abort(signal!.reason);
+  if (signal?.aborted) ac.abort(signal.reason);
+  else signal?.addEventListener('abort', follow, { once: true });
+  return {
+    signal: ac.signal,
+    clear() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', follow);
+    },
+  };
+}
+
 export function createTransport(o: TransportOptions): Call {
   const base = o.baseUrl.replace(/\/+$/, '');
   const retries = o.retry?.retries ?? 6;
@@ -79,8 +101,8 @@ export function createTransport(o: TransportOptions): Call {
     for (let attempt = 0; ; attempt++) {
       let failure: AdmpApiError;
       let wait: number | undefined;
+      const deadline = callDeadline(timeout + (c.extraTimeMs ?? 0), c.signal);
       try {
-        const signals = [AbortSignal.timeout(timeout + (c.extraTimeMs ?? 0)), ...(c.signal ? [c.signal] : [])];
         const res = await doFetch(base + path, {
           method,
           headers: {
@@ -89,7 +111,7 @@ export function createTransport(o: TransportOptions): Call {
             ...c.headers,
           },
           ...(c.body === undefined ? {} : { body }),
-          signal: AbortSignal.any(signals),
+          signal: deadline.signal,
         });
         const text = await res.text();
         const json: unknown = text === '' ? undefined : JSON.parse(text);
@@ -111,6 +133,8 @@ export function createTransport(o: TransportOptions): Call {
           e instanceof AdmpApiError
             ? e
             : new AdmpApiError('network', `${method} ${path}: ${(e as Error).message}`, 0, undefined, { cause: e });
+      } finally {
+        deadline.clear();
       }
       if (attempt >= retries) throw failure;
       await sleep(Math.min(maxDelay, wait ?? backoffMs(attempt, baseDelay, maxDelay)), c.signal);

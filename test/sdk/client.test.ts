@@ -3,6 +3,7 @@
 // server restart) storing each message once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { AdmpApiError, AdmpClient, type Credentials } from '../../src/sdk/index.js';
 import { backoffMs, retryAfterMs } from '../../src/sdk/transport.js';
 import { createAgentKey, seedFromPem } from '../../src/keys/private-key.js';
@@ -199,4 +200,38 @@ test('backoff has full jitter under an exponential ceiling; Retry-After reads se
   assert.equal(retryAfterMs('Sun, 06 Dec 2026 04:00:10 GMT', Date.parse('2026-12-06T04:00:00Z')), 10_000);
   assert.equal(retryAfterMs(null), undefined);
   assert.equal(retryAfterMs('soon'), undefined);
+});
+
+test('an attempt past timeoutMs is a network failure, retried; a caller abort ends the call; calls leave no listener on the caller signal', async (t) => {
+  const s = await startSdkServer();
+  t.after(() => s.close());
+  const [a, b] = [await s.api.agent('alice'), await s.api.agent('bob')];
+  // A proxy that never answers the pulls (it holds them open), and forwards the rest.
+  const proxy = await startProxy(s.url, (req) => (req.url === '/v1/inbox/pull' ? 'answered' : 'forward'));
+  t.after(() => proxy.close());
+  const slow = client(proxy.url, { token: b.token }, { timeoutMs: 200, retry: { retries: 1, baseDelayMs: 10 } });
+  const started = Date.now();
+  await assert.rejects(slow.pull({ max: 1 }), (e: AdmpApiError) => {
+    assert.equal(e.code, 'network');
+    assert.match(e.message, /no answer within 200 ms/);
+    return true;
+  });
+  assert.ok(Date.now() - started >= 400, 'two attempts of 200 ms each');
+  assert.equal(proxy.seen.length, 2);
+
+  const caller = new AbortController();
+  const patient = client(proxy.url, { token: b.token }, { timeoutMs: 60_000 });
+  const cut = patient.pull({ max: 1 }, { signal: caller.signal });
+  setTimeout(() => caller.abort(new Error('consumer stopped')), 100);
+  await assert.rejects(cut, /consumer stopped/);
+
+  // A consumer passes its one long-lived signal to every pull: each call must unhook itself.
+  const longLived = new AbortController();
+  const alice = client(s.url, { token: a.token });
+  const bob = client(s.url, { token: b.token });
+  for (let i = 0; i < 20; i++) await alice.send({ to: b.address, type: 't', body: i });
+  let got = 0;
+  for (let i = 0; i < 20; i++) got += (await bob.pull({ max: 1 }, { signal: longLived.signal })).messages.length;
+  assert.equal(got, 20);
+  assert.equal(getEventListeners(longLived.signal, 'abort').length, 0);
 });

@@ -185,3 +185,35 @@ test('stop lets running handlers finish and acks them, or past its deadline rele
   const late = await worker.ack(again.messages[0]!.id, again.messages[0]!.lease_id).catch((e: AdmpApiError) => e);
   assert.deepEqual(late, { id: second.id, status: 'acked' });
 });
+
+test("a lost lease aborts the handler's signal, also when the handler reads it only afterwards", async (t) => {
+  const s = await startSdkServer();
+  t.after(() => s.close());
+  const [a, b] = [await s.api.agent('producer'), await s.api.agent('worker')];
+  const producer = new AdmpClient({ baseUrl: s.url, credentials: { token: a.token } });
+  const worker = new AdmpClient({ baseUrl: s.url, credentials: { token: b.token } });
+  await producer.send({ to: b.address, type: 'job', body: 'early' });
+  await producer.send({ to: b.address, type: 'job', body: 'late' });
+
+  const seen = new Map<string, { aborted: boolean; reason: string }>();
+  const errors: unknown[] = [];
+  const consumer = worker.consume(
+    async (m, ctx) => {
+      // Someone else settles the lease (here: an ack with its lease id); the next heartbeat finds it gone.
+      await worker.ack(m.id, m.lease_id);
+      let signal: AbortSignal | undefined;
+      if (m.body === 'early') signal = ctx.signal;
+      await sleep(1200); // past the heartbeat at a third of the 1 s visibility timeout
+      signal ??= ctx.signal;
+      seen.set(m.body as string, { aborted: signal.aborted, reason: String(signal.reason) });
+    },
+    { concurrency: 2, visibilityTimeout: 1, onError: (e) => errors.push(e) },
+  );
+  await until('both handled', () => seen.size === 2);
+  await consumer.stop();
+  for (const body of ['early', 'late']) {
+    assert.equal(seen.get(body)!.aborted, true, `${body}: aborted`);
+    assert.match(seen.get(body)!.reason, /lease of .* lost/);
+  }
+  assert.ok(errors.some((e) => (e as AdmpApiError).code === 'lease_conflict'));
+});
