@@ -28,7 +28,7 @@ const CHUNK = 100_000;
 
 const log = (line: string) => console.log(`[search] ${line}`);
 
-// Rows written straight into message (this measures reads, not enqueue): 1,000 inboxes,
+// Rows written straight into message and message_search (this measures reads, not enqueue): 1,000 inboxes,
 // 2,000 senders, 5 % mail, a status mix like a queue that has run a while (70 % acked,
 // 20 % delivered, 2 % leased, 1 % dead, 1 % failed, 1 % queued…), three messages per
 // correlation id (10 % without one), spread evenly over 30 days in creation order.
@@ -109,7 +109,13 @@ try {
     await db.pool.query(FILL, [at, ROWS]);
     log(`filled ${Math.min(ROWS, at + CHUNK)} / ${ROWS}`);
   }
+  // Their search entries, as enqueue_message writes them (migrations/0018_message_search_table.sql).
+  await db.pool.query(
+    'INSERT INTO message_search (created_at, to_agent_id, id, from_agent, correlation_id) ' +
+      'SELECT created_at, to_agent_id, id, from_agent, correlation_id FROM message',
+  );
   await db.pool.query('VACUUM ANALYZE message');
+  await db.pool.query('VACUUM ANALYZE message_search');
   log(`fill + VACUUM ANALYZE: ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
   const config = loadConfig({

@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { CertBinding } from '../core/client-cert.js';
 import { AdmpError } from '../errors.js';
+import { deleteSearchEntries } from './message-search.js';
 import { inTransaction } from './pool.js';
 
 export interface AgentRow {
@@ -134,7 +135,11 @@ export async function hmacSecrets(pool: pg.Pool, agentId: string): Promise<Buffe
 /** Removes an agent with its keys and every message to or from it (the doctor's throw-away probe agent). */
 export async function purgeAgent(pool: pg.Pool, id: string, address: string): Promise<void> {
   await inTransaction(pool, async (c) => {
-    await c.query('DELETE FROM message WHERE to_agent_id = $1 OR from_agent = $2', [id, address]);
+    const gone = await c.query<{ id: string; to_agent_id: string; created_at: Date }>(
+      'DELETE FROM message m WHERE to_agent_id = $1 OR from_agent = $2 RETURNING m.id, m.to_agent_id, m.created_at',
+      [id, address],
+    );
+    await deleteSearchEntries(c, gone.rows);
     await c.query('DELETE FROM agent_key WHERE agent = $1', [address]);
     await c.query('DELETE FROM agent WHERE id = $1', [id]);
   });

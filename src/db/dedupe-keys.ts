@@ -1,5 +1,5 @@
 // Removing the dedupe keys of deleted messages (retention, the operator's dead-letter
-// deletion): a key left without its message would answer a resend with the id of a
+// deletion; src/db/message-search.ts removes their search entries): a key left without its message would answer a resend with the id of a
 // message that no longer exists.
 import { dedupeKey } from '../core/dedupe-key.js';
 import type { Queryable } from './pool.js';
@@ -11,10 +11,13 @@ export interface DeletedMessage {
   from_agent: string;
   idempotency_key: string | null;
   source_fingerprint: Buffer | null;
+  /** To find the message's search entry (migrations/0018_message_search_table.sql). */
+  created_at: Date;
 }
 
 /** The columns of message a DELETE returns for deleteDedupeKeys. */
-export const DELETED_COLUMNS = 'm.id, m.to_agent_id, m.from_agent, m.idempotency_key, m.source_fingerprint';
+export const DELETED_COLUMNS =
+  'm.id, m.to_agent_id, m.from_agent, m.idempotency_key, m.source_fingerprint, m.created_at';
 
 /**
  * Deletes the keys of these messages; returns how many. Each key is recomputed here

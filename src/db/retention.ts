@@ -2,6 +2,7 @@
 // with their dedupe keys, so the table holds the live queue plus a bounded history.
 import pg from 'pg';
 import { DELETED_COLUMNS, deleteDedupeKeys, type DeletedMessage } from './dedupe-keys.js';
+import { deleteSearchEntries } from './message-search.js';
 import { inTransaction } from './pool.js';
 
 export interface Removed {
@@ -54,7 +55,9 @@ export async function removeFinished(
        RETURNING ${DELETED_COLUMNS}`,
       [olderThanSec, batch, new Date()],
     );
-    return { messages: gone.rowCount ?? 0, dedupeKeys: await deleteDedupeKeys(c, gone.rows) };
+    const dedupeKeys = await deleteDedupeKeys(c, gone.rows);
+    await deleteSearchEntries(c, gone.rows);
+    return { messages: gone.rowCount ?? 0, dedupeKeys };
   };
   return db instanceof pg.Pool ? inTransaction(db, run) : run(db);
 }

@@ -134,7 +134,11 @@ test('message search: every filter, newest first, paged by cursor; detail carrie
   // Two messages in the same microsecond must still page without loss or repeat.
   // (Read, then written as text: exact to the microsecond, and one statement per table on Citus.)
   const first = await api.db.pool.query('SELECT created_at::text AS at FROM message WHERE id = $1', [ids[1]]);
-  await api.db.pool.query('UPDATE message SET created_at = $1::timestamptz WHERE id = $2', [first.rows[0].at, ids[2]]);
+  for (const table of ['message', 'message_search'])
+    await api.db.pool.query(`UPDATE ${table} SET created_at = $1::timestamptz WHERE id = $2`, [
+      first.rows[0].at,
+      ids[2],
+    ]);
 
   assert.deepEqual(new Set((await search('agent=bob')).messages.map((m) => m.id)), new Set([ids[1], ids[3], ids[5]]));
   assert.deepEqual(

@@ -76,7 +76,7 @@ test('admp scale citus: refuses a schema it would distribute wrongly, distribute
   );
 
   const plan = JSON.parse((await admp('--json')).stdout);
-  assert.deepEqual(plan.distribute, ['message', 'message_dedupe']);
+  assert.deepEqual(plan.distribute, ['message', 'message_dedupe', 'message_search']);
   // Every other table, a referenced table before the tables that reference it.
   for (const t of ['agent', 'agent_credential', 'agent_key', 'policy_rule']) assert.ok(plan.reference.includes(t), t);
   assert.ok(plan.reference.indexOf('agent') < plan.reference.indexOf('agent_credential'));
@@ -286,6 +286,10 @@ test('every migration after the first applies on a distributed database: 0009 nu
   );
   assert.deepEqual(local.rows, [], 'no table stays local');
   for (const { t: name, kind } of kinds.rows)
-    assert.equal(kind, ['message', 'message_dedupe'].includes(name) ? 'distributed' : 'reference', name);
+    assert.equal(
+      kind,
+      ['message', 'message_dedupe', 'message_search'].includes(name) ? 'distributed' : 'reference',
+      name,
+    );
   assert.deepEqual((await planCitus(pool)).problems, []);
 });

@@ -1,6 +1,6 @@
-// Retention deletes finished messages past the retention period, with their dedupe keys,
-// in batches, without touching the live queue or waiting on a claim; on one table, on the
-// hash-partitioned table of docs/scaling.md, and (npm run test:citus) on Citus.
+// Retention deletes finished messages past the retention period, with their dedupe keys and
+// search entries, in batches, without touching the live queue or waiting on a claim; on one
+// table, on the hash-partitioned table of docs/scaling.md, and (npm run test:citus) on Citus.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -55,6 +55,15 @@ const statuses = async (db: TestDatabase) =>
   (
     await db.pool.query<{ s: string }>("SELECT status::text AS s FROM message WHERE to_agent_id = 'bob' ORDER BY 1")
   ).rows.map((r) => r.s);
+/** The ids that have a search entry (migrations/0018_message_search_table.sql). */
+const searchIds = async (db: TestDatabase) =>
+  (
+    await db.pool.query<{ id: string }>("SELECT id::text FROM message_search WHERE to_agent_id = 'bob' ORDER BY 1")
+  ).rows.map((r) => r.id);
+const messageIds = async (db: TestDatabase) =>
+  (await db.pool.query<{ id: string }>("SELECT id::text FROM message WHERE to_agent_id = 'bob' ORDER BY 1")).rows.map(
+    (r) => r.id,
+  );
 const keyCount = async (db: TestDatabase) =>
   (await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM message_dedupe WHERE to_agent_id = 'bob'"))
     .rows[0]!.n;
@@ -65,6 +74,7 @@ async function removesHistoryOnly(t: TestContext, prepare?: (db: TestDatabase) =
   await prepare?.(db);
   await history(db);
   assert.equal(await keyCount(db), 4);
+  assert.equal((await searchIds(db)).length, 4, 'every message has its search entry');
   // Younger than the period: nothing goes.
   assert.deepEqual(await removeFinished(db.pool, 3 * DAY, 100), { messages: 0, dedupeKeys: 0 });
   // In batches: one, then the rest.
@@ -72,6 +82,7 @@ async function removesHistoryOnly(t: TestContext, prepare?: (db: TestDatabase) =
   assert.deepEqual(await removeFinished(db.pool, DAY, 100), { messages: 2, dedupeKeys: 2 });
   assert.deepEqual(await statuses(db), ['delivered'], 'the waiting message stays');
   assert.equal(await keyCount(db), 1, 'its dedupe key stays');
+  assert.deepEqual(await searchIds(db), await messageIds(db), 'search entries go with their messages');
   // A removed message's key is free again; the live one still dedupes.
   const again = await enqueueRows(db.pool, [item('bob', 'k1'), item('bob', 'k3')]);
   assert.deepEqual(

@@ -1,0 +1,149 @@
+-- 0018_message_search_table: the admin search's sender, time and correlation indexes move
+-- off message into an insert-only table. A status change on message is never a HOT update
+-- (status is in the claim indexes' predicates), so every index on message gets a new entry
+-- on each send, lease and ack: on message these three cost about a fifth of pull+ack
+-- throughput (twice the ack statement's time). Here each message gets its entries once,
+-- when enqueue_message stores it, and leases and acks never touch them. The agent index
+-- (message_search_agent) stays on message: per-agent depth, dead letters and search read it,
+-- and its new entries land beside the old ones (same agent, same created_at).
+-- The columns copied are never updated on message (recipient, id, creation time, sender,
+-- correlation id); a row is deleted with its message (retention, dead-letter deletion, agent
+-- removal), and the search joins message, so a missing message never shows.
+-- No primary key (it would be one more index per message): entries are found by time.
+-- IF NOT EXISTS / an empty-table check / CREATE OR REPLACE: safe to run twice. Valid on Citus: the
+-- table has to_agent_id, so `admp scale citus` distributes it colocated with message.
+CREATE TABLE IF NOT EXISTS message_search (
+  created_at     timestamptz NOT NULL,
+  to_agent_id    text NOT NULL,
+  id             uuid NOT NULL,
+  from_agent     text NOT NULL,
+  correlation_id text
+);
+-- The messages stored before: copied once, while the table is still empty (enqueue_message
+-- fills it from here on). Two statements in PL/pgSQL, each planned alone: on Citus the
+-- local new table is never joined with the distributed message.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM message_search) THEN
+    INSERT INTO message_search (created_at, to_agent_id, id, from_agent, correlation_id)
+    SELECT created_at, to_agent_id, id, from_agent, correlation_id FROM message;
+  END IF;
+END $$;
+CREATE INDEX IF NOT EXISTS message_search_by_time ON message_search (created_at);
+CREATE INDEX IF NOT EXISTS message_search_by_sender ON message_search (from_agent, created_at);
+CREATE INDEX IF NOT EXISTS message_search_by_correlation
+  ON message_search (correlation_id, created_at) WHERE correlation_id IS NOT NULL;
+DROP INDEX IF EXISTS message_search_sender;
+DROP INDEX IF EXISTS message_search_time;
+DROP INDEX IF EXISTS message_search_correlation;
+
+-- enqueue_message as in 0016, plus the search entry of each message stored.
+CREATE OR REPLACE FUNCTION enqueue_message(items jsonb, notify boolean DEFAULT true)
+RETURNS TABLE (idx integer, id uuid, duplicate boolean, status message_status, conflict boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+  mids uuid[];
+  keys bytea[];
+  claimed uuid[];
+  inboxes text[];
+  outbound boolean;
+  dup_agents text[];
+  dup_keys bytea[];
+  h_agents text[];
+  h_keys bytea[];
+  h_ids uuid[];
+  h_status message_status[];
+  h_fps bytea[];
+  dup_until timestamptz[];
+BEGIN
+  IF jsonb_typeof(items) <> 'array' THEN
+    RAISE EXCEPTION 'enqueue_message expects a JSON array' USING ERRCODE = '22023';
+  END IF;
+  -- Per item, in input order: a new id and the dedupe key (none without either source).
+  SELECT array_agg(gen_random_uuid() ORDER BY e.ord),
+         array_agg(CASE WHEN e.it->>'idempotency_key' IS NOT NULL
+                          THEN '\x01'::bytea || sha256(convert_to((e.it->>'from_agent') || E'\n' || (e.it->>'idempotency_key'), 'UTF8'))
+                        WHEN e.it->>'source_fingerprint' IS NOT NULL
+                          THEN '\x02'::bytea || decode(e.it->>'source_fingerprint', 'hex') END ORDER BY e.ord)
+    INTO mids, keys
+    FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, ord);
+
+  -- Claim each key. ON CONFLICT waits for a concurrent holder, so a key belongs to
+  -- exactly one committed message; an equal key later in the same batch loses to the earlier.
+  WITH c AS (
+    INSERT INTO message_dedupe (to_agent_id, key, message_id, keep_until)
+    SELECT e.it->>'to_agent_id', keys[e.ord], mids[e.ord], to_timestamp((e.it->>'replay_until')::double precision)
+      FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, ord)
+     WHERE keys[e.ord] IS NOT NULL
+     ORDER BY e.ord
+    ON CONFLICT DO NOTHING
+    RETURNING message_id)
+  SELECT coalesce(array_agg(c.message_id), '{}') INTO claimed FROM c;
+
+  -- One multi-row INSERT for the new messages (a key-less item is always new).
+  WITH ins AS (
+    INSERT INTO message AS m (id, to_agent_id, channel, from_agent, subject, type, body, headers,
+                              correlation_id, idempotency_key, status, ttl_sec, expires_at, delivered_at,
+                              in_reply_to, source_fingerprint, auth, mail_message_id, delivery_log)
+    SELECT mids[e.ord], e.it->>'to_agent_id', (e.it->>'channel')::message_channel,
+           e.it->>'from_agent', e.it->>'subject', e.it->>'type', e.it->'body', coalesce(e.it->'headers', '{}'),
+           e.it->>'correlation_id', e.it->>'idempotency_key', s.st, (e.it->>'ttl_sec')::integer,
+           now() + make_interval(secs => (e.it->>'ttl_sec')::integer),
+           CASE WHEN s.st = 'delivered' THEN now() END,
+           (e.it->>'in_reply_to')::uuid, decode(e.it->>'source_fingerprint', 'hex'), e.it->'auth', e.it->>'mail_message_id',
+           jsonb_build_array(jsonb_build_object('at', now(), 'event', s.st, 'channel', e.it->>'channel'))
+      FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, ord)
+     CROSS JOIN LATERAL (SELECT coalesce(e.it->>'status', 'delivered')::message_status AS st) s
+     WHERE keys[e.ord] IS NULL OR mids[e.ord] = ANY(claimed)
+     ORDER BY e.ord
+    RETURNING m.to_agent_id, m.status)
+  SELECT coalesce(array_agg(DISTINCT ins.to_agent_id) FILTER (WHERE ins.status = 'delivered'), '{}'),
+         coalesce(bool_or(ins.status = 'queued'), false)
+    INTO inboxes, outbound FROM ins;
+  -- Its search entry: the same items, the same now() as message.created_at (one transaction).
+  INSERT INTO message_search (created_at, to_agent_id, id, from_agent, correlation_id)
+  SELECT now(), e.it->>'to_agent_id', mids[e.ord], e.it->>'from_agent', e.it->>'correlation_id'
+    FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, ord)
+   WHERE keys[e.ord] IS NULL OR mids[e.ord] = ANY(claimed);
+
+  IF notify THEN PERFORM notify_enqueued(inboxes, outbound); END IF;
+
+  -- No duplicate (the usual case): every item answers with its own id.
+  IF cardinality(claimed) = cardinality(array_remove(keys, NULL)) THEN
+    RETURN QUERY
+      SELECT (e.ord - 1)::integer, mids[e.ord], false, coalesce(e.it->>'status', 'delivered')::message_status, false
+        FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, ord)
+       ORDER BY e.ord;
+    RETURN;
+  END IF;
+  -- The others answer with the key holder's id and status. The holders are read in one
+  -- statement that joins message_dedupe and message on to_agent_id (on Citus one pushed-down
+  -- join per shard: a lateral join to this function's items cannot be distributed), then
+  -- matched to the items here.
+  SELECT array_agg(e.it->>'to_agent_id'), array_agg(keys[e.ord]),
+         array_agg(to_timestamp((e.it->>'replay_until')::double precision))
+    INTO dup_agents, dup_keys, dup_until
+    FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, ord)
+   WHERE keys[e.ord] IS NOT NULL AND NOT (mids[e.ord] = ANY(claimed));
+  -- A copy signed again under the same Message-ID can be accepted until its own window
+  -- ends: the key is kept until the latest of them. Only here, on the duplicate path.
+  UPDATE message_dedupe d SET keep_until = u.until
+    FROM unnest(dup_agents, dup_keys, dup_until) AS u(agent, key, until)
+   WHERE d.to_agent_id = u.agent AND d.key = u.key AND d.keep_until < u.until;
+  SELECT array_agg(d.to_agent_id), array_agg(d.key), array_agg(m.id), array_agg(m.status), array_agg(m.source_fingerprint)
+    INTO h_agents, h_keys, h_ids, h_status, h_fps
+    FROM message_dedupe d
+    JOIN message m ON m.id = d.message_id AND m.to_agent_id = d.to_agent_id
+   WHERE d.to_agent_id = ANY(dup_agents) AND d.key = ANY(dup_keys);
+  RETURN QUERY
+    SELECT (e.ord - 1)::integer, coalesce(h.id, mids[e.ord]), h.id IS NOT NULL,
+           coalesce(h.status, coalesce(e.it->>'status', 'delivered')::message_status),
+           -- A conflict is a duplicate key with other content; an item stored new (no holder
+           -- joined) in a batch that also holds duplicates is never one.
+           (h.id IS NOT NULL AND e.it->>'idempotency_key' IS NOT NULL
+             AND h.fp IS DISTINCT FROM decode(e.it->>'source_fingerprint', 'hex'))
+      FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, ord)
+      LEFT JOIN unnest(h_agents, h_keys, h_ids, h_status, h_fps) AS h(agent, key, id, status, fp)
+        ON h.agent = e.it->>'to_agent_id' AND h.key = keys[e.ord] AND NOT (mids[e.ord] = ANY(claimed))
+     ORDER BY e.ord;
+END $$;
