@@ -75,13 +75,18 @@ export function fromRspamd(header: string | undefined): DomainAuth {
 
 export type Resolver = (name: string, rrtype: string) => Promise<string[] | string[][]>;
 
+/** Answers that say a name or record does not exist (NXDOMAIN, NODATA), as Node's resolver codes them. */
+const NEGATIVE = new Set(['ENOTFOUND', 'ENODATA']);
+
 /**
- * DNS answers (DKIM key records) kept for `ttlMs`, and one lookup in flight per name:
- * without it every re-verified mail pays a DNS round trip, and a burst from one
- * partner asks the same question many times at once (bench/README.md, ingest). Only
- * answers are kept: a failure is asked again next time, so a temperror stays
- * temporary. A key the partner replaces or revokes (RFC 6376 §3.6.1, empty p=) is
- * seen within `ttlMs`, well inside the usual TTL of such records.
+ * DNS answers (DKIM keys, SPF, DMARC) kept for `ttlMs`, and one lookup in flight per name:
+ * without it every mail pays a DNS round trip per record, and a burst from one partner
+ * asks the same question many times at once (bench/README.md, ingest). A negative answer
+ * (no such name, no such record: a sender without DMARC record asks for two on every
+ * mail) is kept as long, as a resolver keeps it (RFC 2308). Other failures (timeout,
+ * SERVFAIL) are asked again next time, so a temperror stays temporary. A key the partner
+ * publishes, replaces or revokes (RFC 6376 §3.6.1, empty p=) is seen within `ttlMs`, well
+ * inside the usual TTL of such records.
  */
 export function cachedResolver(resolve: Resolver, ttlMs = 60_000, max = 1024, now: () => number = Date.now): Resolver {
   const cache = new Map<string, { answer: Promise<string[] | string[][]>; at: number }>();
@@ -92,8 +97,8 @@ export function cachedResolver(resolve: Resolver, ttlMs = 60_000, max = 1024, no
     const answer = resolve(name, rrtype);
     if (cache.size >= max) cache.delete(cache.keys().next().value!);
     cache.set(id, { answer, at: now() });
-    answer.catch(() => {
-      if (cache.get(id)?.answer === answer) cache.delete(id);
+    answer.catch((err: { code?: string }) => {
+      if (!NEGATIVE.has(err?.code ?? '') && cache.get(id)?.answer === answer) cache.delete(id);
     });
     return answer;
   };

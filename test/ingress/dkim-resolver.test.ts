@@ -1,5 +1,6 @@
-// The DNS cache in front of DKIM re-verification: answers are reused for a while and
-// shared by concurrent lookups; failures are never kept (a temperror stays temporary).
+// The DNS cache in front of DKIM re-verification and the edge's SPF/DKIM/DMARC: answers,
+// negative ones too, are reused for a while and shared by concurrent lookups; other
+// failures are never kept (a temperror stays temporary).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cachedResolver, verifyDkim } from '../../src/ingress/domain-auth.js';
@@ -38,6 +39,40 @@ test('answers are kept for the TTL and shared by concurrent lookups; failures ar
   failNext = true;
   await assert.rejects(cached('s2._domainkey.example.org', 'TXT'), /timeout/);
   assert.deepEqual(await cached('s2._domainkey.example.org', 'TXT'), [['v=DKIM1; p=4']]);
+  assert.equal(asked.length, 4);
+});
+
+test('no such name and no such record are kept for the TTL like answers (RFC 2308)', async () => {
+  let clock = 0;
+  const asked: string[] = [];
+  const published = new Map<string, string>();
+  const cached = cachedResolver(
+    async (name, rrtype) => {
+      asked.push(`${rrtype} ${name}`);
+      const v = published.get(name);
+      if (v) return [[v]];
+      throw Object.assign(new Error('queryTxt ENOTFOUND'), {
+        code: name.startsWith('_dmarc.') ? 'ENOTFOUND' : 'ENODATA',
+      });
+    },
+    1000,
+    10,
+    () => clock,
+  );
+  for (const name of ['_dmarc.agents.example.org', '_dmarc.example.org', 'agents.example.org']) {
+    await assert.rejects(cached(name, 'TXT'), /ENOTFOUND/);
+    await assert.rejects(cached(name, 'TXT'), /ENOTFOUND/);
+  }
+  assert.equal(asked.length, 3, 'each negative answer asked once');
+  published.set('_dmarc.example.org', 'v=DMARC1; p=reject');
+  clock = 999;
+  await assert.rejects(cached('_dmarc.example.org', 'TXT'), /ENOTFOUND/);
+  clock = 1000;
+  assert.deepEqual(
+    await cached('_dmarc.example.org', 'TXT'),
+    [['v=DMARC1; p=reject']],
+    'a record published is seen after the TTL',
+  );
   assert.equal(asked.length, 4);
 });
 
