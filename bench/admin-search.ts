@@ -109,7 +109,7 @@ try {
     await db.pool.query(FILL, [at, ROWS]);
     log(`filled ${Math.min(ROWS, at + CHUNK)} / ${ROWS}`);
   }
-  // Their search entries, as enqueue_message writes them (migrations/0018_message_search_table.sql).
+  // Their search entries, as enqueue_message writes them (migrations/0019_message_search_table.sql).
   await db.pool.query(
     'INSERT INTO message_search (created_at, to_agent_id, id, from_agent, correlation_id) ' +
       'SELECT created_at, to_agent_id, id, from_agent, correlation_id FROM message',

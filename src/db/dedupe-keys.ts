@@ -11,7 +11,7 @@ export interface DeletedMessage {
   from_agent: string;
   idempotency_key: string | null;
   source_fingerprint: Buffer | null;
-  /** To find the message's search entry (migrations/0018_message_search_table.sql). */
+  /** To find the message's search entry (migrations/0019_message_search_table.sql). */
   created_at: Date;
 }
 

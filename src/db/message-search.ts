@@ -3,7 +3,7 @@
 // failures; and the operator's dead-letter deletion. Each search filter reads an index
 // whose order is the answer's, so a page stops after `limit` index entries however large
 // the table: the agent's on message (message_search_agent), sender, correlation id and
-// time on the insert-only message_search table (migrations/0018_message_search_table.sql),
+// time on the insert-only message_search table (migrations/0019_message_search_table.sql),
 // joined to message by its primary key; status and channel filter what the time index
 // gives (the rare statuses have their own partial index on message).
 import type { MessageRow, MessageStatus } from './message-row.js';

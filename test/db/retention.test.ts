@@ -55,7 +55,7 @@ const statuses = async (db: TestDatabase) =>
   (
     await db.pool.query<{ s: string }>("SELECT status::text AS s FROM message WHERE to_agent_id = 'bob' ORDER BY 1")
   ).rows.map((r) => r.s);
-/** The ids that have a search entry (migrations/0018_message_search_table.sql). */
+/** The ids that have a search entry (migrations/0019_message_search_table.sql). */
 const searchIds = async (db: TestDatabase) =>
   (
     await db.pool.query<{ id: string }>("SELECT id::text FROM message_search WHERE to_agent_id = 'bob' ORDER BY 1")
