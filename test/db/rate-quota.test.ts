@@ -3,7 +3,8 @@
 // statement; a refusal's retry time; keys at rest swept. And how the count rides in the
 // enqueue: an item over a quota is refused while the rest of its batch commits, a mail's
 // other recipients are refused with it, a duplicate spends no quota, a failed statement
-// counts nothing, and the batcher's isolating retry counts each message once.
+// counts nothing, and the batcher's isolating retry counts each message once. And what a
+// refusal says: its metric and log fields (rule, key, window).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestDatabase } from '../helpers/db.js';
@@ -11,7 +12,9 @@ import { enqueueRows, type QuotaCounter } from '../../src/db/enqueue.js';
 import { sweepQuotas } from '../../src/db/rate-quota.js';
 import type { NewMessage } from '../../src/db/message-row.js';
 import { createEnqueuer } from '../../src/mailbox/batcher.js';
-import { retryAfterSec } from '../../src/policy/rate-quotas.js';
+import { createQuotaGate, retryAfterSec } from '../../src/policy/rate-quotas.js';
+import { createMetrics } from '../../src/metrics.js';
+import type { Policy } from '../../src/core/policy.js';
 import { quotaCharges } from '../../src/core/rate-quota.js';
 
 const S = 1_000_000;
@@ -186,4 +189,54 @@ test('a duplicate spends no quota; a failed statement counts nothing; the batche
     ['fulfilled', 'rejected', 'fulfilled'],
   );
   assert.equal(await tat(db, 'free'), T0 + 2 * S, 'two messages stored, two counted');
+});
+
+test('a refusal names its rule, key and window in the metric, the log line and the error', async (t) => {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  const policy: Policy = {
+    rules: [
+      { id: 'loose', from: '*', to: '*', action: 'limit', quota: { per: 'pair', limit: 1000, window_sec: 1 } },
+      { id: 'tight', from: '*', to: '*', action: 'limit', quota: { per: 'sender', limit: 1, window_sec: 60 } },
+    ],
+    sasl: [],
+    max_inbox: 0,
+  };
+  const metrics = createMetrics();
+  const lines: Record<string, unknown>[] = [];
+  const gate = createQuotaGate({
+    policy: { current: async () => policy, fresh: async () => policy },
+    metrics,
+    log: { info: (fields: Record<string, unknown>) => void lines.push(fields) },
+    nowUs: () => T0,
+  });
+  const enqueuer = createEnqueuer(db.pool, { nowUs: () => T0 });
+  const subject = { from: 'a@agents.test', to: 'bob@agents.test', type: 't' };
+  const charges = await gate.charges(subject);
+  assert.deepEqual(
+    charges.map((c) => c.counter),
+    ['loose|pair=a@agents.test>bob@agents.test', 'tight|sender=a@agents.test'],
+  );
+  assert.equal((await enqueuer.enqueue(item(1), charges)).refused, undefined);
+  const r = await enqueuer.enqueue(item(2), charges);
+  assert.deepEqual(r.refused, { counter: 'tight|sender=a@agents.test', tatUs: T0 + 60 * S });
+  const error = gate.refusal(charges, r.refused!, subject, 'mail')!;
+  assert.equal(error.code, 'rate_limited');
+  assert.deepEqual(error.details, { rule: 'tight', key: 'sender=a@agents.test', window: '60s', retry_after_sec: 60 });
+  assert.deepEqual(lines, [
+    {
+      event: 'rate_quota',
+      scope: 'mail',
+      rule: 'tight',
+      key: 'sender=a@agents.test',
+      window: '60s',
+      retry_after_sec: 60,
+      from: 'a@agents.test',
+      to: 'bob@agents.test',
+    },
+  ]);
+  assert.match(await metrics.registry.metrics(), /admp_rate_limited_total\{scope="mail",rule="tight",window="60s"\} 1/);
+  // Refused only with the rest of its mail: no refusal of its own, nothing counted or logged.
+  assert.equal(gate.refusal(charges, {}, subject, 'mail'), undefined);
+  assert.equal(lines.length, 1);
 });
