@@ -5,13 +5,15 @@
 // mail; `admp serve` with each ADMP_WORKERS of the settings. Targets of the issue:
 // ≥ 2,000 msgs/s (5 KB, trusting Rspamd) and ≥ 800 msgs/s (DKIM re-verified).
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { addAgent } from '../src/db/agents.js';
 import { freePort } from '../src/db/embedded.js';
 import { pinPartnerKey } from '../src/db/keys.js';
 import { addRule } from '../src/db/policy-rules.js';
 import { startDns } from '../test/helpers/dns.js';
 import { lmtpSend } from '../test/helpers/lmtp-client.js';
-import type { CpuReport } from './cpu.js';
+import type { CpuGroups, CpuReport } from './cpu.js';
 import {
   AUTHENTICATION_RESULTS,
   INGEST_RECIPIENT,
@@ -56,8 +58,15 @@ export interface IngestSettings {
 export interface IngestDeps {
   readonly pg: BenchPostgres;
   readonly log: (line: string) => void;
-  /** Runs `fn` in a CPU window (after waiting for a quiet box) with `server` as the server's process tree. */
-  readonly measured: <T>(server: number, fn: () => Promise<T>) => Promise<{ result: T; cpu: CpuReport }>;
+  /**
+   * Runs `fn` in a CPU window (after waiting for a quiet box) with `server` as the server's
+   * process tree, and `extra` trees of the measured system (Postfix) beside it.
+   */
+  readonly measured: <T>(
+    server: number,
+    fn: () => Promise<T>,
+    extra?: CpuGroups,
+  ) => Promise<{ result: T; cpu: CpuReport }>;
   readonly cleanups: (() => Promise<void>)[];
   readonly serverRoot?: string;
 }
@@ -200,7 +209,7 @@ export async function ingestBench(
               lmtpPort,
               smtpPort,
               ca,
-              ...(postfix ? { postfixPort: postfix.port } : {}),
+              ...(postfix ? { postfixPort: postfix.port, postfixPid: postfixMasterPid(postfix.dir) } : {}),
             },
             c,
             mode,
@@ -294,7 +303,13 @@ interface Running {
   smtpPort: number;
   ca: TestCa;
   postfixPort?: number;
+  /** Postfix's master process, whose children (smtpd, cleanup, qmgr, lmtp) do the relaying. */
+  postfixPid?: number;
 }
+
+/** The master's pid (Postfix writes it space-padded), so Postfix's CPU counts in its road's figures. */
+const postfixMasterPid = (dir: string): number =>
+  Number(readFileSync(join(dir, 'spool', 'pid', 'master.pid'), 'utf8').trim());
 
 async function measureCase(
   deps: IngestDeps,
@@ -367,7 +382,11 @@ async function measureCase(
     `${name}: ${s.connections} ${{ rspamd: 'HTTP connections (autocannon)', lmtp: 'LMTP sessions, pipelined', smtp: 'STARTTLS sessions, pipelined', postfix: 'SMTP sessions to Postfix, pipelined' }[c.road]}, ${set.heads.length} distinct messages, ${s.seconds} s`,
   );
   const before = await commitStats(r.db.pool);
-  const { result, cpu } = await deps.measured(r.serverPid, () => drive(set, s.seconds));
+  const { result, cpu } = await deps.measured(
+    r.serverPid,
+    () => drive(set, s.seconds),
+    c.road === 'postfix' ? { postfix: r.postfixPid } : {},
+  );
   const after = await commitStats(r.db.pool);
   const stored = after.rows - before.rows;
   const notes = [

@@ -454,8 +454,8 @@ async function main(): Promise<void> {
         log,
         cleanups,
         serverRoot,
-        measured: async (server, fn) => {
-          const { result, cpu } = await measured({ postgres, server, bench: process.pid }, fn);
+        measured: async (server, fn, extra = {}) => {
+          const { result, cpu } = await measured({ postgres, server, bench: process.pid, ...extra }, fn);
           return { result, cpu };
         },
       },
