@@ -35,6 +35,13 @@ interface AuthCaller extends Caller {
 
 export interface Authenticator {
   authenticate(req: FastifyRequest): Promise<Caller>;
+  /**
+   * Throws when `req`'s caller may no longer act: for a long poll woken after it parked.
+   * A bearer token is looked up again (through the cache, so revoked within
+   * ADMP_AUTH_CACHE_SEC); for a signed request (JWT, HMAC), whose signature was checked
+   * once, its agent must still be active.
+   */
+  recheck(req: FastifyRequest, caller: Caller): Promise<void>;
 }
 
 const unauthorized = (why: string) => new AdmpError('unauthorized', why);
@@ -93,6 +100,7 @@ export function createAuthenticator(credentials: Credentials, config: Config): A
   async function byToken(token: string): Promise<AuthCaller> {
     const hit = tokenCache.get(token);
     if (hit && Date.now() - hit.at < cacheMs) return hit.caller;
+    if (hit) tokenCache.delete(token);
     const a = await credentials.agentByToken(token);
     if (!a) throw unauthorized('invalid bearer token');
     const c = toCaller(a);
@@ -170,12 +178,13 @@ export function createAuthenticator(credentials: Credentials, config: Config): A
     throw unauthorized('HMAC signature does not verify');
   }
 
+  const bearerOf = (req: FastifyRequest) => /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+
   async function byCredential(req: FastifyRequest): Promise<AuthCaller> {
     const idHeader = req.headers['x-agent-id'];
     if (typeof idHeader === 'string' && !req.headers.authorization) return byHmac(req, idHeader);
-    const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-    if (!m) throw unauthorized('missing credentials: Authorization: Bearer <token|JWT>, or HMAC headers');
-    const cred = m[1]!;
+    const cred = bearerOf(req);
+    if (!cred) throw unauthorized('missing credentials: Authorization: Bearer <token|JWT>, or HMAC headers');
     if (cred.startsWith(TOKEN_PREFIX)) return byToken(cred);
     if (cred.split('.').length === 3) return byJwt(cred);
     throw unauthorized('unrecognised bearer credential');
@@ -187,6 +196,11 @@ export function createAuthenticator(credentials: Credentials, config: Config): A
       const { certs, ...c } = await byCredential(req);
       checkClientCertificate(req, c.agentId, certs);
       return c;
+    },
+    async recheck(req, c) {
+      const cred = bearerOf(req);
+      const now = cred?.startsWith(TOKEN_PREFIX) ? await byToken(cred) : await caller(c.agentId);
+      if (now.agentId !== c.agentId) throw unauthorized('credential no longer names this agent');
     },
   };
 }

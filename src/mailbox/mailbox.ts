@@ -32,6 +32,7 @@ import type { QuotaCharge, QuotaGate, QuotaSubject } from '../policy/rate-quotas
 import { withSpan } from '../tracing.js';
 import { clientTime } from '../core/time.js';
 import { unstorableJson } from '../core/storable.js';
+import { createGate } from '../core/gate.js';
 
 export interface Caller {
   readonly agentId: string;
@@ -72,6 +73,11 @@ export interface PullOptions {
   wait?: number;
   /** Leases of the previous batch to ack first, in the claim's own transaction. */
   ack?: readonly LeaseRef[];
+  /**
+   * Called after each wake-up of a long poll, before it looks again: throws when the
+   * caller may no longer pull (its credential was revoked while the poll was parked).
+   */
+  recheck?: () => Promise<void>;
 }
 
 export interface Mailbox {
@@ -136,6 +142,12 @@ export function bodySize(body: unknown): number {
 }
 
 export function createMailbox({ pool, config, directory, enqueuer, waiter, quotas, metrics }: MailboxDeps): Mailbox {
+  // Long polls look through this gate, holding at most half of the pool: 10,000 of them
+  // arriving at once queue here, not in the pool, so sends and acks keep the other half
+  // (and nobody waits out the pool's connection timeout). Pulls without `wait` (busy
+  // consumers) do not pass it.
+  const pollGate = createGate(Math.max(1, Math.floor(config.pgPoolMax / 2)));
+
   const subject = (caller: Caller, to: Recipient, msg: Outgoing, correlationId: string | null): QuotaSubject => ({
     from: caller.address,
     to: to.address,
@@ -245,7 +257,8 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, quota
             // A closed waiter (shutdown) ends long polls at once with what there is.
             const remaining = deadline - Date.now();
             const waiting = remaining > 0 && !waiter.closed ? waiter.arm(caller.agentId, remaining) : undefined;
-            const claimed = await claimTimed(caller.agentId, opts.max, visibility, acks);
+            const look = () => claimTimed(caller.agentId, opts.max, visibility, acks);
+            const claimed = opts.wait ? await pollGate.run(look) : await look();
             // The acks are done by the first look; the looks after a wake-up only claim.
             acked ??= claimed.acked;
             acks = [];
@@ -255,6 +268,7 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, quota
               return { rows: claimed.rows, acked };
             }
             await waiting.promise;
+            await opts.recheck?.();
           }
         },
       );

@@ -4,12 +4,13 @@ import { DeadList, DeadQuery, InboxDepth, PullBody, PullResponse, RedriveBody, R
 import { presentAcks, presentPulled, presentStatus } from '../present.js';
 import { apiRoutes } from '../deps.js';
 
-export const inboxRoutes = apiRoutes(async (app, { mailbox }) => {
+export const inboxRoutes = apiRoutes(async (app, { mailbox, auth }) => {
   app.post('/v1/inbox/pull', { schema: { body: PullBody, response: { 200: PullResponse } } }, async (req) => {
     const c = req.caller!;
     // Acks of the previous batch ride along (one call, one transaction per batch).
     const { ack } = req.body;
-    const { rows, acked } = await mailbox.pull(c, req.body);
+    // A parked long poll that wakes checks its credential again: a revoked one gets nothing.
+    const { rows, acked } = await mailbox.pull(c, { ...req.body, recheck: () => auth.recheck(req, c) });
     req.summary = {
       pulled: rows.length,
       ...(ack ? { acked: ack.length } : {}),

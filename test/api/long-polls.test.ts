@@ -1,0 +1,99 @@
+// Many idle long polls at once (docs/scaling.md, "What an idle long poll costs"): they
+// queue for their first look behind a gate holding half of the pool, so sends keep
+// working while thousands arrive; each parks without a connection and is woken by a
+// message to its own agent; a parked poll whose bearer token is revoked gets nothing
+// once the token cache (ADMP_AUTH_CACHE_SEC) has let the revocation through.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestApi, type TestAgent, type TestApi } from '../helpers/api.js';
+import { rotateCredentials } from '../../src/db/agents.js';
+
+const POLLS = 2000;
+
+const pullRequest = (api: TestApi, who: TestAgent, payload: Record<string, unknown>) =>
+  api.core.app.inject({ method: 'POST', url: '/v1/inbox/pull', headers: who.auth, payload });
+const send = (api: TestApi, from: TestAgent, to: TestAgent, body: unknown) =>
+  api.core.app.inject({
+    method: 'POST',
+    url: '/v1/messages',
+    headers: from.auth,
+    payload: { to: to.address, type: 'note', body },
+  });
+
+/** Claim statements run so far (every look of every pull observes admp_pull_seconds once). */
+async function looks(api: TestApi): Promise<number> {
+  const m = await api.core.metrics.pullSeconds.get();
+  return m.values.find((v) => v.metricName === 'admp_pull_seconds_count')?.value ?? 0;
+}
+
+async function until(what: string, ok: () => Promise<boolean>, ms = 90_000): Promise<void> {
+  for (const end = Date.now() + ms; !(await ok());) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test(`${POLLS} concurrent long polls on a pool of 4: sends succeed meanwhile, each poll is woken by its own message`, async (t) => {
+  const api = await startTestApi({ ADMP_PG_POOL_MAX: '4' });
+  t.after(() => api.close());
+  const [sender, sink] = [await api.agent('sender'), await api.agent('sink')];
+  const agents: TestAgent[] = [];
+  for (let i = 0; i < POLLS; i += 50)
+    agents.push(
+      ...(await Promise.all(Array.from({ length: Math.min(50, POLLS - i) }, (_, j) => api.agent(`poll-${i + j}`)))),
+    );
+  const before = await looks(api);
+
+  const polls = agents.map((a) => pullRequest(api, a, { max: 1, wait: 20 }));
+  // While thousands of polls authenticate and take their first look, sends get their connections.
+  const sends = await Promise.all(Array.from({ length: 50 }, (_, i) => send(api, sender, sink, { during: i })));
+  for (const r of sends) assert.equal(r.statusCode, 201, r.body);
+
+  await until('every poll to look once', async () => (await looks(api)) - before >= POLLS);
+  const parkedAt = await looks(api);
+  for (let i = 0; i < POLLS; i += 100) {
+    const batch = await Promise.all(agents.slice(i, i + 100).map((a, j) => send(api, sender, a, { i: i + j })));
+    for (const r of batch) assert.equal(r.statusCode, 201, r.body);
+  }
+  const answers = await Promise.all(polls);
+  answers.forEach((r, i) => {
+    assert.equal(r.statusCode, 200, r.body);
+    const messages = r.json().messages as { body: { i: number } }[];
+    assert.deepEqual(
+      messages.map((m) => m.body),
+      [{ i }],
+      `poll ${i} got its own message`,
+    );
+  });
+  // Parked polls looked again only when woken: about one more look each, not a busy loop.
+  assert.ok((await looks(api)) - parkedAt <= 2 * POLLS, 'parked polls do not poll the database');
+  const { rows } = await api.db.pool.query(
+    "SELECT count(*)::int AS n FROM message WHERE to_agent_id LIKE 'poll-%' AND status = 'leased'",
+  );
+  assert.equal(rows[0].n, POLLS);
+});
+
+test('a revoked bearer token stops working within ADMP_AUTH_CACHE_SEC, a parked long poll included', async (t) => {
+  const api = await startTestApi({ ADMP_AUTH_CACHE_SEC: '1' });
+  t.after(() => api.close());
+  const [a, b] = [await api.agent('alice'), await api.agent('bob')];
+  // Cached now: the revocation can take up to the cache time to reach this process.
+  assert.equal((await api.core.app.inject({ url: '/v1/inbox', headers: b.auth })).statusCode, 200);
+  const parked = pullRequest(api, b, { max: 1, wait: 20 });
+  await until('the poll to park', async () => (await looks(api)) >= 1);
+
+  await rotateCredentials(api.db.pool, 'bob', ['token']);
+  await new Promise((r) => setTimeout(r, 1100)); // the cache time (1 s) has passed
+  assert.equal((await api.core.app.inject({ url: '/v1/inbox', headers: b.auth })).statusCode, 401);
+
+  // Mail wakes the parked poll: it checks the token again and claims nothing.
+  assert.equal((await send(api, a, b, { after: 'revocation' })).statusCode, 201);
+  const r = await parked;
+  assert.equal(r.statusCode, 401, r.body);
+  const { rows } = await api.db.pool.query("SELECT status FROM message WHERE to_agent_id = 'bob'");
+  assert.deepEqual(
+    rows.map((x) => x.status),
+    ['delivered'],
+    'the message waits for a valid credential',
+  );
+});
