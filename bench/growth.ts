@@ -40,6 +40,12 @@ export interface IdleResult {
   rssDuringMb: number;
   sendQuietPerSec: number;
   sendDuringPerSec: number;
+  /** The server's CPU per successful send (µs), steadier than req/s on a shared box. */
+  serverUsQuiet: number;
+  serverUsDuring: number;
+  /** Other work on the box during each window, % of one core (bench/cpu.ts). */
+  foreignQuiet: number;
+  foreignDuring: number;
   /** Long-poll answers during the window: each should come after its full wait, with nothing. */
   answers: number;
   /** Answers that were not 200, or requests that failed. */
@@ -49,19 +55,32 @@ export interface IdleResult {
 
 const SEED_CHUNK = 500_000;
 
-/** `rows` of history over `agents` agents `hist-N`: a tenth delivered, the rest acked, each with a dedupe key. */
+/**
+ * `rows` of history over `agents` agents `hist-N`: a tenth delivered, the rest acked, each
+ * with a dedupe key, and ids made by enqueue_message's own id function. The indexes of
+ * `message` and `message_dedupe` are dropped meanwhile and built again after (a bulk build
+ * is minutes quicker than 5,000,000 inserts into each; the result is the same indexes).
+ */
 async function seedHistory(db: { pool: pg.Pool }, rows: number, agents: number): Promise<void> {
   await db.pool.query(
     `INSERT INTO agent (id, domain) SELECT 'hist-' || i, $2 FROM generate_series(0, $1 - 1) i ON CONFLICT DO NOTHING`,
     [agents, DOMAIN],
   );
+  const { rows: indexes } = await db.pool.query<{ table: string; name: string; def: string; pkey: string | null }>(
+    `SELECT i.indrelid::regclass::text AS table, i.indexrelid::regclass::text AS name,
+            pg_get_indexdef(i.indexrelid) AS def, c.conname AS pkey
+       FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.contype = 'p'
+      WHERE i.indrelid IN ('message'::regclass, 'message_dedupe'::regclass)`,
+  );
+  for (const x of indexes)
+    await db.pool.query(x.pkey ? `ALTER TABLE ${x.table} DROP CONSTRAINT ${x.pkey}` : `DROP INDEX ${x.name}`);
   for (let from = 0; from < rows; from += SEED_CHUNK) {
     const n = Math.min(SEED_CHUNK, rows - from);
     await db.pool.query(
       `WITH ins AS (
          INSERT INTO message (id, to_agent_id, channel, from_agent, type, body, status, ttl_sec, created_at, expires_at,
                               delivered_at, acked_at, idempotency_key)
-         SELECT gen_random_uuid(), 'hist-' || (g % $3), 'http', $4, 'history', jsonb_build_object('seq', g),
+         SELECT admp_uuid_v7(), 'hist-' || (g % $3), 'http', $4, 'history', jsonb_build_object('seq', g),
                 CASE WHEN g % 10 = 0 THEN 'delivered'::message_status ELSE 'acked' END, 604800,
                 now() - interval '1 day', now() + interval '6 days', now() - interval '1 day',
                 CASE WHEN g % 10 = 0 THEN NULL ELSE now() - interval '1 day' END, 'h' || g
@@ -71,6 +90,17 @@ async function seedHistory(db: { pool: pg.Pool }, rows: number, agents: number):
        SELECT to_agent_id, '\\x01'::bytea || sha256(convert_to(from_agent || E'\\n' || idempotency_key, 'UTF8')), id FROM ins`,
       [from, n, agents, `history@${DOMAIN}`],
     );
+  }
+  const client = await db.pool.connect();
+  try {
+    await client.query("SET maintenance_work_mem = '512MB'");
+    for (const x of indexes) {
+      await client.query(x.def);
+      if (x.pkey)
+        await client.query(`ALTER TABLE ${x.table} ADD CONSTRAINT ${x.pkey} PRIMARY KEY USING INDEX ${x.name}`);
+    }
+  } finally {
+    client.release();
   }
   await db.pool.query('VACUUM ANALYZE message');
   await db.pool.query('VACUUM ANALYZE message_dedupe');
@@ -149,7 +179,15 @@ async function idlePolls(
         )
       ).map((a) => a.token),
     );
-  const quiet = await send(s.seconds);
+  const measured = async () => {
+    const close = cpuWindow({ server: server.pid });
+    const started = performance.now();
+    const r = await send(s.seconds);
+    const cpu = close();
+    const cpuSec = ((cpu.server ?? 0) / 100) * ((performance.now() - started) / 1000);
+    return { r, us: r.ok ? (cpuSec * 1e6) / r.ok : 0, foreign: cpu.foreign ?? 0 };
+  };
+  const quiet = await measured();
   const rssBeforeMb = treeRssKb(server.pid) / 1024;
   const dispatcher = new Agent({ connections: s.idlePolls, headersTimeout: 60_000, bodyTimeout: 60_000 });
   let stopping = false;
@@ -186,7 +224,7 @@ async function idlePolls(
   // server has settled (its CPU below a tenth of a core for two seconds running).
   await settled(server.pid);
   const counted = answers;
-  const during = await send(s.seconds);
+  const during = await measured();
   const rssDuringMb = treeRssKb(server.pid) / 1024;
   answers -= counted;
   stopping = true;
@@ -196,8 +234,12 @@ async function idlePolls(
     polls: s.idlePolls,
     rssBeforeMb,
     rssDuringMb,
-    sendQuietPerSec: quiet.perSec,
-    sendDuringPerSec: during.perSec,
+    sendQuietPerSec: quiet.r.perSec,
+    sendDuringPerSec: during.r.perSec,
+    serverUsQuiet: quiet.us,
+    serverUsDuring: during.us,
+    foreignQuiet: quiet.foreign,
+    foreignDuring: during.foreign,
     answers,
     pollErrors,
     ...(firstPollError ? { firstPollError } : {}),
@@ -223,6 +265,8 @@ export function growthReport(r: { rows: GrowthRow[]; idle?: IdleResult }): strin
       `${i.polls} idle long polls: server RSS ${Math.round(i.rssBeforeMb)} → ${Math.round(i.rssDuringMb)} MB ` +
         `(+${Math.round(i.rssDuringMb - i.rssBeforeMb)} MB; target ≤ 100); send ${Math.round(i.sendQuietPerSec)} → ` +
         `${Math.round(i.sendDuringPerSec)} req/s (${((1 - i.sendDuringPerSec / i.sendQuietPerSec) * 100).toFixed(1)} % drop; target ≤ 10 %); ` +
+        `server CPU per send ${Math.round(i.serverUsQuiet)} → ${Math.round(i.serverUsDuring)} µs; ` +
+        `other work on the box ${i.foreignQuiet} % → ${i.foreignDuring} % of a core; ` +
         `${i.answers} poll answers during the window, ${i.pollErrors} failed polls${i.firstPollError ? ` (first: ${i.firstPollError})` : ''}`,
     );
   }

@@ -105,3 +105,25 @@ test('a batch holding a duplicate and new keys: only a key reused with other con
   );
   assert.equal(batch[1]!.id, first!.id);
 });
+
+test('message ids are UUID version 7: the time of their making in the first 48 bits, so the primary key grows at one end', async (t) => {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  const before = Date.now();
+  const first = await enqueueRows(db.pool, [item(1), item(2), item(3)]);
+  await new Promise((r) => setTimeout(r, 5));
+  const later = await enqueueRows(db.pool, [item(4)]);
+  const after = Date.now();
+  const ids = [...first, ...later].map((r) => r.id);
+  for (const id of ids) {
+    assert.match(
+      id,
+      /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+      `${id} is a version 7 UUID`,
+    );
+    const ms = parseInt(id.replace(/-/g, '').slice(0, 12), 16);
+    assert.ok(ms >= before - 1 && ms <= after + 1, `${id} carries the time it was made`);
+  }
+  assert.ok(ids[3]! > ids[0]! && ids[3]! > ids[1]! && ids[3]! > ids[2]!, 'a later message sorts after earlier ones');
+  assert.equal(new Set(ids).size, 4);
+});
