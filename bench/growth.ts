@@ -57,9 +57,10 @@ const SEED_CHUNK = 500_000;
 
 /**
  * `rows` of history over `agents` agents `hist-N`: a tenth delivered, the rest acked, each
- * with a dedupe key, and ids made by enqueue_message's own id function. The indexes of
- * `message` and `message_dedupe` are dropped meanwhile and built again after (a bulk build
- * is minutes quicker than 5,000,000 inserts into each; the result is the same indexes).
+ * with a dedupe key and a search entry, and ids made by enqueue_message's own id function.
+ * The indexes of `message`, `message_dedupe` and `message_search` are dropped meanwhile and
+ * built again after (a bulk build is minutes quicker than 5,000,000 inserts into each; the
+ * result is the same indexes).
  */
 async function seedHistory(db: { pool: pg.Pool }, rows: number, agents: number): Promise<void> {
   await db.pool.query(
@@ -70,7 +71,7 @@ async function seedHistory(db: { pool: pg.Pool }, rows: number, agents: number):
     `SELECT i.indrelid::regclass::text AS table, i.indexrelid::regclass::text AS name,
             pg_get_indexdef(i.indexrelid) AS def, c.conname AS pkey
        FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.contype = 'p'
-      WHERE i.indrelid IN ('message'::regclass, 'message_dedupe'::regclass)`,
+      WHERE i.indrelid IN ('message'::regclass, 'message_dedupe'::regclass, 'message_search'::regclass)`,
   );
   for (const x of indexes)
     await db.pool.query(x.pkey ? `ALTER TABLE ${x.table} DROP CONSTRAINT ${x.pkey}` : `DROP INDEX ${x.name}`);
@@ -91,6 +92,11 @@ async function seedHistory(db: { pool: pg.Pool }, rows: number, agents: number):
       [from, n, agents, `history@${DOMAIN}`],
     );
   }
+  // Their search entries, as enqueue_message writes them (migrations/0019_message_search_table.sql).
+  await db.pool.query(
+    `INSERT INTO message_search (created_at, to_agent_id, id, from_agent, correlation_id)
+     SELECT created_at, to_agent_id, id, from_agent, correlation_id FROM message`,
+  );
   const client = await db.pool.connect();
   try {
     await client.query("SET maintenance_work_mem = '512MB'");
@@ -104,6 +110,7 @@ async function seedHistory(db: { pool: pg.Pool }, rows: number, agents: number):
   }
   await db.pool.query('VACUUM ANALYZE message');
   await db.pool.query('VACUUM ANALYZE message_dedupe');
+  await db.pool.query('VACUUM ANALYZE message_search');
 }
 
 export async function growthBench(
