@@ -21,13 +21,20 @@ export async function postWebhook(
   body: string,
   timeoutMs: number,
 ): Promise<PushAnswer> {
+  // A timer cleared with the answer, not AbortSignal.timeout: that one's timer and signal
+  // would outlive every delivery by the whole timeout (thousands of them at full speed).
+  const deadline = new AbortController();
+  const timer = setTimeout(
+    () => deadline.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError')),
+    timeoutMs,
+  );
   try {
     const res = await request(url, {
       method: 'POST',
       dispatcher,
       headers: { 'content-type': 'application/json', 'user-agent': 'ADMP-Webhooks/1', ...headers },
       body,
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: deadline.signal,
     });
     await res.body.dump({ limit: MAX_ANSWER_BYTES });
     const status = res.statusCode;
@@ -45,5 +52,7 @@ export async function postWebhook(
     if (e.name === 'TimeoutError' || e.name === 'AbortError')
       return { kind: 'failed', error: `no answer within ${timeoutMs} ms` };
     return { kind: 'failed', error: e.message.slice(0, 300) };
+  } finally {
+    clearTimeout(timer);
   }
 }
