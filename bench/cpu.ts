@@ -84,3 +84,18 @@ export const formatCpu = (r: CpuReport): string =>
   Object.entries(r)
     .map(([k, v]) => `${k} ${v}%`)
     .join(', ');
+
+/** CPU time of our process trees (not `busy` or `foreign`) per item at `perSec`, in µs. */
+export function cpuMicrosPer(cpu: CpuReport, perSec: number): number {
+  const ours = Object.entries(cpu)
+    .filter(([k]) => k !== 'busy' && k !== 'foreign')
+    .reduce((a, [, v]) => a + v, 0);
+  return ((ours / 100) * 1e6) / perSec;
+}
+
+/** Runs `fn` inside a CPU window of `groups`. */
+export async function withCpu<T>(groups: CpuGroups, fn: () => Promise<T>): Promise<{ result: T; cpu: CpuReport }> {
+  const close = cpuWindow(groups);
+  const result = await fn();
+  return { result, cpu: close() };
+}

@@ -15,9 +15,11 @@ import { Pool } from 'undici';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { addAgent } from '../src/db/agents.js';
+import { withCpu, cpuWindow, type CpuGroups } from './cpu.js';
 import { settle, startPostgres } from './postgres.js';
 import { prefillInboxes, pullStep } from './pull-ack.js';
 import { percentile } from './loops.js';
+import { besideLine } from './report.js';
 import { sdkBesideRaw } from './sdk-step.js';
 import { startServer } from './server.js';
 import { DOMAIN, pullInbox, SENDER, TYPE } from './workload.js';
@@ -80,16 +82,19 @@ try {
   const names = inboxes.map((_, i) => pullInbox(i));
   const sender = await addAgent(db.pool, SENDER, DOMAIN);
   const step = { inboxes, consumers, backlog, batch, seconds, warmupSeconds };
+  const cpu: CpuGroups = { postgres: await pg.postmasterPid(), server: server.pid, bench: process.pid };
   const clear = () => db.pool.query("DELETE FROM message WHERE status IN ('acked', 'leased', 'delivered')");
 
-  if (only.has('sdk')) results.push(await sdkBesideRaw({ url: server.url, pool: db.pool, ...step, log }));
+  if (only.has('sdk')) results.push(await sdkBesideRaw({ url: server.url, pool: db.pool, ...step, log, cpu }));
 
   if (only.has('push')) {
     await clear();
     log(
       `HTTP pull+ack: ${backlog} messages prefilled into ${inboxCount} inboxes, ${consumers} consumers, batch ${batch}`,
     );
-    const { result: pull } = await pullStep(db.pool, server.url, step);
+    const {
+      result: { result: pull, cpu: pullCpu },
+    } = await pullStep(db.pool, server.url, step, (run) => withCpu(cpu, run));
     log(`HTTP pull+ack: ${pull.perSec.toFixed(0)} msgs/s`);
 
     await clear();
@@ -104,16 +109,16 @@ try {
     await new Promise((r) => setTimeout(r, warmupSeconds * 1000));
     const from = received;
     const started = performance.now();
+    const closeCpu = cpuWindow(cpu);
     await new Promise((r) => setTimeout(r, seconds * 1000));
+    const pushCpu = closeCpu();
     const push = (received - from) / ((performance.now() - started) / 1000);
     const { rows } = await db.pool.query<{ n: number }>(
       "SELECT count(*)::int AS n FROM message WHERE status IN ('delivered', 'leased')",
     );
     log(`webhook push: ${push.toFixed(0)} msgs/s (${rows[0]!.n} still waiting at the end)`);
     if (rows[0]!.n === 0) log('webhook push: the backlog ran dry before the time was up (raise BENCH_BACKLOG)');
-    results.push(
-      `push ${push.toFixed(0)} msgs/s vs HTTP pull+ack ${pull.perSec.toFixed(0)} msgs/s: ratio ${(push / pull.perSec).toFixed(2)} (target ≥ 0.80)`,
-    );
+    results.push(besideLine('push', push, pushCpu, 'HTTP pull+ack', pull.perSec, pullCpu, 0.8));
     for (const inbox of inboxes) await removeWebhooks(inbox.token);
     await new Promise((r) => setTimeout(r, 1000)); // the deliveries in flight finish and their acks land
     await clear();

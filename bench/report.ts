@@ -1,7 +1,7 @@
 // The side-by-side table, the targets from the issue, and the JSON record of a run.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { formatCpu, type CpuReport } from './cpu.js';
+import { cpuMicrosPer, formatCpu, type CpuReport } from './cpu.js';
 
 export interface Measurement {
   readonly label: string;
@@ -75,12 +75,7 @@ export function targetTable(targets: readonly Target[]): string {
  * Machine CPU (every process of the measured system, load generator included) per
  * operation, in µs. Unlike the rate it hardly moves when other work shares the box.
  */
-export function cpuPerOp(m: Measurement): number {
-  const ours = Object.entries(m.cpu)
-    .filter(([k]) => k !== 'busy' && k !== 'foreign')
-    .reduce((a, [, v]) => a + v, 0);
-  return ((ours / 100) * 1e6) / m.perSec;
-}
+export const cpuPerOp = (m: Measurement): number => cpuMicrosPer(m.cpu, m.perSec);
 
 /** What the ratio would be if both sides were CPU-bound with the machine to themselves. */
 export const cpuRatioOf = (t: Target): number | undefined =>
@@ -118,4 +113,25 @@ export function writeResults(record: object): string {
   const path = `${dir}${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
   writeFileSync(path, `${JSON.stringify(record, null, 2)}\n`);
   return path;
+}
+
+/**
+ * One result line: both rates, their ratio against the target, and both sides' CPU time per
+ * message (postgres, server and bench process together) with the ratio it implies: what the
+ * rates would be if each had the machine to itself (steadier than the rates on a shared box).
+ */
+export function besideLine(
+  ours: string,
+  perSec: number,
+  cpu: CpuReport,
+  baseline: string,
+  basePerSec: number,
+  baseCpu: CpuReport,
+  target: number,
+): string {
+  const [us, baseUs] = [cpuMicrosPer(cpu, perSec), cpuMicrosPer(baseCpu, basePerSec)];
+  return (
+    `${ours} ${perSec.toFixed(0)} msgs/s vs ${baseline} ${basePerSec.toFixed(0)} msgs/s: ratio ${(perSec / basePerSec).toFixed(2)} (target ≥ ${target.toFixed(2)}); ` +
+    `CPU ${us.toFixed(0)} vs ${baseUs.toFixed(0)} µs/msg, CPU-normalized ratio ${(baseUs / us).toFixed(2)}`
+  );
 }

@@ -36,6 +36,7 @@ try {
       batch,
       backlog,
       log,
+      cpu: { postgres: await pg.postmasterPid(), server: server.pid, bench: process.pid },
     }),
   );
 } finally {

@@ -3,13 +3,17 @@
 // settled and warmed up as the main bench's pull step, one after the other.
 import type pg from 'pg';
 import { AdmpClient } from '../src/sdk/index.js';
+import { withCpu, type CpuGroups } from './cpu.js';
 import { settle } from './postgres.js';
 import { prefillInboxes, pullStep, type PullStepSettings } from './pull-ack.js';
+import { besideLine } from './report.js';
 
 export interface SdkStepOptions extends PullStepSettings {
   readonly url: string;
   readonly pool: pg.Pool;
   readonly log: (line: string) => void;
+  /** Process trees whose CPU time per message is reported (postgres, server, this process). */
+  readonly cpu: CpuGroups;
 }
 
 /** `consumers` SDK consumers (concurrency = the batch) for `seconds`; messages handled per second. */
@@ -36,7 +40,9 @@ export async function sdkBesideRaw(o: SdkStepOptions): Promise<string> {
   o.log(
     `raw carried-acks loop: ${o.backlog} messages prefilled into ${o.inboxes.length} inboxes, ${o.consumers} consumers`,
   );
-  const { result: raw } = await pullStep(o.pool, o.url, { ...o, ackInPull: true });
+  const {
+    result: { result: raw, cpu: rawCpu },
+  } = await pullStep(o.pool, o.url, { ...o, ackInPull: true }, (run) => withCpu(o.cpu, run));
   o.log(`raw carried-acks loop: ${raw.perSec.toFixed(0)} msgs/s (${raw.items} in ${raw.seconds.toFixed(1)} s)`);
 
   await o.pool.query("DELETE FROM message WHERE status IN ('acked', 'leased', 'delivered')");
@@ -47,8 +53,8 @@ export async function sdkBesideRaw(o: SdkStepOptions): Promise<string> {
   );
   await settle(o.pool, ['message']);
   await consumeFor(o, o.warmupSeconds);
-  const sdk = await consumeFor(o, o.seconds);
+  const { result: sdk, cpu: sdkCpu } = await withCpu(o.cpu, () => consumeFor(o, o.seconds));
   await o.pool.query("DELETE FROM message WHERE status IN ('acked', 'leased', 'delivered')");
   o.log(`SDK consume(): ${sdk.perSec.toFixed(0)} msgs/s (${sdk.handled} in ${o.seconds} s)`);
-  return `sdk consume ${sdk.perSec.toFixed(0)} msgs/s vs raw carried-acks ${raw.perSec.toFixed(0)} msgs/s: ratio ${(sdk.perSec / raw.perSec).toFixed(2)} (target ≥ 0.90)`;
+  return besideLine('sdk consume', sdk.perSec, sdkCpu, 'raw carried-acks', raw.perSec, rawCpu, 0.9);
 }
