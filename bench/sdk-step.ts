@@ -3,7 +3,7 @@
 // settled and warmed up as the main bench's pull step, one after the other.
 import type pg from 'pg';
 import { AdmpClient } from '../src/sdk/index.js';
-import { withCpu, type CpuGroups } from './cpu.js';
+import { formatCpu, withCpu, type CpuGroups } from './cpu.js';
 import { settle } from './postgres.js';
 import { prefillInboxes, pullStep, type PullStepSettings } from './pull-ack.js';
 import { besideLine } from './report.js';
@@ -43,7 +43,9 @@ export async function sdkBesideRaw(o: SdkStepOptions): Promise<string> {
   const {
     result: { result: raw, cpu: rawCpu },
   } = await pullStep(o.pool, o.url, { ...o, ackInPull: true }, (run) => withCpu(o.cpu, run));
-  o.log(`raw carried-acks loop: ${raw.perSec.toFixed(0)} msgs/s (${raw.items} in ${raw.seconds.toFixed(1)} s)`);
+  o.log(
+    `raw carried-acks loop: ${raw.perSec.toFixed(0)} msgs/s (${raw.items} in ${raw.seconds.toFixed(1)} s; ${formatCpu(rawCpu)})`,
+  );
 
   await o.pool.query("DELETE FROM message WHERE status IN ('acked', 'leased', 'delivered')");
   await prefillInboxes(
@@ -55,6 +57,6 @@ export async function sdkBesideRaw(o: SdkStepOptions): Promise<string> {
   await consumeFor(o, o.warmupSeconds);
   const { result: sdk, cpu: sdkCpu } = await withCpu(o.cpu, () => consumeFor(o, o.seconds));
   await o.pool.query("DELETE FROM message WHERE status IN ('acked', 'leased', 'delivered')");
-  o.log(`SDK consume(): ${sdk.perSec.toFixed(0)} msgs/s (${sdk.handled} in ${o.seconds} s)`);
+  o.log(`SDK consume(): ${sdk.perSec.toFixed(0)} msgs/s (${sdk.handled} in ${o.seconds} s; ${formatCpu(sdkCpu)})`);
   return besideLine('sdk consume', sdk.perSec, sdkCpu, 'raw carried-acks', raw.perSec, rawCpu, 0.9);
 }
