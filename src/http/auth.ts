@@ -27,6 +27,7 @@ import type { Caller } from '../mailbox/mailbox.js';
 import { TOKEN_PREFIX, type AuthAgentRow, type Credentials } from '../mailbox/credentials.js';
 import type { CertBinding } from '../core/client-cert.js';
 import { checkClientCertificate } from './client-cert.js';
+import { createGate } from '../core/gate.js';
 
 /** A caller with the client certificates its agent is bound to (mutual TLS). */
 interface AuthCaller extends Caller {
@@ -80,6 +81,10 @@ export function jwtLifetimeProblem(iat: number, exp: number, nowSec: number, ske
 export function createAuthenticator(credentials: Credentials, config: Config): Authenticator {
   const tokenCache = new Map<string, { caller: AuthCaller; at: number }>();
   const cacheMs = config.authCacheSec * 1000;
+  // Token lookups the cache cannot answer hold at most a quarter of the pool: thousands of
+  // clients arriving at once (long polls after a restart) queue here, not ahead of sends
+  // in the pool's queue; the long polls' claims hold at most another half (src/mailbox).
+  const lookups = createGate(Math.max(1, Math.floor(config.pgPoolMax / 4)));
 
   const toCaller = (a: AuthAgentRow): AuthCaller => ({
     agentId: a.id,
@@ -101,7 +106,7 @@ export function createAuthenticator(credentials: Credentials, config: Config): A
     const hit = tokenCache.get(token);
     if (hit && Date.now() - hit.at < cacheMs) return hit.caller;
     if (hit) tokenCache.delete(token);
-    const a = await credentials.agentByToken(token);
+    const a = await lookups.run(() => credentials.agentByToken(token));
     if (!a) throw unauthorized('invalid bearer token');
     const c = toCaller(a);
     if (cacheMs > 0) tokenCache.set(token, { caller: c, at: Date.now() });

@@ -1,6 +1,6 @@
-// Many idle long polls at once (docs/scaling.md, "What an idle long poll costs"): they
-// queue for their first look behind a gate holding half of the pool, so sends keep
-// working while thousands arrive; each parks without a connection and is woken by a
+// Many idle long polls at once (docs/scaling.md, "What an idle long poll costs"): their
+// token lookups and first looks queue behind gates holding a quarter and a half of the
+// pool, not in the pool's queue, so sends keep working while thousands arrive; each parks without a connection and is woken by a
 // message to its own agent; a parked poll whose bearer token is revoked gets nothing
 // once the token cache (ADMP_AUTH_CACHE_SEC) has let the revocation through.
 import { test } from 'node:test';
@@ -35,7 +35,7 @@ async function until(what: string, ok: () => Promise<boolean>, ms = 90_000): Pro
   }
 }
 
-test(`${POLLS} concurrent long polls on a pool of 4: sends succeed meanwhile, each poll is woken by its own message`, async (t) => {
+test(`${POLLS} concurrent long polls, gates sized for ADMP_PG_POOL_MAX=4: few statements queue in the pool, sends succeed, each poll is woken by its own message`, async (t) => {
   const api = await startTestApi({ ADMP_PG_POOL_MAX: '4' });
   t.after(() => api.close());
   const [sender, sink] = [await api.agent('sender'), await api.agent('sink')];
@@ -46,12 +46,19 @@ test(`${POLLS} concurrent long polls on a pool of 4: sends succeed meanwhile, ea
     );
   const before = await looks(api);
 
+  // How many statements wait in the pool's queue while the polls arrive: without the
+  // gates every poll's token lookup and claim would be there, ahead of any send.
+  let mostQueued = 0;
+  const sampler = setInterval(() => (mostQueued = Math.max(mostQueued, api.db.pool.waitingCount)), 2);
   const polls = agents.map((a) => pullRequest(api, a, { max: 1, wait: 20 }));
   // While thousands of polls authenticate and take their first look, sends get their connections.
   const sends = await Promise.all(Array.from({ length: 50 }, (_, i) => send(api, sender, sink, { during: i })));
   for (const r of sends) assert.equal(r.statusCode, 201, r.body);
 
   await until('every poll to look once', async () => (await looks(api)) - before >= POLLS);
+  clearInterval(sampler);
+  // At most 1 token lookup and 2 claims of the polls at a time, plus the sends' batches.
+  assert.ok(mostQueued <= 20, `${mostQueued} statements queued in the pool at once`);
   const parkedAt = await looks(api);
   for (let i = 0; i < POLLS; i += 100) {
     const batch = await Promise.all(agents.slice(i, i + 100).map((a, j) => send(api, sender, a, { i: i + j })));
