@@ -242,6 +242,14 @@ test('dead letters: redrive puts them back in the inbox, delete removes them and
     left.rows.map((r) => r.id),
     [one],
   );
+  // Their search entries go with them (migrations/0019_message_search_table.sql); the live one's stays.
+  const entries = await api.db.pool.query('SELECT id FROM message_search WHERE id = ANY($1::uuid[])', [
+    [one, two, three],
+  ]);
+  assert.deepEqual(
+    entries.rows.map((r) => r.id),
+    [one],
+  );
   // The idempotency key of the deleted message is free again: a resend makes a new message.
   const again = await api.core.app.inject({
     method: 'POST',

@@ -106,12 +106,12 @@ test('admp doctor passes on a working installation and names what breaks', async
     new RegExp(`lmtp:inet:127\\.0\\.0\\.1:${lmtpPort}`),
   );
   const left = await db.pool.query(
-    "SELECT (SELECT count(*)::int FROM message) AS messages, (SELECT count(*)::int FROM agent WHERE id LIKE 'admp-doctor-%') AS agents, (SELECT count(*)::int FROM agent_key WHERE agent LIKE 'admp-doctor-%') AS keys",
+    "SELECT (SELECT count(*)::int FROM message) AS messages, (SELECT count(*)::int FROM message_search) AS entries, (SELECT count(*)::int FROM agent WHERE id LIKE 'admp-doctor-%') AS agents, (SELECT count(*)::int FROM agent_key WHERE agent LIKE 'admp-doctor-%') AS keys",
   );
   assert.deepEqual(
     left.rows[0],
-    { messages: 0, agents: 0, keys: 0 },
-    'the test message, agent and key are removed again',
+    { messages: 0, entries: 0, agents: 0, keys: 0 },
+    'the test message, its search entry, agent and key are removed again',
   );
 
   // The command itself: a key missing from DNS and a plugin that is not there fail, with a fix, exit 1, --json.
