@@ -9,12 +9,14 @@
 /** Deepest nesting of arrays and objects accepted in client JSON (docs/api.md). */
 export const MAX_JSON_DEPTH = 64;
 
+const SURROGATE = /[\uD800-\uDFFF]/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Why this text cannot be stored, or undefined when it can. */
 export function unstorableText(s: string): string | undefined {
   if (s.includes('\u0000')) return 'contains U+0000 (NUL), which cannot be stored';
-  const lone = LONE_SURROGATE.exec(s);
+  // Most text has no surrogate at all: one plain scan, the pairing regex only when it does.
+  const lone = SURROGATE.test(s) ? LONE_SURROGATE.exec(s) : null;
   if (lone)
     return `contains a lone surrogate U+${lone[0].charCodeAt(0).toString(16).toUpperCase()}, which is not Unicode text`;
   return undefined;
@@ -36,32 +38,39 @@ const pathOf = (root: string, path: readonly (string | number)[]): string =>
  * allocates nothing per value (it runs on every send).
  */
 export function unstorableJson(value: unknown, root = '$', maxDepth = MAX_JSON_DEPTH): string | undefined {
-  const path: (string | number)[] = [];
-  const visit = (v: unknown, depth: number): string | undefined => {
-    if (typeof v === 'string') {
-      const why = unstorableText(v);
-      return why && `${pathOf(root, path)} ${why}`;
-    }
-    if (v === null || typeof v !== 'object') return undefined;
-    if (depth >= maxDepth) return `${pathOf(root, path)} is nested deeper than ${maxDepth} levels`;
-    if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) {
-        path.push(i);
-        const why = visit(v[i], depth + 1);
-        path.pop();
-        if (why) return why;
-      }
-      return undefined;
-    }
-    for (const k of Object.keys(v)) {
-      const bad = unstorableText(k);
-      if (bad) return `${pathOf(root, path)} has a key that ${bad}`;
-      path.push(k);
-      const why = visit((v as Record<string, unknown>)[k], depth + 1);
+  return firstProblem(value, 0, maxDepth, root, []);
+}
+
+// A module-level recursion, not a closure made per call: this runs on every send.
+function firstProblem(
+  v: unknown,
+  depth: number,
+  maxDepth: number,
+  root: string,
+  path: (string | number)[],
+): string | undefined {
+  if (typeof v === 'string') {
+    const why = unstorableText(v);
+    return why && `${pathOf(root, path)} ${why}`;
+  }
+  if (v === null || typeof v !== 'object') return undefined;
+  if (depth >= maxDepth) return `${pathOf(root, path)} is nested deeper than ${maxDepth} levels`;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      path.push(i);
+      const why = firstProblem(v[i], depth + 1, maxDepth, root, path);
       path.pop();
       if (why) return why;
     }
     return undefined;
-  };
-  return visit(value, 0);
+  }
+  for (const k of Object.keys(v)) {
+    const bad = unstorableText(k);
+    if (bad) return `${pathOf(root, path)} has a key that ${bad}`;
+    path.push(k);
+    const why = firstProblem((v as Record<string, unknown>)[k], depth + 1, maxDepth, root, path);
+    path.pop();
+    if (why) return why;
+  }
+  return undefined;
 }
