@@ -29,8 +29,12 @@ import type { CertBinding } from '../core/client-cert.js';
 import { checkClientCertificate } from './client-cert.js';
 import { createGate } from '../core/gate.js';
 
-/** A caller with the client certificates its agent is bound to (mutual TLS). */
-interface AuthCaller extends Caller {
+/**
+ * A caller and the client certificates its agent is bound to (mutual TLS), side by side:
+ * `caller` is handed out as it is (cached with a token), no copy made per request.
+ */
+interface AuthCaller {
+  readonly caller: Caller;
   readonly certs: readonly CertBinding[];
 }
 
@@ -87,9 +91,7 @@ export function createAuthenticator(credentials: Credentials, config: Config): A
   const lookups = createGate(Math.max(1, Math.floor(config.pgPoolMax / 4)));
 
   const toCaller = (a: AuthAgentRow): AuthCaller => ({
-    agentId: a.id,
-    domain: a.domain,
-    address: addressOfAgent(a),
+    caller: { agentId: a.id, domain: a.domain, address: addressOfAgent(a) },
     certs: a.client_certs,
   });
 
@@ -147,7 +149,7 @@ export function createAuthenticator(credentials: Credentials, config: Config): A
       throw unauthorized(`JWT rejected: ${(err as Error).message}`);
     }
     const c = await caller(idOf(addr));
-    if (c.address !== addr.address) throw unauthorized('JWT issuer is not a local agent');
+    if (c.caller.address !== addr.address) throw unauthorized('JWT issuer is not a local agent');
     return c;
   }
 
@@ -172,7 +174,7 @@ export function createAuthenticator(credentials: Credentials, config: Config): A
       const want = createHmac('sha256', secret).update(base).digest();
       if (given.length === want.length && timingSafeEqual(given, want)) {
         const c = await caller(agentId);
-        if (!isAgentId(id) && c.address !== id) break;
+        if (!isAgentId(id) && c.caller.address !== id) break;
         // Remembered while this timestamp is still acceptable: after that the request is refused anyway.
         const until = new Date((Number(ts) + config.clockSkewSec + 1) * 1000);
         if (!(await credentials.useNonceOnce(`${agentId} ${nonce}`, until)))
@@ -198,14 +200,14 @@ export function createAuthenticator(credentials: Credentials, config: Config): A
   return {
     async authenticate(req) {
       // Both factors: the credential names the agent, then its certificate binding is checked.
-      const { certs, ...c } = await byCredential(req);
-      checkClientCertificate(req, c.agentId, certs);
-      return c;
+      const { caller, certs } = await byCredential(req);
+      checkClientCertificate(req, caller.agentId, certs);
+      return caller;
     },
     async recheck(req, c) {
       const cred = bearerOf(req);
       const now = cred?.startsWith(TOKEN_PREFIX) ? await byToken(cred) : await caller(c.agentId);
-      if (now.agentId !== c.agentId) throw unauthorized('credential no longer names this agent');
+      if (now.caller.agentId !== c.agentId) throw unauthorized('credential no longer names this agent');
     },
   };
 }
