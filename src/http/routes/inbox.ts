@@ -8,20 +8,27 @@ export const inboxRoutes = apiRoutes(async (app, { mailbox, auth }) => {
   app.post('/v1/inbox/pull', { schema: { body: PullBody, response: { 200: PullResponse } } }, async (req) => {
     const c = req.caller!;
     // Acks of the previous batch ride along (one call, one transaction per batch).
-    const { ack } = req.body;
-    // A parked long poll that wakes checks its credential again: a revoked one gets nothing.
-    const { rows, acked } = await mailbox.pull(c, { ...req.body, recheck: () => auth.recheck(req, c) });
+    const { max, visibility_timeout, wait, ack } = req.body;
+    const { rows, acked } = await mailbox.pull(c, {
+      max,
+      visibility_timeout,
+      wait,
+      ack,
+      // A parked long poll that wakes checks its credential again: a revoked one gets nothing.
+      // Only a long poll parks, so only it gets the closure (a busy consumer's pull makes none).
+      recheck: wait ? () => auth.recheck(req, c) : undefined,
+    });
+    const one = rows.length === 1 ? rows[0]! : undefined;
+    // Undefined fields are left out of the log line.
     req.summary = {
       pulled: rows.length,
-      ...(ack ? { acked: ack.length } : {}),
-      ...(rows.length === 1
-        ? { message_id: rows[0]!.id, correlation_id: rows[0]!.correlation_id ?? undefined, channel: rows[0]!.channel }
-        : {}),
+      acked: ack?.length,
+      message_id: one?.id,
+      correlation_id: one?.correlation_id ?? undefined,
+      channel: one?.channel,
     };
-    return {
-      ...(ack ? { acked: presentAcks(ack, acked) } : {}),
-      messages: rows.map((m) => presentPulled(m, c.address)),
-    };
+    const messages = rows.map((m) => presentPulled(m, c.address));
+    return ack ? { acked: presentAcks(ack, acked), messages } : { messages };
   });
 
   app.get('/v1/inbox', { schema: { response: { 200: InboxDepth } } }, async (req) => {

@@ -1,5 +1,5 @@
 // Send, status, ack (single and batch), nack/extend, reply.
-import { leaseError } from '../../mailbox/mailbox.js';
+import { leaseError, type Outgoing } from '../../mailbox/mailbox.js';
 import {
   BatchAckBody,
   BatchAckResponse,
@@ -22,11 +22,21 @@ export const messageRoutes = apiRoutes(async (app, { mailbox }) => {
     '/v1/messages',
     { schema: { body: Envelope, headers: IdempotencyHeaders, response: { 200: SendResult, 201: SendResult } } },
     async (req, reply) => {
-      const { to, ...msg } = req.body;
-      const r = await mailbox.send(req.caller!, to, { ...msg, idempotency_key: req.headers['idempotency-key'] });
+      // Named one by one, not copied by rest and spread (this runs on every send); `satisfies`
+      // fails the build when the envelope gains a field this list does not carry.
+      const { to, type, subject, body, correlation_id, ttl_sec } = req.body;
+      const msg = {
+        type,
+        subject,
+        body,
+        correlation_id,
+        ttl_sec,
+        idempotency_key: req.headers['idempotency-key'],
+      } satisfies Record<keyof Outgoing, unknown>;
+      const r = await mailbox.send(req.caller!, to, msg);
       req.summary = {
         message_id: r.id,
-        correlation_id: msg.correlation_id,
+        correlation_id,
         channel: r.status === 'queued' ? 'smtp' : 'http',
       };
       return reply
