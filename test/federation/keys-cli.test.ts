@@ -1,23 +1,21 @@
-// `admp key create|rotate|dns|revoke <agent>` as the real CLI against a test database:
+// `admp key create|rotate|dns|revoke <agent>` as the CLI (in this process, test/helpers/cli.ts;
+// the first `key create` as the real binary) against a test database:
 // during a rotation's overlap both keys verify and are published (JWKS and the TXT
 // records `key dns` prints); afterwards only the new one is; the outbound worker
 // switches to a new key once partners have had time to fetch it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { wire } from '../../src/app/server.js';
 import { loadSigningKey, PUBLISH_DELAY_SEC } from '../../src/keys/key-files.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { addAgent } from '../../src/db/agents.js';
+import { admp as admpIn, admpBinary } from '../helpers/cli.js';
 
-const run = promisify(execFile);
-const main = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 const DOMAIN = 'agents.ours.example';
 const AGENT = `carol@${DOMAIN}`;
 
@@ -37,8 +35,12 @@ test('key rotate keeps both keys valid for the overlap; key dns and the JWKS sho
     ADMP_DOMAINS: DOMAIN,
     ADMP_MIGRATE_ON_START: 'false',
   };
-  const admp = async (...args: string[]) =>
-    (await run(process.execPath, ['--import', 'tsx', main, ...args], { env })).stdout;
+  // Resolves with stdout; rejects with stderr when the command fails, as a child process would.
+  const admp = async (...args: string[]) => {
+    const r = await admpIn(env, ...args);
+    if (r.code !== 0) throw new Error(`admp ${args.join(' ')} exited with ${r.code}: ${r.stderr}`);
+    return r.stdout;
+  };
   const admpJson = async (...args: string[]) => JSON.parse(await admp(...args, '--json'));
   const config = loadConfig({ DATABASE_URL: db.url, ADMP_DOMAINS: DOMAIN, ADMP_LOG_LEVEL: 'silent' });
   const core = await wire(config, db, createLogger('silent'));
@@ -56,7 +58,9 @@ test('key rotate keeps both keys valid for the overlap; key dns and the JWKS sho
   };
 
   await addAgent(db.pool, 'carol', DOMAIN);
-  const first = await admpJson('key', 'create', 'carol');
+  const created = await admpBinary(env, 'key', 'create', 'carol', '--json');
+  assert.equal(created.code, 0, created.stderr);
+  const first = JSON.parse(created.stdout);
   assert.equal(first.private_key_file, join(keysDir, `${AGENT}.${first.kid}.pem`), 'keys go to ADMP_KEYS_DIR');
   assert.equal(statSync(first.private_key_file).mode & 0o777, 0o600);
   assert.deepEqual(await published(), [first.kid]);
