@@ -30,6 +30,37 @@ async function pull(api: TestApi, who: TestAgent, body: Record<string, unknown> 
 const post = (api: TestApi, who: TestAgent, url: string, payload: unknown) =>
   api.core.app.inject({ method: 'POST', url, headers: who.auth, payload: payload as object });
 
+// Time moved in the database instead of waited out: a message's lease end or expiry is
+// checked against what the request asked for, then put just into the past.
+/** Seconds from now to the message's `column` (lease_until, expires_at). */
+async function secondsLeft(api: TestApi, id: string, column: 'lease_until' | 'expires_at'): Promise<number> {
+  const { rows } = await api.db.pool.query(
+    `SELECT extract(epoch FROM ${column} - now())::float AS s FROM message WHERE id = $1`,
+    [id],
+  );
+  return rows[0].s as number;
+}
+/**
+ * Asserts that `column` is `sec` seconds after the request (at most; a loaded machine may
+ * have spent up to 3 s since), then moves it to just now unless the sweeper was quicker.
+ */
+async function runOut(api: TestApi, id: string, column: 'lease_until' | 'expires_at', sec: number): Promise<void> {
+  const left = await secondsLeft(api, id, column);
+  assert.ok(left > sec - 3 && left <= sec, `${column} is ${sec} s after the request (${left} s left)`);
+  await api.db.pool.query(
+    `UPDATE message SET ${column} = now() - interval '1 ms' WHERE id = $1 AND ${column} > now()`,
+    [id],
+  );
+}
+/** The message's status, once the sweeper (every 100 ms here) has had its turn. */
+async function statusOnceSwept(api: TestApi, who: TestAgent, id: string, want: string) {
+  for (let i = 0; ; i++) {
+    const st = await api.core.app.inject({ url: `/v1/messages/${id}`, headers: who.auth });
+    if (st.json().status === want || i === 100) return st.json();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 test('send, pull with a lease, ack; status shows the history to sender and recipient only', async (t) => {
   const api = await startTestApi();
   t.after(() => api.close());
@@ -235,13 +266,15 @@ test('an unacked message comes back after its lease and goes dead after max_atte
     assert.equal(m?.id, id, `attempt ${attempt} gets the message back`);
     assert.equal(m!.attempts, attempt);
     leases.push(m!.lease_id);
+    if (attempt < 3) await runOut(api, id, 'lease_until', 1);
   }
   // The first lease is stale now: refused with 409, and nothing changes.
   const stale = await post(api, b, `/v1/messages/${id}/ack`, { lease_id: leases[0] });
   assert.equal(stale.statusCode, 409);
   assert.equal(stale.json().error.code, 'lease_conflict');
 
-  await new Promise((r) => setTimeout(r, 1600));
+  await runOut(api, id, 'lease_until', 1);
+  assert.equal((await statusOnceSwept(api, b, id, 'dead')).status, 'dead');
   assert.equal((await pull(api, b, { max: 1 })).length, 0);
   const dead = await api.core.app.inject({ url: '/v1/dead', headers: b.auth });
   const [d] = dead.json().messages;
@@ -265,7 +298,10 @@ test('nack extends a lease, or returns the message after a delay', async (t) => 
   const ext = await post(api, b, `/v1/messages/${id}/nack`, { lease_id: m!.lease_id, extend_sec: 60 });
   assert.equal(ext.statusCode, 200);
   assert.equal(ext.json().status, 'leased');
-  await new Promise((r) => setTimeout(r, 1300));
+  // Past the end of the original 1 s lease (1.3 s of lease time moved): the 60 s one holds.
+  const left = await secondsLeft(api, id, 'lease_until');
+  assert.ok(left > 57 && left <= 60, `the lease ends 60 s after the nack (${left} s left)`);
+  await api.db.pool.query("UPDATE message SET lease_until = lease_until - interval '1.3 s' WHERE id = $1", [id]);
   assert.equal(
     (await pull(api, b)).length,
     0,
@@ -285,11 +321,11 @@ test('expired TTL sends a message to dead', async (t) => {
   t.after(() => api.close());
   const [a, b] = [await api.agent('a4'), await api.agent('b4')];
   const { id } = (await send(api, a, { to: b.address, type: 't', body: {}, ttl_sec: 1 })).json();
-  await new Promise((r) => setTimeout(r, 1500));
+  await runOut(api, id, 'expires_at', 1);
+  const st = await statusOnceSwept(api, a, id, 'dead');
   assert.equal((await pull(api, b)).length, 0);
-  const st = await api.core.app.inject({ url: `/v1/messages/${id}`, headers: a.auth });
-  assert.equal(st.json().status, 'dead');
-  assert.equal(st.json().delivery_log.at(-1).reason, 'ttl_expired');
+  assert.equal(st.status, 'dead');
+  assert.equal(st.delivery_log.at(-1).reason, 'ttl_expired');
 });
 
 test('idempotent send returns one row; a reused key with another body is a conflict', async (t) => {
