@@ -3,10 +3,30 @@
 // registers the Node SDK only when the standard OTEL_* variables ask for an exporter
 // (OTEL_TRACES_EXPORTER, or an OTLP endpoint). The SDK reads every OTEL_* variable
 // itself (endpoint, protocol, headers, sampler, service name).
-import { SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
+import {
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Span,
+  type Tracer,
+  type TracerProvider,
+} from '@opentelemetry/api';
 import type { Logger } from './log.js';
 
-const tracer = () => trace.getTracer('admp');
+// `trace.getTracer` makes a new proxy tracer on every call (spans run on every send, pull
+// and ack): one per provider instead. The provider object stays the same when an SDK
+// registers later (the proxy tracer then finds it) and changes only when `trace.disable()`
+// resets the API (tests), so a new one gets a new tracer.
+let provider: TracerProvider | undefined;
+let cached: Tracer | undefined;
+function tracer(): Tracer {
+  const current = trace.getTracerProvider();
+  if (current !== provider || !cached) {
+    provider = current;
+    cached = current.getTracer('admp');
+  }
+  return cached;
+}
 
 /** Runs fn in an active span; a throw marks the span as an error and is rethrown. */
 export function withSpan<T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>): Promise<T> {

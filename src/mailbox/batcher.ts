@@ -170,10 +170,12 @@ export function createEnqueuer(pool: pg.Pool, options: EnqueuerOptions = {}): En
         });
         pump();
       });
-      span.setAttributes({
-        'admp.message_id': rs.map((r) => r.id).join(','),
-        'admp.duplicate': rs.every((r) => r.duplicate),
-      });
+      // Built only for a span that records (with no exporter configured, none does).
+      if (span.isRecording())
+        span.setAttributes({
+          'admp.message_id': rs.map((r) => r.id).join(','),
+          'admp.duplicate': rs.every((r) => r.duplicate),
+        });
       if (options.metrics)
         rs.forEach((r, i) => {
           if (!r.refused) observeEnqueue(options.metrics!, items[i]!.channel, r.duplicate, since(started));
