@@ -16,8 +16,13 @@ export interface FingerprintInput {
   unique_id: string;
 }
 
-export function fingerprint(m: FingerprintInput): string {
-  const canonical = canonicalJson([
+/**
+ * `canonicalBody` is `canonicalJson(m.body)` when the caller has made it already (the
+ * mailbox measures the body's size on it): the body, the bulk of the work, is then
+ * serialised once per send.
+ */
+export function fingerprint(m: FingerprintInput, canonicalBody = canonicalJson(m.body)): string {
+  const head = canonicalJson([
     'admp-fp-v1',
     m.from.toLowerCase(),
     m.to.toLowerCase(),
@@ -25,7 +30,9 @@ export function fingerprint(m: FingerprintInput): string {
     m.subject ?? null,
     m.correlation_id ?? null,
     m.unique_id,
-    m.body,
   ]);
-  return createHash('sha256').update(canonical).digest('hex');
+  // The canonical array with the body as its last member: `[head…,body]`.
+  return createHash('sha256')
+    .update(`${head.slice(0, -1)},${canonicalBody}]`)
+    .digest('hex');
 }

@@ -6,6 +6,7 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import { AdmpError } from '../errors.js';
 import { fingerprint } from '../core/fingerprint.js';
+import { canonicalJson } from '../core/canonical-json.js';
 import { acrossTenants } from '../core/domains.js';
 import { inTransaction } from '../db/pool.js';
 import { ack, claim, claimForPush, nack, type ClaimedForPush } from '../db/claim.js';
@@ -137,10 +138,6 @@ export interface MailboxDeps {
 
 const recipientDomain = (r: Recipient): string => r.address.slice(r.address.lastIndexOf('@') + 1);
 
-export function bodySize(body: unknown): number {
-  return Buffer.byteLength(JSON.stringify(body));
-}
-
 export function createMailbox({ pool, config, directory, enqueuer, waiter, quotas, metrics }: MailboxDeps): Mailbox {
   // Long polls look through this gate, holding at most half of the pool: 10,000 of them
   // arriving at once queue here, not in the pool, so sends and acks keep the other half
@@ -186,7 +183,11 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, quota
     // serialiser or the database meets NUL, a lone surrogate or unbounded nesting.
     const unstorable = unstorableJson(msg, 'message');
     if (unstorable) throw new AdmpError('invalid_json', unstorable);
-    if (bodySize(msg.body) > config.maxBodyBytes) {
+    // With an Idempotency-Key the fingerprint needs the body's canonical JSON: its size is
+    // the size of JSON.stringify's (the same members and the same string and number
+    // forms, only in another order), so the body is serialised once, not twice.
+    const canonicalBody = msg.idempotency_key ? canonicalJson(msg.body) : undefined;
+    if (Buffer.byteLength(canonicalBody ?? JSON.stringify(msg.body)) > config.maxBodyBytes) {
       throw new AdmpError('payload_too_large', `body is larger than ${config.maxBodyBytes} bytes`);
     }
     const toAddress = to.address;
@@ -204,15 +205,18 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, quota
       idempotency_key: msg.idempotency_key ?? null,
       ttl_sec: msg.ttl_sec ?? config.defaultTtlSec,
       source_fingerprint: msg.idempotency_key
-        ? fingerprint({
-            from: caller.address,
-            to: toAddress,
-            type: msg.type,
-            subject: msg.subject,
-            correlation_id: msg.correlation_id,
-            body: msg.body,
-            unique_id: `idem:${msg.idempotency_key}`,
-          })
+        ? fingerprint(
+            {
+              from: caller.address,
+              to: toAddress,
+              type: msg.type,
+              subject: msg.subject,
+              correlation_id: msg.correlation_id,
+              body: msg.body,
+              unique_id: `idem:${msg.idempotency_key}`,
+            },
+            canonicalBody,
+          )
         : null,
       // bob+detail@…: the RFC 5233 detail stays on the message (shown as `detail`); so does
       // the address token it was sent to, which the sender sees instead of the agent's name.

@@ -293,3 +293,27 @@ test('a database outage is a temporary failure (503), never a 4xx or a lost mess
     await new Promise((r) => setTimeout(r, 100));
   }
 });
+
+test('the body limit counts the bytes of the body as JSON, to the byte, with and without an Idempotency-Key', async (t) => {
+  const api = await startTestApi({ ADMP_MAX_BODY_BYTES: '2048' });
+  t.after(() => api.close());
+  const [a, b] = [await api.agent('alice'), await api.agent('bob')];
+  // Keys out of order (the fingerprint sorts them), escapes, non-ASCII text and numbers:
+  // the size is that of the JSON text, whichever serialisation measured it.
+  const body = (fill: number) => ({ z: [1e21, 0.1, -0, true, null], 'k"\\': 'é\n😀\u0001', a: 'x'.repeat(fill) });
+  const fill = 2048 - Buffer.byteLength(JSON.stringify(body(0)));
+  let n = 0;
+  for (const idempotent of [false, true])
+    for (const [extra, status] of [
+      [0, 201],
+      [1, 413],
+    ] as const) {
+      const r = await api.core.app.inject({
+        method: 'POST',
+        url: '/v1/messages',
+        headers: { ...a.auth, ...(idempotent ? { 'idempotency-key': `k-${n++}` } : {}) },
+        payload: { to: b.address, type: 't', body: body(fill + extra) },
+      });
+      assert.equal(r.statusCode, status, `idempotent ${idempotent}, ${fill + extra} bytes of fill: ${r.body}`);
+    }
+});

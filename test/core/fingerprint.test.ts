@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fingerprint, type FingerprintInput } from '../../src/core/fingerprint.js';
+import { canonicalJson } from '../../src/core/canonical-json.js';
 
 const base: FingerprintInput = {
   from: 'alice@agents.example',
@@ -24,7 +25,11 @@ const VECTORS: [name: string, input: FingerprintInput, sha256: string][] = [
 ];
 
 for (const [name, input, sha256] of VECTORS)
-  test(`fingerprint vector: ${name}`, () => assert.equal(fingerprint(input), sha256));
+  test(`fingerprint vector: ${name}`, () => {
+    assert.equal(fingerprint(input), sha256);
+    // The same digest when the caller hands the body's canonical JSON in (the mailbox does).
+    assert.equal(fingerprint(input, canonicalJson(input.body)), sha256);
+  });
 
 test('fingerprint: addresses compare case-insensitively; every other field counts', () => {
   const fp = fingerprint(base);
