@@ -2,10 +2,10 @@
 // first), one message in full, depth and age by status, throughput, outbound
 // failures; and the operator's dead-letter deletion. Each search filter reads an index
 // whose order is the answer's, so a page stops after `limit` index entries however large
-// the table: the agent's on message (message_search_agent), sender, correlation id and
-// time on the insert-only message_search table (migrations/0019_message_search_table.sql),
-// joined to message by its primary key; status and channel filter what the time index
-// gives (the rare statuses have their own partial index on message).
+// the table: agent, sender, correlation id and time on the insert-only message_search
+// table (migrations/0019_message_search_table.sql, 0021_agent_index_off_message.sql),
+// joined to message by its primary key; status and channel filter what those indexes
+// give (the rare statuses have their own partial indexes on message).
 import type { MessageRow, MessageStatus } from './message-row.js';
 import { MESSAGE_STATUSES } from '../core/status.js';
 import type pg from 'pg';
@@ -57,15 +57,17 @@ function closed<T extends string>(allowed: readonly T[], v: T): T {
 }
 
 /**
- * The search statement for a filter (bench/admin-search.ts EXPLAINs exactly this). An
- * agent or a rare status is searched on message itself, by its own index; everything
- * else walks message_search (`k`) newest first and joins each entry's message (`m`).
+ * The search statement for a filter (bench/admin-search.ts EXPLAINs exactly this). A
+ * rare status is searched on message itself, by its partial index (a dead letter of one
+ * agent by message_dead); everything else walks message_search (`k`) newest first and
+ * joins each entry's message (`m`).
  */
 export function searchQuery(f: SearchFilter): { text: string; values: unknown[] } {
   const onMessage =
     f.sender === undefined &&
     f.correlation_id === undefined &&
-    (f.agent !== undefined || (f.status !== undefined && RARE_STATUSES.includes(f.status)));
+    f.status !== undefined &&
+    RARE_STATUSES.includes(f.status);
   const k = onMessage ? 'm' : 'k';
   const where: string[] = [];
   const values: unknown[] = [];

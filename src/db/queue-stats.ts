@@ -11,7 +11,7 @@ export interface QueueStats {
 }
 
 export async function queueStats(db: Queryable, topAgents: number): Promise<QueueStats> {
-  // The partial indexes message_inbox_seq and message_leases cover the first two.
+  // The partial indexes message_inbox_seq and message_leases_by_agent cover the first two.
   const depth = await db.query<{ agent: string; n: number }>(
     `SELECT to_agent_id AS agent, count(*)::int AS n FROM message WHERE status IN ('delivered', 'leased')
       GROUP BY to_agent_id ORDER BY n DESC, to_agent_id LIMIT $1`,

@@ -18,7 +18,13 @@ export async function messageFor(
 
 export async function inboxDepth(db: Queryable, agentId: string): Promise<Record<MessageStatus, number>> {
   const { rows } = await db.query<{ status: MessageStatus; n: number }>(
-    'SELECT status, count(*)::int AS n FROM message WHERE to_agent_id = $1 GROUP BY status',
+    // The agent's messages through their search entries (message has no index by agent
+    // alone: migrations/0021_agent_index_off_message.sql); both sides name the agent, so on
+    // Citus the join runs on its one shard.
+    `SELECT m.status, count(*)::int AS n
+       FROM message_search k JOIN message m ON m.id = k.id AND m.to_agent_id = k.to_agent_id
+      WHERE k.to_agent_id = $1 AND m.to_agent_id = $1
+      GROUP BY m.status`,
     [agentId],
   );
   const out = { queued: 0, sent: 0, delivered: 0, leased: 0, acked: 0, failed: 0, dead: 0 };
@@ -54,9 +60,14 @@ export async function redrive(db: Queryable, agentId: string, ids: readonly stri
 
 /** Whether an inbox holds at least `max` waiting (delivered or leased) messages. */
 export async function inboxHolds(db: Queryable, agentId: string, max: number): Promise<boolean> {
-  // Counting at most `max` rows keeps the check cheap however deep the inbox is.
+  // Counting at most `max` rows keeps the check cheap however deep the inbox is. One
+  // branch per status, each read by its partial index (message_inbox_seq, message_leases_by_agent).
   const { rows } = await db.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM (SELECT 1 FROM message WHERE to_agent_id = $1 AND status IN ('delivered', 'leased') LIMIT $2) s`,
+    `SELECT count(*)::int AS n FROM (
+       (SELECT 1 FROM message WHERE to_agent_id = $1 AND status = 'delivered' LIMIT $2)
+       UNION ALL
+       (SELECT 1 FROM message WHERE to_agent_id = $1 AND status = 'leased' LIMIT $2)
+       LIMIT $2) s`,
     [agentId, max],
   );
   return rows[0]!.n >= max;
@@ -64,6 +75,10 @@ export async function inboxHolds(db: Queryable, agentId: string, max: number): P
 
 /** The id of some message in an inbox, if it holds any (the doctor's round trip waits for one). */
 export async function anyMessageTo(db: Queryable, agentId: string): Promise<string | undefined> {
-  const { rows } = await db.query<{ id: string }>('SELECT id FROM message WHERE to_agent_id = $1 LIMIT 1', [agentId]);
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT m.id FROM message_search k JOIN message m ON m.id = k.id AND m.to_agent_id = k.to_agent_id
+      WHERE k.to_agent_id = $1 AND m.to_agent_id = $1 LIMIT 1`,
+    [agentId],
+  );
   return rows[0]?.id;
 }
