@@ -4,7 +4,7 @@
 // our MTA that policy lets act as that agent. Verdicts come from a trusted source
 // only: Rspamd's own results (HTTP road), our MTA's Authentication-Results
 // (LMTP road), or a DKIM check of our own through the configured resolver.
-import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
+import { dkimVerify } from '../mail/mailauth.js';
 
 export type DkimOutcome = 'pass' | 'fail' | 'neutral' | 'temperror' | 'permerror' | 'none' | 'policy';
 

@@ -3,7 +3,7 @@
 // verdicts travel with the mail into the pipeline (and are stored with the message);
 // the Authentication-Results header (RFC 8601) the edge writes goes on top, and any
 // header a sender wrote under our authserv-id is removed first (RFC 8601 §5).
-import { authenticate } from 'mailauth';
+import { authenticate } from '../mail/mailauth.js';
 import { headerFields, parseAuthenticationResults } from '../ingress/authentication-results.js';
 import type { DkimOutcome, DomainAuth, Resolver } from '../ingress/domain-auth.js';
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { sealMessage } from 'mailauth';
+import { sealMessage } from '../../src/mail/mailauth.js';
 import { requireBinaries } from '../helpers/requires.js';
 import { createTestCa } from '../helpers/test-ca.js';
 import { dkimKey } from '../helpers/mail.js';
