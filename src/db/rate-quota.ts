@@ -8,8 +8,20 @@
 // migrations/0018_enqueue_quota.sql; src/db/enqueue.ts), and rate and burst live in one row.
 import type { Queryable } from './pool.js';
 
-/** Forgets keys whose tat has passed (they would start afresh anyway); returns how many. */
+/**
+ * Forgets keys whose tat has passed (they would start afresh anyway); returns how many.
+ * A key an enqueue is counting right now is skipped, not waited for (it is swept next
+ * time). A plain DELETE locked the rows in scan order while enqueue_message locks them in
+ * key order: a sweep holding one key and waiting for another that a batch held, while the
+ * batch waited for the first, was a deadlock, found only after deadlock_timeout (1 s), so
+ * every send of that second waited and one of the two statements failed. Measured (bench
+ * send-quota, one sender's key used by every batch): deadlocks every second, p99 2.9 s.
+ */
 export async function sweepQuotas(db: Queryable, nowUs: number): Promise<number> {
-  const r = await db.query('DELETE FROM rate_quota WHERE tat_us < $1', [nowUs]);
+  const r = await db.query(
+    `DELETE FROM rate_quota WHERE tat_us < $1
+        AND key IN (SELECT key FROM rate_quota WHERE tat_us < $1 FOR UPDATE SKIP LOCKED)`,
+    [nowUs],
+  );
   return r.rowCount ?? 0;
 }

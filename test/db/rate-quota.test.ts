@@ -3,8 +3,9 @@
 // statement; a refusal's retry time; keys at rest swept. And how the count rides in the
 // enqueue: an item over a quota is refused while the rest of its batch commits, a mail's
 // other recipients are refused with it, a duplicate spends no quota, a failed statement
-// counts nothing, and the batcher's isolating retry counts each message once. And what a
-// refusal says: its metric and log fields (rule, key, window).
+// counts nothing, and the batcher's isolating retry counts each message once; a sweep skips
+// the keys a batch holds (no deadlock). And what a refusal says: its metric and log fields
+// (rule, key, window).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestDatabase } from '../helpers/db.js';
@@ -189,6 +190,42 @@ test('a duplicate spends no quota; a failed statement counts nothing; the batche
     ['fulfilled', 'rejected', 'fulfilled'],
   );
   assert.equal(await tat(db, 'free'), T0 + 2 * S, 'two messages stored, two counted');
+});
+
+test('a sweep skips the keys a batch is counting instead of waiting: no deadlock with an enqueue', async (t) => {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  // Three keys at rest, in the table's order a, b, c.
+  await db.pool.query(
+    "INSERT INTO rate_quota (key, tat_us, interval_us, burst, granted) SELECT k, $1, $2, 3, 1 FROM unnest('{a,b,c}'::text[]) AS k",
+    [T0, S],
+  );
+  const q = (key: string, nowUs: number) => ({ quotas: { counters: [[counter(key)]], groups: [0], nowUs } });
+  // A batch counts b and is still in its transaction (its commit not yet made).
+  const batch = await db.pool.connect();
+  try {
+    await batch.query('BEGIN');
+    await enqueueRows(batch, [item(1)], q('b', T0 + 10 * S));
+    // A DELETE in scan order took a, then waited for b; the batch counting a next then
+    // waited for the sweep: a deadlock, broken only after deadlock_timeout. The sweep
+    // passes b by and returns at once.
+    const sweep = sweepQuotas(db.pool, T0 + 100 * S);
+    const swept = await Promise.race([sweep, new Promise((ok) => setTimeout(ok, 3000, 'still waiting'))]);
+    try {
+      assert.equal(swept, 2, 'a and c swept; b, held by the batch, skipped');
+    } finally {
+      if (swept === 'still waiting') await batch.query('ROLLBACK');
+    }
+    await enqueueRows(batch, [item(2)], q('a', T0 + 10 * S));
+    await batch.query('COMMIT');
+  } finally {
+    batch.release();
+  }
+  assert.equal(await tat(db, 'b'), T0 + 11 * S, 'b counted from where it was');
+  assert.equal(await tat(db, 'a'), T0 + 11 * S, 'a starts afresh');
+  assert.equal(await tat(db, 'c'), undefined);
+  // Once the batch is done, the next sweep takes b too.
+  assert.equal(await sweepQuotas(db.pool, T0 + 100 * S), 2);
 });
 
 test('a refusal names its rule, key and window in the metric, the log line and the error', async (t) => {
