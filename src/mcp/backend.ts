@@ -17,9 +17,16 @@ type Answer<K extends keyof ToolBackend> = Awaited<ReturnType<ToolBackend[K]>>;
 
 /**
  * The tools over the Mailbox service for `caller`. Each call counts against the agent's
- * request limit (ADMP_API_RATE_LIMIT), as the same call over HTTP would.
+ * request limit (ADMP_API_RATE_LIMIT), as the same call over HTTP would. `recheck` checks
+ * the caller's credential again when a poll parked with `wait` wakes (a revoked one gets
+ * nothing).
  */
-export function mailboxBackend(mailbox: Mailbox, caller: Caller, limit?: RequestLimit): ToolBackend {
+export function mailboxBackend(
+  mailbox: Mailbox,
+  caller: Caller,
+  limit?: RequestLimit,
+  recheck?: () => Promise<void>,
+): ToolBackend {
   async function counted<R>(f: () => Promise<R>): Promise<R> {
     try {
       await limit?.(caller.agentId);
@@ -41,6 +48,8 @@ export function mailboxBackend(mailbox: Mailbox, caller: Caller, limit?: Request
         const { rows } = await mailbox.pull(caller, {
           max: r.max ?? 10,
           wait: r.wait ?? 0,
+          // A poll parked with wait_sec checks its credential again when it wakes, as over HTTP.
+          ...(r.wait ? { recheck } : {}),
           ...(r.visibility_timeout !== undefined ? { visibility_timeout: r.visibility_timeout } : {}),
         });
         return { messages: rows.map((m) => presentPulled(m, caller.address)) } as Answer<'pull'>;

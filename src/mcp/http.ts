@@ -19,8 +19,8 @@ export const mcpRoutes =
     app.post(MCP_PATH, { schema: { hide: true } }, async (req, reply) => {
       if (!/^Bearer\s+\S+$/i.test(req.headers.authorization ?? ''))
         throw new AdmpError('unauthorized', '/mcp takes Authorization: Bearer <token or EdDSA JWT>');
-      req.caller = await auth.authenticate(req);
-      const server = createMcpServer(mailboxBackend(mailbox, req.caller, limit));
+      const caller = (req.caller = await auth.authenticate(req));
+      const server = createMcpServer(mailboxBackend(mailbox, caller, limit, () => auth.recheck(req, caller)));
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
       reply.hijack();
       reply.raw.on('close', () => {

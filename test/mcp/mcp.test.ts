@@ -11,6 +11,7 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { createAgentKey } from '../../src/keys/private-key.js';
 import { insertLocalKey } from '../../src/db/keys.js';
 import { AdmpClient } from '../../src/sdk/index.js';
+import { rotateCredentials } from '../../src/db/agents.js';
 import { startSdkServer } from '../sdk/server.js';
 
 const TOOLS = [
@@ -218,4 +219,36 @@ test('/mcp calls the mailbox directly, each tool call counted against the agent 
   // The same limit as the HTTP routes: the agent's next API call is refused too.
   const http = await s.api.core.app.inject({ method: 'GET', url: '/v1/inbox', headers: a.auth });
   assert.equal(http.statusCode, 429);
+});
+
+test('/mcp: a check_inbox parked with wait_sec whose bearer token is revoked gets nothing when mail wakes it', async (t) => {
+  const s = await startSdkServer({ ADMP_AUTH_CACHE_SEC: '1' });
+  t.after(() => s.close());
+  const [a, b] = [await s.api.agent('alice'), await s.api.agent('bob')];
+  const bob = await overHttp(s.url, b.token);
+  t.after(() => bob.close());
+  const looks = async () =>
+    (await s.api.core.metrics.pullSeconds.get()).values.find((v) => v.metricName === 'admp_pull_seconds_count')
+      ?.value ?? 0;
+  const parked = call(bob, 'check_inbox', { max: 1, wait_sec: 20 });
+  for (const end = Date.now() + 30_000; (await looks()) < 1; await new Promise((r) => setTimeout(r, 50)))
+    assert.ok(Date.now() < end, 'the poll did not park');
+
+  await rotateCredentials(s.api.db.pool, 'bob', ['token']);
+  await new Promise((r) => setTimeout(r, 1100)); // the token cache (1 s) has let the revocation through
+  const sent = await s.api.core.app.inject({
+    method: 'POST',
+    url: '/v1/messages',
+    headers: a.auth,
+    payload: { to: b.address, type: 'note', body: { after: 'revocation' } },
+  });
+  assert.equal(sent.statusCode, 201, sent.body);
+  const r = await parked;
+  assert.equal(r.error?.code, 'unauthorized', JSON.stringify(r));
+  const { rows } = await s.api.db.pool.query("SELECT status FROM message WHERE to_agent_id = 'bob'");
+  assert.deepEqual(
+    rows.map((x) => x.status),
+    ['delivered'],
+    'the message waits for a valid credential',
+  );
 });
