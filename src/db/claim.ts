@@ -202,7 +202,10 @@ export async function nack(
       : [agentId, ref.id, ref.lease_id, action.delaySec, maxAttempts];
   const { rows } = await db.query<{ status: MessageStatus; lease_until: Date | null }>(sql, params);
   if (rows[0]) {
-    if (rows[0].status === 'delivered') await db.query('SELECT pg_notify($1, $2)', ['admp_inbox', agentId]);
+    // Released at once: parked polls are woken now. After a delay the caller wakes them
+    // when the message becomes visible (a wake-up now would only cost each poll a claim).
+    if (rows[0].status === 'delivered' && action.kind === 'release' && action.delaySec === 0)
+      await db.query('SELECT pg_notify($1, $2)', ['admp_inbox', agentId]);
     return { outcome: 'ok', ...rows[0] };
   }
   return { outcome: (await classifyMisses(db, agentId, [ref.id])).get(ref.id)! };

@@ -13,7 +13,7 @@ import { ack, claim, claimForPush, nack, type ClaimedForPush } from '../db/claim
 import { settlePush, type PushSettlement } from '../db/webhooks.js';
 import { inboxDepth, listDead, messageFor, redrive } from '../db/status.js';
 import { lockForReply, recordReply } from '../db/reply.js';
-import { enqueueRows } from '../db/enqueue.js';
+import { enqueueRows, notifyEnqueued } from '../db/enqueue.js';
 import type {
   Claimed,
   EnqueueResult,
@@ -136,9 +136,25 @@ export interface MailboxDeps {
   metrics?: Metrics;
 }
 
+/** Wake-ups of delayed releases held at once (about 100 bytes each). */
+const MAX_DELAYED_WAKES = 10_000;
 const recipientDomain = (r: Recipient): string => r.address.slice(r.address.lastIndexOf('@') + 1);
 
 export function createMailbox({ pool, config, directory, enqueuer, waiter, quotas, metrics }: MailboxDeps): Mailbox {
+  // A message released with a delay becomes visible only then, so the polls parked on its
+  // inbox (on every instance: a NOTIFY) are woken at that time. Held by this process: if it
+  // stops first, the polls find the message at their next look. At most MAX_DELAYED_WAKES
+  // are pending; past that, likewise.
+  let delayedWakes = 0;
+  const wakeLater = (agentId: string, delaySec: number) => {
+    if (delayedWakes >= MAX_DELAYED_WAKES) return;
+    delayedWakes++;
+    setTimeout(() => {
+      delayedWakes--;
+      notifyEnqueued(pool, [agentId], false).catch(() => undefined); // a lost wake-up only delays
+    }, delaySec * 1000).unref();
+  };
+
   // Long polls look through this gate, holding at most half of the pool: 10,000 of them
   // arriving at once queue here, not in the pool, so sends and acks keep the other half
   // (and nobody waits out the pool's connection timeout). Pulls without `wait` (busy
@@ -295,6 +311,8 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, quota
           : { kind: 'release' as const, delaySec: req.delay_sec ?? 0 };
       const r = await nack(pool, caller.agentId, ref, action, config.maxAttempts);
       if (r.outcome !== 'ok') throw leaseError(ref.id, r.outcome);
+      if (action.kind === 'release' && action.delaySec > 0 && r.status === 'delivered')
+        wakeLater(caller.agentId, action.delaySec);
       if (r.status === 'dead') metrics?.dead.inc({ reason: 'max_attempts' });
       return { status: r.status!, lease_until: r.lease_until ?? null };
     },

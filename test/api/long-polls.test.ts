@@ -106,3 +106,32 @@ test('a revoked bearer token stops working within ADMP_AUTH_CACHE_SEC, a parked 
     'the message waits for a valid credential',
   );
 });
+
+test('a message released with a delay wakes the poll parked on its inbox when it becomes visible', async (t) => {
+  const api = await startTestApi();
+  t.after(() => api.close());
+  const [a, b] = [await api.agent('alice'), await api.agent('bob')];
+  assert.equal((await send(api, a, b, { n: 1 })).statusCode, 201);
+  const first = await pullRequest(api, b, { max: 1 });
+  const m = first.json().messages[0];
+  const parked = pullRequest(api, b, { max: 1, wait: 20 });
+  await until('the poll to park', async () => (await looks(api)) >= 2);
+
+  const started = Date.now();
+  const nacked = await api.core.app.inject({
+    method: 'POST',
+    url: `/v1/messages/${m.id}/nack`,
+    headers: b.auth,
+    payload: { lease_id: m.lease_id, delay_sec: 1 },
+  });
+  assert.equal(nacked.statusCode, 200, nacked.body);
+  const r = await parked;
+  assert.equal(r.statusCode, 200, r.body);
+  assert.deepEqual(
+    r.json().messages.map((x: { id: string }) => x.id),
+    [m.id],
+  );
+  // Woken when the delay ends, not at the end of its 20 s wait.
+  const waited = Date.now() - started;
+  assert.ok(waited >= 1000 && waited < 10_000, `answered after ${waited} ms`);
+});
