@@ -1,20 +1,20 @@
-// `admp admin token create|list|revoke`, run as the real CLI against a test database.
+// `admp admin token create|list|revoke`, run as the CLI (in this process, test/helpers/cli.ts;
+// the failing revoke also as the real binary) against a test database.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { createTestDatabase } from '../helpers/db.js';
 import { adminTokenBySecret } from '../../src/db/admin-tokens.js';
-
-const run = promisify(execFile);
-const main = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+import { admp as admpIn, admpBinary } from '../helpers/cli.js';
 
 test('admin tokens: created once in the clear, listed without the secret, revoked at once', async (t) => {
   const db = await createTestDatabase();
   t.after(() => db.drop());
   const env = { PATH: process.env.PATH ?? '', DATABASE_URL: db.url, ADMP_MIGRATE_ON_START: 'false' };
-  const admp = async (...args: string[]) =>
-    (await run(process.execPath, ['--import', 'tsx', main, ...args], { env })).stdout;
+  const admp = async (...args: string[]) => {
+    const r = await admpIn(env, ...args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
 
   const rw = JSON.parse(await admp('admin', 'token', 'create', '--name', 'night shift', '--json'));
   const ro = JSON.parse(await admp('admin', 'token', 'create', '--read-only', '--json'));
@@ -28,13 +28,12 @@ test('admin tokens: created once in the clear, listed without the secret, revoke
 
   assert.match(await admp('admin', 'token', 'revoke', String(rw.id)), /revoked/);
   assert.equal(await adminTokenBySecret(db.pool, rw.token), undefined);
-  const again = await run(process.execPath, ['--import', 'tsx', main, 'admin', 'token', 'revoke', String(rw.id)], {
-    env,
-  }).catch((e: { code: number; stderr: string }) => e);
-  assert.equal((again as { code: number }).code, 1);
-  assert.match((again as { stderr: string }).stderr, /no live admin token/);
-  const badName = await run(process.execPath, ['--import', 'tsx', main, 'admin', 'token', 'create', '--name', '<x>'], {
-    env,
-  }).catch((e: { code: number }) => e);
-  assert.equal((badName as { code: number }).code, 64);
+  for (const cli of [admpBinary, admpIn]) {
+    const again = await cli(env, 'admin', 'token', 'revoke', String(rw.id));
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /^admp: no live admin token/);
+  }
+  const badName = await admpIn(env, 'admin', 'token', 'create', '--name', '<x>');
+  assert.equal(badName.code, 64, 'EX_USAGE');
+  assert.equal(badName.stdout, '');
 });

@@ -1,13 +1,10 @@
-// `admp webhook add|list|enable|remove`, run as the real CLI against a test database.
+// `admp webhook add|list|enable|remove`, run as the CLI (in this process, test/helpers/cli.ts;
+// the refused address also as the real binary) against a test database.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { createTestDatabase } from '../helpers/db.js';
 import { addAgent } from '../../src/db/agents.js';
-
-const run = promisify(execFile);
-const main = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+import { admp as admpIn, admpBinary, type CliResult } from '../helpers/cli.js';
 
 test('webhook endpoints: added with a secret shown once, listed, refused for private addresses, removed', async (t) => {
   const db = await createTestDatabase();
@@ -19,13 +16,17 @@ test('webhook endpoints: added with a secret shown once, listed, refused for pri
     ADMP_MIGRATE_ON_START: 'false',
     ADMP_DOMAINS: 'agents.test',
   };
-  const admp = async (...args: string[]) =>
-    (await run(process.execPath, ['--import', 'tsx', main, ...args], { env })).stdout;
-  const fails = (...args: string[]) =>
-    run(process.execPath, ['--import', 'tsx', main, ...args], { env }).then(
-      () => assert.fail(`admp ${args.join(' ')} succeeded`),
-      (e: { code: number; stderr: string }) => e,
-    );
+  const admp = async (...args: string[]) => {
+    const r = await admpIn(env, ...args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const failed = (args: string[], r: CliResult) => {
+    assert.notEqual(r.code, 0, `admp ${args.join(' ')} succeeded`);
+    assert.equal(r.stdout, '');
+    return r;
+  };
+  const fails = async (...args: string[]) => failed(args, await admpIn(env, ...args));
 
   const added = JSON.parse(
     await admp(
@@ -47,8 +48,9 @@ test('webhook endpoints: added with a secret shown once, listed, refused for pri
   assert.match(listed, /https:\/\/hooks\.example\.com\/admp/);
   assert.ok(!listed.includes(added.secret.slice(6)), 'the list never shows the secret');
 
-  const refused = await fails('webhook', 'add', 'bob', 'http://192.168.1.10/hook');
-  assert.match(refused.stderr, /refused/);
+  const refusedArgs = ['webhook', 'add', 'bob', 'http://192.168.1.10/hook'];
+  for (const cli of [admpBinary, admpIn])
+    assert.match(failed(refusedArgs, await cli(env, ...refusedArgs)).stderr, /^admp: .*refused/);
   const nobody = await fails('webhook', 'add', 'nobody', 'https://hooks.example.com/x');
   assert.match(nobody.stderr, /no agent nobody/);
 
