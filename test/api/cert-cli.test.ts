@@ -1,18 +1,16 @@
-// `admp agent cert add|list|remove`, run as the real CLI: a certificate file binds its
+// `admp agent cert add|list|remove`, run as the CLI (in this process, test/helpers/cli.ts;
+// the first refusal also as the real binary): a certificate file binds its
 // SPKI pin (the same pin openssl computes), a subject is stored in canonical form, and
 // bad input is refused with exit code 64 before anything is written.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execSync } from 'node:child_process';
-import { promisify } from 'node:util';
+import { execSync } from 'node:child_process';
 import { createTestDatabase } from '../helpers/db.js';
 import { createTestCa } from '../helpers/test-ca.js';
 import { addAgent } from '../../src/db/agents.js';
 import { listCertBindings } from '../../src/db/client-certs.js';
 import { parseBinding } from '../../src/core/client-cert.js';
-
-const run = promisify(execFile);
-const main = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+import { admp as admpIn, admpBinary } from '../helpers/cli.js';
 
 test('agent cert add/list/remove', async (t) => {
   const db = await createTestDatabase();
@@ -23,13 +21,17 @@ test('agent cert add/list/remove', async (t) => {
   });
   await addAgent(db.pool, 'alice', 'agents.test');
   const env = { PATH: process.env.PATH ?? '', DATABASE_URL: db.url, ADMP_DOMAINS: 'agents.test' };
-  const admp = async (...args: string[]) =>
-    (await run(process.execPath, ['--import', 'tsx', main, ...args], { env })).stdout;
-  const fails = (...args: string[]) =>
-    run(process.execPath, ['--import', 'tsx', main, ...args], { env }).then(
-      () => assert.fail(`${args.join(' ')} should fail`),
-      (e: { code: number; stderr: string }) => e,
-    );
+  const admp = async (...args: string[]) => {
+    const r = await admpIn(env, ...args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const fails = async (...args: string[]) => {
+    const r = await admpIn(env, ...args);
+    assert.notEqual(r.code, 0, `${args.join(' ')} should fail`);
+    assert.equal(r.stdout, '');
+    return r;
+  };
   const cert = await ca.issueClient('/O=Example/CN=alice');
   const pin = execSync(
     `openssl x509 -pubkey -noout -in ${cert.cert} | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64`,
@@ -49,8 +51,10 @@ test('agent cert add/list/remove', async (t) => {
       ['subject', 'CN=alice, O=Example'],
     ],
   );
-  // Each spawn costs a Node start: the pure parsing is tested in-process below.
-  assert.equal((await fails('agent', 'cert', 'add', 'alice', '--spki', pin, '--subject', 'CN=x')).code, 64);
+  // The pure parsing is tested directly below.
+  const both = ['agent', 'cert', 'add', 'alice', '--spki', pin, '--subject', 'CN=x'];
+  assert.equal((await admpBinary(env, ...both)).code, 64, 'the real binary: EX_USAGE');
+  assert.equal((await fails(...both)).code, 64);
   assert.equal((await fails('agent', 'cert', 'add', 'nobody', '--spki', pin)).code, 1);
   await admp('agent', 'cert', 'remove', 'alice', '--subject', 'O=Example/CN=alice');
   assert.equal((await fails('agent', 'cert', 'remove', 'alice', '--subject', 'CN=alice, O=Example')).code, 1);
