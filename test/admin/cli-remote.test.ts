@@ -1,13 +1,10 @@
 // The operator commands through a running server's admin API (ADMP_URL + an admin
-// token), and the same commands on the database directly: one answer either way.
+// token), and the same commands on the database directly: one answer either way. Run as
+// the CLI in this process (test/helpers/cli.ts); the first remote command as the real binary.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { startTestApi } from '../helpers/api.js';
-
-const run = promisify(execFile);
-const main = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+import { admp as admpIn, admpBinary } from '../helpers/cli.js';
 
 test('admp agent, policy, messages and dead: remotely with ADMP_URL, and locally', async (t) => {
   const api = await startTestApi();
@@ -23,15 +20,21 @@ test('admp agent, policy, messages and dead: remotely with ADMP_URL, and locally
   };
   // No DATABASE_URL remotely: the CLI must not need the database.
   const remote = (token: string) => ({ PATH: process.env.PATH ?? '', ADMP_URL: base, ADMP_ADMIN_TOKEN: token });
-  const admp = async (env: Record<string, string>, ...args: string[]) =>
-    JSON.parse((await run(process.execPath, ['--import', 'tsx', main, ...args, '--json'], { env })).stdout);
-  const fails = (env: Record<string, string>, ...args: string[]) =>
-    run(process.execPath, ['--import', 'tsx', main, ...args], { env }).then(
-      () => assert.fail(`${args.join(' ')} should fail`),
-      (e: { code: number; stderr: string }) => e,
-    );
+  const admp = async (env: Record<string, string>, ...args: string[]) => {
+    const r = await admpIn(env, ...args, '--json');
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    return JSON.parse(r.stdout);
+  };
+  const fails = async (env: Record<string, string>, ...args: string[]) => {
+    const r = await admpIn(env, ...args);
+    assert.notEqual(r.code, 0, `${args.join(' ')} should fail`);
+    assert.equal(r.stdout, '');
+    return r;
+  };
 
-  const bob = await admp(remote(rw.token), 'agent', 'add', 'bob');
+  const added = await admpBinary(remote(rw.token), 'agent', 'add', 'bob', '--json');
+  assert.equal(added.code, 0, added.stderr);
+  const bob = JSON.parse(added.stdout);
   assert.equal(bob.address, 'bob@agents.test');
   assert.match(bob.token, /^admp_/);
   const alice = await api.agent('alice');
