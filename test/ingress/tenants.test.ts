@@ -4,10 +4,9 @@
 // and the e2e roads (Postfix, Rspamd's plugin) test the same addresses with real peers.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { startTestApi, type TestApi } from '../helpers/api.js';
+import { admp as admpIn, admpBinary } from '../helpers/cli.js';
 import { agentMail, signer, trust } from '../helpers/agent-mail.js';
 import { lmtpSend } from '../helpers/lmtp-client.js';
 import { createLmtpServer } from '../../src/lmtp/server.js';
@@ -283,24 +282,27 @@ test('admin API: tenants and address tokens (read-only tokens may only list)', a
 
 test('CLI: admp tenant add|list|remove and admp address create|list|revoke', async (t) => {
   const w = await setup(t);
-  const run = promisify(execFile);
-  const main = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+  // In this process (test/helpers/cli.ts); the refused removal also as the real binary.
   const env = {
     PATH: process.env.PATH ?? '',
     DATABASE_URL: w.api.db.url,
     ADMP_DOMAINS: DOMAINS,
     ADMP_MIGRATE_ON_START: 'false',
   };
-  const admp = async (...args: string[]) =>
-    (await run(process.execPath, ['--import', 'tsx', main, ...args], { env })).stdout;
+  const admp = async (...args: string[]) => {
+    const r = await admpIn(env, ...args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
   assert.match(await admp('tenant', 'add', 'initech'), /tenant initech\.tenants\.test created/);
   assert.match(await admp('agent', 'add', 'carol', '--domain', 'initech.tenants.test'), /carol@initech\.tenants\.test/);
   assert.match(await admp('tenant', 'list'), /initech\.tenants\.test\s+1 /);
   const made = JSON.parse(await admp('address', 'create', 'carol@initech.tenants.test', '--json'));
   assert.match(made.address, /^t-[0-9a-f]{32}@initech\.tenants\.test$/);
   assert.match(await admp('address', 'revoke', made.address), /revoked/);
-  const refused = await run(process.execPath, ['--import', 'tsx', main, 'tenant', 'remove', 'initech'], {
-    env,
-  }).catch((e: { code: number; stderr: string }) => e);
-  assert.match((refused as { stderr: string }).stderr, /still has 1 agent/);
+  for (const cli of [admpBinary, admpIn]) {
+    const refused = await cli(env, 'tenant', 'remove', 'initech');
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /^admp: .*still has 1 agent/);
+  }
 });
