@@ -87,8 +87,9 @@ export interface PolicySource {
   fresh(): Promise<Policy>;
 }
 
-export function createPolicySource(pool: pg.Pool, file: Policy): PolicySource {
+export function createPolicySource(pool: Pick<pg.Pool, 'query'>, file: Policy): PolicySource {
   let cached: { policy: Policy; at: number } | undefined;
+  let reading: Promise<Policy> | undefined;
   async function fresh(): Promise<Policy> {
     const rows = await listRules(pool);
     const policy: Policy = { ...file, rules: [...file.rules, ...rows.map(ruleFromRow)] };
@@ -96,9 +97,13 @@ export function createPolicySource(pool: pg.Pool, file: Policy): PolicySource {
     return policy;
   }
   return {
-    async current() {
-      if (cached && Date.now() - cached.at < REFRESH_MS) return cached.policy;
-      return fresh();
+    current() {
+      if (cached && Date.now() - cached.at < REFRESH_MS) return Promise.resolve(cached.policy);
+      // Every request that finds the copy old waits for one read: under load, each
+      // refresh was otherwise as many reads as requests in flight, taking the pool's
+      // connections from the enqueue batch that they all then waited for.
+      reading ??= fresh().finally(() => (reading = undefined));
+      return reading;
     },
     fresh,
   };

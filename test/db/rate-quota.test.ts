@@ -4,8 +4,8 @@
 // enqueue: an item over a quota is refused while the rest of its batch commits, a mail's
 // other recipients are refused with it, a duplicate spends no quota, a failed statement
 // counts nothing, and the batcher's isolating retry counts each message once; a sweep skips
-// the keys a batch holds (no deadlock). And what a refusal says: its metric and log fields
-// (rule, key, window).
+// the keys a batch holds (no deadlock); concurrent sends share one read of the policy rules.
+// And what a refusal says: its metric and log fields (rule, key, window).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestDatabase } from '../helpers/db.js';
@@ -17,6 +17,9 @@ import { createQuotaGate, retryAfterSec } from '../../src/policy/rate-quotas.js'
 import { createMetrics } from '../../src/metrics.js';
 import type { Policy } from '../../src/core/policy.js';
 import { quotaCharges } from '../../src/core/rate-quota.js';
+import { EMPTY_POLICY } from '../../src/core/policy.js';
+import { addRule } from '../../src/db/policy-rules.js';
+import { createPolicySource } from '../../src/policy/store.js';
 
 const S = 1_000_000;
 const T0 = 1_800_000_000 * S;
@@ -226,6 +229,35 @@ test('a sweep skips the keys a batch is counting instead of waiting: no deadlock
   assert.equal(await tat(db, 'c'), undefined);
   // Once the batch is done, the next sweep takes b too.
   assert.equal(await sweepQuotas(db.pool, T0 + 100 * S), 2);
+});
+
+test('sends that find the policy copy old wait for one read of the rules, not one read each', async (t) => {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  await addRule(db.pool, {
+    from: '*',
+    to: '*',
+    action: 'limit',
+    quota: { per: 'sender', limit: 10, window_sec: 60 },
+  });
+  let reads = 0;
+  const counting = {
+    query: ((...args: Parameters<typeof db.pool.query>) => {
+      reads++;
+      return db.pool.query(...args);
+    }) as typeof db.pool.query,
+  };
+  const source = createPolicySource(counting, EMPTY_POLICY);
+  // 32 sends at once (the bench's connections) with no copy yet: one read serves them all.
+  const seen = await Promise.all(Array.from({ length: 32 }, () => source.current()));
+  assert.equal(reads, 1);
+  assert.ok(seen.every((p) => p === seen[0]));
+  assert.equal(seen[0]!.rules[0]!.quota?.limit, 10);
+  assert.equal(await source.current(), seen[0], 'then the copy, without a read');
+  assert.equal(reads, 1);
+  // An operator's dry run still reads the table now.
+  await source.fresh();
+  assert.equal(reads, 2);
 });
 
 test('a refusal names its rule, key and window in the metric, the log line and the error', async (t) => {
