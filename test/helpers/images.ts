@@ -20,6 +20,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -261,6 +262,7 @@ export interface BuildSpec {
 export async function buildImage(docker: Dockerode, spec: BuildSpec): Promise<'built' | 'cached'> {
   const file = imageCacheFile(spec);
   if (spec.cache && existsSync(file)) {
+    touch(file); // in use: kept by pruneCache
     await docker.loadImage(file).then((s) => follow(docker, s));
     return 'cached';
   }
@@ -281,7 +283,39 @@ export async function buildImage(docker: Dockerode, spec: BuildSpec): Promise<'b
   const tmp = `${file}.tmp-${process.pid}`;
   await pipeline(await docker.getImage(spec.tag).get(), createWriteStream(tmp));
   renameSync(tmp, file);
+  pruneCache(join(CACHE_DIR, 'images'), `${basename(file).slice(0, basename(file).lastIndexOf('-'))}-`, 2);
   return 'built';
+}
+
+/** How long an unused cache entry is kept (beyond the newest few of its kind). */
+const PRUNE_IDLE_MS = 24 * 3600_000;
+const touch = (path: string) => {
+  const now = new Date();
+  utimesSync(path, now, now);
+};
+
+/**
+ * Every change of an image's or a data root's inputs adds a cache entry (hundreds of MB to
+ * GB each): of the entries of `dir` named `prefix…`, those past the newest `keep` that have
+ * not been used for a day (mtime: touched on each use) and are not locked by a test run are
+ * removed.
+ */
+export function pruneCache(dir: string, prefix: string, keep: number): string[] {
+  const entries = readdirSync(dir)
+    .filter((n) => n.startsWith(prefix) && !n.includes('.tmp-') && !n.endsWith('.lock'))
+    .map((n) => ({ path: join(dir, n), at: statSync(join(dir, n)).mtimeMs }))
+    .sort((a, b) => b.at - a.at);
+  const removed: string[] = [];
+  for (const e of entries.slice(keep)) {
+    if (Date.now() - e.at < PRUNE_IDLE_MS || existsSync(`${e.path}.lock`)) continue;
+    try {
+      rmSync(e.path, { recursive: true, force: true });
+      removed.push(e.path);
+    } catch (err) {
+      log(`cache: could not remove ${e.path}: ${(err as Error).message}`); // e.g. a mount left by a killed engine
+    }
+  }
+  return removed;
 }
 
 /** Writes `files` (path → content) into a fresh temp dir, for small image build contexts. */
@@ -375,6 +409,7 @@ export async function warmDataRoot(): Promise<string> {
     await buildImage(engine.docker, { ...spec, cache: false });
     await engine.stop();
     renameSync(tmp, root);
+    pruneCache(CACHE_DIR, 'standalone-root-', 1);
     return root;
   } catch (err) {
     await engine.stop();
@@ -409,6 +444,7 @@ export async function lockDataRoot(root: string): Promise<() => void> {
     try {
       mkdirSync(dir);
       writeFileSync(join(dir, 'pid'), String(process.pid));
+      touch(root); // in use: kept by pruneCache
       return () => rmSync(dir, { recursive: true, force: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
