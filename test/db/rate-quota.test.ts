@@ -195,6 +195,33 @@ test('a duplicate spends no quota; a failed statement counts nothing; the batche
   assert.equal(await tat(db, 'free'), T0 + 2 * S, 'two messages stored, two counted');
 });
 
+test('concurrent batches over the same keys in opposite order neither deadlock nor miscount', async (t) => {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  const keys = Array.from({ length: 20 }, (_, i) => `k${String(i).padStart(2, '0')}`);
+  const wide = (key: string): QuotaCounter => ({ counter: key, intervalUs: 1, burst: 1_000_000 });
+  // Each batch: one item per key, and three more for the first key (counted 4 times).
+  const batch = (order: string[]) => {
+    const ks = [...order, order[0]!, order[0]!, order[0]!];
+    return enqueueRows(
+      db.pool,
+      ks.map((_, i) => item(i)),
+      { quotas: { counters: ks.map((k) => [wide(k)]), groups: ks.map((_, i) => i), nowUs: T0 } },
+    );
+  };
+  const rounds = 15;
+  for (let r = 0; r < rounds; r++) {
+    const results = await Promise.all([batch(keys), batch([...keys].reverse()), batch(keys)]);
+    assert.ok(results.flat().every((x) => !x.refused));
+  }
+  const counted = (k: string) => tat(db, k).then((x) => x! - T0);
+  // Per round the first key is counted 4 + 1 + 1 times (first of two batches, last of one).
+  assert.equal(await counted('k00'), rounds * (4 + 1 + 4));
+  assert.equal(await counted('k19'), rounds * (1 + 4 + 1));
+  assert.equal(await counted('k07'), rounds * 3);
+  assert.equal(await stored(db), rounds * 3 * 23);
+});
+
 test('a sweep skips the keys a batch is counting instead of waiting: no deadlock with an enqueue', async (t) => {
   const db = await createTestDatabase();
   t.after(() => db.drop());
