@@ -2,6 +2,7 @@
 // TXT records it is given (DKIM keys, _agentkeys.<domain>, SPF, DMARC) and answers NXDOMAIN for
 // every other name at once, so nothing (rspamd, Postfix, mailauth) waits on a timeout or asks the
 // internet. In-process dns2 rather than dnsmasq: records change per test without a restart.
+import { Resolver } from 'node:dns/promises';
 import type { Socket } from 'node:net';
 import dns2 from 'dns2';
 
@@ -20,6 +21,8 @@ export interface TestDns {
   setA(name: string, address?: string): void;
   /** Sets the PTR of IPv4 `address` (at its in-addr.arpa name); no name removes it. */
   setPtr(address: string, name?: string): void;
+  /** Asks this server (a Node Resolver pointed at it): the resolver mailauth's options take. */
+  resolve(name: string, rrtype: string): Promise<string[][]>;
   /** Names and types asked so far, e.g. `TXT sel1._domainkey.sender.example`. */
   readonly queries: readonly string[];
   stop(): Promise<void>;
@@ -110,9 +113,12 @@ export async function startDns(
     tcpClients.add(s);
     s.on('close', () => tcpClients.delete(s));
   });
+  const resolver = new Resolver();
+  resolver.setServers([`127.0.0.1:${port}`]);
   return {
     port,
     server: `127.0.0.1:${port}`,
+    resolve: (name, rrtype) => resolver.resolve(name, rrtype) as Promise<string[][]>,
     setTxt,
     setMx: (name, exchange) => void (exchange ? mx.set(canonical(name), exchange) : mx.delete(canonical(name))),
     setA: (name, address) => void (address ? a.set(canonical(name), address) : a.delete(canonical(name))),
