@@ -65,16 +65,18 @@ export const adminRoutes =
       wire(await admin.message(req.params.id)),
     );
 
-    app.post(
-      '/dead-letters/redrive',
-      { schema: { body: S.MessageRefs, response: { 200: S.Changed } } },
-      async (req) => ({ ids: await admin.redrive(req.body.messages) }),
-    );
-    app.post(
-      '/dead-letters/delete',
-      { schema: { body: S.MessageRefs, response: { 200: S.Changed } } },
-      async (req) => ({ ids: await admin.deleteDead(req.body.messages) }),
-    );
+    // Both take dead letters by reference and answer the ids they changed.
+    const deadLetterActions = {
+      redrive: admin.redrive.bind(admin),
+      delete: admin.deleteDead.bind(admin),
+    } as const;
+    for (const [action, run] of Object.entries(deadLetterActions)) {
+      app.post(
+        `/dead-letters/${action}`,
+        { schema: { body: S.MessageRefs, response: { 200: S.Changed } } },
+        async (req) => ({ ids: await run(req.body.messages) }),
+      );
+    }
 
     app.get('/overview', { schema: { response: { 200: S.Overview } } }, async () => wire(await admin.overview()));
     app.get('/refusals', { schema: { querystring: RECENT, response: { 200: Type.Array(S.Refusal) } } }, async (req) =>
