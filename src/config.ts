@@ -241,7 +241,7 @@ export const SETTINGS = {
     default: '30',
     min: 0,
     max: 36500,
-    doc: 'Acked messages are deleted this many days after their ack, dead letters this many days after their TTL ran out, with their dedupe keys. 0 keeps everything.',
+    doc: 'Acked messages are deleted this many days after their ack, dead letters this many days after their TTL ran out, outbound mail (`sent`, `failed`) this many days after its last attempt but not before its bounce tag expired, with their dedupe keys. 0 keeps everything.',
   }),
   retentionBatch: s({
     env: 'ADMP_RETENTION_BATCH',

@@ -136,7 +136,7 @@ export async function wire(
   const tlsReload = https
     ? reloadTls(app.server as unknown as SecureContextTarget, https, config.httpTlsReloadMs)
     : undefined;
-  const housekeeping = createHousekeeping(db.pool, config.maxAttempts);
+  const housekeeping = createHousekeeping(db.pool, config);
   const sweeper = startSweeper(housekeeping, log, config.reclaimIntervalMs, metrics, outage);
   const gauges = startQueueGauges(housekeeping, metrics, log, config.metricsRefreshMs, outage);
   const retention = startRetention(

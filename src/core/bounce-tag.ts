@@ -15,6 +15,18 @@ export const BOUNCE_PREFIX = 'admp-bounce+';
 const TAG = /^admp-bounce\+([0-9a-f]{32})\.(\d{1,6})\.([0-9a-f]{12})@([^@]+)$/i;
 const DAY_SEC = 86_400;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// Relays retry for up to 5 days (RFC 5321 §4.5.4.1 suggests at least 4–5) after our own
+// retries stop, so a report may come that long after our last attempt.
+const RELAY_RETRY_SEC = 7 * DAY_SEC;
+
+/** How long after sending a report is still taken (readBounceAddress's maxAgeSec): our retry deadline plus the relays'. */
+export const returnPathMaxAgeSec = (outboundDeadlineSec: number): number => outboundDeadlineSec + RELAY_RETRY_SEC;
+
+/**
+ * A tag made at s is refused from s + this on (readBounceAddress counts whole days and
+ * allows one more): until then a report may still name its message, so retention keeps it.
+ */
+export const bounceTagLifetimeSec = (maxAgeSec: number): number => maxAgeSec + 2 * DAY_SEC;
 
 const mac = (secret: Buffer, hexId: string, day: number): Buffer =>
   createHmac('sha256', secret).update(`${hexId}.${day}`).digest().subarray(0, 6);

@@ -13,9 +13,6 @@ import { everyRecipient, type MailDelivery, type RecipientResult } from './deliv
 import { fromContent } from './from-content.js';
 
 const DSN_ACTIONS = new Set(['failed', 'delayed', 'delivered', 'relayed', 'expanded']);
-// Relays retry for up to 5 days (RFC 5321 §4.5.4.1 suggests at least 4–5) after our own
-// retries stop, so a report may come that long after our last attempt.
-const RELAY_RETRY_SEC = 7 * 86_400;
 
 export interface ReturnPath {
   readonly domains: readonly string[];
@@ -24,8 +21,6 @@ export interface ReturnPath {
   readonly maxAgeSec: number;
   readonly now: () => number;
 }
-
-export const returnPathMaxAgeSec = (outboundDeadlineSec: number): number => outboundDeadlineSec + RELAY_RETRY_SEC;
 
 const refused = (why: string) => new AdmpError('report_refused', why);
 

@@ -8,6 +8,8 @@ import { sweepReplayGuard } from '../db/replay-guard.js';
 import { sweepQuotas } from '../db/rate-quota.js';
 import { pruneRefusals } from '../db/refusals.js';
 import { removeFinished, type Removed } from '../db/retention.js';
+import { bounceTagLifetimeSec, returnPathMaxAgeSec } from '../core/bounce-tag.js';
+import type { Config } from '../config.js';
 
 export type { QueueStats, Removed };
 
@@ -21,7 +23,10 @@ export interface Housekeeping {
   sweepRateQuotas(): Promise<void>;
   /** Keeps the refused-mail log to its last 10,000 rows of 7 days (at most once a minute). */
   pruneRefusals(): Promise<void>;
-  /** One retention batch: finished messages older than `olderThanSec`, with their dedupe keys. */
+  /**
+   * One retention batch: finished messages older than `olderThanSec`, with their dedupe keys;
+   * an outbound message not before its bounce tag has expired.
+   */
   removeFinished(olderThanSec: number, batch: number): Promise<Removed>;
 }
 
@@ -29,7 +34,12 @@ const REFUSALS_KEPT = 10_000;
 const REFUSALS_DAYS = 7;
 const PRUNE_EVERY_MS = 60_000;
 
-export function createHousekeeping(pool: pg.Pool, maxAttempts: number): Housekeeping {
+export function createHousekeeping(
+  pool: pg.Pool,
+  config: Pick<Config, 'maxAttempts' | 'outboundDeadlineSec'>,
+): Housekeeping {
+  const { maxAttempts } = config;
+  const returnPathSec = bounceTagLifetimeSec(returnPathMaxAgeSec(config.outboundDeadlineSec));
   let prunedAt = 0;
   return {
     sweep: () => sweepExpired(pool, maxAttempts),
@@ -41,6 +51,6 @@ export function createHousekeeping(pool: pg.Pool, maxAttempts: number): Housekee
       prunedAt = Date.now();
       await pruneRefusals(pool, REFUSALS_KEPT, REFUSALS_DAYS);
     },
-    removeFinished: (olderThanSec, batch) => removeFinished(pool, olderThanSec, batch),
+    removeFinished: (olderThanSec, batch) => removeFinished(pool, { olderThanSec, returnPathSec }, batch),
   };
 }

@@ -10,6 +10,7 @@ import { claim } from '../../src/db/claim.js';
 import { anyMessageTo, inboxDepth, inboxHolds, listDead, redrive } from '../../src/db/status.js';
 import { searchMessages } from '../../src/db/message-search.js';
 import { sweepExpired } from '../../src/db/sweeps.js';
+import { removeFinished } from '../../src/db/retention.js';
 
 test('every index on message but the primary key has a predicate on status', async (t) => {
   const db = await createTestDatabase();
@@ -23,7 +24,7 @@ test('every index on message but the primary key has a predicate on status', asy
   for (const r of rows.filter((r) => !r.primary)) assert.match(r.predicate ?? '', /\bstatus\b/, r.name);
 });
 
-test("an agent's depth, dead letters, waiting count, search and sweep read by index, not by scanning the queue", async (t) => {
+test("an agent's depth, dead letters, waiting count, search, sweep and retention read by index, not by scanning the queue", async (t) => {
   const db = await createTestDatabase();
   t.after(() => db.drop());
   // 20,000 messages for 2,000 other inboxes (a generic plan assumes an agent holds an
@@ -69,6 +70,11 @@ test("an agent's depth, dead letters, waiting count, search and sweep read by in
     assert.equal((await searchMessages(c, { agent: 'bob', status: 'dead', limit: 100 })).length, 20);
     assert.equal((await redrive(c, 'bob', 'all')).length, 20);
     assert.deepEqual(await sweepExpired(c, 5), { returned: 0, dead: [] });
+    // Retention finds finished messages, outbound ones included, by message_finished_at (migrations/0022).
+    assert.deepEqual(await removeFinished(c, { olderThanSec: 86_400, returnPathSec: 86_400 }, 100), {
+      messages: 0,
+      dedupeKeys: 0,
+    });
     assert.equal(await seqScans(), before, 'a per-agent read scanned message or message_search');
   } finally {
     c.release();

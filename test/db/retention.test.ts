@@ -1,6 +1,7 @@
 // Retention deletes finished messages past the retention period, with their dedupe keys and
-// search entries, in batches, without touching the live queue or waiting on a claim; on one
-// table, on the hash-partitioned table of docs/scaling.md, and (npm run test:citus) on Citus.
+// search entries, in batches, without touching the live queue or waiting on a claim; outbound
+// mail too, once its bounce tag has expired; on one table, on the hash-partitioned table of
+// docs/scaling.md, and (npm run test:citus) on Citus.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -16,6 +17,8 @@ import { createMetrics } from '../../src/metrics.js';
 import { sample } from '../ops/scrape.js';
 
 const DAY = 86_400;
+/** A retention period, with a bounce tag life that holds no inbound message back. */
+const period = (olderThanSec: number, returnPathSec = 10 * DAY) => ({ olderThanSec, returnPathSec });
 const item = (to: string, key: string | null, fingerprint?: string): NewMessage => ({
   to_agent_id: to,
   channel: 'http',
@@ -76,10 +79,10 @@ async function removesHistoryOnly(t: TestContext, prepare?: (db: TestDatabase) =
   assert.equal(await keyCount(db), 4);
   assert.equal((await searchIds(db)).length, 4, 'every message has its search entry');
   // Younger than the period: nothing goes.
-  assert.deepEqual(await removeFinished(db.pool, 3 * DAY, 100), { messages: 0, dedupeKeys: 0 });
+  assert.deepEqual(await removeFinished(db.pool, period(3 * DAY), 100), { messages: 0, dedupeKeys: 0 });
   // In batches: one, then the rest.
-  assert.deepEqual(await removeFinished(db.pool, DAY, 1), { messages: 1, dedupeKeys: 1 });
-  assert.deepEqual(await removeFinished(db.pool, DAY, 100), { messages: 2, dedupeKeys: 2 });
+  assert.deepEqual(await removeFinished(db.pool, period(DAY), 1), { messages: 1, dedupeKeys: 1 });
+  assert.deepEqual(await removeFinished(db.pool, period(DAY), 100), { messages: 2, dedupeKeys: 2 });
   assert.deepEqual(await statuses(db), ['delivered'], 'the waiting message stays');
   assert.equal(await keyCount(db), 1, 'its dedupe key stays');
   assert.deepEqual(await searchIds(db), await messageIds(db), 'search entries go with their messages');
@@ -103,6 +106,73 @@ test('retention works on the hash-partitioned table of docs/scaling.md', async (
   });
 });
 
+/** Outbound mail of alice's, ended as named, its last attempt `daysAgo` days ago. */
+async function outboundHistory(db: TestDatabase, ends: [string, 'sent' | 'failed' | 'dead' | 'queued', number][]) {
+  const rows = await enqueueRows(
+    db.pool,
+    ends.map(([key]) => ({ ...item('x@agents.partner.test', key), channel: 'smtp', status: 'queued' })),
+  );
+  for (const [i, [, status, daysAgo]] of ends.entries())
+    await db.pool.query(
+      `UPDATE message SET status = $2::message_status, next_attempt_at = now() - make_interval(secs => $3::float8 * 86400),
+              expires_at = now() - make_interval(secs => $3::float8 * 86400) + interval '1 minute'
+        WHERE id = $1`,
+      [rows[i]!.id, status, daysAgo],
+    );
+  return Object.fromEntries(ends.map(([key], i) => [key, rows[i]!.id]));
+}
+
+const outboundKeys = async (db: TestDatabase) =>
+  (
+    await db.pool.query<{ id: string }>(
+      "SELECT message_id::text AS id FROM message_dedupe WHERE to_agent_id = 'x@agents.partner.test' ORDER BY 1",
+    )
+  ).rows.map((r) => r.id);
+const outboundSearch = async (db: TestDatabase) =>
+  (
+    await db.pool.query<{ id: string }>(
+      "SELECT id::text FROM message_search WHERE to_agent_id = 'x@agents.partner.test' ORDER BY 1",
+    )
+  ).rows.map((r) => r.id);
+
+test('retention removes finished outbound mail too, once past the period and the life of its bounce tag', async (t) => {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  await history(db);
+  const ids = await outboundHistory(db, [
+    ['sent-old', 'sent', 20],
+    ['failed-old', 'failed', 20],
+    ['dead-old', 'dead', 20],
+    ['queued-old', 'queued', 20],
+    ['sent-tag-valid', 'sent', 5],
+    ['failed-young', 'failed', 0.5],
+  ]);
+  const kept = [ids['queued-old']!, ids['sent-tag-valid']!, ids['failed-young']!].sort();
+  // Retention 1 day, bounce tags live 10: the three old finished ones go, and bob's acked
+  // and dead history (2 days old) is not held back by the tags' life.
+  assert.deepEqual(await removeFinished(db.pool, period(DAY, 10 * DAY), 100), { messages: 6, dedupeKeys: 6 });
+  assert.deepEqual(await statuses(db), ['delivered']);
+  const left = async () =>
+    (
+      await db.pool.query<{ id: string }>(
+        "SELECT id::text FROM message WHERE to_agent_id = 'x@agents.partner.test' ORDER BY 1",
+      )
+    ).rows.map((r) => r.id);
+  assert.deepEqual(await left(), kept, 'the queued one, the one whose tag is valid, the young one');
+  assert.deepEqual(await outboundKeys(db), kept, 'dedupe keys go with their messages');
+  assert.deepEqual(await outboundSearch(db), kept, 'search entries go with their messages');
+  // A retention period longer than the tags' life holds an outbound message back too.
+  assert.deepEqual(await removeFinished(db.pool, period(30 * DAY, 4 * DAY), 100), { messages: 0, dedupeKeys: 0 });
+  // Once the tag has expired, it goes.
+  assert.deepEqual(await removeFinished(db.pool, period(DAY, 4 * DAY), 100), { messages: 1, dedupeKeys: 1 });
+  assert.deepEqual(await left(), [ids['queued-old']!, ids['failed-young']!].sort());
+  // Its idempotency key is free again.
+  const again = await enqueueRows(db.pool, [
+    { ...item('x@agents.partner.test', 'sent-tag-valid'), channel: 'smtp', status: 'queued' },
+  ]);
+  assert.equal(again[0]!.duplicate, false);
+});
+
 test('a retention batch in flight does not hold up claims, and keeps a dead letter redriven meanwhile', async (t) => {
   const db = await createTestDatabase();
   t.after(() => db.drop());
@@ -111,7 +181,7 @@ test('a retention batch in flight does not hold up claims, and keeps a dead lett
   const redriving = await db.pool.connect();
   try {
     await deleting.query('BEGIN');
-    assert.equal((await removeFinished(deleting, DAY, 100)).messages, 3);
+    assert.equal((await removeFinished(deleting, period(DAY), 100)).messages, 3);
     // The deleting transaction is open: an enqueue and a claim go through regardless.
     await enqueueRows(db.pool, [item('bob', 'k5')]);
     assert.equal((await claim(db.pool, 'bob', 10, 30)).rows.length, 2);
@@ -120,7 +190,7 @@ test('a retention batch in flight does not hold up claims, and keeps a dead lett
     // re-checks the row under its lock and leaves the redriven message alone.
     await redriving.query('BEGIN');
     await redriving.query("UPDATE message SET status = 'delivered' WHERE to_agent_id = 'bob' AND id = $1", [k2]);
-    const removing = removeFinished(db.pool, DAY, 100);
+    const removing = removeFinished(db.pool, period(DAY), 100);
     await new Promise((r) => setTimeout(r, 300));
     await redriving.query('COMMIT');
     assert.equal((await removing).messages, 2);
@@ -136,7 +206,7 @@ test('the retention job counts what it removed; ADMP_RETENTION_DAYS=0 turns it o
   t.after(() => db.drop());
   await history(db);
   const log = createLogger('silent');
-  const housekeeping = createHousekeeping(db.pool, 5);
+  const housekeeping = createHousekeeping(db.pool, { maxAttempts: 5, outboundDeadlineSec: DAY });
   assert.equal(startRetention(housekeeping, log, { days: 0, batch: 10 }), undefined);
   const metrics = createMetrics();
   const job = startRetention(housekeeping, log, { days: 1, batch: 2, intervalMs: 10, pauseMs: 1 }, metrics)!;

@@ -4,7 +4,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
-import { bounceAddress, readBounceAddress } from '../../src/core/bounce-tag.js';
+import {
+  bounceAddress,
+  bounceTagLifetimeSec,
+  readBounceAddress,
+  returnPathMaxAgeSec,
+} from '../../src/core/bounce-tag.js';
+import { createHousekeeping } from '../../src/mailbox/housekeeping.js';
 import { serverSecret } from '../../src/db/server-secret.js';
 import { REPORT_LIMITS } from '../../src/db/delivery-reports.js';
 import { createLmtpServer } from '../../src/lmtp/server.js';
@@ -34,6 +40,17 @@ test('the tag: made and read back; any other domain, MAC, age or form is invalid
   assert.deepEqual(read(a, NOW - 3 * 86_400), { valid: false, reason: 'expired' }, 'made in the future');
   for (const bad of [`admp-bounce+${ID}@agents.test`, 'admp-bounce+@agents.test', 'bob@agents.test'])
     assert.deepEqual(read(bad), { valid: false, reason: 'malformed' });
+});
+
+test('bounceTagLifetimeSec: a tag is refused from that long after it was made, whatever the time of day', () => {
+  for (const maxAgeSec of [9 * 86_400, 86_400 + 1, 3_600, 172_800 + 7 * 86_400 - 1])
+    for (let made = NOW; made < NOW + 86_400; made += 3_607) {
+      const a = bounceAddress(ID, 'agents.test', made, SECRET);
+      const at = (nowSec: number) =>
+        readBounceAddress(a, { domains: ['agents.test'], nowSec, maxAgeSec, secret: SECRET }).valid;
+      assert.equal(at(made + bounceTagLifetimeSec(maxAgeSec)), false, `maxAge ${maxAgeSec}, made ${made}`);
+      assert.equal(at(made + maxAgeSec), true, `maxAge ${maxAgeSec}, made ${made}`);
+    }
 });
 
 function dsn(to: string, o: { action?: string; mid?: string; diagnostic?: string } = {}): Buffer {
@@ -120,6 +137,32 @@ test('a report at a valid tag changes the one outbound message it names, nothing
   assert.deepEqual(r.json().reports, [{ recipient: w.tag(a), message: a }]);
   assert.equal((await w.row(a)).status, 'failed');
   assert.equal((await w.row(b)).status, 'sent', 'the Message-ID inside the report names b: ignored');
+});
+
+test('retention keeps an outbound message while its tag is valid, and a report for it still acts', async (t) => {
+  const w = await world(t);
+  const a = await w.outbound('a@agents.test');
+  const DAY = 86_400;
+  // Sent 5 days ago (its last attempt's claim ran out then), with that day's tag; the
+  // retention period (1 day) has passed, the tag (deadline + 7 days + slack) has not.
+  await w.api.db.pool.query(
+    "UPDATE message SET next_attempt_at = now() - interval '5 days', expires_at = now() - interval '5 days' WHERE id = $1",
+    [a],
+  );
+  const housekeeping = createHousekeeping(w.api.db.pool, w.api.config);
+  assert.deepEqual(await housekeeping.removeFinished(DAY, 100), { messages: 0, dedupeKeys: 0 });
+  const tagged = w.tag(a, 'agents.test', Math.floor(Date.now() / 1000) - 5 * DAY);
+  const r = await w.post(dsn(tagged), tagged);
+  assert.equal(r.statusCode, 200, r.body);
+  assert.deepEqual(r.json().reports, [{ recipient: tagged, message: a }]);
+  assert.equal((await w.row(a)).status, 'failed');
+  // Once no tag of it can be valid any more, retention removes it.
+  const life = bounceTagLifetimeSec(returnPathMaxAgeSec(w.api.config.outboundDeadlineSec));
+  await w.api.db.pool.query('UPDATE message SET next_attempt_at = now() - make_interval(secs => $2) WHERE id = $1', [
+    a,
+    life + 60,
+  ]);
+  assert.deepEqual(await housekeeping.removeFinished(DAY, 100), { messages: 1, dedupeKeys: 0 });
 });
 
 test('forged, foreign, expired or misdirected reports are refused 5.7.1 and change nothing', async (t) => {

@@ -147,7 +147,10 @@ test('the replay entry outlives the retention period until the acceptance window
   await api.db.pool.query("UPDATE message SET status = 'acked', acked_at = now() - interval '1 hour' WHERE id = $1", [
     first.id,
   ]);
-  assert.deepEqual(await removeFinished(api.db.pool, 0, 100), { messages: 0, dedupeKeys: 0 });
+  assert.deepEqual(await removeFinished(api.db.pool, { olderThanSec: 0, returnPathSec: 0 }, 100), {
+    messages: 0,
+    dedupeKeys: 0,
+  });
   assert.deepEqual(await ingest(api, await mail(partner, bob.address, mid, { n: 1 }, ts), bob.address), {
     id: first.id,
     duplicate: true,
@@ -165,7 +168,10 @@ test('the replay entry outlives the retention period until the acceptance window
   await api.db.pool.query("UPDATE message_dedupe SET keep_until = now() - interval '1 second' WHERE message_id = $1", [
     first.id,
   ]);
-  assert.deepEqual(await removeFinished(api.db.pool, 0, 100), { messages: 1, dedupeKeys: 1 });
+  assert.deepEqual(await removeFinished(api.db.pool, { olderThanSec: 0, returnPathSec: 0 }, 100), {
+    messages: 1,
+    dedupeKeys: 1,
+  });
 
   // An HTTP send's key has no window of its own: retention removes it with its message, as before.
   const sent = await api.core.app.inject({
@@ -176,7 +182,10 @@ test('the replay entry outlives the retention period until the acceptance window
   });
   assert.equal(sent.statusCode, 201, sent.body);
   await api.db.pool.query("UPDATE message SET status = 'acked', acked_at = now() - interval '1 hour'");
-  assert.deepEqual(await removeFinished(api.db.pool, 0, 100), { messages: 1, dedupeKeys: 1 });
+  assert.deepEqual(await removeFinished(api.db.pool, { olderThanSec: 0, returnPathSec: 0 }, 100), {
+    messages: 1,
+    dedupeKeys: 1,
+  });
 });
 
 test('a refused copy is answered as stored only when it holds the stored content: agent + Message-ID alone reveal nothing', async (t) => {

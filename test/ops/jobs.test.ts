@@ -103,7 +103,7 @@ test('two instances sweep one database: each expired lease handled once, counter
 
   // The queue gauges are read-only queries: both instances report the same values
   // (refreshed now rather than after waiting for their interval).
-  const housekeeping = createHousekeeping(db.pool, config.maxAttempts);
+  const housekeeping = createHousekeeping(db.pool, config);
   await Promise.all(cores.map((c) => refreshQueueGauges(housekeeping, c.metrics)));
   const gauges = await Promise.all(
     cores.map(async (c) => sample(await scrape(c), 'admp_queue_messages', { status: 'leased' })),

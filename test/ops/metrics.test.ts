@@ -142,7 +142,7 @@ test('the API, the ingress roads and key discovery are counted; the queue gauges
     503,
   );
 
-  await refreshQueueGauges(createHousekeeping(api.db.pool, api.config.maxAttempts), api.core.metrics);
+  await refreshQueueGauges(createHousekeeping(api.db.pool, api.config), api.core.metrics);
   const text = await scrape(api);
   const expect = (name: string, labels: Record<string, string>, value: number) =>
     assert.equal(
@@ -194,13 +194,13 @@ test('admp_inbox_depth names only the deepest inboxes, and forgets an agent that
       });
     }
   }
-  await refreshQueueGauges(createHousekeeping(api.db.pool, api.config.maxAttempts), api.core.metrics, 2);
+  await refreshQueueGauges(createHousekeeping(api.db.pool, api.config), api.core.metrics, 2);
   let text = await scrape(api);
   assert.equal(sample(text, 'admp_inbox_depth', { agent: 'd3' }), 3);
   assert.equal(sample(text, 'admp_inbox_depth', { agent: 'd2' }), 2);
   assert.equal(sample(text, 'admp_inbox_depth', { agent: 'd1' }), undefined, 'only the top 2');
   await api.db.pool.query("UPDATE message SET status = 'acked', acked_at = now() WHERE to_agent_id = 'd3'");
-  await refreshQueueGauges(createHousekeeping(api.db.pool, api.config.maxAttempts), api.core.metrics, 2);
+  await refreshQueueGauges(createHousekeeping(api.db.pool, api.config), api.core.metrics, 2);
   text = await scrape(api);
   assert.equal(sample(text, 'admp_inbox_depth', { agent: 'd3' }), undefined, 'an emptied inbox leaves the list');
   assert.equal(sample(text, 'admp_inbox_depth', { agent: 'd1' }), 1);
