@@ -2,6 +2,7 @@
 // these (TypeBox type provider); there are no hand-written twins.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { AgentType, Envelope } from '../core/envelope.js';
+import { MAILBOX_LIMITS } from '../mailbox/limits.js';
 
 export { Envelope };
 
@@ -29,14 +30,14 @@ export const IdempotencyHeaders = Type.Object({
 /** Leases to ack: a batch ack, or the acks a pull carries for the previous batch. */
 const LeaseRefs = Type.Array(Type.Object({ id: Uuid, lease_id: Uuid }, { additionalProperties: false }), {
   minItems: 1,
-  maxItems: 100,
+  maxItems: MAILBOX_LIMITS.ackBatch,
 });
 
 export const PullBody = Type.Object(
   {
-    max: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
-    visibility_timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 43200 })),
-    wait: Type.Integer({ minimum: 0, maximum: 20, default: 0 }),
+    max: Type.Integer({ minimum: 1, maximum: MAILBOX_LIMITS.pullMax, default: 10 }),
+    visibility_timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: MAILBOX_LIMITS.leaseSec })),
+    wait: Type.Integer({ minimum: 0, maximum: MAILBOX_LIMITS.waitSec, default: 0 }),
     ack: Type.Optional(LeaseRefs),
   },
   { additionalProperties: false },
@@ -46,8 +47,8 @@ export const LeaseBody = Type.Object({ lease_id: Uuid }, { additionalProperties:
 export const NackBody = Type.Object(
   {
     lease_id: Uuid,
-    extend_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: 43200 })),
-    delay_sec: Type.Optional(Type.Integer({ minimum: 0, maximum: 43200 })),
+    extend_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: MAILBOX_LIMITS.leaseSec })),
+    delay_sec: Type.Optional(Type.Integer({ minimum: 0, maximum: MAILBOX_LIMITS.releaseDelaySec })),
   },
   { additionalProperties: false },
 );
@@ -61,7 +62,7 @@ export const DeadQuery = Type.Object({
 });
 export const RedriveBody = Type.Object(
   {
-    ids: Type.Optional(Type.Array(Uuid, { minItems: 1, maxItems: 1000 })),
+    ids: Type.Optional(Type.Array(Uuid, { minItems: 1, maxItems: MAILBOX_LIMITS.redriveIds })),
     all: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },

@@ -34,6 +34,7 @@ import { withSpan } from '../tracing.js';
 import { clientTime } from '../core/time.js';
 import { unstorableJson } from '../core/storable.js';
 import { createGate } from '../core/gate.js';
+import { MAILBOX_LIMITS, bounded, boundedList } from './limits.js';
 
 export interface Caller {
   readonly agentId: string;
@@ -268,8 +269,14 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, quota
         'admp.pull',
         { 'admp.agent': caller.agentId, 'admp.max': opts.max, 'admp.wait_sec': opts.wait ?? 0 },
         async (span) => {
-          const visibility = Math.min(opts.visibility_timeout ?? config.defaultVisibilitySec, config.maxVisibilitySec);
-          const deadline = Date.now() + (opts.wait ?? 0) * 1000;
+          bounded(opts.max, 'max', 1, MAILBOX_LIMITS.pullMax);
+          if (opts.ack?.length) boundedList(opts.ack, 'ack', 1, MAILBOX_LIMITS.ackBatch);
+          const asked = opts.visibility_timeout ?? config.defaultVisibilitySec;
+          const visibility = Math.min(
+            bounded(asked, 'visibility_timeout', 1, MAILBOX_LIMITS.leaseSec),
+            config.maxVisibilitySec,
+          );
+          const deadline = Date.now() + bounded(opts.wait ?? 0, 'wait', 0, MAILBOX_LIMITS.waitSec) * 1000;
           let acks = opts.ack ?? [];
           let acked: Claimed['acked'] | undefined;
           for (;;) {
@@ -296,7 +303,7 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, quota
 
     ack(caller, refs) {
       return withSpan('admp.ack', { 'admp.agent': caller.agentId, 'admp.batch': refs.length }, async () => {
-        const outcomes = await ack(pool, caller.agentId, refs);
+        const outcomes = await ack(pool, caller.agentId, boundedList(refs, 'items', 1, MAILBOX_LIMITS.ackBatch));
         countAcks(outcomes);
         return outcomes;
       });
@@ -307,8 +314,14 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, quota
         throw new AdmpError('bad_request', 'body: give extend_sec or delay_sec, not both', { field: 'body' });
       const action =
         req.extend_sec !== undefined
-          ? { kind: 'extend' as const, sec: Math.min(req.extend_sec, config.maxVisibilitySec) }
-          : { kind: 'release' as const, delaySec: req.delay_sec ?? 0 };
+          ? {
+              kind: 'extend' as const,
+              sec: Math.min(bounded(req.extend_sec, 'extend_sec', 1, MAILBOX_LIMITS.leaseSec), config.maxVisibilitySec),
+            }
+          : {
+              kind: 'release' as const,
+              delaySec: bounded(req.delay_sec ?? 0, 'delay_sec', 0, MAILBOX_LIMITS.releaseDelaySec),
+            };
       const r = await nack(pool, caller.agentId, ref, action, config.maxAttempts);
       if (r.outcome !== 'ok') throw leaseError(ref.id, r.outcome);
       if (action.kind === 'release' && action.delaySec > 0 && r.status === 'delivered')
@@ -334,9 +347,15 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, quota
     depth: (caller) => inboxDepth(pool, caller.agentId),
 
     deadLetters: async (caller, limit, before) =>
-      listDead(pool, caller.agentId, limit, before === undefined ? undefined : clientTime(before, 'before')),
+      listDead(
+        pool,
+        caller.agentId,
+        bounded(limit, 'limit', 1, MAILBOX_LIMITS.deadLetters),
+        before === undefined ? undefined : clientTime(before, 'before'),
+      ),
 
-    redrive: (caller, ids) => redrive(pool, caller.agentId, ids),
+    redrive: async (caller, ids) =>
+      redrive(pool, caller.agentId, ids === 'all' ? ids : boundedList(ids, 'ids', 0, MAILBOX_LIMITS.redriveIds)),
 
     async claimForPush(agentId, endpointId, max, visibilitySec, acks, types) {
       const claimed = await claimForPush(pool, agentId, max, visibilitySec, acks, endpointId, types);

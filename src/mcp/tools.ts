@@ -7,6 +7,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { AdmpApiError } from '../sdk/index.js';
 import { AdmpError } from '../errors.js';
+import { MAILBOX_LIMITS } from '../mailbox/limits.js';
 import type { ToolBackend } from './backend.js';
 
 const messageId = z.string().uuid().describe('The message id (a UUID), as check_inbox or send_message returned it');
@@ -82,8 +83,20 @@ export function registerTools(server: McpServer, client: ToolBackend): void {
         'Take up to `max` messages from your inbox, oldest first. Each comes with a lease: nobody else gets it until lease_until. When done, call ack_message (or reply with its lease_id); if you need more time, extend_or_release with action "extend"; to give it back, action "release". A message not acked before its lease ends returns to the inbox. `auth` tells how the sender was verified (channel http: an authenticated agent; smtp: DKIM and the agent signature).',
       inputSchema: {
         max: z.number().int().min(1).max(50).default(10).describe('Most messages to take'),
-        lease_sec: z.number().int().min(1).max(43200).default(300).describe('Lease length in seconds'),
-        wait_sec: z.number().int().min(0).max(20).default(0).describe('Seconds to wait for mail if the inbox is empty'),
+        lease_sec: z
+          .number()
+          .int()
+          .min(1)
+          .max(MAILBOX_LIMITS.leaseSec)
+          .default(300)
+          .describe('Lease length in seconds'),
+        wait_sec: z
+          .number()
+          .int()
+          .min(0)
+          .max(MAILBOX_LIMITS.waitSec)
+          .default(0)
+          .describe('Seconds to wait for mail if the inbox is empty'),
       },
       annotations: { readOnlyHint: false },
     },
@@ -115,7 +128,14 @@ export function registerTools(server: McpServer, client: ToolBackend): void {
         message_id: messageId,
         lease_id: leaseId,
         action: z.enum(['extend', 'release']),
-        seconds: z.number().int().min(0).max(43200).optional().describe('extend: lease length; release: delay'),
+        // One field for both: the two bounds are the same number.
+        seconds: z
+          .number()
+          .int()
+          .min(0)
+          .max(Math.min(MAILBOX_LIMITS.leaseSec, MAILBOX_LIMITS.releaseDelaySec))
+          .optional()
+          .describe('extend: lease length; release: delay'),
       },
     },
     ({ message_id, lease_id, action, seconds }) =>
@@ -166,7 +186,7 @@ export function registerTools(server: McpServer, client: ToolBackend): void {
       title: 'List dead letters',
       description:
         'Messages of your inbox that failed too often or expired unread, newest first, with their bodies and history.',
-      inputSchema: { limit: z.number().int().min(1).max(100).default(20) },
+      inputSchema: { limit: z.number().int().min(1).max(MAILBOX_LIMITS.deadLetters).default(20) },
       annotations: { readOnlyHint: true },
     },
     ({ limit }) => run(async () => ({ messages: await client.deadLetters({ limit }) })),
@@ -178,7 +198,7 @@ export function registerTools(server: McpServer, client: ToolBackend): void {
       title: 'Redrive dead letters',
       description: 'Put dead letters back in your inbox with a fresh attempt count: the given ids, or all of them.',
       inputSchema: {
-        message_ids: z.array(z.string().uuid()).min(1).max(1000).optional(),
+        message_ids: z.array(z.string().uuid()).min(1).max(MAILBOX_LIMITS.redriveIds).optional(),
         all: z.boolean().optional().describe('true to redrive every dead letter'),
       },
     },

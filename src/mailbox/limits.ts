@@ -1,0 +1,36 @@
+// The bounds of what an agent may ask of its mailbox. The Mailbox service checks them for
+// every interface (HTTP, MCP, and any adapter to come), so none can pass a delay of years
+// or a pull of a million rows through to the database; the HTTP schemas and the MCP tools
+// declare the same numbers from here, so a client learns them up front.
+import { AdmpError } from '../errors.js';
+
+export const MAILBOX_LIMITS = {
+  /** Longest delay before a released message is visible again (12 h, as SQS). */
+  releaseDelaySec: 43_200,
+  /** Longest lease or extension that may be asked for; ADMP_MAX_VISIBILITY_SEC may grant less. */
+  leaseSec: 43_200,
+  /** Most messages one pull takes. */
+  pullMax: 100,
+  /** Longest a pull waits for mail (long poll). */
+  waitSec: 20,
+  /** Most leases one ack (or one pull's acks) settles. */
+  ackBatch: 100,
+  /** Most dead letters one listing returns. */
+  deadLetters: 100,
+  /** Most dead letters redriven by id in one request. */
+  redriveIds: 1000,
+} as const;
+
+/** `items` when it holds from `min` to `max` of them; else `bad_request` naming `field`. */
+export function boundedList<T>(items: readonly T[], field: string, min: number, max: number): readonly T[] {
+  if (items.length < min || items.length > max)
+    throw new AdmpError('bad_request', `${field} must hold from ${min} to ${max} items`, { field });
+  return items;
+}
+
+/** `value` when it is an integer from `min` to `max`; else `bad_request` naming `field` and the range. */
+export function bounded(value: number, field: string, min: number, max: number): number {
+  if (!Number.isSafeInteger(value) || value < min || value > max)
+    throw new AdmpError('bad_request', `${field} must be an integer from ${min} to ${max}`, { field });
+  return value;
+}
