@@ -24,7 +24,7 @@ export const ReplyBody = Type.Object(
 
 export const IdParams = Type.Object({ id: Uuid });
 export const IdempotencyHeaders = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: MAILBOX_LIMITS.idempotencyKeyChars })),
 });
 
 /** Leases to ack: a batch ack, or the acks a pull carries for the previous batch. */

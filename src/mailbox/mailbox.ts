@@ -34,7 +34,7 @@ import { withSpan } from '../tracing.js';
 import { clientTime } from '../core/time.js';
 import { unstorableJson } from '../core/storable.js';
 import { createGate } from '../core/gate.js';
-import { MAILBOX_LIMITS, bounded, boundedList } from './limits.js';
+import { MAILBOX_LIMITS, bounded, boundedList, checkOutgoing } from './limits.js';
 
 export interface Caller {
   readonly agentId: string;
@@ -200,6 +200,7 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, quota
     // serialiser or the database meets NUL, a lone surrogate or unbounded nesting.
     const unstorable = unstorableJson(msg, 'message');
     if (unstorable) throw new AdmpError('invalid_json', unstorable);
+    checkOutgoing(msg);
     // With an Idempotency-Key the fingerprint needs the body's canonical JSON: its size is
     // the size of JSON.stringify's (the same members and the same string and number
     // forms, only in another order), so the body is serialised once, not twice.

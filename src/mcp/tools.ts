@@ -67,7 +67,12 @@ export function registerTools(server: McpServer, client: ToolBackend): void {
           .optional()
           .describe('Ties the messages of one conversation together'),
         ttl_sec: z.number().int().min(1).max(31536000).optional().describe('Seconds before an unread message expires'),
-        idempotency_key: z.string().min(1).max(255).optional().describe('Same key, same message: stored once'),
+        idempotency_key: z
+          .string()
+          .min(1)
+          .max(MAILBOX_LIMITS.idempotencyKeyChars)
+          .optional()
+          .describe('Same key, same message: stored once'),
       },
       annotations: { idempotentHint: false, openWorldHint: true },
     },
@@ -161,7 +166,7 @@ export function registerTools(server: McpServer, client: ToolBackend): void {
         body: json,
         subject: z.string().max(998).optional(),
         lease_id: leaseId.optional(),
-        idempotency_key: z.string().min(1).max(255).optional(),
+        idempotency_key: z.string().min(1).max(MAILBOX_LIMITS.idempotencyKeyChars).optional(),
       },
     },
     ({ message_id, idempotency_key, ...reply }) =>

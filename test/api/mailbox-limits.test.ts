@@ -72,6 +72,47 @@ test('the service refuses a release delay, extension, pull, listing or batch out
   assert.ok(Math.abs(rows[0]!.s - max) <= 2, `visible in ${rows[0]!.s} s`);
 });
 
+test('the service checks a sent or replied message against the envelope schema, for every interface', async (t) => {
+  const api = await startTestApi();
+  t.after(() => api.close());
+  const { bob, caller, ref } = await leased(api);
+  const alice: Caller = { agentId: 'alice', domain: 'agents.test', address: 'alice@agents.test' };
+  const count = async () => (await api.db.pool.query('SELECT count(*)::int AS n FROM message')).rows[0].n as number;
+  const before = await count();
+  const envelope = (field: string) => (e: Error & { code?: string; details?: { field?: string } }) => {
+    assert.equal(e.code, 'invalid_envelope', e.message);
+    assert.equal(e.details?.field, field, e.message);
+    return true;
+  };
+  for (const [field, msg] of [
+    ['ttl_sec', { ttl_sec: 0 }],
+    ['ttl_sec', { ttl_sec: -1 }],
+    ['ttl_sec', { ttl_sec: 1e12 }],
+    ['ttl_sec', { ttl_sec: 1.5 }],
+    ['type', { type: '' }],
+    ['type', { type: 'x'.repeat(129) }],
+    ['subject', { subject: 's'.repeat(999) }],
+    ['correlation_id', { correlation_id: 'c'.repeat(201) }],
+    ['correlation_id', { correlation_id: '' }],
+  ] as const) {
+    await assert.rejects(api.core.mailbox.send(alice, bob.address, { type: 't', body: {}, ...msg }), envelope(field));
+    await assert.rejects(api.core.mailbox.reply(caller, ref.id, { type: 't', body: {}, ...msg }), envelope(field));
+  }
+  for (const idempotency_key of ['', 'k'.repeat(MAILBOX_LIMITS.idempotencyKeyChars + 1)])
+    await assert.rejects(
+      api.core.mailbox.send(alice, bob.address, { type: 't', body: {}, idempotency_key }),
+      refused('idempotency_key'),
+    );
+  assert.equal(await count(), before, 'nothing was stored');
+  const ok = await api.core.mailbox.send(alice, bob.address, {
+    type: 't',
+    body: {},
+    ttl_sec: 31_536_000,
+    idempotency_key: 'k'.repeat(MAILBOX_LIMITS.idempotencyKeyChars),
+  });
+  assert.equal(ok.duplicate, false);
+});
+
 test('HTTP: the same bounds, declared in the schema, refused 400 before the service', async (t) => {
   const api = await startTestApi();
   t.after(() => api.close());
