@@ -10,6 +10,7 @@ import { openDatabase, type Database, type OpenOptions } from '../db/connect.js'
 import { createAdmin, type Admin } from '../admin/admin.js';
 import { createDirectory, type Directory } from '../mailbox/directory.js';
 import { createEnqueuer, type Enqueuer } from '../mailbox/batcher.js';
+import { createQuotaLeases } from '../mailbox/quota-leases.js';
 import { createInboxWaiter } from '../mailbox/inbox-waiter.js';
 import { createMailbox, type Mailbox } from '../mailbox/mailbox.js';
 import { createCredentials } from '../mailbox/credentials.js';
@@ -84,10 +85,12 @@ export async function wire(
         'long-poll wake-up connection lost: pulls poll once a second while it reconnects',
       );
   });
-  const enqueuer = createEnqueuer(db.pool, { metrics });
+  // This instance's blocks of the large quotas' units, shared by both batchers.
+  const leases = createQuotaLeases(db.pool, () => Date.now() * 1000);
+  const enqueuer = createEnqueuer(db.pool, { metrics, leases });
   // Mail has its own batcher: it may wait to fill a commit, which an agent waiting
   // for its 201 should not.
-  const mailEnqueuer = createEnqueuer(db.pool, { metrics, fillWaitMs: config.ingestBatchWaitMs });
+  const mailEnqueuer = createEnqueuer(db.pool, { metrics, leases, fillWaitMs: config.ingestBatchWaitMs });
   const directory = createDirectory(db.pool, config);
   const policy = createPolicySource(db.pool, policyFile);
   const quotas = createQuotaGate({ policy, metrics, log });

@@ -25,3 +25,37 @@ export async function sweepQuotas(db: Queryable, nowUs: number): Promise<number>
   );
   return r.rowCount ?? 0;
 }
+
+/** What a reservation got: how many units, and the key's tat after it (microseconds). */
+export interface Reservation {
+  readonly granted: number;
+  readonly tatUs: number;
+}
+
+/**
+ * Reserves up to `want` units of one key at once (src/mailbox/quota-leases.ts): the same
+ * GCRA update as enqueue_message's count, granting as many as fit. One statement, its own
+ * commit: a unit is counted here, before any message uses it.
+ */
+export async function reserveQuota(
+  db: Queryable,
+  key: string,
+  intervalUs: number,
+  burst: number,
+  want: number,
+  nowUs: number,
+): Promise<Reservation> {
+  const { rows } = await db.query<{ granted: number; tat_us: string | number }>({
+    name: 'admp_reserve_quota',
+    text: `INSERT INTO rate_quota AS q (key, tat_us, interval_us, burst, granted)
+           VALUES ($1, $5::bigint + LEAST($4::integer, $3::integer) * $2::bigint, $2, $3, LEAST($4::integer, $3::integer))
+           ON CONFLICT (key) DO UPDATE SET (granted, tat_us, interval_us, burst) = (
+             SELECT g, base + g * EXCLUDED.interval_us, EXCLUDED.interval_us, EXCLUDED.burst
+               FROM (SELECT GREATEST(q.tat_us, $5::bigint) AS base) AS t,
+                    LATERAL (SELECT GREATEST(0, LEAST(EXCLUDED.granted,
+                               ($5::bigint + EXCLUDED.burst * EXCLUDED.interval_us - base) / EXCLUDED.interval_us)) AS g) AS f)
+           RETURNING q.granted, q.tat_us`,
+    values: [key, intervalUs, burst, want, nowUs],
+  });
+  return { granted: rows[0]!.granted, tatUs: Number(rows[0]!.tat_us) };
+}

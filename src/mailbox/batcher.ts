@@ -4,6 +4,7 @@
 // free. Every caller is answered only after its own row is committed. The rate quotas
 // are counted in the same statement (only for the rows stored new, so a retry spends
 // none), not in a round trip of their own before it.
+import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { enqueueRows, notifyEnqueued, type BatchQuotas, type QuotaCounter } from '../db/enqueue.js';
 import type { EnqueueResult, NewMessage } from '../db/message-row.js';
@@ -11,6 +12,7 @@ import type { EnqueueResult, NewMessage } from '../db/message-row.js';
 export type { EnqueueResult, NewMessage, QuotaCounter };
 import { observeEnqueue, since, type Metrics } from '../metrics.js';
 import { withSpan } from '../tracing.js';
+import type { QuotaLeases } from './quota-leases.js';
 
 /** One caller's rows: stored together in one statement, all or none. */
 interface Pending {
@@ -36,6 +38,8 @@ export interface EnqueuerOptions {
   metrics?: Metrics;
   /** Microseconds since the epoch, the quotas' clock (tests move time). */
   nowUs?: () => number;
+  /** The blocks of units of the quotas with a large burst (this instance's, shared by its enqueuers). */
+  leases?: QuotaLeases;
 }
 
 export interface EnqueueOptions {
@@ -155,15 +159,54 @@ export function createEnqueuer(pool: pg.Pool, options: EnqueuerOptions = {}): En
     });
   }
 
-  function enqueueAll(items: readonly NewMessage[], opts: EnqueueOptions = {}): Promise<EnqueueResult[]> {
+  /**
+   * The quotas counted by blocks are taken here, before the batch: an item refused by
+   * one is not enqueued, and an item not stored new gives its units back.
+   */
+  async function enqueueAll(items: readonly NewMessage[], opts: EnqueueOptions = {}): Promise<EnqueueResult[]> {
+    const atomic = opts.atomic ?? true;
+    const leases = options.leases;
+    if (!leases || !opts.counters || items.length === 0) return queued(items, opts.counters, atomic);
+    const admitted = await leases.admit(opts.counters, atomic);
+    const go = items.flatMap((_, i) => (admitted.refused[i] ? [] : [i]));
+    const exact = go.map((i) => admitted.counters[i]);
+    let rs: EnqueueResult[];
+    try {
+      rs =
+        go.length === 0
+          ? []
+          : await queued(
+              go.length === items.length ? items : go.map((i) => items[i]!),
+              exact.some((c) => c) ? exact : undefined,
+              atomic,
+            );
+    } catch (err) {
+      admitted.settle(items.map(() => false));
+      throw err;
+    }
+    let j = 0;
+    const results = items.map((it, i): EnqueueResult => {
+      const refused = admitted.refused[i];
+      if (!refused) return rs[j++]!;
+      return { id: randomUUID(), duplicate: false, status: it.status, conflict: false, refused };
+    });
+    admitted.settle(results.map((r) => !r.duplicate && !r.refused));
+    return results;
+  }
+
+  function queued(
+    items: readonly NewMessage[],
+    counters: EnqueueOptions['counters'],
+    atomic: boolean,
+  ): Promise<EnqueueResult[]> {
     if (items.length === 0) return Promise.resolve([]);
     const started = performance.now();
     return withSpan('admp.enqueue', { 'admp.channel': items[0]!.channel, 'admp.rows': items.length }, async (span) => {
       const rs = await new Promise<EnqueueResult[]>((resolve, reject) => {
         queue.push({
           items,
-          counters: opts.counters,
-          atomic: opts.atomic ?? true,
+          counters,
+          atomic,
           at: performance.now(),
           resolve,
           reject,
