@@ -28,7 +28,7 @@ const MAX_BLOCK = 1024;
 /** A block covers at most this much of a quota's time (so a slow quota's block is not held for long). */
 const MAX_SPAN_US = 60_000_000;
 /** A block is kept at least this long, so a quota far out of reach still costs one reservation per block. */
-const MIN_LIFE_US = 1_000_000;
+const MIN_LIFE_US = 10_000_000;
 /** Blocks smaller than this are not worth it: counted exactly. */
 const MIN_BLOCK = 8;
 
@@ -92,51 +92,61 @@ export function createQuotaLeases(pool: Pick<pg.Pool, 'query'>, nowUs: () => num
     return p;
   }
 
+  /** A unit of `c` from its block at hand, if it has one. */
+  function unitAtHand(c: QuotaCounter): Unit | undefined {
+    const block = blocks.get(c.counter);
+    if (!block || block.left === 0 || block.expiresUs <= nowUs()) return undefined;
+    block.left--;
+    return { counter: c.counter, block };
+  }
+
   /** A unit of `c`, or the refusal when the key has none left. */
   async function take(c: QuotaCounter, g: number): Promise<Unit | Refusal> {
     for (;;) {
-      const block = blocks.get(c.counter);
-      if (block && block.left > 0 && block.expiresUs > nowUs()) {
-        block.left--;
-        return { counter: c.counter, block };
-      }
+      const unit = unitAtHand(c);
+      if (unit) return unit;
       const r = await refill(c, g);
       if (r.granted === 0) return { counter: c.counter, tatUs: r.tatUs };
       // Granted, but others may have taken the block: look again (each turn some unit was reserved).
     }
   }
 
-  const NONE: readonly Unit[] = [];
+  const isUnit = (x: Unit | Refusal): x is Unit => 'block' in x;
+
   return {
     async admit(counters, atomic) {
-      const exact: (readonly QuotaCounter[] | undefined)[] = [];
-      const taking: Promise<(Unit | Refusal)[]>[] = [];
+      // Usually every unit is at hand: no promise per counter then.
+      const exact: (QuotaCounter[] | undefined)[] = [];
+      const taking: (Unit | Refusal | Promise<Unit | Refusal>)[][] = [];
+      let waits = false;
       for (const cs of counters) {
-        const leased = cs?.filter((c) => blockSize(c) > 0) ?? [];
-        exact.push(
-          leased.length === cs?.length ? undefined : leased.length === 0 ? cs : cs!.filter((c) => !leased.includes(c)),
-        );
-        taking.push(Promise.all(leased.map((c) => take(c, blockSize(c)))));
+        let rest: QuotaCounter[] | undefined;
+        const xs: (Unit | Refusal | Promise<Unit | Refusal>)[] = [];
+        for (const c of cs ?? []) {
+          const g = blockSize(c);
+          if (g === 0) (rest ??= []).push(c);
+          else {
+            const x = unitAtHand(c) ?? take(c, g);
+            waits ||= x instanceof Promise;
+            xs.push(x);
+          }
+        }
+        exact.push(rest);
+        taking.push(xs);
       }
-      const taken = await Promise.all(taking);
-      const isUnit = (x: Unit | Refusal): x is Unit => 'block' in x;
+      const taken = waits ? await Promise.all(taking.map((xs) => Promise.all(xs))) : (taking as (Unit | Refusal)[][]);
       const own = taken.map((xs) => xs.find((x): x is Refusal => !isUnit(x)));
       const anyRefused = own.some((r) => r !== undefined);
       const refused = own.map((r) => r ?? (atomic && anyRefused ? {} : undefined));
-      const units = taken.map((xs, i) => {
-        const us = xs.filter(isUnit);
-        if (refused[i]) {
-          us.forEach(giveBack);
-          return NONE;
-        }
-        return us;
+      taken.forEach((xs, i) => {
+        if (refused[i]) xs.forEach((x) => isUnit(x) && giveBack(x));
       });
       return {
         counters: exact,
         refused,
         settle(storedNew) {
           storedNew.forEach((fresh, i) => {
-            if (!fresh) units[i]!.forEach(giveBack);
+            if (!fresh && !refused[i]) (taken[i] as Unit[]).forEach(giveBack);
           });
         },
       };

@@ -35,7 +35,7 @@ const item = (extra: Partial<NewMessage> = {}): NewMessage => ({
 
 /** 1,000 an hour, all at once: blocks of 16 (16 × 3.6 s, a minute of the quota). */
 const hourly: QuotaCounter = { counter: 'big|sender=a@agents.test', intervalUs: 3_600_000, burst: 1000 };
-/** 1,000 a second: blocks of 62 (62 ms of the quota), each kept for 1 s. */
+/** 1,000 a second: blocks of 62 (62 ms of the quota), each kept for 10 s. */
 const fast: QuotaCounter = { counter: 'fast|sender=a@agents.test', intervalUs: 1000, burst: 1000 };
 
 /** One instance: a batcher with its own blocks, on the shared database and clock. */
@@ -88,24 +88,24 @@ test('two instances sending at once admit exactly the burst, never more', async 
   assert.deepEqual(r.refused, { counter: hourly.counter, tatUs: T0 + 1000 * hourly.intervalUs });
 });
 
-test('a block expires after a second (its span is shorter): its units are not used after', async (t) => {
+test('a block expires after 10 s (its span is shorter): its units are not used after', async (t) => {
   const db = await createTestDatabase();
   t.after(() => db.drop());
   let now = T0;
   const e = instance(db, () => now);
   assert.equal((await e.enqueue(item(), [fast])).refused, undefined);
   assert.equal(await tat(db, fast.counter), T0 + 62 * 1000, 'one block of 62 reserved');
-  now += S - 1;
+  now += 10 * S - 1;
   for (let k = 0; k < 61; k++) assert.equal((await e.enqueue(item(), [fast])).refused, undefined);
   assert.equal(await tat(db, fast.counter), T0 + 62 * 1000, 'the block served them, no reservation');
 
-  // Used up: the next reserves; that block expires unused after 1 s, and a send then reserves afresh.
-  now = T0 + 2 * S;
+  // Used up: the next reserves; that block expires unused after 10 s, and a send then reserves afresh.
+  now = T0 + 20 * S;
   assert.equal((await e.enqueue(item(), [fast])).refused, undefined);
-  assert.equal(await tat(db, fast.counter), T0 + 2 * S + 62 * 1000);
-  now = T0 + 3 * S;
+  assert.equal(await tat(db, fast.counter), T0 + 20 * S + 62 * 1000);
+  now = T0 + 30 * S;
   assert.equal((await e.enqueue(item(), [fast])).refused, undefined);
-  assert.equal(await tat(db, fast.counter), T0 + 3 * S + 62 * 1000, 'a new block, the old one dropped');
+  assert.equal(await tat(db, fast.counter), T0 + 30 * S + 62 * 1000, 'a new block, the old one dropped');
   assert.equal(await stored(db), 64);
 });
 
