@@ -2,7 +2,7 @@
 // that matches it, each keyed by what the rule counts separately (docs/policy.md).
 // Pure; the counting itself happens in the statement that stores the message
 // (enqueue_message, migrations/0018_enqueue_quota.sql).
-import { label, matches, type Policy, type QuotaPer, type RateQuota } from './policy.js';
+import { label, matches, type Policy, type PolicyRule, type QuotaPer, type RateQuota } from './policy.js';
 
 /** A message as the quotas see it: its sender, recipient (both agent addresses), type, subject, thread. */
 export interface QuotaSubject {
@@ -57,26 +57,63 @@ function keyValue(per: QuotaPer, s: QuotaSubject): string | undefined {
   }
 }
 
-export function quotaCharges(policy: Policy, s: QuotaSubject): QuotaCharge[] {
-  const charges: QuotaCharge[] = [];
-  policy.rules.forEach((r, i) => {
-    if (r.action !== 'limit' || !r.quota || !matches(r, s)) return;
-    const value = keyValue(r.quota.per, s);
-    if (value === undefined) return;
-    const rule = label(r, i);
-    const key = `${r.quota.per}=${value}`;
-    charges.push({
-      rule,
-      key,
-      counter: `${rule}|${key}`,
-      window: `${r.quota.window_sec}s`,
-      quota: r.quota,
-      intervalUs: Math.max(1, Math.round((r.quota.window_sec * 1e6) / r.quota.limit)),
-      burst: r.quota.burst ?? r.quota.limit,
-    });
-  });
-  return charges;
+/** A `limit` rule with what every charge of it shares, made once per policy copy. */
+interface LimitRule {
+  readonly rule: PolicyRule;
+  readonly label: string;
+  readonly per: QuotaPer;
+  /** `per=`, what the key starts with, and `label|per=`, what the counter starts with. */
+  readonly keyPrefix: string;
+  readonly counterPrefix: string;
+  readonly window: string;
+  readonly quota: RateQuota;
+  readonly intervalUs: number;
+  readonly burst: number;
 }
 
-/** True when some rule of the policy counts messages (so a sender needs to look up more). */
-export const hasQuotas = (policy: Policy): boolean => policy.rules.some((r) => r.action === 'limit');
+/** A policy copy's limit rules; a new copy (re-read, or changed) gets its own. */
+const limitRules = new WeakMap<Policy, readonly LimitRule[]>();
+
+function limitRulesOf(policy: Policy): readonly LimitRule[] {
+  let rules = limitRules.get(policy);
+  if (!rules) {
+    rules = policy.rules.flatMap((r, i): LimitRule[] => {
+      if (r.action !== 'limit' || !r.quota) return [];
+      const label_ = label(r, i);
+      return [
+        {
+          rule: r,
+          label: label_,
+          per: r.quota.per,
+          keyPrefix: `${r.quota.per}=`,
+          counterPrefix: `${label_}|${r.quota.per}=`,
+          window: `${r.quota.window_sec}s`,
+          quota: r.quota,
+          intervalUs: Math.max(1, Math.round((r.quota.window_sec * 1e6) / r.quota.limit)),
+          burst: r.quota.burst ?? r.quota.limit,
+        },
+      ];
+    });
+    limitRules.set(policy, rules);
+  }
+  return rules;
+}
+
+export function quotaCharges(policy: Policy, s: QuotaSubject): QuotaCharge[] {
+  const charges: QuotaCharge[] = [];
+  for (const l of limitRulesOf(policy)) {
+    if (!matches(l.rule, s)) continue;
+    const value = keyValue(l.per, s);
+    if (value === undefined) continue;
+    charges.push({
+      rule: l.label,
+      key: l.keyPrefix + value,
+      counter: l.counterPrefix + value,
+      window: l.window,
+      quota: l.quota,
+      intervalUs: l.intervalUs,
+      burst: l.burst,
+    });
+  }
+  return charges;
+}
