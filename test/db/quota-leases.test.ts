@@ -155,7 +155,13 @@ test('a mail whose recipient finds no unit is refused whole, the others keep the
   const e = instance(db, () => T0);
   const other: QuotaCounter = { ...hourly, counter: 'big|sender=b@agents.test' };
   // Spend other's whole burst (1,000) from another instance.
-  assert.equal(await untilRefused(instance(db, () => T0), other), 1000);
+  assert.equal(
+    await untilRefused(
+      instance(db, () => T0),
+      other,
+    ),
+    1000,
+  );
   const mail = await e.enqueueAll([item(), item()], { counters: [[hourly], [other]] });
   assert.deepEqual(
     mail.map((r) => r.refused),
