@@ -28,17 +28,17 @@ const replayWindowOpen = (m: string): string =>
              WHERE k.to_agent_id = ${m}.to_agent_id AND k.key = '\\x02'::bytea || ${m}.source_fingerprint
                AND k.keep_until > $4)`;
 
-/** Mail to another organisation (to_agent_id holds the whole address; an agent id has no '@'). */
-const outbound = (m: string): string => `position('@' in ${m}.to_agent_id) > 0`;
+/** Outbound mail that ended: only the outbound worker and delivery reports set these statuses. */
+const outboundEnded = (m: string): string => `${m}.status IN ('sent', 'failed')`;
 
 /**
- * When a message finished, as indexed by message_finished_at (migrations/0022): an acked
- * one at its ack, a dead letter at its expiry (it died then or earlier), an outbound one
- * (sent, failed or dead) at its last attempt, whose claim set next_attempt_at past the
+ * When a message finished, as indexed by message_retention (migrations/0023): an acked one
+ * at its ack, a dead letter at its expiry (it died then or earlier), outbound mail that
+ * ended `sent` or `failed` at its last attempt, whose claim set next_attempt_at past the
  * attempt's end. The expression must stay the index's, for the index to serve it.
  */
 const finishedAt = (m: string): string =>
-  `(CASE WHEN ${outbound(m)} THEN ${m}.next_attempt_at ELSE coalesce(${m}.acked_at, ${m}.expires_at) END)`;
+  `(CASE WHEN ${outboundEnded(m)} THEN ${m}.next_attempt_at ELSE coalesce(${m}.acked_at, ${m}.expires_at) END)`;
 
 /**
  * Finished past the retention period, and nothing still needs it: an outbound message's
@@ -49,7 +49,7 @@ const finishedAt = (m: string): string =>
 const removable = (m: string): string =>
   `${m}.status IN ('acked', 'dead', 'sent', 'failed')
    AND ${finishedAt(m)} < now() - make_interval(secs => $1)
-   AND (NOT ${outbound(m)} OR ${m}.next_attempt_at < now() - make_interval(secs => $3))
+   AND (NOT ${outboundEnded(m)} OR ${m}.next_attempt_at < now() - make_interval(secs => $3))
    AND NOT ${replayWindowOpen(m)}`;
 
 /**

@@ -70,7 +70,7 @@ test("an agent's depth, dead letters, waiting count, search, sweep and retention
     assert.equal((await searchMessages(c, { agent: 'bob', status: 'dead', limit: 100 })).length, 20);
     assert.equal((await redrive(c, 'bob', 'all')).length, 20);
     assert.deepEqual(await sweepExpired(c, 5), { returned: 0, dead: [] });
-    // Retention finds finished messages, outbound ones included, by message_finished_at (migrations/0022).
+    // Retention finds finished messages, outbound ones included, by message_retention (migrations/0023).
     assert.deepEqual(await removeFinished(c, { olderThanSec: 86_400, returnPathSec: 86_400 }, 100), {
       messages: 0,
       dedupeKeys: 0,

@@ -173,6 +173,29 @@ test('retention removes finished outbound mail too, once past the period and the
   assert.equal(again[0]!.duplicate, false);
 });
 
+test("a tenant's agent, stored as its whole address, has its history counted from its ack or expiry, not as outbound mail", async (t) => {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  const carol = 'carol@acme.agents.test';
+  const rows = await enqueueRows(db.pool, [{ ...item(carol, 't1'), channel: 'smtp' }, item(carol, 't2')]);
+  // Created (and so next_attempt_at) 40 days ago; one acked, the other expired, 12 hours ago.
+  // (Times as values: Citus refuses now() inside CASE.)
+  const ago = (sec: number) => new Date(Date.now() - sec * 1000);
+  await db.pool.query(
+    `UPDATE message SET created_at = $2, next_attempt_at = $2, expires_at = $3,
+            status = CASE WHEN id = $4 THEN 'acked'::message_status ELSE 'dead' END,
+            acked_at = CASE WHEN id = $4 THEN $3::timestamptz END
+      WHERE to_agent_id = $1`,
+    [carol, ago(40 * DAY), ago(DAY / 2), rows[0]!.id],
+  );
+  assert.deepEqual(await removeFinished(db.pool, period(DAY), 100), { messages: 0, dedupeKeys: 0 });
+  await db.pool.query(
+    'UPDATE message SET acked_at = CASE WHEN acked_at IS NOT NULL THEN $2::timestamptz END, expires_at = $2 WHERE to_agent_id = $1',
+    [carol, ago(2 * DAY)],
+  );
+  assert.deepEqual(await removeFinished(db.pool, period(DAY), 100), { messages: 2, dedupeKeys: 2 });
+});
+
 test('a retention batch in flight does not hold up claims, and keeps a dead letter redriven meanwhile', async (t) => {
   const db = await createTestDatabase();
   t.after(() => db.drop());
