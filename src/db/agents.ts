@@ -4,6 +4,7 @@ import type pg from 'pg';
 import type { CertBinding } from '../core/client-cert.js';
 import { AdmpError } from '../errors.js';
 import { deleteSearchEntries } from './message-search.js';
+import { DELETED_COLUMNS, deleteDedupeKeys, type DeletedMessage } from './dedupe-keys.js';
 import { inTransaction } from './pool.js';
 
 export interface AgentRow {
@@ -132,15 +133,22 @@ export async function hmacSecrets(pool: pg.Pool, agentId: string): Promise<Buffe
   return rows.map((r) => r.secret);
 }
 
-/** Removes an agent with its keys and every message to or from it (the doctor's throw-away probe agent). */
+/**
+ * Removes an agent with its keys and every message to or from it (the doctor's throw-away
+ * probe agent), with their dedupe keys and search entries: retention removes keys only
+ * with their messages, so a key left here would stay for good.
+ */
 export async function purgeAgent(pool: pg.Pool, id: string, address: string): Promise<void> {
   await inTransaction(pool, async (c) => {
-    const gone = await c.query<{ id: string; to_agent_id: string; created_at: Date }>(
-      'DELETE FROM message m WHERE to_agent_id = $1 OR from_agent = $2 RETURNING m.id, m.to_agent_id, m.created_at',
-      [id, address],
-    );
-    await deleteSearchEntries(c, gone.rows);
+    // The agent and its keys first: on Citus they are reference tables, which a transaction
+    // may not change after a statement over several shards (the message deletes below).
     await c.query('DELETE FROM agent_key WHERE agent = $1', [address]);
     await c.query('DELETE FROM agent WHERE id = $1', [id]);
+    const gone = await c.query<DeletedMessage>(
+      `DELETE FROM message m WHERE to_agent_id = $1 OR from_agent = $2 RETURNING ${DELETED_COLUMNS}`,
+      [id, address],
+    );
+    await deleteDedupeKeys(c, gone.rows);
+    await deleteSearchEntries(c, gone.rows);
   });
 }
