@@ -4,7 +4,6 @@
 // free. Every caller is answered only after its own row is committed. The rate quotas
 // are counted in the same statement (only for the rows stored new, so a retry spends
 // none), not in a round trip of their own before it.
-import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { enqueueRows, notifyEnqueued, type BatchQuotas, type QuotaCounter } from '../db/enqueue.js';
 import type { EnqueueResult, NewMessage } from '../db/message-row.js';
@@ -160,36 +159,21 @@ export function createEnqueuer(pool: pg.Pool, options: EnqueuerOptions = {}): En
   }
 
   /**
-   * The quotas counted by blocks are taken here, before the batch: an item refused by
-   * one is not enqueued, and an item not stored new gives its units back.
+   * The quotas counted by blocks take their units here, before the batch; an item not
+   * stored new gives its units back.
    */
   async function enqueueAll(items: readonly NewMessage[], opts: EnqueueOptions = {}): Promise<EnqueueResult[]> {
     const atomic = opts.atomic ?? true;
     const leases = options.leases;
     if (!leases || !opts.counters || items.length === 0) return queued(items, opts.counters, atomic);
-    const admitted = await leases.admit(opts.counters, atomic);
-    const go = items.flatMap((_, i) => (admitted.refused[i] ? [] : [i]));
-    const exact = go.map((i) => admitted.counters[i]);
-    let rs: EnqueueResult[];
+    const admitted = await leases.admit(opts.counters);
+    let results: EnqueueResult[];
     try {
-      rs =
-        go.length === 0
-          ? []
-          : await queued(
-              go.length === items.length ? items : go.map((i) => items[i]!),
-              exact.some((c) => c) ? exact : undefined,
-              atomic,
-            );
+      results = await queued(items, admitted.counters, atomic);
     } catch (err) {
       admitted.settle(items.map(() => false));
       throw err;
     }
-    let j = 0;
-    const results = items.map((it, i): EnqueueResult => {
-      const refused = admitted.refused[i];
-      if (!refused) return rs[j++]!;
-      return { id: randomUUID(), duplicate: false, status: it.status, conflict: false, refused };
-    });
     admitted.settle(results.map((r) => !r.duplicate && !r.refused));
     return results;
   }

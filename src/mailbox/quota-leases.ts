@@ -5,20 +5,24 @@
 // LEASE_MIN_BURST, an instance reserves a block of units with one statement (the same
 // GCRA update as enqueue_message's, src/db/rate-quota.ts), keeps them here and admits
 // messages from the block with no database work; when the block is spent it reserves
-// the next (concurrent takers of one key share one reservation). Smaller quotas (loop
-// guards, 60 a minute) stay counted exactly in the enqueue statement.
+// the next (concurrent takers of one key share one reservation). When a reservation finds
+// the key spent, its messages are counted exactly in the enqueue statement until a place
+// frees up: the statement refuses them (with the key's tat, for Retry-After), refuses a
+// mail whole, and still answers a retry of a stored message as a duplicate. Smaller
+// quotas (loop guards, 60 a minute) are always counted exactly there.
 //
 // Never over the quota: a unit is counted in PostgreSQL when it is reserved, before a
 // message uses it, and an instance holds at most one block (g units) of a key, so in
 // any window at most g × instances messages pass beyond what the exact count would
 // admit, and over time never more than the rate. A block expires after its own time
-// span (g × interval) or 1 s, whichever is longer: its unused units are dropped, never
+// span (g × interval) or 10 s, whichever is longer: its unused units are dropped, never
 // handed back (their time has passed, so the key's tat cannot run ahead of the clock);
 // a restart drops them too (fewer admitted, never more). The price: another instance may
-// be refused while this one holds unused units, at most g per instance and key.
+// be refused while this one holds unused units, at most g per instance and key, for at
+// most a block's life. The 10 s floor is for quotas far out of reach, whose blocks cover
+// microseconds: one reservation per key every 10 s, not one every few messages.
 import type pg from 'pg';
 import { reserveQuota, type Reservation } from '../db/rate-quota.js';
-import type { EnqueueResult } from '../db/message-row.js';
 import type { QuotaCounter } from '../db/enqueue.js';
 
 /** A quota whose burst is at least this many is counted by blocks. */
@@ -50,26 +54,29 @@ interface Unit {
   readonly block: Block;
 }
 
-type Refusal = NonNullable<EnqueueResult['refused']>;
-
 /** What the blocks said about a caller's items. */
 export interface Admission {
-  /** Per item, the counters still to count in the enqueue statement (the exact ones). */
-  readonly counters: readonly (readonly QuotaCounter[] | undefined)[];
-  /** Per item, its refusal (not to be enqueued), or undefined. */
-  readonly refused: readonly (Refusal | undefined)[];
+  /**
+   * Per item, the counters to count in the enqueue statement: the exact ones, and a
+   * leased one whose key had no unit left (so the statement refuses the item, or admits
+   * it if a place freed since, and a duplicate is still answered as one), or undefined
+   * when none of the items has any.
+   */
+  readonly counters: readonly (readonly QuotaCounter[] | undefined)[] | undefined;
   /** Gives back the units of the items not stored new (duplicates, refused, or none stored after a fault). */
   settle(storedNew: readonly boolean[]): void;
 }
 
 export interface QuotaLeases {
-  /** Takes one unit of each leased counter per item; an item (an atomic caller: all items) without one is refused. */
-  admit(counters: readonly (readonly QuotaCounter[] | undefined)[], atomic: boolean): Promise<Admission>;
+  /** Takes one unit of each leased counter per item, from this instance's blocks. */
+  admit(counters: readonly (readonly QuotaCounter[] | undefined)[]): Promise<Admission>;
 }
 
 export function createQuotaLeases(pool: Pick<pg.Pool, 'query'>, nowUs: () => number): QuotaLeases {
   const blocks = new Map<string, Block>();
   const refills = new Map<string, Promise<Reservation>>();
+  /** Keys a reservation found spent: until a place frees up, their messages are counted exactly. */
+  const spent = new Map<string, number>();
 
   function giveBack(u: Unit): void {
     if (blocks.get(u.counter) === u.block && u.block.expiresUs > nowUs()) u.block.left++;
@@ -84,6 +91,8 @@ export function createQuotaLeases(pool: Pick<pg.Pool, 'query'>, nowUs: () => num
         .then((r) => {
           if (r.granted > 0)
             blocks.set(c.counter, { left: r.granted, expiresUs: now + Math.max(g * c.intervalUs, MIN_LIFE_US) });
+          // The next place frees up when the tat is back within the burst.
+          else spent.set(c.counter, r.tatUs - (c.burst - 1) * c.intervalUs);
           return r;
         })
         .finally(() => refills.delete(c.counter));
@@ -100,53 +109,52 @@ export function createQuotaLeases(pool: Pick<pg.Pool, 'query'>, nowUs: () => num
     return { counter: c.counter, block };
   }
 
-  /** A unit of `c`, or the refusal when the key has none left. */
-  async function take(c: QuotaCounter, g: number): Promise<Unit | Refusal> {
+  /** A unit of `c`, or undefined when the key has none left (the message is then counted exactly). */
+  async function take(c: QuotaCounter, g: number): Promise<Unit | undefined> {
     for (;;) {
       const unit = unitAtHand(c);
       if (unit) return unit;
+      const until = spent.get(c.counter);
+      if (until !== undefined) {
+        if (nowUs() < until) return undefined;
+        spent.delete(c.counter);
+      }
       const r = await refill(c, g);
-      if (r.granted === 0) return { counter: c.counter, tatUs: r.tatUs };
+      if (r.granted === 0) return undefined;
       // Granted, but others may have taken the block: look again (each turn some unit was reserved).
     }
   }
 
-  const isUnit = (x: Unit | Refusal): x is Unit => 'block' in x;
-
   return {
-    async admit(counters, atomic) {
+    async admit(counters) {
       // Usually every unit is at hand: no promise per counter then.
-      const exact: (QuotaCounter[] | undefined)[] = [];
-      const taking: (Unit | Refusal | Promise<Unit | Refusal>)[][] = [];
+      const taking: (Unit | Promise<Unit | undefined>)[][] = [];
       let waits = false;
       for (const cs of counters) {
-        let rest: QuotaCounter[] | undefined;
-        const xs: (Unit | Refusal | Promise<Unit | Refusal>)[] = [];
+        const xs: (Unit | Promise<Unit | undefined>)[] = [];
         for (const c of cs ?? []) {
           const g = blockSize(c);
-          if (g === 0) (rest ??= []).push(c);
-          else {
+          if (g > 0) {
             const x = unitAtHand(c) ?? take(c, g);
             waits ||= x instanceof Promise;
             xs.push(x);
           }
         }
-        exact.push(rest);
         taking.push(xs);
       }
-      const taken = waits ? await Promise.all(taking.map((xs) => Promise.all(xs))) : (taking as (Unit | Refusal)[][]);
-      const own = taken.map((xs) => xs.find((x): x is Refusal => !isUnit(x)));
-      const anyRefused = own.some((r) => r !== undefined);
-      const refused = own.map((r) => r ?? (atomic && anyRefused ? {} : undefined));
-      taken.forEach((xs, i) => {
-        if (refused[i]) xs.forEach((x) => isUnit(x) && giveBack(x));
+      const taken = waits ? await Promise.all(taking.map((xs) => Promise.all(xs))) : (taking as Unit[][]);
+      let any = false;
+      const exact = counters.map((cs, i) => {
+        let k = 0;
+        const rest = cs?.filter((c) => blockSize(c) === 0 || taken[i]![k++] === undefined);
+        if (rest?.length) any = true;
+        return rest?.length ? rest : undefined;
       });
       return {
-        counters: exact,
-        refused,
+        counters: any ? exact : undefined,
         settle(storedNew) {
           storedNew.forEach((fresh, i) => {
-            if (!fresh && !refused[i]) (taken[i] as Unit[]).forEach(giveBack);
+            if (!fresh) for (const u of taken[i]!) if (u) giveBack(u);
           });
         },
       };
