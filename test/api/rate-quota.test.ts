@@ -1,7 +1,8 @@
 // Rate quotas of the policy (`limit` rules, docs/policy.md) on HTTP sends and replies:
 // hit and recovered, shared by two server instances on one database, kept across a
-// restart, counted exactly under concurrency, a reply loop stopped by the loop guard,
-// and rules from the policy file and from `admp policy add` alike.
+// restart, counted exactly under concurrency, a large quota counted by blocks across two
+// instances, a reply loop stopped by the loop guard, and rules from the policy file and
+// from `admp policy add` alike.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -160,6 +161,52 @@ test('two instances on one database share the counters, and a restart keeps them
   assert.equal(after.json().error.details.key, 'sender_domain=agents.other.test');
   assert.ok(Number(after.headers['retry-after']) > 800, 'the next place is 900 s after the last');
   assert.equal((await send(third, bob, x.address)).statusCode, 201, 'other domains are not counted');
+});
+
+test('a large quota, counted by blocks, across two instances: never more than its burst, retries still answered', async (t) => {
+  // Burst 256, one place every 6 s: blocks of 10 (a minute of the quota) in each instance.
+  const file = await policyFile(
+    t,
+    `rules:
+  - { id: big, from: "*", to: "*", action: limit, quota: { per: sender, limit: 600, window_sec: 3600, burst: 256 } }
+`,
+  );
+  const api = await startTestApi({ ADMP_POLICY_FILE: file });
+  const second = await wire(api.config, api.db, createLogger('silent'));
+  t.after(async () => {
+    await second.stop();
+    await api.close();
+  });
+  const [alice, bob] = [await api.agent('alice'), await api.agent('bob')];
+  const started = Date.now();
+  const keyed = { ...alice, auth: { ...alice.auth, 'idempotency-key': 'first' } };
+  const first = await send(api.core, keyed, bob.address);
+  assert.equal(first.statusCode, 201, first.body);
+  // 300 at once, half through each instance.
+  const answers = await Promise.all(
+    Array.from({ length: 300 }, (_, i) => send(i % 2 ? api.core : second, alice, bob.address)),
+  );
+  const codes = answers.map((r) => r.statusCode);
+  const admitted = 1 + codes.filter((c) => c === 201).length;
+  assert.equal(codes.filter((c) => c !== 201 && c !== 429).length, 0);
+  // Places freed while the test ran (one every 6 s) may be admitted too; nothing more.
+  const freed = Math.floor((Date.now() - started) / 6000) + 1;
+  assert.ok(admitted <= 256 + freed, `admitted ${admitted}`);
+  assert.ok(admitted >= 256 - 2 * 10, `at most a block per instance held back: ${admitted}`);
+  const { rows } = await api.db.pool.query('SELECT count(*)::int AS n FROM message WHERE from_agent = $1', [
+    alice.address,
+  ]);
+  assert.equal(rows[0].n, admitted, 'every 201 stored, nothing else');
+  const over = answers.find((r) => r.statusCode === 429)!;
+  assert.equal(over.json().error.details.key, `sender=${alice.address}`);
+  assert.ok(Number(over.headers['retry-after']) >= 1);
+
+  // The quota spent, an idempotent retry of a stored send is still answered with its id.
+  for (const core of [api.core, second]) {
+    const again = await send(core, keyed, bob.address);
+    assert.equal(again.statusCode, 200, again.body);
+    assert.equal(again.json().id, first.json().id);
+  }
 });
 
 test('a reply loop between two agents is stopped by the loop guard', async (t) => {
