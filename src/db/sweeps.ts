@@ -3,6 +3,15 @@ import type { Queryable } from './pool.js';
 import type { MessageStatus } from './message-row.js';
 
 /**
+ * An outbound message the outbound worker is submitting now (src/db/outbound.ts: a claim
+ * sets lease_id and pushes next_attempt_at past the attempt's end; the outcome clears
+ * lease_id). Its TTL waits for the outcome: killed meanwhile, a message the relay then
+ * accepted would stay `dead`, as the outcome moves only a `queued` one. A claim whose
+ * worker died runs out at next_attempt_at, and the message goes then.
+ */
+const inFlight = (now: string): string => `(status = 'queued' AND lease_id IS NOT NULL AND next_attempt_at > ${now})`;
+
+/**
  * Returns expired leases to the inbox, or to `dead` once attempts are spent or the
  * TTL has passed, and kills unleased messages whose TTL passed. First finds the inboxes
  * with work (a read over the whole table, on Citus over every shard), then works one
@@ -21,7 +30,8 @@ export async function sweepExpired(
     `SELECT now() AS now,
             ARRAY(SELECT DISTINCT to_agent_id FROM message WHERE status = 'leased' AND lease_until < now() LIMIT $1) AS leased,
             ARRAY(SELECT DISTINCT to_agent_id FROM message
-                   WHERE status IN ('queued', 'delivered') AND expires_at <= now() LIMIT $1) AS expired`,
+                   WHERE status IN ('queued', 'delivered') AND expires_at <= now() AND NOT ${inFlight('now()')}
+                   LIMIT $1) AS expired`,
     [batch],
   );
   const { now, leased, expired } = found.rows[0]!;
@@ -54,6 +64,7 @@ export async function sweepExpired(
     const { rowCount } = await db.query(
       `WITH due AS (
          SELECT id FROM message WHERE to_agent_id = $1 AND status IN ('queued', 'delivered') AND expires_at <= $2
+            AND NOT ${inFlight('$2')}
           LIMIT $3 FOR UPDATE SKIP LOCKED)
        UPDATE message m SET status = 'dead',
               delivery_log = m.delivery_log || jsonb_build_object('at', $2::timestamptz, 'event', 'dead', 'reason', 'ttl_expired')
