@@ -24,6 +24,17 @@ import {
 import { recentRefusals, type RefusalRow } from '../db/refusals.js';
 import { redrive } from '../db/status.js';
 import type { PolicySource } from '../policy/store.js';
+import { bounded, boundedList } from '../core/bounds.js';
+
+/** What one call may ask for, checked here for every adapter; the admin API's schemas declare the same numbers. */
+export const OPERATIONS_LIMITS = {
+  /** Messages per search page. */
+  searchPage: 200,
+  /** Refusals or outbound failures per listing. */
+  recent: 500,
+  /** Dead letters per redrive or delete. */
+  messageRefs: 500,
+} as const;
 
 export type { AdminTokenRow as AdminToken } from '../db/admin-tokens.js';
 
@@ -75,6 +86,8 @@ async function perAgent(
   return out;
 }
 
+const refsBounded = (refs: readonly MessageRef[]) => boundedList(refs, 'messages', 1, OPERATIONS_LIMITS.messageRefs);
+
 export function createOperations(pool: pg.Pool, config: Config, policy: PolicySource): Operations {
   return {
     async authenticate(secret) {
@@ -84,6 +97,7 @@ export function createOperations(pool: pg.Pool, config: Config, policy: PolicySo
     },
 
     async search({ cursor, ...f }) {
+      bounded(f.limit, 'limit', 1, OPERATIONS_LIMITS.searchPage);
       if (f.after && f.before && f.after >= f.before) throw new AdmpError('bad_request', 'after must be before before');
       const rows = await searchMessages(pool, { ...f, from: cursor ? parseCursor(cursor) : undefined });
       return { rows, next: rows.length === f.limit ? cursorOf(rows[rows.length - 1]!) : null };
@@ -100,11 +114,11 @@ export function createOperations(pool: pg.Pool, config: Config, policy: PolicySo
       return { at: new Date(), depth, throughput };
     },
 
-    refusals: (limit) => recentRefusals(pool, limit),
-    outboundFailures: (limit) => outboundFailures(pool, limit),
+    refusals: async (limit) => recentRefusals(pool, bounded(limit, 'limit', 1, OPERATIONS_LIMITS.recent)),
+    outboundFailures: async (limit) => outboundFailures(pool, bounded(limit, 'limit', 1, OPERATIONS_LIMITS.recent)),
 
-    redrive: (refs) => perAgent(refs, (agent, ids) => redrive(pool, agent, ids)),
-    deleteDead: (refs) => perAgent(refs, (agent, ids) => deleteDead(pool, agent, ids)),
+    redrive: async (refs) => perAgent(refsBounded(refs), (agent, ids) => redrive(pool, agent, ids)),
+    deleteDead: async (refs) => perAgent(refsBounded(refs), (agent, ids) => deleteDead(pool, agent, ids)),
 
     // The policy the ingress applies (file rules, then run-time rules), read fresh.
     async dryRun(d) {

@@ -34,7 +34,8 @@ import { withSpan } from '../tracing.js';
 import { clientTime } from '../core/time.js';
 import { unstorableJson } from '../core/storable.js';
 import { createGate } from '../core/gate.js';
-import { MAILBOX_LIMITS, bounded, boundedList, checkOutgoing } from './limits.js';
+import { MAILBOX_LIMITS, checkOutgoing } from './limits.js';
+import { bounded, boundedList } from '../core/bounds.js';
 
 export interface Caller {
   readonly agentId: string;

@@ -1,5 +1,5 @@
 // The Mailbox service bounds every number and list an agent hands it (src/mailbox/limits.ts),
-// whichever interface it came through: a release delay of years, a pull of a million rows or
+// and the Admin service the operator's (OPERATIONS_LIMITS), whichever interface it came through: a release delay of years, a pull of a million rows or
 // a negative lease is a precise 400 naming the field, and nothing changes. The HTTP schemas
 // and the MCP tools declare the same bounds.
 import { test } from 'node:test';
@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { startTestApi, type TestApi } from '../helpers/api.js';
 import { MAILBOX_LIMITS } from '../../src/mailbox/limits.js';
+import { OPERATIONS_LIMITS } from '../../src/admin/operations.js';
 import type { Caller } from '../../src/mailbox/mailbox.js';
 
 const ID = '0b7e3c1e-5b7a-4d2e-9c1f-2a3b4c5d6e7f';
@@ -141,4 +142,21 @@ test('HTTP: the same bounds, declared in the schema, refused 400 before the serv
   const pullSchema = doc.paths['/v1/inbox/pull'].post.requestBody.content['application/json'].schema;
   assert.equal(pullSchema.properties.max.maximum, MAILBOX_LIMITS.pullMax);
   assert.equal(pullSchema.properties.wait.maximum, MAILBOX_LIMITS.waitSec);
+});
+
+test("the Admin service bounds the operator's pages and batches itself, whichever adapter calls it", async (t) => {
+  const api = await startTestApi();
+  t.after(() => api.close());
+  const admin = api.core.admin;
+  for (const limit of [0, OPERATIONS_LIMITS.searchPage + 1])
+    await assert.rejects(admin.search({ limit }), refused('limit'));
+  for (const limit of [0, -1, OPERATIONS_LIMITS.recent + 1, 2.5]) {
+    await assert.rejects(admin.refusals(limit), refused('limit'));
+    await assert.rejects(admin.outboundFailures(limit), refused('limit'));
+  }
+  const refs = Array.from({ length: OPERATIONS_LIMITS.messageRefs + 1 }, () => ({ id: ID, agent: 'bob' }));
+  await assert.rejects(admin.redrive(refs), refused('messages'));
+  await assert.rejects(admin.deleteDead([]), refused('messages'));
+  assert.deepEqual(await admin.refusals(OPERATIONS_LIMITS.recent), []);
+  assert.deepEqual(await admin.redrive([{ id: ID, agent: 'bob' }]), []);
 });

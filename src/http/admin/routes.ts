@@ -6,6 +6,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { Admin, AgentKeyRow } from '../../admin/admin.js';
+import { OPERATIONS_LIMITS } from '../../admin/operations.js';
 import { addressOfAgent } from '../../core/address.js';
 import { presentAddressToken } from './present.js';
 import { AdmpError } from '../../errors.js';
@@ -29,7 +30,7 @@ const presentKey = (k: AgentKeyRow) => ({
   revoked_at: k.revokedAt?.toISOString() ?? null,
 });
 
-const RECENT = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }) });
+const RECENT = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: OPERATIONS_LIMITS.recent, default: 50 }) });
 
 export const adminRoutes =
   (admin: Admin, log: Logger): FastifyPluginAsync =>

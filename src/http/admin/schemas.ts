@@ -3,6 +3,7 @@
 import { Type, type Static, type TLiteral } from '@sinclair/typebox';
 import { MESSAGE_STATUSES } from '../../core/status.js';
 import { DEFAULT_OVERLAP_SEC, MIN_OVERLAP_SEC } from '../../admin/admin.js';
+import { OPERATIONS_LIMITS } from '../../admin/operations.js';
 import { RateQuotaSchema } from '../../core/policy.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
@@ -32,7 +33,7 @@ export const SearchQuery = Type.Object(
     after: Type.Optional(Type.String({ format: 'date-time', description: 'created at or after' })),
     before: Type.Optional(Type.String({ format: 'date-time', description: 'created before' })),
     cursor: Type.Optional(Type.String({ maxLength: 200, description: 'next_cursor of the previous page' })),
-    limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+    limit: Type.Integer({ minimum: 1, maximum: OPERATIONS_LIMITS.searchPage, default: 50 }),
   },
   { additionalProperties: false },
 );
@@ -81,7 +82,7 @@ export const MessageRefs = Type.Object(
   {
     messages: Type.Array(Type.Object({ id: Uuid, agent: AgentKey }, { additionalProperties: false }), {
       minItems: 1,
-      maxItems: 500,
+      maxItems: OPERATIONS_LIMITS.messageRefs,
     }),
   },
   { additionalProperties: false },
