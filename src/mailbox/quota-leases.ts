@@ -109,8 +109,18 @@ export function createQuotaLeases(pool: Pick<pg.Pool, 'query'>, nowUs: () => num
     return { counter: c.counter, block };
   }
 
+  let forgotAt = 0;
+  /** Forgets expired blocks and spent marks (at most once a second), so keys gone quiet take no memory. */
+  function forgetOld(now: number): void {
+    if (now - forgotAt < 1_000_000) return;
+    forgotAt = now;
+    for (const [key, block] of blocks) if (block.expiresUs <= now) blocks.delete(key);
+    for (const [key, until] of spent) if (until <= now) spent.delete(key);
+  }
+
   /** A unit of `c`, or undefined when the key has none left (the message is then counted exactly). */
   async function take(c: QuotaCounter, g: number): Promise<Unit | undefined> {
+    forgetOld(nowUs());
     for (;;) {
       const unit = unitAtHand(c);
       if (unit) return unit;
