@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestDatabase } from '../helpers/db.js';
+import { newMessage } from '../helpers/new-message.js';
 import type { QuotaCounter } from '../../src/db/enqueue.js';
 import type { NewMessage } from '../../src/db/message-row.js';
 import { createEnqueuer, type Enqueuer } from '../../src/mailbox/batcher.js';
@@ -18,20 +19,7 @@ const T0 = 1_800_000_000 * S;
 type Db = Awaited<ReturnType<typeof createTestDatabase>>;
 
 let n = 0;
-const item = (extra: Partial<NewMessage> = {}): NewMessage => ({
-  to_agent_id: `bob${n % 3}`,
-  channel: 'http',
-  from_agent: 'a@agents.test',
-  subject: null,
-  type: 't',
-  body: { n: n++ },
-  status: 'delivered',
-  ttl_sec: 60,
-  correlation_id: null,
-  idempotency_key: null,
-  source_fingerprint: null,
-  ...extra,
-});
+const item = (extra: Partial<NewMessage> = {}): NewMessage => newMessage(n++, extra);
 
 /** 1,000 an hour, all at once: blocks of 16 (16 × 3.6 s, a minute of the quota). */
 const hourly: QuotaCounter = { counter: 'big|sender=a@agents.test', intervalUs: 3_600_000, burst: 1000 };

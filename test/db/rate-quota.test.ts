@@ -9,9 +9,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestDatabase } from '../helpers/db.js';
+import { newMessage } from '../helpers/new-message.js';
 import { enqueueRows, type QuotaCounter } from '../../src/db/enqueue.js';
 import { sweepQuotas } from '../../src/db/rate-quota.js';
-import type { NewMessage } from '../../src/db/message-row.js';
 import { createEnqueuer } from '../../src/mailbox/batcher.js';
 import { createQuotaGate, retryAfterSec } from '../../src/policy/rate-quotas.js';
 import { createMetrics } from '../../src/metrics.js';
@@ -24,20 +24,7 @@ import { createPolicySource } from '../../src/policy/store.js';
 const S = 1_000_000;
 const T0 = 1_800_000_000 * S;
 
-const item = (n: number, extra: Partial<NewMessage> = {}): NewMessage => ({
-  to_agent_id: `bob${n % 3}`,
-  channel: 'http',
-  from_agent: 'a@agents.test',
-  subject: null,
-  type: 't',
-  body: { n },
-  status: 'delivered',
-  ttl_sec: 60,
-  correlation_id: null,
-  idempotency_key: null,
-  source_fingerprint: null,
-  ...extra,
-});
+const item = newMessage;
 
 /** A counter of burst 3, one place a second. */
 const counter = (key: string): QuotaCounter => ({ counter: key, intervalUs: S, burst: 3 });
