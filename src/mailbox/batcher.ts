@@ -167,14 +167,9 @@ export function createEnqueuer(pool: pg.Pool, options: EnqueuerOptions = {}): En
     const leases = options.leases;
     if (!leases || !opts.counters || items.length === 0) return queued(items, opts.counters, atomic);
     const admitted = await leases.admit(opts.counters);
-    let results: EnqueueResult[];
-    try {
-      results = await queued(items, admitted.counters, atomic);
-    } catch (err) {
-      admitted.settle(items.map(() => false));
-      throw err;
-    }
-    admitted.settle(results.map((r) => !r.duplicate && !r.refused));
+    // After a fault the units stay spent: the commit may have happened unseen.
+    const results = await queued(items, admitted.counters, atomic);
+    admitted.settle(results);
     return results;
   }
 

@@ -24,6 +24,7 @@
 import type pg from 'pg';
 import { reserveQuota, type Reservation } from '../db/rate-quota.js';
 import type { QuotaCounter } from '../db/enqueue.js';
+import type { EnqueueResult } from '../db/message-row.js';
 
 /** A quota whose burst is at least this many is counted by blocks. */
 export const LEASE_MIN_BURST = 128;
@@ -63,13 +64,25 @@ export interface Admission {
    * when none of the items has any.
    */
   readonly counters: readonly (readonly QuotaCounter[] | undefined)[] | undefined;
-  /** Gives back the units of the items not stored new (duplicates, refused, or none stored after a fault). */
-  settle(storedNew: readonly boolean[]): void;
+  /** Gives back the units of the items not stored new (duplicates, refused). */
+  settle(results: readonly EnqueueResult[]): void;
 }
 
 export interface QuotaLeases {
   /** Takes one unit of each leased counter per item, from this instance's blocks. */
   admit(counters: readonly (readonly QuotaCounter[] | undefined)[]): Promise<Admission>;
+}
+
+/** Per item, its exact counters and the leased ones it got no unit of (undefined: none). */
+function exactCounters(
+  counters: readonly (readonly QuotaCounter[] | undefined)[],
+  taken: readonly (readonly (Unit | undefined)[])[],
+): (QuotaCounter[] | undefined)[] {
+  return counters.map((cs, i) => {
+    let k = 0;
+    const rest = cs?.filter((c) => blockSize(c) === 0 || taken[i]![k++] === undefined);
+    return rest?.length ? rest : undefined;
+  });
 }
 
 export function createQuotaLeases(pool: Pick<pg.Pool, 'query'>, nowUs: () => number): QuotaLeases {
@@ -140,11 +153,13 @@ export function createQuotaLeases(pool: Pick<pg.Pool, 'query'>, nowUs: () => num
       // Usually every unit is at hand: no promise per counter then.
       const taking: (Unit | Promise<Unit | undefined>)[][] = [];
       let waits = false;
+      let exactToo = false;
       for (const cs of counters) {
         const xs: (Unit | Promise<Unit | undefined>)[] = [];
         for (const c of cs ?? []) {
           const g = blockSize(c);
-          if (g > 0) {
+          if (g === 0) exactToo = true;
+          else {
             const x = unitAtHand(c) ?? take(c, g);
             waits ||= x instanceof Promise;
             xs.push(x);
@@ -153,18 +168,13 @@ export function createQuotaLeases(pool: Pick<pg.Pool, 'query'>, nowUs: () => num
         taking.push(xs);
       }
       const taken = waits ? await Promise.all(taking.map((xs) => Promise.all(xs))) : (taking as Unit[][]);
-      let any = false;
-      const exact = counters.map((cs, i) => {
-        let k = 0;
-        const rest = cs?.filter((c) => blockSize(c) === 0 || taken[i]![k++] === undefined);
-        if (rest?.length) any = true;
-        return rest?.length ? rest : undefined;
-      });
+      const fellBack = waits && taken.some((xs) => xs.includes(undefined));
       return {
-        counters: any ? exact : undefined,
-        settle(storedNew) {
-          storedNew.forEach((fresh, i) => {
-            if (!fresh) for (const u of taken[i]!) if (u) giveBack(u);
+        counters: exactToo || fellBack ? exactCounters(counters, taken) : undefined,
+        settle(results) {
+          taken.forEach((units, i) => {
+            const r = results[i]!;
+            if (r.duplicate || r.refused) for (const u of units) if (u) giveBack(u);
           });
         },
       };

@@ -2,8 +2,8 @@
 // PostgreSQL, each "instance" a batcher with its own blocks, as src/app/server.ts wires
 // them: two instances sending at once admit exactly the burst, never more; a block
 // expires and its units are not used after; an instance started afresh never admits
-// more; duplicates and messages refused by another quota give their unit back; small
-// quotas stay exact.
+// more; duplicates and messages refused by another quota give their unit back, a fault
+// does not; small quotas stay exact.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestDatabase } from '../helpers/db.js';
@@ -145,6 +145,19 @@ test('duplicates and messages refused by another quota give their unit back', as
   // So one block (16) served 2 stored messages: 14 more pass without a reservation.
   for (let k = 0; k < 14; k++) assert.equal((await e.enqueue(item(), [hourly])).refused, undefined);
   assert.equal(await tat(db, hourly.counter), T0 + 16 * hourly.intervalUs);
+  assert.equal(await stored(db), 16);
+});
+
+test('after a fault the units stay spent (the commit may have happened unseen)', async (t) => {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  const e = instance(db, () => T0);
+  await assert.rejects(e.enqueue(item({ ttl_sec: 'soon' as unknown as number }), [hourly]));
+  // The block of 16 lost that unit: 15 pass from it, the 16th reserves the next block.
+  for (let k = 0; k < 15; k++) assert.equal((await e.enqueue(item(), [hourly])).refused, undefined);
+  assert.equal(await tat(db, hourly.counter), T0 + 16 * hourly.intervalUs);
+  assert.equal((await e.enqueue(item(), [hourly])).refused, undefined);
+  assert.equal(await tat(db, hourly.counter), T0 + 32 * hourly.intervalUs);
   assert.equal(await stored(db), 16);
 });
 
