@@ -13,10 +13,15 @@ export const REPORT_LIMITS = {
 
 /**
  * Appends the report's recipients (capped, see REPORT_LIMITS) to the delivery_log of
- * outbound message `id` and, when `next` is given, moves it on from `queued` or `sent`.
- * Only an outbound message qualifies (channel smtp, addressed to another organisation);
- * the id comes from a verified bounce tag, never from a Message-ID. Returns the id when
- * such a message exists.
+ * outbound message `id` and, when `next` is given, settles it once: a message still
+ * `queued` or `sent` and not yet reported delivered becomes `failed`, or stays `sent` with
+ * delivered_at set (shown as `delivered`: src/db/shown-status.ts; a stored `delivered`
+ * means waiting in an inbox, which the TTL sweep, the claim and the inbox gauges read).
+ * A later report changes no status (a "failed" after "delivered" is only logged).
+ * Only outbound mail qualifies: channel smtp and an outbound status (queued, sent, failed:
+ * inbound mail is delivered, leased, acked or dead, whatever its recipient's id looks
+ * like). The id comes from a verified bounce tag, never from a Message-ID. Returns the id
+ * when such a message exists.
  */
 export async function recordDeliveryReport(
   db: Queryable,
@@ -31,10 +36,10 @@ export async function recordDeliveryReport(
   // to_agent_id): one shard. The database's time comes back with the match and the log
   // entry is made here, as Citus refuses now() and jsonb_build_object inside CASE; $5 is
   // only ever a message_status (a text parameter cast inside CASE would call enum_in,
-  // which is not immutable).
+  // which is not immutable). $6 is the delivery time, null for a failure.
   const found = await db.query<{ to_agent_id: string; now: Date }>(
     `SELECT to_agent_id, now() AS now FROM message
-      WHERE id = $1::uuid AND channel = 'smtp' AND position('@' in to_agent_id) > 0`,
+      WHERE id = $1::uuid AND channel = 'smtp' AND status IN ('queued', 'sent', 'failed')`,
     [id],
   );
   const m = found.rows[0];
@@ -44,13 +49,19 @@ export async function recordDeliveryReport(
     `UPDATE message SET
         ${
           next
-            ? `status = CASE WHEN status IN ('queued', 'sent') THEN $5::message_status ELSE status END,
-               delivered_at = CASE WHEN $5::message_status = 'delivered' AND status IN ('queued', 'sent') THEN $6::timestamptz ELSE delivered_at END,`
+            ? `status = CASE WHEN status IN ('queued', 'sent') AND delivered_at IS NULL THEN $5::message_status ELSE status END,
+               delivered_at = CASE WHEN status IN ('queued', 'sent') AND delivered_at IS NULL THEN $6::timestamptz ELSE delivered_at END,`
             : ''
         }
         delivery_log = CASE WHEN octet_length(delivery_log::text) >= $3 THEN delivery_log ELSE delivery_log || $4::jsonb END
-      WHERE id = $1::uuid AND to_agent_id = $2`,
-    [id, m.to_agent_id, REPORT_LIMITS.logBytes, entry, ...(next ? [next, m.now] : [])],
+      WHERE id = $1::uuid AND to_agent_id = $2 AND channel = 'smtp' AND status IN ('queued', 'sent', 'failed')`,
+    [
+      id,
+      m.to_agent_id,
+      REPORT_LIMITS.logBytes,
+      entry,
+      ...(next === 'delivered' ? ['sent', m.now] : next === 'failed' ? ['failed', null] : []),
+    ],
   );
   return id;
 }

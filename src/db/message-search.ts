@@ -11,6 +11,7 @@ import { MESSAGE_STATUSES } from '../core/status.js';
 import type pg from 'pg';
 import { DELETED_COLUMNS, deleteDedupeKeys, type DeletedMessage } from './dedupe-keys.js';
 import { inTransaction, type Queryable } from './pool.js';
+import { shownStatus, shownStatusIs } from './shown-status.js';
 
 export interface SearchFilter {
   agent?: string;
@@ -44,7 +45,7 @@ export type SummaryRow = Pick<
 
 /** The columns of a search answer; `k` is the table whose order the page follows (the cursor's). */
 const summary = (k: string) => `m.id, m.to_agent_id, m.channel, m.from_agent, m.subject, m.type, m.correlation_id,
-  m.status, m.attempts, m.created_at, (extract(epoch FROM ${k}.created_at) * 1000000)::bigint::text AS micros`;
+  ${shownStatus('m')} AS status, m.attempts, m.created_at, (extract(epoch FROM ${k}.created_at) * 1000000)::bigint::text AS micros`;
 // Exact inverse of `micros` (a float to_timestamp() could be a microsecond off).
 const FROM_MICROS = (p: string) => `(timestamptz 'epoch' + ${p}::bigint * interval '1 microsecond')`;
 
@@ -79,7 +80,7 @@ export function searchQuery(f: SearchFilter): { text: string; values: unknown[] 
   // Status and channel are written as literals (closed lists, checked here): our pool
   // plans prepared statements once, generically, and a generic plan cannot tell a rare
   // status (dead: scan message_search_rare_status) from a common one (scan by time and filter).
-  if (f.status !== undefined) where.push(`m.status = '${closed(MESSAGE_STATUSES, f.status)}'`);
+  if (f.status !== undefined) where.push(shownStatusIs('m', closed(MESSAGE_STATUSES, f.status)));
   if (f.channel !== undefined) where.push(`m.channel = '${closed(CHANNELS, f.channel)}'`);
   if (f.sender !== undefined) add((p) => `${k}.from_agent = ${p}`, f.sender);
   if (f.correlation_id !== undefined) add((p) => `${k}.correlation_id = ${p}`, f.correlation_id);
@@ -126,10 +127,10 @@ export type DetailRow = Omit<SummaryRow, 'micros'> &
 /** The message with this id (the primary key's leading column). */
 export async function messageDetail(db: Queryable, id: string): Promise<DetailRow | undefined> {
   const { rows } = await db.query<DetailRow>(
-    `SELECT id, to_agent_id, channel, from_agent, subject, type, correlation_id, status, attempts, created_at,
-            body, headers, idempotency_key, lease_until, expires_at, delivered_at, acked_at, reply, in_reply_to,
-            mail_message_id, delivery_log, auth
-       FROM message WHERE id = $1 LIMIT 1`,
+    `SELECT id, to_agent_id, channel, from_agent, subject, type, correlation_id, ${shownStatus('m')} AS status,
+            attempts, created_at, body, headers, idempotency_key, lease_until, expires_at, delivered_at, acked_at, reply,
+            in_reply_to, mail_message_id, delivery_log, auth
+       FROM message m WHERE id = $1 LIMIT 1`,
     [id],
   );
   return rows[0];

@@ -2,6 +2,7 @@
 import type { Queryable } from './pool.js';
 import { LOG } from './delivery-log.js';
 import type { MessageRow, MessageStatus } from './message-row.js';
+import { shownStatus } from './shown-status.js';
 
 /** A message as its sender or recipient may see it; undefined when absent, 'forbidden' for anyone else. */
 export async function messageFor(
@@ -10,7 +11,13 @@ export async function messageFor(
   agentId: string,
   address: string,
 ): Promise<MessageRow | 'forbidden' | undefined> {
-  const { rows } = await db.query<MessageRow>('SELECT * FROM message WHERE id = $1', [id]);
+  const { rows } = await db.query<MessageRow>(
+    `SELECT id, to_agent_id, channel, from_agent, subject, type, body, headers, correlation_id, idempotency_key,
+            ${shownStatus('m')} AS status, lease_id, lease_until, attempts, ttl_sec, created_at, expires_at, delivered_at,
+            acked_at, reply, in_reply_to, delivery_log, auth, mail_message_id
+       FROM message m WHERE id = $1`,
+    [id],
+  );
   const row = rows[0];
   if (!row) return undefined;
   return row.to_agent_id === agentId || row.from_agent === address ? row : 'forbidden';

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
 import {
   bounceAddress,
   bounceTagLifetimeSec,
@@ -12,7 +13,9 @@ import {
 } from '../../src/core/bounce-tag.js';
 import { createHousekeeping } from '../../src/mailbox/housekeeping.js';
 import { serverSecret } from '../../src/db/server-secret.js';
-import { REPORT_LIMITS } from '../../src/db/delivery-reports.js';
+import { REPORT_LIMITS, recordDeliveryReport } from '../../src/db/delivery-reports.js';
+import { messageDetail, searchMessages } from '../../src/db/message-search.js';
+import { loadMigrations } from '../../src/db/migrate.js';
 import { createLmtpServer } from '../../src/lmtp/server.js';
 import { createLogger } from '../../src/log.js';
 import { startTestApi } from '../helpers/api.js';
@@ -91,7 +94,7 @@ function dsn(to: string, o: { action?: string; mid?: string; diagnostic?: string
 async function world(t: import('node:test').TestContext) {
   const api = await startTestApi({ ADMP_INGRESS_TOKEN: TOKEN, ADMP_POLICY_FILE: '' });
   t.after(() => api.close());
-  await api.agent('alice');
+  const alice = await api.agent('alice');
   const bob = await api.agent('bob');
   const outbound = async (mid: string) => {
     const { rows } = await api.db.pool.query<{ id: string }>(
@@ -123,10 +126,11 @@ async function world(t: import('node:test').TestContext) {
     (
       await api.db.pool.query<{
         status: string;
+        delivered_at: Date | null;
         delivery_log: { event: string; recipients?: { diagnostic?: string }[] }[];
-      }>('SELECT status, delivery_log FROM message WHERE id = $1', [id])
+      }>('SELECT status, delivered_at, delivery_log FROM message WHERE id = $1', [id])
     ).rows[0]!;
-  return { api, bob, outbound, tag, post, row };
+  return { api, alice, bob, outbound, tag, post, row };
 }
 
 test('a report at a valid tag changes the one outbound message it names, nothing else', async (t) => {
@@ -200,17 +204,107 @@ test('forged, foreign, expired or misdirected reports are refused 5.7.1 and chan
 
 test('a valid tag naming inbound mail is taken and dropped: inbound mail never changes', async (t) => {
   const w = await world(t);
-  const { rows } = await w.api.db.pool.query<{ id: string }>(
-    `SELECT id FROM enqueue_message(jsonb_build_array(jsonb_build_object('to_agent_id', 'bob', 'channel', 'smtp',
-       'from_agent', 'w@agents.partner.test', 'type', 't', 'body', '{}'::jsonb, 'status', 'queued', 'ttl_sec', 600)))`,
-  );
-  const inbound = rows[0]!.id;
-  const r = await w.post(dsn('x', { action: 'delivered' }), w.tag(inbound));
+  // Inbound mail by email, to a local agent and to a tenant's agent (stored as its whole
+  // address, '@' and all): what tells outbound mail is its status, not its recipient's form.
+  const inbound: string[] = [];
+  for (const to of ['bob', 'carol@agents.tenant.test']) {
+    const { rows } = await w.api.db.pool.query<{ id: string }>(
+      `SELECT id FROM enqueue_message(jsonb_build_array(jsonb_build_object('to_agent_id', $1::text, 'channel', 'smtp',
+         'from_agent', 'w@agents.partner.test', 'type', 't', 'body', '{}'::jsonb, 'status', 'delivered', 'ttl_sec', 600)))`,
+      [to],
+    );
+    inbound.push(rows[0]!.id);
+  }
+  const r = await w.post(dsn('x', { action: 'delivered' }), w.tag(inbound[0]!));
   assert.equal(r.statusCode, 200, r.body);
-  assert.deepEqual(r.json().reports, [{ recipient: w.tag(inbound), message: null }]);
-  const m = await w.row(inbound);
-  assert.equal(m.status, 'queued');
-  assert.equal(m.delivery_log.length, 1);
+  assert.deepEqual(r.json().reports, [{ recipient: w.tag(inbound[0]!), message: null }]);
+  // Whatever a tag could name (the MAC aside), a report changes no inbound message in any state.
+  const before = await Promise.all(inbound.map((id) => w.row(id)));
+  for (const status of ['delivered', 'leased', 'acked', 'dead']) {
+    // Values, not now() or gen_random_uuid(): Citus refuses volatile functions in an UPDATE.
+    const leased = status === 'leased';
+    await w.api.db.pool.query(
+      'UPDATE message SET status = $2::message_status, lease_id = $3, lease_until = $4 WHERE id = ANY($1::uuid[])',
+      [inbound, status, leased ? randomUUID() : null, leased ? new Date(Date.now() + 60_000) : null],
+    );
+    for (const id of inbound)
+      for (const next of ['delivered', 'failed', null] as const)
+        assert.equal(await recordDeliveryReport(w.api.db.pool, id, next, [{ action: 'x' }]), undefined, status);
+  }
+  for (const [i, id] of inbound.entries()) {
+    const m = await w.row(id);
+    assert.equal(m.status, 'dead');
+    assert.deepEqual(m.delivered_at, before[i]!.delivered_at);
+    assert.deepEqual(m.delivery_log, before[i]!.delivery_log);
+  }
+});
+
+test('a "delivered" report: shown delivered, stored sent, left alone by sweeps and gauges, removed by retention', async (t) => {
+  const w = await world(t);
+  const a = await w.outbound('a@agents.test');
+  assert.equal((await w.post(dsn('x', { action: 'delivered' }), w.tag(a))).statusCode, 200);
+  const stored = await w.row(a);
+  assert.equal(stored.status, 'sent', 'stored delivered would mean waiting in an inbox');
+  assert.ok(stored.delivered_at);
+  // A later failure report is logged and changes nothing (the first verdict stands).
+  assert.equal((await w.post(dsn('x', { action: 'failed' }), w.tag(a))).statusCode, 200);
+  const m = await w.row(a);
+  assert.equal(m.status, 'sent');
+  assert.deepEqual(m.delivered_at, stored.delivered_at);
+  assert.deepEqual(
+    m.delivery_log.map((e) => e.event),
+    ['queued', 'dsn', 'dsn'],
+  );
+  // Shown as delivered: to its sender, in the admin search and detail.
+  const status = await w.api.core.app.inject({ url: `/v1/messages/${a}`, headers: w.alice.auth });
+  assert.equal(status.statusCode, 200, status.body);
+  assert.equal(status.json().status, 'delivered');
+  assert.equal(status.json().delivered_at, stored.delivered_at!.toISOString());
+  assert.equal((await messageDetail(w.api.db.pool, a))!.status, 'delivered');
+  const search = async (s: 'sent' | 'delivered') =>
+    (await searchMessages(w.api.db.pool, { status: s, limit: 10 })).map((r) => [r.id, r.status]);
+  assert.deepEqual(await search('delivered'), [[a, 'delivered']]);
+  assert.deepEqual(await search('sent'), []);
+  // Past its TTL and its last attempt: no sweep makes it dead, no inbox gauge counts it.
+  await w.api.db.pool.query(
+    "UPDATE message SET expires_at = now() - interval '5 days', next_attempt_at = now() - interval '5 days' WHERE id = $1",
+    [a],
+  );
+  const housekeeping = createHousekeeping(w.api.db.pool, w.api.config);
+  assert.deepEqual(await housekeeping.sweep(), { returned: 0, dead: [] });
+  assert.equal((await w.row(a)).status, 'sent');
+  assert.deepEqual(await housekeeping.stats(10), { deepest: [], byStatus: [], oldestDeliverableSec: null });
+  // Retention: kept while a tag of it may be valid, removed after.
+  assert.deepEqual(await housekeeping.removeFinished(86_400, 100), { messages: 0, dedupeKeys: 0 });
+  const life = bounceTagLifetimeSec(returnPathMaxAgeSec(w.api.config.outboundDeadlineSec));
+  await w.api.db.pool.query('UPDATE message SET next_attempt_at = now() - make_interval(secs => $2) WHERE id = $1', [
+    a,
+    life + 60,
+  ]);
+  assert.deepEqual(await housekeeping.removeFinished(86_400, 100), { messages: 1, dedupeKeys: 0 });
+});
+
+test('the migration moves outbound mail once marked delivered back to sent, keeping delivered_at; inbound mail stays', async (t) => {
+  const w = await world(t);
+  const a = await w.outbound('a@agents.test');
+  const at = new Date(Date.now() - 60_000);
+  // The state a "delivered" report left before: status delivered on the outbound row.
+  await w.api.db.pool.query(
+    `UPDATE message SET status = 'delivered', delivered_at = $2,
+            delivery_log = delivery_log || '[{"event": "dsn"}]'::jsonb WHERE id = $1`,
+    [a, at],
+  );
+  const { rows } = await w.api.db.pool.query<{ id: string }>(
+    `SELECT id FROM enqueue_message(jsonb_build_array(jsonb_build_object('to_agent_id', 'carol@agents.tenant.test',
+       'channel', 'smtp', 'from_agent', 'w@agents.partner.test', 'type', 't', 'body', '{}'::jsonb, 'status', 'delivered',
+       'ttl_sec', 600)))`,
+  );
+  const migration = (await loadMigrations()).find((m) => m.name.endsWith('_outbound_delivered_stays_sent'))!;
+  for (let i = 0; i < 2; i++) await w.api.db.pool.query(migration.sql);
+  const m = await w.row(a);
+  assert.equal(m.status, 'sent');
+  assert.deepEqual(m.delivered_at, at);
+  assert.equal((await w.row(rows[0]!.id)).status, 'delivered');
 });
 
 test('each delivery_log entry and the whole log are bounded', async (t) => {
