@@ -44,11 +44,13 @@ export async function enqueueRows(
       burst.push(c.burst);
     }),
   );
-  // A named statement: parsed and planned once per connection.
+  // A named statement: parsed and planned once per connection. Its rows come as arrays
+  // (pg builds no object per row) and each goes to its item's place (idx counts from 0).
   const { rows } = await db.query<EnqueueRow>({
     name: 'admp_enqueue',
     text: `SELECT idx, id, duplicate, status, conflict, refused, quota_key, quota_tat_us
              FROM enqueue_message($1::jsonb, $2, $3, $4, $5, $6, $7, $8)`,
+    rowMode: 'array',
     values: [
       JSON.stringify(items),
       opts.notify ?? true,
@@ -60,24 +62,27 @@ export async function enqueueRows(
       opts.quotas?.nowUs ?? 0,
     ],
   });
-  return rows
-    .sort((a, b) => a.idx - b.idx)
-    .map((r) => ({
-      id: r.id,
-      duplicate: r.duplicate,
-      status: r.status,
-      conflict: r.conflict,
-      // bigint: a string unless src/db/pool.ts's parser is loaded; microseconds stay far below 2^53.
-      ...(r.refused ? { refused: r.quota_key ? { counter: r.quota_key, tatUs: Number(r.quota_tat_us) } : {} } : {}),
-    }));
+  const results = new Array<EnqueueResult>(rows.length);
+  for (const [idx, id, duplicate, status, conflict, refused, quotaKey, quotaTatUs] of rows) {
+    const r: EnqueueResult = { id, duplicate, status, conflict };
+    // bigint: a string unless src/db/pool.ts's parser is loaded; microseconds stay far below 2^53.
+    if (refused) r.refused = quotaKey ? { counter: quotaKey, tatUs: Number(quotaTatUs) } : {};
+    results[idx] = r;
+  }
+  return results;
 }
 
-interface EnqueueRow extends Omit<EnqueueResult, 'refused'> {
-  idx: number;
-  refused: boolean;
-  quota_key: string | null;
-  quota_tat_us: number | string | null;
-}
+/** A row of enqueue_message, in the SELECT list's order. */
+type EnqueueRow = [
+  idx: number,
+  id: string,
+  duplicate: boolean,
+  status: EnqueueResult['status'],
+  conflict: boolean,
+  refused: boolean,
+  quotaKey: string | null,
+  quotaTatUs: number | string | null,
+];
 
 /**
  * Wakes long polls of these inboxes and, when asked, the outbound worker. A wake-up
