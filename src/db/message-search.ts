@@ -47,7 +47,7 @@ export type SummaryRow = Pick<
 const summary = (k: string) => `m.id, m.to_agent_id, m.channel, m.from_agent, m.subject, m.type, m.correlation_id,
   ${shownStatus('m')} AS status, m.attempts, m.created_at, (extract(epoch FROM ${k}.created_at) * 1000000)::bigint::text AS micros`;
 // Exact inverse of `micros` (a float to_timestamp() could be a microsecond off).
-const FROM_MICROS = (p: string) => `(timestamptz 'epoch' + ${p}::bigint * interval '1 microsecond')`;
+export const FROM_MICROS = (p: string) => `(timestamptz 'epoch' + ${p}::bigint * interval '1 microsecond')`;
 
 const CHANNELS = ['http', 'smtp'] as const;
 /** Statuses a message holds rarely or briefly: message_search_rare_status indexes them on message. */

@@ -3,6 +3,7 @@ import type { Queryable } from './pool.js';
 import { LOG } from './delivery-log.js';
 import type { MessageRow, MessageStatus } from './message-row.js';
 import { shownStatus } from './shown-status.js';
+import { FROM_MICROS } from './message-search.js';
 
 /** A message as its sender or recipient may see it; undefined when absent, 'forbidden' for anyone else. */
 export async function messageFor(
@@ -49,17 +50,48 @@ export async function listDead(db: Queryable, agentId: string, limit: number, be
   return rows;
 }
 
-/** Requeues dead letters (all, or the given ids) with a fresh attempt count and TTL. */
-export async function redrive(db: Queryable, agentId: string, ids: readonly string[] | 'all'): Promise<string[]> {
+/** Dead letters are redriven `all` in batches of this many, each its own statement. */
+export const REDRIVE_BATCH = 1000;
+
+/** A dead letter's place in oldest-first order: created_at in microseconds (exact, as text) and id. */
+export interface DeadCursor {
+  micros: string;
+  id: string;
+}
+
+/**
+ * The ids of up to `limit` of the agent's dead letters, oldest first, after `after`: one
+ * range of message_dead (to_agent_id, created_at). Written as a range on created_at plus a
+ * tie-break, which the index can use, rather than a row comparison.
+ */
+export async function oldestDead(
+  db: Queryable,
+  agentId: string,
+  limit: number,
+  after?: DeadCursor,
+): Promise<DeadCursor[]> {
+  const at = FROM_MICROS('$3');
+  const { rows } = await db.query<DeadCursor>(
+    `SELECT id, (extract(epoch FROM created_at) * 1000000)::bigint::text AS micros FROM message
+      WHERE to_agent_id = $1 AND status = 'dead'
+        AND ($3::bigint IS NULL OR created_at >= ${at} AND (created_at > ${at} OR id > $4::uuid))
+      ORDER BY created_at, id LIMIT $2`,
+    [agentId, limit, after?.micros ?? null, after?.id ?? null],
+  );
+  return rows;
+}
+
+/** Requeues the given dead letters with a fresh attempt count and TTL; returns those requeued. */
+export async function redrive(db: Queryable, agentId: string, ids: readonly string[]): Promise<string[]> {
   const { rows } = await db.query<{ id: string }>(
     // A fresh TTL from now: to_timestamp(epoch + ttl_sec) rather than now() + interval, as
     // Citus refuses a non-immutable expression over a column (the epoch of now() is
     // reduced to a constant first; to_timestamp and + on numbers are immutable).
     `UPDATE message SET status = 'delivered', attempts = 0, lease_until = NULL, lease_id = NULL, visible_at = now(),
             expires_at = to_timestamp(extract(epoch FROM now()) + ttl_sec), delivery_log = ${LOG('redriven')}
-      WHERE to_agent_id = $1 AND status = 'dead' AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[]))
+      WHERE to_agent_id = $1 AND status = 'dead' AND id = ANY($2::uuid[])
      RETURNING id`,
-    [agentId, ids === 'all' ? null : ids],
+    [agentId, ids],
   );
   if (rows.length > 0) await db.query('SELECT pg_notify($1, $2)', ['admp_inbox', agentId]);
   return rows.map((r) => r.id);

@@ -11,7 +11,7 @@ import { acrossTenants } from '../core/domains.js';
 import { inTransaction } from '../db/pool.js';
 import { ack, claim, claimForPush, nack, type ClaimedForPush } from '../db/claim.js';
 import { settlePush, type PushSettlement } from '../db/webhooks.js';
-import { inboxDepth, listDead, messageFor, redrive } from '../db/status.js';
+import { inboxDepth, listDead, messageFor, oldestDead, redrive, REDRIVE_BATCH, type DeadCursor } from '../db/status.js';
 import { lockForReply, recordReply } from '../db/reply.js';
 import { enqueueRows, notifyEnqueued } from '../db/enqueue.js';
 import type {
@@ -96,7 +96,12 @@ export interface Mailbox {
   status(caller: Caller, id: string): Promise<MessageView>;
   depth(caller: Caller): Promise<Record<MessageStatus, number>>;
   deadLetters(caller: Caller, limit: number, before?: string): Promise<MessageRow[]>;
-  /** Requeues dead letters (the given ids, or all); returns the ids requeued. */
+  /**
+   * Requeues dead letters (the given ids, or all); returns the ids requeued. `all` goes
+   * oldest first in batches of REDRIVE_BATCH, each its own statement (locks and undo stay
+   * bounded however many there are); the walk only moves forward in creation order, so it
+   * ends even if letters it requeued die again meanwhile (those stay dead).
+   */
   redrive(caller: Caller, ids: readonly string[] | 'all'): Promise<string[]>;
   /**
    * The webhook push worker's pull: the same claim path (lease, FIFO, SKIP LOCKED), only
@@ -356,8 +361,23 @@ export function createMailbox({ pool, config, directory, enqueuer, waiter, quota
         before === undefined ? undefined : clientTime(before, 'before'),
       ),
 
-    redrive: async (caller, ids) =>
-      redrive(pool, caller.agentId, ids === 'all' ? ids : boundedList(ids, 'ids', 0, MAILBOX_LIMITS.redriveIds)),
+    async redrive(caller, ids) {
+      if (ids !== 'all') return redrive(pool, caller.agentId, boundedList(ids, 'ids', 0, MAILBOX_LIMITS.redriveIds));
+      const done: string[] = [];
+      for (let after: DeadCursor | undefined; ;) {
+        const batch = await oldestDead(pool, caller.agentId, REDRIVE_BATCH, after);
+        if (batch.length > 0)
+          done.push(
+            ...(await redrive(
+              pool,
+              caller.agentId,
+              batch.map((d) => d.id),
+            )),
+          );
+        if (batch.length < REDRIVE_BATCH) return done;
+        after = batch[batch.length - 1];
+      }
+    },
 
     async claimForPush(agentId, endpointId, max, visibilitySec, acks, types) {
       const claimed = await claimForPush(pool, agentId, max, visibilitySec, acks, endpointId, types);

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { startTestApi, type TestAgent, type TestApi } from '../helpers/api.js';
 import { enqueueRows } from '../../src/db/enqueue.js';
 import { sweepExpired } from '../../src/db/sweeps.js';
+import { REDRIVE_BATCH } from '../../src/db/status.js';
 
 async function send(
   api: TestApi,
@@ -287,6 +288,36 @@ test('an unacked message comes back after its lease and goes dead after max_atte
   const [again] = await pull(api, b, { max: 1 });
   assert.equal(again?.id, id);
   assert.equal(again!.attempts, 1);
+});
+
+test("redrive all: more dead letters than one batch, all requeued once, no one else's", async (t) => {
+  const api = await startTestApi();
+  t.after(() => api.close());
+  const b = await api.agent('b9');
+  const n = REDRIVE_BATCH + 5;
+  // One enqueue: every letter has the same created_at, so the batches are told apart by id.
+  await api.db.pool.query(
+    `SELECT count(*) FROM enqueue_message((
+       SELECT jsonb_agg(jsonb_build_object('to_agent_id', CASE WHEN g <= $1 THEN 'b9' ELSE 'other' END,
+                'channel', 'http', 'status', 'delivered', 'from_agent', 'x@agents.test', 'type', 't',
+                'ttl_sec', 3600, 'body', '{}'::jsonb))
+         FROM generate_series(1, $1 + 3) g))`,
+    [n],
+  );
+  await api.db.pool.query("UPDATE message SET status = 'dead' WHERE to_agent_id IN ('b9', 'other')");
+  const rd = await post(api, b, '/v1/dead/redrive', { all: true });
+  assert.equal(rd.statusCode, 200, rd.body);
+  const ids: string[] = rd.json().redriven;
+  assert.equal(ids.length, n);
+  assert.equal(new Set(ids).size, n);
+  const { rows } = await api.db.pool.query<{ to_agent_id: string; status: string; n: number }>(
+    'SELECT to_agent_id, status::text, count(*)::int AS n FROM message GROUP BY 1, 2 ORDER BY 1',
+  );
+  assert.deepEqual(rows, [
+    { to_agent_id: 'b9', status: 'delivered', n },
+    { to_agent_id: 'other', status: 'dead', n: 3 },
+  ]);
+  assert.deepEqual((await post(api, b, '/v1/dead/redrive', { all: true })).json().redriven, []);
 });
 
 test('nack extends a lease, or returns the message after a delay', async (t) => {

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestDatabase } from '../helpers/db.js';
 import { claim } from '../../src/db/claim.js';
-import { anyMessageTo, inboxDepth, inboxHolds, listDead, redrive } from '../../src/db/status.js';
+import { anyMessageTo, inboxDepth, inboxHolds, listDead, oldestDead, redrive } from '../../src/db/status.js';
 import { searchMessages } from '../../src/db/message-search.js';
 import { sweepExpired } from '../../src/db/sweeps.js';
 import { removeFinished } from '../../src/db/retention.js';
@@ -68,7 +68,18 @@ test("an agent's depth, dead letters, waiting count, search, sweep and retention
     assert.ok(await anyMessageTo(c, 'bob'));
     assert.equal((await searchMessages(c, { agent: 'bob', limit: 100 })).length, 60);
     assert.equal((await searchMessages(c, { agent: 'bob', status: 'dead', limit: 100 })).length, 20);
-    assert.equal((await redrive(c, 'bob', 'all')).length, 20);
+    const dead = await oldestDead(c, 'bob', 15);
+    assert.equal((await oldestDead(c, 'bob', 15, dead[14])).length, 5);
+    assert.equal(
+      (
+        await redrive(
+          c,
+          'bob',
+          dead.map((d) => d.id),
+        )
+      ).length,
+      15,
+    );
     assert.deepEqual(await sweepExpired(c, 5), { returned: 0, dead: [] });
     // Retention finds finished messages, outbound ones included, by message_retention (migrations/0023).
     assert.deepEqual(await removeFinished(c, { olderThanSec: 86_400, returnPathSec: 86_400 }, 100), {
