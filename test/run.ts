@@ -3,11 +3,12 @@
 // Node's test runner over test/**/*.test.ts, and passes its exit code through, with the
 // time each file took (./helpers/file-times.mjs). Each test file makes its own database
 // (test/helpers/db.ts) and takes free ports and temp dirs, so CONCURRENTLY files run at
-// once; the few in SERIAL_FILES run afterwards, one at a time.
+// once, the longest first (by test/file-times.json); the few in SERIAL_FILES run
+// afterwards, one at a time.
 // `npm run test:citus` (--citus): a Citus coordinator and two workers instead
 // (test/helpers/citus.ts), and by default only the files that exercise the queue.
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,6 +72,26 @@ const SERIAL_FILES = new Set([
   'test/api/long-polls.test.ts',
   'test/api/queue.test.ts',
 ]);
+
+/**
+ * Seconds each file took in a whole run of the suite (written by ADMP_TEST_TIMES=test/file-times.json
+ * npm test). The runner starts files in the order given, so the concurrent group starts with the
+ * longest: a long file started last would run on alone after the others are done, while
+ * longest-first ends within about one file's time of the summed time divided by CONCURRENTLY.
+ * A stale figure only costs some of that; a file not listed goes first (it may be long).
+ */
+const TIMES_FILE = fileURLToPath(new URL('./file-times.json', import.meta.url));
+
+/** The files of `group`, longest first by their recorded seconds, files without a figure before all. */
+function longestFirst(group: string[]): string[] {
+  const seconds = new Map<string, number>(
+    existsSync(TIMES_FILE)
+      ? Object.entries(JSON.parse(readFileSync(TIMES_FILE, 'utf8')) as Record<string, number>)
+      : [],
+  );
+  const time = (f: string) => seconds.get(relative(process.cwd(), f)) ?? Number.MAX_VALUE;
+  return [...group].sort((a, b) => time(b) - time(a));
+}
 
 const citus = process.argv.includes('--citus');
 const args = process.argv.slice(2).filter((a) => a !== '--citus');
@@ -154,18 +175,13 @@ async function runFiles(group: string[], concurrency: number): Promise<number> {
   );
   return new Promise((ok) => child.on('exit', (c, sig) => ok(c ?? (sig ? 1 : 0))));
 }
-// The reporter adds each group's file times to ADMP_TEST_TIMES: it starts empty.
-if (process.env.ADMP_TEST_TIMES) rmSync(process.env.ADMP_TEST_TIMES, { force: true });
 // The Citus cluster's three servers already take both cores: its files run one at a time.
 const serial = files.filter((f) => citus || SERIAL_FILES.has(relative(process.cwd(), f)));
+const concurrent = longestFirst(files.filter((f) => !serial.includes(f)));
+// The reporter adds each group's file times to ADMP_TEST_TIMES: it starts empty.
+if (process.env.ADMP_TEST_TIMES) rmSync(process.env.ADMP_TEST_TIMES, { force: true });
 const started = performance.now();
-const codes = [
-  await runFiles(
-    files.filter((f) => !serial.includes(f)),
-    CONCURRENTLY,
-  ),
-  await runFiles(serial, 1),
-];
+const codes = [await runFiles(concurrent, CONCURRENTLY), await runFiles(serial, 1)];
 console.log(`# wall clock: ${((performance.now() - started) / 1000).toFixed(0)} s for ${files.length} files`);
 const code = codes.find((c) => c !== 0) ?? 0;
 if (embedded) await embedded.stop().catch(() => undefined);
