@@ -157,7 +157,8 @@ test('key create → sign → verify; import, list, revoke', async (t) => {
   assert.match((await admpFails('key', 'import', 'x@agents.a.example', 'a2', 'AAAA')).stderr, /32 bytes/);
   assert.match((await admpFails('key', 'import', 'x@agents.ours.example', 'a2', partnerKey)).stderr, /our domain/);
 
-  await admp('key', 'revoke', 'agents.ours.example', created.kid);
+  // A kid is a base64url thumbprint: one in 64 begins with '-', which only '--' keeps from being read as an option.
+  await admp('key', 'revoke', '--', 'agents.ours.example', created.kid);
   const listed = JSON.parse(await admp('key', 'list', '--json')) as { kid: string; source: string; state: string }[];
   assert.deepEqual(
     listed.map((k) => [k.kid, k.source, k.state]).sort(),
