@@ -52,6 +52,15 @@ const CONCURRENTLY = Number(process.env.ADMP_TEST_CONCURRENCY ?? 3);
 if (!Number.isInteger(CONCURRENTLY) || CONCURRENTLY < 1)
   throw new Error('ADMP_TEST_CONCURRENCY: how many test files run at once, a whole number from 1');
 
+/**
+ * How long one file may run before the runner fails it by name and ends it (node --test
+ * --test-timeout bounds each file's child process, and each test in it), so a file that hangs
+ * fails the run instead of stalling it forever. Generous: the slowest concurrent file takes
+ * about 160 s on two loaded cores. The serial files include cold Docker image builds, whose own
+ * commands may take up to 15 minutes.
+ */
+const FILE_TIMEOUT_MS = { concurrent: 600_000, serial: 1_800_000 };
+
 /** Files run alone, after the others, each for the reason given. */
 const SERIAL_FILES = new Set([
   // A private dockerd each, some on one shared image cache (a data root two engines must not
@@ -155,8 +164,8 @@ const findTests = (d: string): string[] =>
 const files = (args.length > 0 ? args : citus ? CITUS_FILES : ['test']).flatMap((a) =>
   statSync(a).isDirectory() ? findTests(a).sort() : [a],
 );
-/** Runs `group` through Node's test runner, `concurrency` files at a time; its exit code. */
-async function runFiles(group: string[], concurrency: number): Promise<number> {
+/** Runs `group` through Node's test runner, `concurrency` files at a time, each within `timeoutMs`; its exit code. */
+async function runFiles(group: string[], concurrency: number, timeoutMs: number): Promise<number> {
   if (group.length === 0) return 0;
   const child = spawn(
     process.execPath,
@@ -165,6 +174,7 @@ async function runFiles(group: string[], concurrency: number): Promise<number> {
       'tsx',
       '--test',
       `--test-concurrency=${concurrency}`,
+      `--test-timeout=${timeoutMs}`,
       '--test-reporter=spec',
       '--test-reporter-destination=stdout',
       `--test-reporter=${fileURLToPath(new URL('./helpers/file-times.mjs', import.meta.url))}`,
@@ -181,7 +191,10 @@ const concurrent = longestFirst(files.filter((f) => !serial.includes(f)));
 // The reporter adds each group's file times to ADMP_TEST_TIMES: it starts empty.
 if (process.env.ADMP_TEST_TIMES) rmSync(process.env.ADMP_TEST_TIMES, { force: true });
 const started = performance.now();
-const codes = [await runFiles(concurrent, CONCURRENTLY), await runFiles(serial, 1)];
+const codes = [
+  await runFiles(concurrent, CONCURRENTLY, FILE_TIMEOUT_MS.concurrent),
+  await runFiles(serial, 1, FILE_TIMEOUT_MS.serial),
+];
 console.log(`# wall clock: ${((performance.now() - started) / 1000).toFixed(0)} s for ${files.length} files`);
 const code = codes.find((c) => c !== 0) ?? 0;
 if (embedded) await embedded.stop().catch(() => undefined);

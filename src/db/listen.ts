@@ -4,7 +4,8 @@
 // time: a new one is opened only after the old one is gone, whatever mix of 'error'
 // and 'end' events its loss produced (a backend ended by idle_session_timeout or
 // pg_terminate_backend emits both), then after a growing pause while the database
-// stays away.
+// stays away. close() ends whatever state it meets (connected, paused, still connecting,
+// a server that stopped answering) within about CLOSE_WAIT_MS: shutdown waits for it.
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 
@@ -30,6 +31,13 @@ export interface Backoff {
 /** 100 ms, 200 ms, 400 ms … 2 s between attempts; a connection that lasted resets it. */
 export const LISTEN_BACKOFF: Backoff = { firstMs: 100, maxMs: 2000 };
 
+/**
+ * How long close() lets the connection end politely (Terminate, then the server closes it)
+ * before it cuts the socket: a server that stopped answering (frozen, or the network gone)
+ * would otherwise hold a shutdown forever.
+ */
+const CLOSE_WAIT_MS = 1000;
+
 export function listen(
   url: string,
   channel: 'admp_inbox' | 'admp_outbound',
@@ -54,7 +62,11 @@ export function listen(
       client.on('end', () => ok(new Error('connection ended')));
     });
     client.on('notification', (n) => events.onNotify(n.payload ?? ''));
-    await client.connect();
+    // The loss settles a connect that pg itself never would: close() ending a client whose
+    // socket is still connecting sends Terminate before the startup packet, the server drops
+    // that connection without a word, and pg, ending, takes the drop for the end it asked
+    // for: it neither rejects connect() nor keeps its connect timeout.
+    await Promise.race([client.connect(), lost.then((err) => Promise.reject(err))]);
     // This session is meant to sit idle: an idle_session_timeout (PostgreSQL 14+) set by
     // the admin for forgotten sessions would end it every few seconds.
     await client.query('SET idle_session_timeout = 0').catch(() => undefined);
@@ -102,7 +114,12 @@ export function listen(
     async close() {
       closed = true;
       stop.abort();
-      await current?.end().catch(() => undefined);
+      const client = current;
+      if (client) {
+        const cut = setTimeout(() => client.connection.stream.destroy(), CLOSE_WAIT_MS);
+        await client.end().catch(() => undefined);
+        clearTimeout(cut);
+      }
       await running;
     },
   };
