@@ -2,13 +2,15 @@
 // of a reconnect: the connection is lost just before shutdown, and stop() comes during the pause
 // before the next attempt or while that attempt's socket is still connecting. Shutdown (SIGTERM,
 // a test's cleanup) waits for it before it stops the jobs and closes the pool, so it must end.
+// Also when the database stopped answering: the connection's polite end would wait forever.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
-import { LISTEN_BACKOFF } from '../../src/db/listen.js';
+import { LISTEN_BACKOFF, listen } from '../../src/db/listen.js';
 import { wire, type Core } from '../../src/app/server.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
@@ -80,3 +82,38 @@ for (const [when, delayMs] of [
     assert.deepEqual(await listeners(db), []);
   });
 }
+
+test('close() ends when the database stopped answering the listening connection', async (t) => {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  // A TCP relay to PostgreSQL that can freeze: it then reads nothing more, our Terminate and FIN
+  // included, so it never closes its side (as a frozen server or a cut network would not).
+  const pairs: [Socket, Socket][] = [];
+  const relay = createServer({ allowHalfOpen: true }, (client) => {
+    const server = connect(Number(new URL(db.url).port), '127.0.0.1');
+    client.pipe(server).pipe(client);
+    pairs.push([client, server]);
+  });
+  await new Promise<void>((ok) => relay.listen(0, '127.0.0.1', ok));
+  t.after(() => {
+    for (const s of pairs.flat()) s.destroy();
+    relay.close();
+  });
+  const url = new URL(db.url);
+  url.port = String((relay.address() as { port: number }).port);
+  const listener = listen(url.toString(), 'admp_inbox', { onNotify: () => undefined, onState: () => undefined });
+  await listener.settled;
+  assert.equal(listener.up, true);
+  for (const [client, server] of pairs) {
+    client.unpipe(server);
+    server.unpipe(client);
+    client.pause();
+  }
+  const started = performance.now();
+  const outcome = await Promise.race([
+    listener.close().then(() => 'closed'),
+    sleep(STOP_BOUND_MS, 'still closing', { ref: false }),
+  ]);
+  assert.equal(outcome, 'closed');
+  assert.ok(performance.now() - started < 3000, `close() took ${(performance.now() - started).toFixed(0)} ms`);
+});
