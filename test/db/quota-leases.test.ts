@@ -3,13 +3,16 @@
 // them: two instances sending at once admit exactly the burst, never more; a block
 // expires and its units are not used after; an instance started afresh never admits
 // more; duplicates and messages refused by another quota give their unit back, a fault
-// does not; small quotas stay exact.
+// does not; a reservation the database stalls is a temporary fault that spends nothing;
+// small quotas stay exact.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestDatabase } from '../helpers/db.js';
 import { newMessage } from '../helpers/new-message.js';
 import type { QuotaCounter } from '../../src/db/enqueue.js';
 import type { NewMessage } from '../../src/db/message-row.js';
+import { createPool } from '../../src/db/pool.js';
+import { toAdmpError } from '../../src/errors.js';
 import { createEnqueuer, type Enqueuer } from '../../src/mailbox/batcher.js';
 import { blockSize, createQuotaLeases } from '../../src/mailbox/quota-leases.js';
 
@@ -159,6 +162,35 @@ test('after a fault the units stay spent (the commit may have happened unseen)',
   assert.equal((await e.enqueue(item(), [hourly])).refused, undefined);
   assert.equal(await tat(db, hourly.counter), T0 + 32 * hourly.intervalUs);
   assert.equal(await stored(db), 16);
+});
+
+test('a reservation the database stalls is a temporary fault: nothing stored, nothing spent, the next one reserves', async (t) => {
+  const db = await createTestDatabase();
+  t.after(() => db.drop());
+  // The server's own pool settings: a statement waiting 200 ms for a lock fails (55P03).
+  const pool = createPool(db.url, 2, { statementMs: 5000, lockMs: 200 });
+  t.after(() => pool.end());
+  const e = createEnqueuer(pool, { nowUs: () => T0, leases: createQuotaLeases(pool, () => T0) });
+  await e.enqueue(item(), [hourly]);
+  const before = await tat(db, hourly.counter);
+  // Another session holds the key's row while this instance's block is spent.
+  for (let k = 0; k < 15; k++) await e.enqueue(item(), [hourly]);
+  const holder = await db.pool.connect();
+  await holder.query('BEGIN');
+  await holder.query('SELECT 1 FROM rate_quota WHERE key = $1 FOR UPDATE', [hourly.counter]);
+  const err = await e.enqueue(item(), [hourly]).then(
+    () => assert.fail('a stalled reservation must not store'),
+    (x: unknown) => x,
+  );
+  assert.equal(toAdmpError(err).code, 'storage_unavailable');
+  await holder.query('ROLLBACK');
+  holder.release();
+  assert.equal(await stored(db), 16, 'the stalled send stored nothing');
+  assert.equal(await tat(db, hourly.counter), before, 'and reserved nothing');
+  // The database back: the same instance reserves the next block.
+  assert.equal((await e.enqueue(item(), [hourly])).refused, undefined);
+  assert.equal(await tat(db, hourly.counter), T0 + 32 * hourly.intervalUs);
+  assert.equal(await stored(db), 17);
 });
 
 test('a mail whose recipient finds no unit is refused whole, the others keep theirs', async (t) => {
