@@ -65,3 +65,24 @@ export function closeLmtp(server: SMTPServer): Promise<void> {
   }
   return closed;
 }
+
+/**
+ * After the grace period the rest of a stop (jobs, the database pool, an embedded
+ * PostgreSQL's own shutdown) gets this long. Nothing acknowledged is lost by leaving
+ * then: every answer was given after its commit, and a postmaster whose owner is gone
+ * is stopped and started afresh by the next start (src/db/embedded.ts).
+ */
+export const STOP_MARGIN_MS = 10_000;
+
+/**
+ * Runs `stop` but resolves 'timeout' once `ms` have passed, so a stop that waits on
+ * something that never answers (a frozen database, a peer that holds its socket open)
+ * cannot keep the process alive past its deadline.
+ */
+export function stopWithin(stop: () => Promise<void>, ms: number): Promise<'stopped' | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'timeout'>((ok) => {
+    timer = setTimeout(() => ok('timeout'), ms);
+  });
+  return Promise.race([stop().then(() => 'stopped' as const), deadline]).finally(() => clearTimeout(timer));
+}

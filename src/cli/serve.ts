@@ -6,15 +6,28 @@ import { createLogger, type Logger } from '../log.js';
 import { databaseStartLog, startServer } from '../app/server.js';
 import { prepareSharedDatabase, withAdmin } from '../app/open.js';
 import { print } from './output.js';
+import { STOP_MARGIN_MS, stopWithin } from '../app/shutdown.js';
 
-function onSignals(log: Logger, stop: () => Promise<void>): void {
+/**
+ * The process exits within `deadlineMs` of the first signal whatever `stop` waits on;
+ * `onDeadline` runs when the stop outlived it, just before the exit.
+ */
+function onSignals(log: Logger, deadlineMs: number, stop: () => Promise<void>, onDeadline?: () => void): void {
   let stopping = false;
   const handler = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ event: 'shutdown', signal }, 'shutting down');
-    stop().then(
-      () => process.exit(0),
+    stopWithin(stop, deadlineMs).then(
+      (outcome) => {
+        if (outcome === 'stopped') return process.exit(0);
+        log.error(
+          { event: 'shutdown', outcome: 'timeout', ms: deadlineMs },
+          'shutdown did not finish in time; exiting',
+        );
+        onDeadline?.();
+        process.exit(1);
+      },
       (err) => {
         log.error({ err }, 'shutdown failed');
         process.exit(1);
@@ -33,7 +46,7 @@ function onSignals(log: Logger, stop: () => Promise<void>): void {
 
 async function serveOne(config: Config, log: Logger): Promise<void> {
   const server = await startServer(config, log);
-  onSignals(log, () => server.stop());
+  onSignals(log, config.shutdownGraceMs + STOP_MARGIN_MS, () => server.stop());
 }
 
 /**
@@ -53,20 +66,29 @@ async function servePrimary(config: Config, log: Logger): Promise<void> {
   });
   for (let i = 0; i < config.workers; i++) fork();
   log.info({ event: 'start', workers: config.workers }, `started ${config.workers} workers`);
-  onSignals(log, async () => {
-    stopping = true;
-    const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
-    await Promise.all(
-      workers.map(
-        (w) =>
-          new Promise<void>((ok) => {
-            w.once('exit', () => ok());
-            w.process.kill('SIGTERM');
-          }),
-      ),
-    );
-    await db.stop();
-  });
+  const workers = () => Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
+  const killWorkers = () => {
+    for (const w of workers()) w.process.kill('SIGKILL');
+  };
+  // Each worker has its own deadline (above); the database's stop then gets one more margin.
+  onSignals(
+    log,
+    config.shutdownGraceMs + 2 * STOP_MARGIN_MS,
+    async () => {
+      stopping = true;
+      await Promise.all(
+        workers().map(
+          (w) =>
+            new Promise<void>((ok) => {
+              w.once('exit', () => ok());
+              w.process.kill('SIGTERM');
+            }),
+        ),
+      );
+      await db.stop();
+    },
+    killWorkers,
+  );
 }
 
 export function registerServe(program: Command): void {

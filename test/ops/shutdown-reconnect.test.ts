@@ -5,7 +5,6 @@
 // Also when the database stopped answering: the connection's polite end would wait forever.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { loadConfig } from '../../src/config.js';
@@ -13,6 +12,7 @@ import { createLogger } from '../../src/log.js';
 import { LISTEN_BACKOFF, listen } from '../../src/db/listen.js';
 import { wire, type Core } from '../../src/app/server.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { freezingRelay } from '../helpers/freezing-relay.js';
 
 /** No request is in flight here, so no grace period applies: a stop takes well under a second. */
 const STOP_BOUND_MS = 15_000;
@@ -86,29 +86,12 @@ for (const [when, delayMs] of [
 test('close() ends when the database stopped answering the listening connection', async (t) => {
   const db = await createTestDatabase();
   t.after(() => db.drop());
-  // A TCP relay to PostgreSQL that can freeze: it then reads nothing more, our Terminate and FIN
-  // included, so it never closes its side (as a frozen server or a cut network would not).
-  const pairs: [Socket, Socket][] = [];
-  const relay = createServer({ allowHalfOpen: true }, (client) => {
-    const server = connect(Number(new URL(db.url).port), '127.0.0.1');
-    client.pipe(server).pipe(client);
-    pairs.push([client, server]);
-  });
-  await new Promise<void>((ok) => relay.listen(0, '127.0.0.1', ok));
-  t.after(() => {
-    for (const s of pairs.flat()) s.destroy();
-    relay.close();
-  });
-  const url = new URL(db.url);
-  url.port = String((relay.address() as { port: number }).port);
-  const listener = listen(url.toString(), 'admp_inbox', { onNotify: () => undefined, onState: () => undefined });
+  const relay = await freezingRelay(db.url);
+  t.after(() => relay.close());
+  const listener = listen(relay.url, 'admp_inbox', { onNotify: () => undefined, onState: () => undefined });
   await listener.settled;
   assert.equal(listener.up, true);
-  for (const [client, server] of pairs) {
-    client.unpipe(server);
-    server.unpipe(client);
-    client.pause();
-  }
+  relay.freeze();
   const started = performance.now();
   const outcome = await Promise.race([
     listener.close().then(() => 'closed'),
