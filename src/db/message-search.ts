@@ -142,11 +142,15 @@ export interface StatusCount {
   oldest_at: Date | null;
 }
 
-/** Messages and the oldest one's creation time, per status (one scan of the table: the console's overview). */
+/**
+ * Messages and the oldest one's creation time, per status shown (one scan of the table:
+ * the console's overview): outbound mail a report confirmed counts as `delivered`.
+ */
 export async function depthByStatus(db: Queryable): Promise<StatusCount[]> {
   return (
     await db.query<StatusCount>(
-      'SELECT status, count(*)::int AS count, min(created_at) AS oldest_at FROM message GROUP BY status ORDER BY status',
+      `SELECT ${shownStatus('m')} AS status, count(*)::int AS count, min(m.created_at) AS oldest_at
+         FROM message m GROUP BY 1 ORDER BY 1`,
     )
   ).rows;
 }

@@ -276,15 +276,24 @@ test('overview, refusals, rules and the policy dry-run', async (t) => {
     api.core.app.inject({ method, url, headers: bearer(admin.token), payload: payload as object });
   await send(api, a, b);
   await send(api, a, b);
+  // Two outbound messages as they are stored once relayed: one a delivery report confirmed
+  // (kept `sent` with delivered_at, shown `delivered`), one not (yet).
+  const [confirmed, relayed] = [await send(api, a, b), await send(api, a, b)];
+  await api.db.pool.query(`UPDATE message SET status = 'sent', delivered_at = now() WHERE id = $1`, [confirmed]);
+  await api.db.pool.query(`UPDATE message SET status = 'sent', delivered_at = NULL WHERE id = $1`, [relayed]);
 
   const ov = (await call('GET', '/admin/v1/overview')).json();
   assert.deepEqual(
     ov.depth.map((d: { status: string; count: number }) => [d.status, d.count]),
-    [['delivered', 2]],
+    [
+      ['sent', 1],
+      ['delivered', 3],
+    ],
+    'counted by the status shown, as the message search shows them',
   );
   assert.equal(
     ov.throughput.reduce((n: number, t: { count: number }) => n + t.count, 0),
-    2,
+    4,
   );
 
   await recordRefusals(api.db.pool, [
