@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { watchStuckQueries } from './stuck-queries.js';
 
 // bigint (int8) counts come back as strings by default; ours stay far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
@@ -15,10 +16,10 @@ export interface PoolTimeouts {
 }
 
 /**
- * How much longer than statement_timeout the client waits for an answer. A frozen or
- * unreachable server cancels nothing (its timers stop with it), so the client gives
- * up by itself; the pool then discards that connection (pg-pool drops a client
- * released with an error).
+ * How much longer than statement_timeout the client waits for an answer (its watchdog
+ * fails the query between 1.5 and 2 s after the server should have cancelled it): a
+ * frozen or unreachable server cancels nothing (its timers stop with it), so the client
+ * gives up by itself.
  */
 const CLIENT_MARGIN_MS = 2000;
 
@@ -64,7 +65,6 @@ export function createPool(url: string, max: number, timeouts?: PoolTimeouts): p
     idleTimeoutMillis: 30000,
     // A connection whose peer vanished (host down, network cut) is noticed by TCP keepalive.
     keepAlive: true,
-    ...(timeouts ? { query_timeout: timeouts.statementMs + CLIENT_MARGIN_MS } : {}),
     options: options.join(' '),
     Client: PlannedClient,
   });
@@ -76,6 +76,7 @@ export function createPool(url: string, max: number, timeouts?: PoolTimeouts): p
   // listener stays for the client's life; the transaction's next statement fails with
   // "Client has encountered a connection error", a storage fault (503 / 451 4.3.0).
   pool.on('connect', (client) => client.on('error', () => undefined));
+  if (timeouts) watchStuckQueries(pool, timeouts.statementMs + CLIENT_MARGIN_MS);
   return pool;
 }
 
