@@ -83,6 +83,7 @@ const settings = {
     return Number(w);
   }),
   ingestCases: process.env.BENCH_INGEST_CASES ?? '',
+  ingestRounds: int('BENCH_INGEST_ROUNDS', 3),
   growthRows: (process.env.BENCH_GROWTH_ROWS || '0,1000000,5000000').split(',').map((w) => {
     if (!/^\d+$/.test(w.trim())) throw new Error(`BENCH_GROWTH_ROWS: "${w}" is not a number`);
     return Number(w);
@@ -498,6 +499,7 @@ async function main(): Promise<void> {
       {
         seconds: S,
         warmupSeconds: settings.warmupSeconds,
+        rounds: settings.ingestRounds,
         connections: settings.ingestConnections,
         poolMax: settings.poolMax,
         workers: settings.ingestWorkers,
