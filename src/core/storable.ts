@@ -41,6 +41,23 @@ export function unstorableJson(value: unknown, root = '$', maxDepth = MAX_JSON_D
   return firstProblem(value, 0, maxDepth, root, []);
 }
 
+const OPENERS = ['{', '['];
+
+/**
+ * Whether JSON text decoded from UTF-8 may hold a value `unstorableJson` refuses, read off
+ * the text without walking the parsed value; false means it cannot. In valid JSON a NUL or
+ * a lone surrogate can only be written as a \u escape (RFC 8259 §7 forbids raw control
+ * characters in strings, and the UTF-8 decoder turns an encoded surrogate into U+FFFD), and
+ * each level of nesting needs its own `[` or `{`. Most bodies have neither, and their walk
+ * is skipped (about 3 µs of an HTTP send).
+ */
+export function mayBeUnstorableJsonText(text: string, maxDepth = MAX_JSON_DEPTH): boolean {
+  if (text.includes('\\u')) return true;
+  let opens = 0;
+  for (const open of OPENERS)
+    for (let i = text.indexOf(open); i >= 0; i = text.indexOf(open, i + 1)) if (++opens >= maxDepth) return true;
+  return false;
+}
 // A module-level recursion, not a closure made per call: this runs on every send.
 function firstProblem(
   v: unknown,

@@ -4,7 +4,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { AdmpError } from '../errors.js';
-import { unstorableJson } from '../core/storable.js';
+import { mayBeUnstorableJsonText, unstorableJson } from '../core/storable.js';
 import type { ApiDeps } from './deps.js';
 import { rspamdIngressRoutes } from './routes/ingress-rspamd.js';
 import { wellKnownRoutes } from './routes/well-known.js';
@@ -79,14 +79,16 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
     req.rawBody = body;
     if (body.length === 0) return done(null, undefined);
+    const text = body.toString('utf8');
     let parsed: unknown;
     try {
-      parsed = JSON.parse(body.toString('utf8'));
+      parsed = JSON.parse(text);
     } catch (err) {
       return done(new AdmpError('invalid_json', `malformed JSON: ${(err as Error).message}`), undefined);
     }
-    // Valid JSON that could not be stored or served again (src/core/storable.ts), on every route.
-    const unstorable = unstorableJson(parsed, 'body');
+    // Valid JSON that could not be stored or served again (src/core/storable.ts), on every route;
+    // the text tells first whether the walk is needed.
+    const unstorable = mayBeUnstorableJsonText(text) ? unstorableJson(parsed, 'body') : undefined;
     done(unstorable ? new AdmpError('invalid_json', unstorable) : null, unstorable ? undefined : parsed);
   });
 
