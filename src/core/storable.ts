@@ -58,6 +58,7 @@ export function mayBeUnstorableJsonText(text: string, maxDepth = MAX_JSON_DEPTH)
     for (let i = text.indexOf(open); i >= 0; i = text.indexOf(open, i + 1)) if (++opens >= maxDepth) return true;
   return false;
 }
+
 // A module-level recursion, not a closure made per call: this runs on every send.
 function firstProblem(
   v: unknown,
