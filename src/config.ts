@@ -72,7 +72,7 @@ export const SETTINGS = {
     default: '5000',
     min: 100,
     max: 600000,
-    doc: "PostgreSQL `statement_timeout` of the server's connections: a statement running longer is cancelled and the caller gets 503 / 451 4.3.0. The client gives up 2 s later by itself when the database does not answer at all (frozen, unreachable). Migrations run without it.",
+    doc: "PostgreSQL `statement_timeout` of the server's connections: a statement running longer is cancelled and the caller gets 503 / 451 4.3.0. The client gives up by itself 1.5–2 s after that when the database does not answer at all (frozen, unreachable). Migrations run without it.",
   }),
   pgLockTimeoutMs: s({
     env: 'ADMP_PG_LOCK_TIMEOUT_MS',
