@@ -12,15 +12,10 @@ import { createAdminToken } from '../src/db/admin-tokens.js';
 import { searchQuery, type SearchFilter } from '../src/db/message-search.js';
 import { startPostgres } from './postgres.js';
 import { writeResults } from './report.js';
+import { positiveInt } from './env.js';
 
-const int = (name: string, dflt: number): number => {
-  const v = process.env[name];
-  if (!v) return dflt;
-  if (!/^\d+$/.test(v) || Number(v) < 1) throw new Error(`${name} must be a positive integer, got "${v}"`);
-  return Number(v);
-};
-const ROWS = int('BENCH_SEARCH_ROWS', 1_000_000);
-const QUERIES = int('BENCH_SEARCH_QUERIES', 100);
+const ROWS = positiveInt('BENCH_SEARCH_ROWS', 1_000_000);
+const QUERIES = positiveInt('BENCH_SEARCH_QUERIES', 100);
 const AGENTS = 1000;
 const SENDERS = 2000;
 const DAYS = 30;

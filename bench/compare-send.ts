@@ -13,13 +13,7 @@ import { commitStats, settle, startPostgres } from './postgres.js';
 import { startServer } from './server.js';
 import { wrkSend } from './wrk.js';
 import { DOMAIN, SENDER, sendRecipient } from './workload.js';
-
-const int = (name: string, dflt: number): number => {
-  const v = process.env[name];
-  if (!v) return dflt;
-  if (!/^\d+$/.test(v) || Number(v) < 1) throw new Error(`${name} must be a positive integer, got "${v}"`);
-  return Number(v);
-};
+import { positiveInt } from './env.js';
 
 interface Checkout {
   readonly label: string;
@@ -40,12 +34,12 @@ function checkouts(spec: string): Checkout[] {
 }
 
 const CHECKOUTS = checkouts(process.env.BENCH_CHECKOUTS ?? 'a=.,b=.');
-const ROUNDS = int('BENCH_ROUNDS', 6);
-const SECONDS = int('BENCH_SECONDS', 4);
-const WARMUP_SECONDS = int('BENCH_WARMUP_SECONDS', 3);
-const CONNECTIONS = int('BENCH_CONNECTIONS', 32);
-const RECIPIENTS = int('BENCH_RECIPIENTS', 100);
-const POOL_MAX = int('BENCH_PG_POOL_MAX', 16);
+const ROUNDS = positiveInt('BENCH_ROUNDS', 6);
+const SECONDS = positiveInt('BENCH_SECONDS', 4);
+const WARMUP_SECONDS = positiveInt('BENCH_WARMUP_SECONDS', 3);
+const CONNECTIONS = positiveInt('BENCH_CONNECTIONS', 32);
+const RECIPIENTS = positiveInt('BENCH_RECIPIENTS', 100);
+const POOL_MAX = positiveInt('BENCH_PG_POOL_MAX', 16);
 
 const WIDTH = Math.max(...CHECKOUTS.map((c) => c.label.length));
 

@@ -39,13 +39,7 @@ import { DOMAIN, pullInbox, SENDER, sendRecipient } from './workload.js';
 import { wrkSend } from './wrk.js';
 import { createTestCa } from '../test/helpers/test-ca.js';
 import { ACTIVE_QUOTA_KEYS, quotaPair, quotaPolicyFile, seedQuotaKeys } from './quota.js';
-
-function int(name: string, dflt: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  if (!/^\d+$/.test(v) || Number(v) < 1) throw new Error(`${name} must be a positive integer, got "${v}"`);
-  return Number(v);
-}
+import { positiveInt } from './env.js';
 
 const STEPS = [
   'send',
@@ -66,31 +60,31 @@ const DEFAULT_STEPS = STEPS.filter((s) => s !== 'growth' && s !== 'citus');
 type StepName = (typeof STEPS)[number];
 
 const settings = {
-  seconds: int('BENCH_SECONDS', 15),
-  warmupSeconds: int('BENCH_WARMUP_SECONDS', 3),
-  connections: int('BENCH_CONNECTIONS', 32),
-  recipients: int('BENCH_RECIPIENTS', 100),
-  consumers: int('BENCH_CONSUMERS', 16),
-  pullInboxes: int('BENCH_PULL_INBOXES', 4),
-  batch: int('BENCH_BATCH', 10),
-  backlog: int('BENCH_BACKLOG', 200_000),
-  poolMax: int('BENCH_PG_POOL_MAX', 16),
-  quietWaitSeconds: int('BENCH_QUIET_WAIT_SECONDS', 15),
-  ingestConnections: int('BENCH_INGEST_CONNECTIONS', 32),
+  seconds: positiveInt('BENCH_SECONDS', 15),
+  warmupSeconds: positiveInt('BENCH_WARMUP_SECONDS', 3),
+  connections: positiveInt('BENCH_CONNECTIONS', 32),
+  recipients: positiveInt('BENCH_RECIPIENTS', 100),
+  consumers: positiveInt('BENCH_CONSUMERS', 16),
+  pullInboxes: positiveInt('BENCH_PULL_INBOXES', 4),
+  batch: positiveInt('BENCH_BATCH', 10),
+  backlog: positiveInt('BENCH_BACKLOG', 200_000),
+  poolMax: positiveInt('BENCH_PG_POOL_MAX', 16),
+  quietWaitSeconds: positiveInt('BENCH_QUIET_WAIT_SECONDS', 15),
+  ingestConnections: positiveInt('BENCH_INGEST_CONNECTIONS', 32),
   ingestWorkers: (process.env.BENCH_INGEST_WORKERS || '2,1').split(',').map((w) => {
     if (!/^\d+$/.test(w.trim()) || Number(w) < 1)
       throw new Error(`BENCH_INGEST_WORKERS: "${w}" is not a positive integer`);
     return Number(w);
   }),
   ingestCases: process.env.BENCH_INGEST_CASES ?? '',
-  ingestRounds: int('BENCH_INGEST_ROUNDS', 3),
+  ingestRounds: positiveInt('BENCH_INGEST_ROUNDS', 3),
   growthRows: (process.env.BENCH_GROWTH_ROWS || '0,1000000,5000000').split(',').map((w) => {
     if (!/^\d+$/.test(w.trim())) throw new Error(`BENCH_GROWTH_ROWS: "${w}" is not a number`);
     return Number(w);
   }),
-  growthAgents: int('BENCH_GROWTH_AGENTS', 10_000),
-  growthIdlePolls: int('BENCH_GROWTH_IDLE_POLLS', 10_000),
-  citusShards: int('BENCH_CITUS_SHARDS', 32),
+  growthAgents: positiveInt('BENCH_GROWTH_AGENTS', 10_000),
+  growthIdlePolls: positiveInt('BENCH_GROWTH_IDLE_POLLS', 10_000),
+  citusShards: positiveInt('BENCH_CITUS_SHARDS', 32),
   only: (process.env.BENCH_ONLY ?? DEFAULT_STEPS.join(','))
     .split(',')
     .map((s) => s.trim())

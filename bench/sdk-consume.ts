@@ -8,14 +8,14 @@ import { startPostgres } from './postgres.js';
 import { sdkBesideRaw } from './sdk-step.js';
 import { startServer } from './server.js';
 import { DOMAIN, pullInbox } from './workload.js';
+import { positiveInt } from './env.js';
 
-const int = (name: string, dflt: number) => Number(process.env[name] || dflt);
-const seconds = int('BENCH_SECONDS', 10);
-const warmupSeconds = int('BENCH_WARMUP_SECONDS', 3);
-const consumers = int('BENCH_CONSUMERS', 16);
-const inboxCount = int('BENCH_PULL_INBOXES', 4);
-const batch = int('BENCH_BATCH', 10);
-const backlog = int('BENCH_BACKLOG', 200_000);
+const seconds = positiveInt('BENCH_SECONDS', 10);
+const warmupSeconds = positiveInt('BENCH_WARMUP_SECONDS', 3);
+const consumers = positiveInt('BENCH_CONSUMERS', 16);
+const inboxCount = positiveInt('BENCH_PULL_INBOXES', 4);
+const batch = positiveInt('BENCH_BATCH', 10);
+const backlog = positiveInt('BENCH_BACKLOG', 200_000);
 const log = (line: string) => console.log(`# ${line}`);
 
 const pg = await startPostgres(log);
