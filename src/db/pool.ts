@@ -39,6 +39,15 @@ const PLAN_CACHE_MODE = `SELECT set_config('plan_cache_mode',
 class PlannedClient extends pg.Client {
   constructor(config?: string | pg.ClientConfig) {
     super(config);
+    // A client losing its connection emits 'error', and an 'error' nobody listens to ends
+    // the process. pg-pool listens only while a client is idle in the pool: not while it
+    // is lent out (a backend terminated between two statements of a transaction), nor
+    // between pg's connect and the pool's, while plan_cache_mode is set (a connect timeout
+    // destroys the socket then). So this listener stays for the client's life. The error
+    // still reaches whoever waits: the query in flight fails with it, a transaction's next
+    // statement with "Client has encountered a connection error", a storage fault (503 /
+    // 451 4.3.0), and the pool discards the client.
+    this.on('error', () => undefined);
     const connect = pg.Client.prototype.connect.bind(this) as () => Promise<unknown>;
     // pg-pool connects with a callback, other callers without: both forms are kept.
     this.connect = ((callback?: (err: Error | null, client?: pg.Client) => void) => {
@@ -70,12 +79,6 @@ export function createPool(url: string, max: number, timeouts?: PoolTimeouts): p
   });
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => undefined);
-  // Nor a checked-out one: pg-pool takes its own listener off a client while it is lent
-  // out, and a backend terminated between two statements of a transaction (the client
-  // idle in it) then emits 'error' with nobody listening, which ends the process. This
-  // listener stays for the client's life; the transaction's next statement fails with
-  // "Client has encountered a connection error", a storage fault (503 / 451 4.3.0).
-  pool.on('connect', (client) => client.on('error', () => undefined));
   if (timeouts) watchStuckQueries(pool, timeouts.statementMs + CLIENT_MARGIN_MS);
   return pool;
 }
