@@ -13,6 +13,7 @@ import type { Directory } from '../mailbox/directory.js';
 import { headerFields, trustedAuthResults } from '../ingress/authentication-results.js';
 import { receivedByUs } from '../ingress/received.js';
 import type { Ingest } from '../ingress/ingest.js';
+import { logConnectionErrors } from '../net/connection-errors.js';
 
 /** An error smtp-server writes as `<code> <enhanced> <text>` (we put RFC 3463 codes in the text ourselves). */
 export function lmtpError(err: AdmpError): Error & { responseCode: number } {
@@ -28,7 +29,7 @@ export interface LmtpDeps {
 
 export function createLmtpServer({ config, log, ingest, directory }: LmtpDeps): SMTPServer {
   const clients = allowList(config.lmtpAllow);
-  return new SMTPServer({
+  const server = new SMTPServer({
     lmtp: true,
     name: config.mtaHostname || 'admp-bridge',
     banner: 'ADMP agent mail receiver',
@@ -123,4 +124,6 @@ export function createLmtpServer({ config, log, ingest, directory }: LmtpDeps): 
       });
     },
   });
+  logConnectionErrors(server, log, 'lmtp');
+  return server;
 }

@@ -19,6 +19,7 @@ import type { Ingest } from '../ingress/ingest.js';
 import { createClientLimits, type ClientLimits } from './client-limits.js';
 import { readProxyHeader } from './proxy-header.js';
 import { watchTlsFiles } from '../net/tls-files.js';
+import { logConnectionErrors } from '../net/connection-errors.js';
 import { verifyMail, withoutOurAuthResults } from './authenticate.js';
 
 export interface SmtpEdgeDeps {
@@ -188,6 +189,7 @@ export function createSmtpEdge({ config, log, ingest, directory, dnsResolve, met
       });
     },
   });
+  logConnectionErrors(server, log, 'smtp');
 
   async function deliver(data: Buffer, session: SMTPServerSession): Promise<string> {
     // We are the MTA: the mail is received at the end of DATA, the time of our Received

@@ -8,6 +8,7 @@ import { agentMail, signer, trust } from '../helpers/agent-mail.js';
 import { lmtpSend } from '../helpers/lmtp-client.js';
 import { createLmtpServer } from '../../src/lmtp/server.js';
 import { createLogger } from '../../src/log.js';
+import { rawSession } from '../smtp/world.js';
 
 const MTA = 'mx.agents.test';
 const PARTNER = 'agents.partner.example';
@@ -105,6 +106,31 @@ test('storage faults are 451 4.3.0 for every recipient, and the retry is stored'
   assert.match(down.data[0] ?? down.rcpt[0]!, /^45[12] 4\.\d\.\d /, JSON.stringify(down));
   const again = await lmtpSend(port, { from: `w@${PARTNER}`, to: [bob.address], data: mail });
   assert.match(again.data[0]!, /^250 2\.6\.0 /);
+});
+
+test('a client that resets its connection in a transaction or in DATA ends only its own session; nothing partial is stored', async (t) => {
+  const { api, port, bob, partner } = await withPartner(t);
+  const mail = Buffer.concat([
+    Buffer.from(ar(MTA, PARTNER)),
+    await agentMail(partner, { to: bob.address, type: 'task.request', body: { n: 1 } }),
+  ]);
+  for (const upTo of ['MAIL FROM', 'DATA'] as const) {
+    const s = await rawSession(port);
+    assert.match(await s.cmd('LHLO mx.partner.example'), /^250/);
+    assert.match(await s.cmd(`MAIL FROM:<w@${PARTNER}>`), /^250/);
+    if (upTo === 'DATA') {
+      assert.match(await s.cmd(`RCPT TO:<${bob.address}>`), /^250/);
+      assert.match(await s.cmd('DATA'), /^354/);
+      s.socket.write(mail.subarray(0, mail.length / 2));
+    }
+    // A TCP reset: the server's socket fails with ECONNRESET inside the transaction.
+    s.socket.resetAndDestroy();
+    await s.closed;
+  }
+  const tr = await lmtpSend(port, { from: `w@${PARTNER}`, to: [bob.address], data: mail });
+  assert.match(tr.data[0]!, /^250 2\.6\.0 <bob@agents\.test> stored as /, 'the server still takes mail');
+  const { rows } = await api.db.pool.query('SELECT count(*)::int AS n FROM message');
+  assert.equal(rows[0].n, 1, 'only the whole mail was stored');
 });
 
 test('clients outside ADMP_LMTP_ALLOW are turned away', async (t) => {

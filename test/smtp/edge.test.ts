@@ -317,6 +317,32 @@ test('a storage fault is 451 4.3.0 at DATA, and the retry is stored once', async
   assert.equal((await world.stored(mail)).length, 1);
 });
 
+test('a client that resets its connection in a transaction or in DATA ends only its own session; nothing partial is stored', async (t) => {
+  if (!requireBinaries(t, needs)) return;
+  const world = await startEdgeWorld(t);
+  const { port } = await world.edge();
+  const cut = await world.mail(world.bob.address);
+  for (const upTo of ['MAIL FROM', 'DATA'] as const) {
+    const s = await rawSession(port);
+    assert.match(await s.cmd('EHLO mx.partner.example'), /^250/);
+    assert.match(await s.cmd(`MAIL FROM:<${world.worker.agent}>`), /^250/);
+    if (upTo === 'DATA') {
+      assert.match(await s.cmd(`RCPT TO:<${world.bob.address}>`), /^250/);
+      assert.match(await s.cmd('DATA'), /^354/);
+      s.socket.write(cut.data.slice(0, cut.data.length / 2));
+    }
+    // A TCP reset: the server's socket fails with ECONNRESET inside the transaction.
+    s.socket.resetAndDestroy();
+    await s.closed;
+  }
+  const mail = await world.mail(world.bob.address);
+  const r = await world.swaks(port, [world.bob.address], mail);
+  assert.equal(r.code, 250, `the edge still takes mail: ${r.transcript}`);
+  assert.equal((await world.stored(mail)).length, 1);
+  assert.deepEqual(await world.stored(cut), [], 'nothing of the cut mail');
+  assert.equal(await world.count(), 1);
+});
+
 test('graceful shutdown: idle clients get 421 at once, a transaction in DATA gets 421 when the grace ends', async (t) => {
   if (!requireBinaries(t, needs)) return;
   const world = await startEdgeWorld(t);
