@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { execFile, execSync } from 'node:child_process';
 import { connect as h2connect } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
+import { connect as netConnect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -141,6 +143,63 @@ test('HTTPS: HTTP/1.1 (undici, curl) and HTTP/2 (node:http2, curl) with a privat
   }
   // A client that does not trust the CA is refused by its own TLS stack.
   await assert.rejects(get1(url, (await server(ca)).certPem, alice.auth), /self.signed|unable to (get|verify)/i);
+});
+
+test('HTTPS: clients that reset a handshake, or abandon an HTTP/1.1 request or an HTTP/2 stream halfway, end only their own connection', async (t) => {
+  const ca = await createTestCa();
+  const caPem = readFileSync(ca.caFile, 'utf8');
+  const { api, url } = await httpsApi(ca, await server(ca));
+  t.after(async () => {
+    await api.close();
+    ca.remove();
+  });
+  const alice = await api.agent('alice');
+  const { port } = new URL(url);
+  const opened = <T extends { once(e: string, f: () => void): unknown; on(e: string, f: () => void): unknown }>(
+    s: T,
+    event: string,
+  ) => {
+    s.on('error', () => undefined);
+    return new Promise<T>((ok) => s.once(event, () => ok(s)));
+  };
+  const half = `POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice.token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"to":`;
+  for (let i = 0; i < 3; i++) {
+    // A TCP reset halfway through the TLS handshake (a ClientHello's first bytes).
+    const raw = await opened(netConnect(Number(port), '127.0.0.1'), 'connect');
+    raw.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
+    await sleep(20);
+    raw.resetAndDestroy();
+    // Plain HTTP on the TLS port.
+    const plain = await opened(netConnect(Number(port), '127.0.0.1'), 'connect');
+    plain.write('GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n');
+    await sleep(20);
+    plain.resetAndDestroy();
+    // HTTP/1.1 over TLS: half a request body, then the connection closed.
+    const one = await opened(
+      tlsConnect({ host: '127.0.0.1', port: Number(port), ca: caPem, ALPNProtocols: ['http/1.1'] }),
+      'secureConnect',
+    );
+    one.write(half);
+    await sleep(20);
+    one.destroy();
+    // HTTP/2: a stream with half its body, then the session destroyed.
+    const h2 = await opened(h2connect(url, { ca: caPem }), 'connect');
+    const stream = h2.request({
+      ':method': 'POST',
+      ':path': '/v1/messages',
+      authorization: `Bearer ${alice.token}`,
+      'content-type': 'application/json',
+      'content-length': '1000',
+    });
+    stream.on('error', () => undefined);
+    stream.write('{"to":');
+    await sleep(20);
+    h2.destroy();
+  }
+  const after = await get1(url, caPem, alice.auth);
+  assert.equal(after.status, 200, 'the server still answers');
+  const { rows } = await api.db.pool.query('SELECT count(*)::int AS n FROM message');
+  assert.equal(rows[0].n, 0, 'no half request stored anything');
 });
 
 test('HTTPS: a certificate replaced on disk is served to new connections without a restart; a broken pair is not taken', async (t) => {
