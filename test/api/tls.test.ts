@@ -1,7 +1,7 @@
 // HTTPS on the agent API with a private test CA: HTTP/1.1 and HTTP/2 clients (undici,
 // node:http2, curl), a certificate swapped while the server runs, an expired one refused
 // by clients, and mutual TLS: a bound agent needs both certificate and credential.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execSync } from 'node:child_process';
 import { connect as h2connect } from 'node:http2';
@@ -32,6 +32,24 @@ const withPem = async (files: Promise<{ cert: string; key: string }>): Promise<I
 };
 const server = (ca: TestCa, days?: number) => withPem(ca.issue('127.0.0.1', days));
 const client = (ca: TestCa, subject: string) => withPem(ca.issueClient(subject));
+
+/**
+ * A test CA, a server certificate from it (valid `days`, the helper's default when not
+ * given) and the agent API serving it over HTTPS; all removed when the test ends.
+ */
+async function httpsWorld(
+  t: TestContext,
+  o: { days?: number; caName?: string; env?: (ca: TestCa) => Record<string, string> } = {},
+): Promise<{ ca: TestCa; caPem: string; cert: Issued; api: TestApi; url: string }> {
+  const ca = await createTestCa(o.caName);
+  const cert = await server(ca, o.days);
+  const { api, url } = await httpsApi(ca, cert, o.env?.(ca));
+  t.after(async () => {
+    await api.close();
+    ca.remove();
+  });
+  return { ca, caPem: readFileSync(ca.caFile, 'utf8'), cert, api, url };
+}
 
 async function httpsApi(
   ca: TestCa,
@@ -106,13 +124,7 @@ function servedSerial(url: string, ca: string): Promise<string> {
 }
 
 test('HTTPS: HTTP/1.1 (undici, curl) and HTTP/2 (node:http2, curl) with a private CA; a client not trusting the CA refuses', async (t) => {
-  const ca = await createTestCa();
-  const caPem = readFileSync(ca.caFile, 'utf8');
-  const { api, url } = await httpsApi(ca, await server(ca));
-  t.after(async () => {
-    await api.close();
-    ca.remove();
-  });
+  const { ca, caPem, api, url } = await httpsWorld(t);
   assert.match(url, /^https:\/\/127\.0\.0\.1:\d+$/);
   const alice = await api.agent('alice');
   const one = await get1(url, caPem, alice.auth);
@@ -146,13 +158,7 @@ test('HTTPS: HTTP/1.1 (undici, curl) and HTTP/2 (node:http2, curl) with a privat
 });
 
 test('HTTPS: clients that reset a handshake, or abandon an HTTP/1.1 request or an HTTP/2 stream halfway, end only their own connection', async (t) => {
-  const ca = await createTestCa();
-  const caPem = readFileSync(ca.caFile, 'utf8');
-  const { api, url } = await httpsApi(ca, await server(ca));
-  t.after(async () => {
-    await api.close();
-    ca.remove();
-  });
+  const { caPem, api, url } = await httpsWorld(t);
   const alice = await api.agent('alice');
   const { port } = new URL(url);
   const opened = <T extends { once(e: string, f: () => void): unknown; on(e: string, f: () => void): unknown }>(
@@ -203,14 +209,7 @@ test('HTTPS: clients that reset a handshake, or abandon an HTTP/1.1 request or a
 });
 
 test('HTTPS: a certificate replaced on disk is served to new connections without a restart; a broken pair is not taken', async (t) => {
-  const ca = await createTestCa();
-  const caPem = readFileSync(ca.caFile, 'utf8');
-  const first = await server(ca);
-  const { api, url } = await httpsApi(ca, first);
-  t.after(async () => {
-    await api.close();
-    ca.remove();
-  });
+  const { ca, caPem, cert: first, api, url } = await httpsWorld(t);
   const alice = await api.agent('alice');
   const serial = (i: Issued) => new X509Certificate(i.certPem).serialNumber;
   assert.equal(await servedSerial(url, caPem), serial(first));
@@ -232,13 +231,7 @@ test('HTTPS: a certificate replaced on disk is served to new connections without
 });
 
 test('HTTPS: an expired server certificate is refused by clients (undici, curl)', async (t) => {
-  const ca = await createTestCa();
-  const caPem = readFileSync(ca.caFile, 'utf8');
-  const { api, url } = await httpsApi(ca, await server(ca, -1));
-  t.after(async () => {
-    await api.close();
-    ca.remove();
-  });
+  const { ca, caPem, api, url } = await httpsWorld(t, { days: -1 });
   const alice = await api.agent('alice');
   await assert.rejects(get1(url, caPem, alice.auth), /certificate has expired|CERT_HAS_EXPIRED/);
   const curl = await run('curl', ['-sS', '--cacert', ca.caFile, `${url}/v1/inbox`]).then(
@@ -250,15 +243,12 @@ test('HTTPS: an expired server certificate is refused by clients (undici, curl)'
 });
 
 test('mutual TLS: a bound agent needs its certificate and its credential; refusals are 401/403 with codes', async (t) => {
-  const ca = await createTestCa('ADMP Client CA');
-  const caPem = readFileSync(ca.caFile, 'utf8');
-  const stranger = await createTestCa('Someone Else');
-  const { api, url } = await httpsApi(ca, await server(ca), { ADMP_HTTP_TLS_CLIENT_CA: ca.caFile });
-  t.after(async () => {
-    await api.close();
-    ca.remove();
-    stranger.remove();
+  const { ca, caPem, api, url } = await httpsWorld(t, {
+    caName: 'ADMP Client CA',
+    env: (ca) => ({ ADMP_HTTP_TLS_CLIENT_CA: ca.caFile }),
   });
+  const stranger = await createTestCa('Someone Else');
+  t.after(() => stranger.remove());
   const [alice, bob, carol] = [await api.agent('alice'), await api.agent('bob'), await api.agent('carol')];
   const aliceCert = await client(ca, '/O=Example/CN=alice');
   const carolCert = await client(ca, '/O=Example/CN=carol');
