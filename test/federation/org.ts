@@ -122,67 +122,79 @@ export async function startOrg(spec: OrgSpec, rspamd: TestRspamd): Promise<Org> 
       },
     },
   );
-  // The partner's agents may write to ours (`admp policy add --from '*@<partner>' --to '*@<us>'`).
-  await addRule(api.db.pool, { from: `*@${spec.partner.domain}`, to: `*@${spec.domain}`, action: 'allow' });
-  await api.core.app.listen({ host: '127.0.0.1', port: spec.ports.http });
   let lmtp: SMTPServer | undefined;
-  if (spec.road === 'lmtp') {
-    lmtp = createLmtpServer({
-      config: api.config,
-      log: createLogger('silent'),
-      ingest: api.core.ingest,
-      directory: api.core.directory,
-    });
-    await new Promise<void>((ok, fail) => {
-      lmtp!.once('error', fail);
-      lmtp!.listen(spec.ports.lmtp, '127.0.0.1', () => ok());
-    });
-  }
-  const transport: Record<string, string> = { [spec.partner.domain]: `smtp:[127.0.0.1]:${spec.partner.ports.mx}` };
-  if (spec.road === 'lmtp') transport[spec.domain] = `lmtp:inet:127.0.0.1:${spec.ports.lmtp}`;
-  const restrictions = 'permit_mynetworks, reject_unauth_destination';
-  const postfix = await startPostfix({
-    milter: rspamd.milter,
-    relayDomains: [spec.domain],
-    transport,
-    port: spec.ports.mx,
-    main: {
-      myhostname: spec.mtaHostname,
-      mydomain: spec.mtaHostname.replace(/^[^.]+\./, ''),
-      // The ADMP host (loopback here) may submit mail for other domains; anyone may send to ours.
-      smtpd_relay_restrictions: restrictions,
-      smtpd_recipient_restrictions: restrictions,
-      // Only the transport map routes mail out; anything else waits, nothing leaves the machine.
-      default_transport: 'relay',
-      defer_transports: 'relay',
-      // On the Rspamd road Postfix discards a message the bridge stored, which gives no success DSN;
-      // without DSN in EHLO the sending MTA reports "relayed" on our 250 (docs/federation.md).
-      ...(spec.road === 'rspamd' ? { smtpd_discard_ehlo_keywords: 'silent-discard, dsn' } : {}),
-    },
-    // The submission listener for ADMP's outbound worker announces DSN, so NOTIFY=SUCCESS reaches the next hop.
-    master: [
-      `127.0.0.1:${spec.ports.submission} inet  n  -  n  -  -  smtpd -o smtpd_discard_ehlo_keywords=silent-discard`,
-    ],
-  });
-  return {
-    spec,
-    api,
-    rspamd,
-    postfix,
-    lmtp,
-    async agent(id) {
-      const a = await api.agent(id, spec.domain);
-      const { kid } = await givePrivateKey(api.db.pool, spec.keysDir, a.address);
-      return { ...a, kid };
-    },
-    async publishKeys(agent) {
-      const records = agentKeyTxtRecords(await listValidKeys(api.db.pool, { agent, source: 'local' }, new Date()));
-      spec.dns.setTxt(records[0]!.name, ...records.map((r) => r.text));
-    },
-    async stop() {
-      await postfix.stop();
-      if (lmtp) await new Promise<void>((ok) => lmtp!.close(() => ok()));
-      await api.close();
-    },
+  const stopServers = async (): Promise<void> => {
+    if (lmtp) await new Promise<void>((ok) => lmtp!.close(() => ok()));
+    await api.close();
   };
+  // The test stops the org once this returns. What started before a later step failed (its
+  // Postfix, say) is stopped here, or its pool and listeners would keep the test file
+  // running until its timeout.
+  try {
+    // The partner's agents may write to ours (`admp policy add --from '*@<partner>' --to '*@<us>'`).
+    await addRule(api.db.pool, { from: `*@${spec.partner.domain}`, to: `*@${spec.domain}`, action: 'allow' });
+    await api.core.app.listen({ host: '127.0.0.1', port: spec.ports.http });
+    if (spec.road === 'lmtp') {
+      const server = createLmtpServer({
+        config: api.config,
+        log: createLogger('silent'),
+        ingest: api.core.ingest,
+        directory: api.core.directory,
+      });
+      await new Promise<void>((ok, fail) => {
+        server.once('error', fail);
+        server.listen(spec.ports.lmtp, '127.0.0.1', () => ok());
+      });
+      lmtp = server;
+    }
+    const transport: Record<string, string> = { [spec.partner.domain]: `smtp:[127.0.0.1]:${spec.partner.ports.mx}` };
+    if (spec.road === 'lmtp') transport[spec.domain] = `lmtp:inet:127.0.0.1:${spec.ports.lmtp}`;
+    const restrictions = 'permit_mynetworks, reject_unauth_destination';
+    const postfix = await startPostfix({
+      milter: rspamd.milter,
+      relayDomains: [spec.domain],
+      transport,
+      port: spec.ports.mx,
+      main: {
+        myhostname: spec.mtaHostname,
+        mydomain: spec.mtaHostname.replace(/^[^.]+\./, ''),
+        // The ADMP host (loopback here) may submit mail for other domains; anyone may send to ours.
+        smtpd_relay_restrictions: restrictions,
+        smtpd_recipient_restrictions: restrictions,
+        // Only the transport map routes mail out; anything else waits, nothing leaves the machine.
+        default_transport: 'relay',
+        defer_transports: 'relay',
+        // On the Rspamd road Postfix discards a message the bridge stored, which gives no success DSN;
+        // without DSN in EHLO the sending MTA reports "relayed" on our 250 (docs/federation.md).
+        ...(spec.road === 'rspamd' ? { smtpd_discard_ehlo_keywords: 'silent-discard, dsn' } : {}),
+      },
+      // The submission listener for ADMP's outbound worker announces DSN, so NOTIFY=SUCCESS reaches the next hop.
+      master: [
+        `127.0.0.1:${spec.ports.submission} inet  n  -  n  -  -  smtpd -o smtpd_discard_ehlo_keywords=silent-discard`,
+      ],
+    });
+    return {
+      spec,
+      api,
+      rspamd,
+      postfix,
+      lmtp,
+      async agent(id) {
+        const a = await api.agent(id, spec.domain);
+        const { kid } = await givePrivateKey(api.db.pool, spec.keysDir, a.address);
+        return { ...a, kid };
+      },
+      async publishKeys(agent) {
+        const records = agentKeyTxtRecords(await listValidKeys(api.db.pool, { agent, source: 'local' }, new Date()));
+        spec.dns.setTxt(records[0]!.name, ...records.map((r) => r.text));
+      },
+      async stop() {
+        await postfix.stop();
+        await stopServers();
+      },
+    };
+  } catch (err) {
+    await stopServers();
+    throw err;
+  }
 }

@@ -174,9 +174,15 @@ export async function startPostfix(options: PostfixOptions): Promise<TestPostfix
     await waitMasterGone(join(dir, 'spool', 'pid', 'master.pid'));
     rmSync(dir, { recursive: true, force: true });
   };
+  // Once, under CI load, `postfix start` failed in 2 s with "mail system startup failed"
+  // and nothing from master in the log (a port conflict, by contrast, is logged: "fatal: bind
+  // … Address already in use"). A second start a second later costs little.
   try {
     await postfix('check'); // creates the queue subdirectories and data_directory
-    await postfix('start');
+    await postfix('start').catch(async () => {
+      await new Promise((r) => setTimeout(r, 1000));
+      return postfix('start');
+    });
     await waitListening(port);
   } catch (err) {
     const detail = `${(err as { stderr?: string }).stderr ?? ''}${log()}`;
