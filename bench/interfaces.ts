@@ -23,14 +23,9 @@ import { besideLine } from './report.js';
 import { sdkBesideRaw } from './sdk-step.js';
 import { startServer } from './server.js';
 import { DOMAIN, pullInbox, SENDER, TYPE } from './workload.js';
-import { positiveInt } from './env.js';
+import { positiveInt, pullSettings } from './env.js';
 
-const seconds = positiveInt('BENCH_SECONDS', 10);
-const warmupSeconds = positiveInt('BENCH_WARMUP_SECONDS', 3);
-const consumers = positiveInt('BENCH_CONSUMERS', 16);
-const inboxCount = positiveInt('BENCH_PULL_INBOXES', 4);
-const batch = positiveInt('BENCH_BATCH', 10);
-const backlog = positiveInt('BENCH_BACKLOG', 200_000);
+const { seconds, warmupSeconds, consumers, pullInboxes: inboxCount, batch, backlog } = pullSettings(10);
 const lightRate = positiveInt('BENCH_LIGHT_RATE', 20);
 const lightCount = positiveInt('BENCH_LIGHT_COUNT', 400);
 const mcpRounds = positiveInt('BENCH_MCP_ROUNDS', 500);

@@ -39,7 +39,7 @@ import { DOMAIN, pullInbox, SENDER, sendRecipient } from './workload.js';
 import { wrkSend } from './wrk.js';
 import { createTestCa } from '../test/helpers/test-ca.js';
 import { ACTIVE_QUOTA_KEYS, quotaPair, quotaPolicyFile, seedQuotaKeys } from './quota.js';
-import { positiveInt } from './env.js';
+import { positiveInt, pullSettings } from './env.js';
 
 const STEPS = [
   'send',
@@ -60,14 +60,9 @@ const DEFAULT_STEPS = STEPS.filter((s) => s !== 'growth' && s !== 'citus');
 type StepName = (typeof STEPS)[number];
 
 const settings = {
-  seconds: positiveInt('BENCH_SECONDS', 15),
-  warmupSeconds: positiveInt('BENCH_WARMUP_SECONDS', 3),
+  ...pullSettings(15),
   connections: positiveInt('BENCH_CONNECTIONS', 32),
   recipients: positiveInt('BENCH_RECIPIENTS', 100),
-  consumers: positiveInt('BENCH_CONSUMERS', 16),
-  pullInboxes: positiveInt('BENCH_PULL_INBOXES', 4),
-  batch: positiveInt('BENCH_BATCH', 10),
-  backlog: positiveInt('BENCH_BACKLOG', 200_000),
   poolMax: positiveInt('BENCH_PG_POOL_MAX', 16),
   quietWaitSeconds: positiveInt('BENCH_QUIET_WAIT_SECONDS', 15),
   ingestConnections: positiveInt('BENCH_INGEST_CONNECTIONS', 32),

@@ -8,14 +8,9 @@ import { startPostgres } from './postgres.js';
 import { sdkBesideRaw } from './sdk-step.js';
 import { startServer } from './server.js';
 import { DOMAIN, pullInbox } from './workload.js';
-import { positiveInt } from './env.js';
+import { pullSettings } from './env.js';
 
-const seconds = positiveInt('BENCH_SECONDS', 10);
-const warmupSeconds = positiveInt('BENCH_WARMUP_SECONDS', 3);
-const consumers = positiveInt('BENCH_CONSUMERS', 16);
-const inboxCount = positiveInt('BENCH_PULL_INBOXES', 4);
-const batch = positiveInt('BENCH_BATCH', 10);
-const backlog = positiveInt('BENCH_BACKLOG', 200_000);
+const { seconds, warmupSeconds, consumers, pullInboxes: inboxCount, batch, backlog } = pullSettings(10);
 const log = (line: string) => console.log(`# ${line}`);
 
 const pg = await startPostgres(log);
